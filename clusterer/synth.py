@@ -1,0 +1,87 @@
+"""Seeded fake prompt logs for tests, benchmarks and scripts (never imported by the pipeline).
+
+A day mixes templated campaigns (a fixed scaffold around varied payloads, spread over many accounts)
+with free-form background prompts built from a small vocabulary, so tests can check that every row is
+accounted for and that obvious templates come out as clusters, without any external data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+_WORDS = (
+    "apple river garden window market engine planet silver forest music bridge candle winter harbor "
+    "pencil mountain ocean castle rocket meadow lantern desert island thunder violin tiger coffee "
+    "library painting village orbit crystal shadow feather marble compass journey festival puzzle "
+    "station blanket harvest signal velvet canyon voyage glacier ember quartz saddle timber nectar"
+).split()
+_VERBS = "explain describe compare summarise list suggest write design plan review translate outline".split()
+
+SCAFFOLDS = (
+    "You are a meticulous tutor. Think step by step inside <thinking> tags, then give the final answer "
+    "after 'ANSWER:'. Never skip a step and check your arithmetic twice.\n\nProblem: {payload}",
+    "SYSTEM: you are an autonomous agent with tools search(query), open(url), calc(expr). Plan your tool "
+    "calls as a numbered list, then execute them and report the result in JSON.\n\nTask: {payload}",
+    "Rewrite the following request so that it is safe to answer, keeping the user's intent. Output the "
+    "rewritten request only, with no commentary or preamble.\n\nRequest: {payload}",
+)
+
+
+def _payload(rng: np.random.Generator) -> str:
+    n = int(rng.integers(6, 30))
+    return " ".join(rng.choice(_WORDS, n)) + "?"
+
+
+def _benign(rng: np.random.Generator) -> str:
+    verb = str(rng.choice(_VERBS))
+    n = int(rng.integers(3, 14))
+    return f"{verb} " + " ".join(rng.choice(_WORDS, n))
+
+
+def fake_day(
+    seed: int = 0,
+    n_benign: int = 300,
+    campaign_sizes: tuple[int, ...] = (80, 60),
+    accounts_per_campaign: int = 12,
+    n_benign_accounts: int = 150,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A small seeded day: ``(traffic, labels)``.
+
+    traffic: prompt_id, account_id, timestamp (datetime[us, UTC]), text.
+    labels:  prompt_id, label (campaign name or null), kind ('campaign' | 'benign').
+    """
+    if len(campaign_sizes) > len(SCAFFOLDS):
+        raise ValueError(f"at most {len(SCAFFOLDS)} campaigns")
+    rng = np.random.default_rng(seed)
+    texts, accounts, labels, kinds = [], [], [], []
+    for c, size in enumerate(campaign_sizes):
+        for i in range(size):
+            texts.append(SCAFFOLDS[c].format(payload=_payload(rng)))
+            accounts.append(f"c{c}-acct{i % accounts_per_campaign:03d}")
+            labels.append(f"campaign_{c}")
+            kinds.append("campaign")
+    for _ in range(n_benign):
+        texts.append(_benign(rng))
+        accounts.append(f"user{int(rng.integers(n_benign_accounts)):04d}")
+        labels.append(None)
+        kinds.append("benign")
+    order = rng.permutation(len(texts))
+    day = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    secs = np.sort(rng.integers(0, 86_400, len(texts)))
+    ids = [f"q{seed}-{i:06d}" for i in range(len(texts))]
+    traffic = pl.DataFrame(
+        {
+            "prompt_id": ids,
+            "account_id": [accounts[j] for j in order],
+            "timestamp": [day + dt.timedelta(seconds=int(s)) for s in secs],
+            "text": [texts[j] for j in order],
+        }
+    ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
+    lab = pl.DataFrame(
+        {"prompt_id": ids, "label": [labels[j] for j in order], "kind": [kinds[j] for j in order]},
+        schema={"prompt_id": pl.String, "label": pl.String, "kind": pl.String},
+    )
+    return traffic, lab

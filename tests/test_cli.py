@@ -1,0 +1,84 @@
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from clusterer.cli import app
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+runner = CliRunner()
+
+
+def _args(tmp_path, *extra):
+    return ["run", *extra, "--model", "hashing", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+
+
+def test_run_on_bundled_sample(tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", str(out))])
+    assert res.exit_code == 0, res.output
+    a = pl.read_parquet(out / "assignments.parquet")
+    src = pl.read_parquet(DATA / "sample_day.parquet")
+    assert a["prompt_id"].to_list() == src["prompt_id"].to_list()
+    assert "top 10 clusters" in res.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["rows"]["in"] == src.height and m["device"]["backend"] == "cpu"
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("prompt_id,text\n1,hello\n")
+    res = runner.invoke(app, [*_args(tmp_path, str(path), "--out", str(tmp_path / "o"))])
+    assert res.exit_code == 2
+    assert "error:" in res.output and "missing column 'account_id'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_option_value_exits_2(tmp_path):
+    res = runner.invoke(
+        app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", str(tmp_path / "o"), "--k", "1")]
+    )
+    assert res.exit_code == 2 and "graph.k must be within" in res.output
+
+
+def test_cuda_requested_without_gpu_exits_2(tmp_path):
+    from clusterer.backend import gpu_count
+
+    if gpu_count():
+        pytest.skip("a GPU is visible")
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            str(DATA / "sample_day.parquet"),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cuda",
+            "--model",
+            "hashing",
+        ],
+    )
+    assert res.exit_code == 2 and "no CUDA device is visible" in res.output
+
+
+def test_config_file_and_renamed_columns(tmp_path):
+    src = pl.read_parquet(DATA / "sample_day.parquet").head(200).rename({"text": "body"})
+    path = tmp_path / "day.jsonl"
+    src.write_ndjson(path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ingest]\ntext_col = "body"\n[cluster]\nmin_cluster_size = 5\n')
+    res = runner.invoke(
+        app, [*_args(tmp_path, str(path), "--out", str(tmp_path / "o"), "--config", str(cfg), "--quiet")]
+    )
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["config"]["cluster"]["min_cluster_size"] == 5 and m["config"]["ingest"]["text_col"] == "body"
+
+
+def test_doctor_runs():
+    res = runner.invoke(app, ["doctor"])
+    assert res.exit_code == 0
+    assert "default model" in res.output and "CUDA devices" in res.output

@@ -1,0 +1,63 @@
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from clusterer.backend import Backend
+from clusterer.cluster import cluster_graph, mutual_reachability_mst
+from clusterer.config import ClusterConfig, GraphConfig
+from clusterer.graph import knn_graph
+
+
+def _blobs(seed, n_blobs=4, per=50, noise=40, d=16, spread=0.08):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_blobs, d))
+    x = [c + spread * rng.normal(size=(per, d)) for c in centres] + [rng.normal(size=(noise, d))]
+    truth = np.repeat(np.arange(n_blobs + 1), [per] * n_blobs + [noise])
+    x = np.concatenate(x).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
+
+
+def test_recovers_blobs_like_reference_hdbscan():
+    import hdbscan
+
+    x, truth = _blobs(0)
+    labels = cluster_graph(knn_graph(x, GraphConfig(k=15), Backend.CPU), ClusterConfig()).labels
+    blob = truth < 4
+    assert adjusted_rand_score(truth[blob], labels[blob]) > 0.95
+    ref = hdbscan.HDBSCAN(min_cluster_size=10, min_samples=5).fit_predict(x)
+    assert adjusted_rand_score(ref, labels) > 0.9
+
+
+def test_disconnected_components_do_not_fail():
+    # two far-apart groups whose kNN graphs never touch
+    x, _ = _blobs(1, n_blobs=2, per=30, noise=0, spread=0.01)
+    knn = knn_graph(x, GraphConfig(k=5), Backend.CPU)
+    mst = mutual_reachability_mst(knn, 5)
+    assert mst.shape == (len(x) - 1, 3)
+    assert np.all(np.diff(mst[:, 2]) >= 0)
+    labels = cluster_graph(knn, ClusterConfig(min_cluster_size=5)).labels
+    assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1 and labels[0] != labels[30]
+
+
+def test_labels_are_canonical_and_deterministic():
+    x, _ = _blobs(2)
+    knn = knn_graph(x, GraphConfig(k=15), Backend.CPU)
+    a = cluster_graph(knn, ClusterConfig())
+    b = cluster_graph(knn, ClusterConfig())
+    assert a.labels.tolist() == b.labels.tolist()
+    first_rows = [int(np.flatnonzero(a.labels == c)[0]) for c in range(a.labels.max() + 1)]
+    assert first_rows == sorted(first_rows)
+    assert len(a.persistence) == a.labels.max() + 1
+
+
+def test_exact_duplicates_form_a_cluster():
+    x, _ = _blobs(3, n_blobs=2, per=20, noise=60)
+    x[:20] = x[0]
+    x[20:40] = x[20]
+    labels = cluster_graph(knn_graph(x, GraphConfig(k=10), Backend.CPU), ClusterConfig()).labels
+    assert len(set(labels[:20])) == 1 and labels[0] >= 0
+    assert len(set(labels[20:40])) == 1 and labels[20] >= 0 and labels[20] != labels[0]
+
+
+def test_too_few_points_are_noise():
+    x, _ = _blobs(4, n_blobs=1, per=5, noise=0)
+    assert (cluster_graph(knn_graph(x, GraphConfig(k=4), Backend.CPU), ClusterConfig()).labels == -1).all()

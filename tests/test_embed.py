@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from clusterer.backend import Backend
+from clusterer.config import EmbedConfig
+from clusterer.embed import EmbeddingCache, embed_texts, load_encoder
+from clusterer.normalise import text_keys
+
+
+def _keys(texts):
+    import polars as pl
+
+    return text_keys(pl.Series(texts))
+
+
+def test_hashing_encoder_unit_rows():
+    enc = load_encoder(EmbedConfig(model="hashing"), Backend.CPU)
+    v = enc.encode(["solve the problem step by step", "solve the problem step by step please", "tiger"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_cache_roundtrip_and_partial_hits(tmp_path):
+    enc = load_encoder(EmbedConfig(model="hashing"), Backend.CPU)
+    texts = [f"prompt {w}" for w in "abcdefgh"]
+    first = embed_texts(texts[:5], _keys(texts[:5]), enc, tmp_path)
+    assert (first.from_cache, first.computed) == (0, 5)
+    second = embed_texts(texts, _keys(texts), enc, tmp_path)
+    assert (second.from_cache, second.computed) == (5, 3)
+    np.testing.assert_array_equal(second.emb[:5], first.emb)
+    fresh = embed_texts(texts, _keys(texts), enc, None)
+    np.testing.assert_array_equal(fresh.emb, second.emb)
+
+
+def test_damaged_cache_shard_is_a_miss(tmp_path):
+    enc = load_encoder(EmbedConfig(model="hashing"), Backend.CPU)
+    cache = EmbeddingCache(tmp_path, enc.key, enc.dim)
+    (cache.dir / "shard-broken.npz").write_bytes(b"not a zip")
+    got = embed_texts(["a b c"], _keys(["a b c"]), enc, tmp_path)
+    assert got.computed == 1
+
+
+@pytest.mark.slow
+def test_default_model_loads_offline_and_embeds():
+    enc = load_encoder(EmbedConfig(), Backend.CPU)
+    v = enc.encode(["How do I bake bread?", "Give me a bread recipe.", "What is the capital of Peru?"])
+    assert v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    assert enc.key.startswith("all-MiniLM-L6-v2")
+
+
+@pytest.mark.gpu
+def test_gpu_embedding_matches_cpu():
+    texts = ["Solve step by step: 2x + 3 = 7", "Write a haiku about rain", "def add(a, b): return a + b"]
+    cpu = load_encoder(EmbedConfig(), Backend.CPU).encode(texts)
+    gpu = load_encoder(EmbedConfig(), Backend.GPU).encode(texts)
+    assert np.min(np.sum(cpu * gpu, axis=1)) > 0.999
