@@ -81,7 +81,8 @@ def run(
     from . import pipeline
     from .config import load_config
 
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("clusterer").setLevel(logging.WARNING if quiet else logging.INFO)
     try:
         cfg = load_config(
             config,
