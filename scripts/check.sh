@@ -8,8 +8,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q torch==2.13.0 -e ".[dev]"
-.venv/bin/ruff check clusterer tests bench scripts
-.venv/bin/ruff format --check clusterer tests bench scripts
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 shopt -s nullglob
 kernels=(kernels/*.cu)
 if [ ${#kernels[@]} -gt 0 ]; then
