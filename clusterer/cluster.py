@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csgraph
+from scipy.sparse import coo_matrix, csgraph, csr_matrix
 
 from .config import ClusterConfig
 from .graph import Knn
@@ -37,28 +37,34 @@ def _empty(n: int) -> Clusters:
     return Clusters(np.full(n, -1, np.int64), np.zeros(n, np.float32), np.zeros(0, np.float64))
 
 
-def mutual_reachability_mst(knn: Knn, min_samples: int) -> NDArray[np.float64]:
-    """MST of the mutual-reachability graph as (n - 1, 3) float64 rows (a, b, weight), sorted by weight.
+def core_distances(
+    n: int, i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], min_samples: int
+) -> NDArray[np.float64]:
+    """Distance from each node to its (min_samples - 1)-th nearest neighbour over the undirected edges
+    (the node itself counts as the first of ``min_samples``, as in the ``hdbscan`` package); nodes with
+    fewer edges take their farthest edge, isolated nodes 0."""
+    if min_samples <= 1 or len(d) == 0:
+        return np.zeros(n)
+    r = np.concatenate([i, j])
+    dd = np.concatenate([d, d])
+    order = np.lexsort((dd, r))
+    r, dd = r[order], dd[order]
+    counts = np.bincount(r, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    want = min_samples - 2
+    pick = starts + np.minimum(want, np.maximum(counts - 1, 0))
+    core = np.where(counts > 0, dd[np.minimum(pick, len(dd) - 1)], 0.0)
+    return core
 
-    Components of the kNN graph are joined in row order by edges of weight 2 * max + 1.
-    """
-    n = knn.idx.shape[0]
-    valid = knn.idx >= 0
-    dist = np.where(valid, np.sqrt(np.clip(2.0 - 2.0 * knn.sim.astype(np.float64), 0.0, 4.0)), np.inf)
-    if min_samples <= 1:
-        core = np.zeros(n)
-    else:
-        core = dist[:, min(min_samples - 2, dist.shape[1] - 1)].copy()
-    finite = np.isfinite(core)
-    if not finite.all():  # fewer than min_samples neighbours: use the farthest one there is
-        far = np.where(valid, dist, -np.inf).max(axis=1)
-        core[~finite] = far[~finite]
-        core[~np.isfinite(core)] = 0.0
-    rows = np.repeat(np.arange(n), knn.idx.shape[1])[valid.ravel()]
-    cols = knn.idx[valid]
-    d = dist[valid]
-    w = np.maximum(np.maximum(core[rows], core[cols]), d)
-    a, b = np.minimum(rows, cols), np.maximum(rows, cols)
+
+def mutual_reachability_mst(
+    n: int, i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], min_samples: int
+) -> NDArray[np.float64]:
+    """MST of the mutual-reachability graph over undirected edges (i, j, d) as (n - 1, 3) float64 rows
+    (a, b, weight), sorted by weight. Components are joined in row order by edges of weight 2 * max + 1."""
+    core = core_distances(n, i, j, d, min_samples)
+    w = np.maximum(np.maximum(core[i], core[j]), d)
+    a, b = np.minimum(i, j), np.maximum(i, j)
     code = a.astype(np.int64) * n + b
     code, first = np.unique(code, return_index=True)
     a, b, w = a[first], b[first], np.maximum(w[first], _MIN_W)
@@ -67,8 +73,7 @@ def mutual_reachability_mst(knn: Knn, min_samples: int) -> NDArray[np.float64]:
     ea, eb, ew = mst.row.astype(np.float64), mst.col.astype(np.float64), mst.data.astype(np.float64)
     n_comp, comp = csgraph.connected_components(mst, directed=False)
     if n_comp > 1:
-        reps = np.unique(comp, return_index=True)[1]  # first row of each component, in component order
-        reps = np.sort(reps)
+        reps = np.sort(np.unique(comp, return_index=True)[1])  # first row of each component
         join = 2.0 * (ew.max() if len(ew) else 1.0) + 1.0
         ea = np.concatenate([ea, np.full(len(reps) - 1, reps[0], np.float64)])
         eb = np.concatenate([eb, reps[1:].astype(np.float64)])
@@ -77,18 +82,32 @@ def mutual_reachability_mst(knn: Knn, min_samples: int) -> NDArray[np.float64]:
     return np.ascontiguousarray(np.stack([ea[order], eb[order], ew[order]], axis=1))
 
 
-def cluster_graph(knn: Knn, cfg: ClusterConfig) -> Clusters:
-    """HDBSCAN labels for the rows of a kNN graph.
+def knn_edges(knn: Knn) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """The kNN graph as undirected edges (i, j, d) with d = sqrt(2 - 2 cos)."""
+    valid = knn.idx >= 0
+    i = np.repeat(np.arange(knn.idx.shape[0]), knn.idx.shape[1])[valid.ravel()]
+    j = knn.idx[valid]
+    d = np.sqrt(np.clip(2.0 - 2.0 * knn.sim[valid].astype(np.float64), 0.0, 4.0))
+    return i.astype(np.int64), j.astype(np.int64), d
 
-    Raises nothing for disconnected graphs; fewer than ``min_cluster_size`` rows give all noise.
+
+def cluster_graph(knn: Knn, cfg: ClusterConfig) -> Clusters:
+    """HDBSCAN labels for the rows of a kNN graph (see :func:`cluster_edges`)."""
+    return cluster_edges(knn.idx.shape[0], *knn_edges(knn), cfg)
+
+
+def cluster_edges(
+    n: int, i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], cfg: ClusterConfig
+) -> Clusters:
+    """HDBSCAN labels for n nodes joined by undirected edges (i, j) at distance d (any non-negative
+    scale). Raises nothing for disconnected graphs; fewer than ``min_cluster_size`` nodes give all noise.
     """
     from hdbscan._hdbscan_linkage import label
     from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
 
-    n = knn.idx.shape[0]
     if n < max(cfg.min_cluster_size, 2):
         return _empty(n)
-    mst = mutual_reachability_mst(knn, cfg.min_samples)
+    mst = mutual_reachability_mst(n, i, j, d, cfg.min_samples)
     slt = label(mst)
     condensed = condense_tree(slt, cfg.min_cluster_size)
     stability = compute_stability(condensed)
@@ -116,3 +135,71 @@ def _first_rows(raw: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.in
     lab_sorted = lab[order]
     starts = np.searchsorted(lab_sorted, ids)
     return pos[order][starts]
+
+
+def _cluster_matrix(labels: NDArray[np.int64], cols: NDArray[np.int64], n_cols: int, k: int) -> csr_matrix:
+    """Sparse (clusters × cols) count matrix from per-row cluster labels and column ids."""
+    m = labels >= 0
+    return coo_matrix((np.ones(int(m.sum())), (labels[m], cols[m])), shape=(k, n_cols)).tocsr()
+
+
+def merge_families(
+    labels: NDArray[np.int64],
+    accounts: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    cfg: ClusterConfig,
+) -> NDArray[np.int64]:
+    """Second-level grouping: join clusters that are fragments of one template family.
+
+    HDBSCAN splits a campaign along its scaffold variants (re-worded or re-ordered instructions). Two
+    clusters A, B are joined when their mean embedding directions agree (cosine ≥ ``merge_min_cos``) and
+    either they share accounts (``account overlap`` ≥ ``merge_min_accounts``: the smaller of the shares of
+    A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
+    skeletons overlap (containment ≥ ``merge_min_skeleton``; a cluster's skeleton = shingles in at least
+    20% of its members). Joins are transitive (connected components); IDs are then renumbered by first row.
+
+    ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
+    ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
+    """
+    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    if k < 2 or cfg.merge_min_cos >= 1.0:
+        return labels
+    member = labels >= 0
+    centroid = np.zeros((k, emb.shape[1]), np.float64)
+    np.add.at(centroid, labels[member], emb[member])
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+    cos = centroid @ centroid.T
+    a_idx, b_idx = np.nonzero(np.triu(cos >= cfg.merge_min_cos, 1))
+    if len(a_idx) == 0:
+        return labels
+    size = np.bincount(labels[member], minlength=k).astype(np.float64)
+    # account overlap
+    acc_codes = np.unique(accounts, return_inverse=True)[1].ravel()
+    ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k)
+    present = (ca > 0).astype(np.float64)
+    shared = (ca @ present.T).toarray()  # [A, B] = prompts of A from accounts seen in B
+    acct = np.minimum(shared[a_idx, b_idx] / size[a_idx], shared[b_idx, a_idx] / size[b_idx])
+    # cluster skeleton containment
+    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
+    codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
+    cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k)
+    cs = cs.multiply(cs >= np.maximum(0.2 * size, 2.0)[:, None]).tocsr()
+    cs.data[:] = 1.0
+    cs.eliminate_zeros()
+    inter = (cs @ cs.T).toarray()
+    n_sk = np.asarray(cs.sum(axis=1)).ravel()
+    skel = inter[a_idx, b_idx] / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0)
+    join = (acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton)
+    if not join.any():
+        return labels
+    g = coo_matrix((np.ones(int(join.sum())), (a_idx[join], b_idx[join])), shape=(k, k))
+    _, comp = csgraph.connected_components(g, directed=False)
+    merged = np.where(member, comp[np.maximum(labels, 0)], -1)
+    ids = np.unique(merged[member])
+    first = _first_rows(merged, ids)
+    order = ids[np.argsort(first, kind="stable")]
+    remap = np.full(int(ids.max()) + 1, -1, np.int64)
+    remap[order] = np.arange(len(order))
+    return np.where(member, remap[np.maximum(merged, 0)], -1)

@@ -66,6 +66,24 @@ class NormaliseConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SkeletonConfig:
+    """Shingle skeletons: recurring word n-grams of the day are template, the rest is payload."""
+
+    ngram: int = 3  # words per shingle
+    min_df: int = 5  # a shingle seen in fewer prompts is payload
+    max_df: float = 0.3  # a shingle seen in more than this share of prompts is not a template either
+    num_perm: int = 128  # MinHash signature width (uint32 values)
+    view_min_coverage: float = 0.3  # embed the scaffold view of prompts at least this templated
+
+    def __post_init__(self) -> None:
+        _check_range("skeleton.ngram", self.ngram, 1, 8)
+        _check_range("skeleton.min_df", self.min_df, 2)
+        _check_range("skeleton.max_df", self.max_df, 0.0, 1.0)
+        _check_range("skeleton.num_perm", self.num_perm, 8, 1024)
+        _check_range("skeleton.view_min_coverage", self.view_min_coverage, 0.0, 1.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EmbedConfig:
     """Sentence-transformers embedding of the normalised text."""
 
@@ -93,10 +111,16 @@ class EmbedConfig:
 class GraphConfig:
     """kNN graph over the embeddings."""
 
-    k: int = 15  # neighbours per prompt (self excluded)
+    k: int = 15  # neighbours per prompt in the embedding kNN (self excluded)
+    lsh_bands: int = 32  # MinHash-LSH bands over skeleton signatures (0 = no template candidates)
+    lsh_links: int = 2  # bucket-mates linked per member and band
+    template_weight: float = 0.5  # w in sim = w * skeleton Jaccard + (1 - w) * embedding cosine
 
     def __post_init__(self) -> None:
         _check_range("graph.k", self.k, 2, 1024)
+        _check_range("graph.lsh_bands", self.lsh_bands, 0, 1024)
+        _check_range("graph.lsh_links", self.lsh_links, 1, 64)
+        _check_range("graph.template_weight", self.template_weight, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,12 +130,18 @@ class ClusterConfig:
     min_cluster_size: int = 10
     min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
     selection: Literal["eom", "leaf"] = "eom"
-    epsilon: float = 0.0  # cluster_selection_epsilon, in the graph's distance units (sqrt(2 - 2 cos))
+    epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
+    merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
+    merge_min_accounts: float = 0.5  # ... plus this account overlap
+    merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
         _check_range("cluster.min_samples", self.min_samples, 1)
         _check_range("cluster.epsilon", self.epsilon, 0.0, 2.0)
+        _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
+        _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
+        _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,11 +153,17 @@ class RunConfig:
     quiet: bool = False
     ingest: IngestConfig = field(default_factory=IngestConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
+    skeleton: SkeletonConfig = field(default_factory=SkeletonConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
+        if self.graph.lsh_bands and self.skeleton.num_perm % self.graph.lsh_bands:
+            raise ConfigError(
+                f"skeleton.num_perm ({self.skeleton.num_perm}) must be a multiple of graph.lsh_bands "
+                f"({self.graph.lsh_bands})"
+            )
         if self.cluster.min_samples > self.graph.k:
             raise ConfigError(
                 f"cluster.min_samples ({self.cluster.min_samples}) must be <= graph.k ({self.graph.k}): "

@@ -88,3 +88,92 @@ def knn_graph(emb: NDArray[np.float32], cfg: GraphConfig, backend: Backend) -> K
             sim=np.pad(knn.sim, ((0, 0), (0, pad)), constant_values=-np.inf),
         )
     return knn
+
+
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """Candidate pairs, ``i < j``, unique, sorted: int64 (m,) each."""
+
+    i: NDArray[np.int64]
+    j: NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """Scored candidate pairs: ``sem`` cosine of embeddings, ``tmpl`` estimated skeleton Jaccard and
+    ``sim`` the combined similarity the clustering uses; float32 (m,) each."""
+
+    i: NDArray[np.int64]
+    j: NDArray[np.int64]
+    sem: NDArray[np.float32]
+    tmpl: NDArray[np.float32]
+    sim: NDArray[np.float32]
+
+
+def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
+    """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
+    keep = (i != j) & (i >= 0) & (j >= 0)
+    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    code = np.unique(a.astype(np.int64) * n + b)
+    return Pairs(i=code // n, j=code % n)
+
+
+def knn_pairs(knn: Knn) -> Pairs:
+    """The kNN graph's edges as pairs."""
+    n, k = knn.idx.shape
+    return unique_pairs(np.repeat(np.arange(n, dtype=np.int64), k), knn.idx.ravel(), n)
+
+
+def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfig) -> Pairs:
+    """Candidate pairs from MinHash-LSH bands of skeleton signatures, with memory O(n · bands).
+
+    Rows whose band values agree share a bucket. A bucket of any size links each member to the next
+    ``lsh_links`` members in a per-band pseudo-random order, so a template bucket of 100,000 prompts
+    adds 100,000 · lsh_links pairs per band rather than 10^10; over the bands each member meets
+    different bucket-mates. Rows with an empty skeleton take no part.
+    """
+    n, p = sig.shape
+    rows = np.flatnonzero(sizes > 0).astype(np.int64)
+    if len(rows) < 2 or cfg.lsh_bands == 0:
+        return Pairs(i=np.zeros(0, np.int64), j=np.zeros(0, np.int64))
+    r = p // cfg.lsh_bands
+    sub = sig[rows].astype(np.uint64)
+    out_i, out_j = [], []
+    for b in range(cfg.lsh_bands):
+        key = np.full(len(rows), np.uint64(b + 1))
+        for c in range(b * r, (b + 1) * r):
+            key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sub[:, c])
+        shuffle = _mix(rows.astype(np.uint64) ^ np.uint64(((b + 1) * 0x632BE59BD9B4E019) % 2**64))
+        order = np.lexsort((shuffle, key))
+        k_o, r_o = key[order], rows[order]
+        for step in range(1, cfg.lsh_links + 1):
+            same = k_o[step:] == k_o[:-step]
+            out_i.append(r_o[:-step][same])
+            out_j.append(r_o[step:][same])
+    return unique_pairs(np.concatenate(out_i), np.concatenate(out_j), n)
+
+
+def merge_pairs(*parts: Pairs, n: int) -> Pairs:
+    """Union of candidate sets."""
+    return unique_pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]), n)
+
+
+def score_edges(pairs: Pairs, emb: NDArray[np.float32], tmpl: NDArray[np.float32], cfg: GraphConfig) -> Edges:
+    """Combined similarity ``sim = w · tmpl + (1 − w) · cos`` with ``w = cfg.template_weight``.
+
+    ``tmpl`` is the estimated skeleton Jaccard of each pair (0 when either prompt has no skeleton), ``cos``
+    the cosine of the two embeddings. Template evidence pulls prompts of one scaffold together whatever
+    their payload; the semantic term links paraphrased or re-worded variants the shingles miss.
+    """
+    sem = np.einsum("ij,ij->i", emb[pairs.i], emb[pairs.j]).astype(np.float32)
+    w = np.float32(cfg.template_weight)
+    sim = w * tmpl.astype(np.float32) + (np.float32(1.0) - w) * sem
+    return Edges(i=pairs.i, j=pairs.j, sem=sem, tmpl=tmpl.astype(np.float32), sim=sim)

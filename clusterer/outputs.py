@@ -21,6 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from .errors import OutputError
+from .templates import Templates
 
 ASSIGNMENTS = "assignments.parquet"
 CLUSTERS = "clusters.parquet"
@@ -39,6 +40,7 @@ ASSIGNMENT_SCHEMA = {
     "cluster_id": pl.Int64,
     "status": pl.String,
     "membership": pl.Float32,
+    "template_coverage": pl.Float32,
     "truncated": pl.Boolean,
 }
 CLUSTER_SCHEMA = {
@@ -47,11 +49,13 @@ CLUSTER_SCHEMA = {
     "n_accounts": pl.UInt32,
     "top_account_share": pl.Float64,
     "cohesion": pl.Float64,
-    "persistence": pl.Float64,
+    "rigidity": pl.Float32,
+    "template_coverage": pl.Float32,
     "first_seen": pl.Datetime("us", "UTC"),
     "last_seen": pl.Datetime("us", "UTC"),
     "exemplar_prompt_id": pl.String,
     "exemplar_text": pl.String,
+    "template": pl.String,
 }
 ACCOUNT_SCHEMA = {
     "account_id": pl.String,
@@ -109,6 +113,7 @@ def assignments_frame(
     labels: NDArray[np.int64],
     status: NDArray[np.object_],
     membership: NDArray[np.float32],
+    coverage: NDArray[np.float32],
     truncated: NDArray[np.bool_],
     extra_columns: tuple[str, ...],
 ) -> pl.DataFrame:
@@ -121,6 +126,7 @@ def assignments_frame(
             "cluster_id": pl.Series(labels, dtype=pl.Int64),
             "status": pl.Series(status.astype(str), dtype=pl.String),
             "membership": pl.Series(membership, dtype=pl.Float32),
+            "template_coverage": pl.Series(coverage, dtype=pl.Float32),
             "truncated": pl.Series(truncated, dtype=pl.Boolean),
         },
         schema=ASSIGNMENT_SCHEMA,
@@ -134,14 +140,14 @@ def clusters_frame(
     labels: NDArray[np.int64],
     emb_rows: NDArray[np.float32],
     rows: NDArray[np.int64],
-    persistence: NDArray[np.float64],
+    tmpl: Templates,
 ) -> pl.DataFrame:
     """Per-cluster table. ``emb_rows[i]`` is the embedding of input row ``rows[i]``.
 
     The exemplar is the member closest to the cluster's mean direction; cohesion is the mean cosine of
     members to that direction.
     """
-    n_clusters = len(persistence)
+    n_clusters = len(tmpl.text)
     if n_clusters == 0:
         return pl.DataFrame(schema=CLUSTER_SCHEMA)
     lab = labels[rows]
@@ -178,9 +184,11 @@ def clusters_frame(
         {
             "cluster_id": np.arange(n_clusters, dtype=np.int64),
             "cohesion": cohesion.astype(np.float64),
-            "persistence": persistence.astype(np.float64),
+            "rigidity": tmpl.rigidity,
+            "template_coverage": tmpl.coverage,
             "exemplar_prompt_id": ex["prompt_id"],
             "exemplar_text": ex["text"].str.slice(0, EXEMPLAR_CHARS),
+            "template": pl.Series(tmpl.text, dtype=pl.String),
         }
     )
     out = per.join(meta, on="cluster_id", how="left")

@@ -15,17 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__, outputs
 from .backend import Backend, Device, resolve
-from .cluster import cluster_graph
+from .cluster import cluster_edges, merge_families
 from .config import RunConfig
 from .embed import embed_texts, load_encoder
-from .graph import knn_graph
+from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .ingest import read_logs
-from .normalise import normalise
+from .normalise import normalise, text_keys
+from .overlap import pair_overlap, signatures
+from .skeleton import build_skeletons
+from .templates import describe_templates
 
 
 def _peak_rss_mb() -> float:
@@ -84,8 +88,15 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
     with clock.stage("normalise"):
         norm = normalise(frame["text"], cfg.normalise)
         rows = np.flatnonzero(~norm.empty)  # rows that are embedded and clustered
-        keys, first, inverse = np.unique(norm.key[rows], return_index=True, return_inverse=True)
-        uniq_texts = norm.text.gather(rows[first]).to_list()
+        texts = norm.text.gather(rows)
+
+    with clock.stage("skeleton"):
+        sk = build_skeletons(texts, cfg.skeleton)
+        # embed the scaffold view of templated prompts (payload masked), the text itself otherwise
+        templated = sk.coverage >= cfg.skeleton.view_min_coverage
+        to_embed = pl.select(pl.when(pl.Series(templated)).then(sk.view).otherwise(texts)).to_series()
+        keys, first, inverse = np.unique(text_keys(to_embed), return_index=True, return_inverse=True)
+        uniq_texts = to_embed.gather(first).to_list()
 
     with clock.stage("embed"):
         encoder = load_encoder(cfg.embed, backend)
@@ -107,18 +118,38 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
     with clock.stage("knn"):
         knn = knn_graph(emb_rows, cfg.graph, backend)
 
+    with clock.stage("signatures"):
+        sigs = signatures(sk, cfg.skeleton, cfg.seed, backend)
+
+    with clock.stage("candidates"):
+        pairs = merge_pairs(knn_pairs(knn), lsh_pairs(sigs.sig, sigs.sizes, cfg.graph), n=len(rows))
+
+    with clock.stage("overlap"):
+        ov = pair_overlap(sigs, pairs.i, pairs.j, backend)
+        edges = score_edges(pairs, emb_rows, ov[:, 0], cfg.graph)
+
     with clock.stage("cluster"):
-        clusters = cluster_graph(knn, cfg.cluster)
+        dist = np.sqrt(np.clip(2.0 - 2.0 * edges.sim.astype(np.float64), 0.0, 4.0))
+        clusters = cluster_edges(len(rows), edges.i, edges.j, dist, cfg.cluster)
+        acc_codes = np.unique(frame["account_id"].gather(rows).to_numpy(), return_inverse=True)[1].ravel()
+        fam = merge_families(clusters.labels, acc_codes, emb_rows, sk.indptr, sk.hashes, cfg.cluster)
         labels = np.full(n, -1, np.int64)
-        labels[rows] = clusters.labels
+        labels[rows] = fam
         membership = np.zeros(n, np.float32)
-        membership[rows] = clusters.probability
+        membership[rows] = np.where(fam >= 0, clusters.probability, 0.0)
+        coverage = np.zeros(n, np.float32)
+        coverage[rows] = sk.coverage
         status = np.full(n, outputs.STATUS_EMPTY, dtype=object)
-        status[rows] = np.where(clusters.labels >= 0, outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE)
+        status[rows] = np.where(fam >= 0, outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE)
+
+    with clock.stage("templates"):
+        tmpl = describe_templates(fam, texts, sk, sigs, cfg.skeleton, cfg.seed)
 
     with clock.stage("write"):
-        assign = outputs.assignments_frame(frame, labels, status, membership, norm.truncated, prompts.extra_columns)
-        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, clusters.persistence)
+        assign = outputs.assignments_frame(
+            frame, labels, status, membership, coverage, norm.truncated, prompts.extra_columns
+        )
+        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl)
         acc = outputs.accounts_frame(frame, labels)
         outputs.write_parquet(assign, out / outputs.ASSIGNMENTS)
         outputs.write_parquet(cl, out / outputs.CLUSTERS)
@@ -144,9 +175,11 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
             "noise": counts[outputs.STATUS_NOISE],
             "not_clustered": {outputs.STATUS_EMPTY: counts[outputs.STATUS_EMPTY]},
             "truncated": int(norm.truncated.sum()),
-            "distinct_texts": len(uniq_texts),
+            "distinct_embedded_texts": len(uniq_texts),
+            "templated": int(templated.sum()),
         },
         "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},
+        "graph": {"knn_edges": int(knn.idx.size), "candidate_pairs": len(pairs.i), "skeleton_shingles": len(sk.hashes)},
         "clusters": cl.height,
         "accounts": acc.height,
         "stages": clock.stages,

@@ -2,7 +2,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from clusterer.backend import Backend
-from clusterer.cluster import cluster_graph, mutual_reachability_mst
+from clusterer.cluster import cluster_graph, knn_edges, mutual_reachability_mst
 from clusterer.config import ClusterConfig, GraphConfig
 from clusterer.graph import knn_graph
 
@@ -31,7 +31,7 @@ def test_disconnected_components_do_not_fail():
     # two far-apart groups whose kNN graphs never touch
     x, _ = _blobs(1, n_blobs=2, per=30, noise=0, spread=0.01)
     knn = knn_graph(x, GraphConfig(k=5), Backend.CPU)
-    mst = mutual_reachability_mst(knn, 5)
+    mst = mutual_reachability_mst(len(x), *knn_edges(knn), 5)
     assert mst.shape == (len(x) - 1, 3)
     assert np.all(np.diff(mst[:, 2]) >= 0)
     labels = cluster_graph(knn, ClusterConfig(min_cluster_size=5)).labels

@@ -34,7 +34,19 @@ def test_run_writes_all_outputs(tmp_path, day_file, day, fast_cfg):
     m = json.loads((out / "manifest.json").read_text())
     assert m == json.loads(json.dumps(manifest, default=str))
     assert m["rows"]["in"] == m["rows"]["out"] == traffic.height
-    assert set(m["stages"]) == {"ingest", "normalise", "embed", "knn", "cluster", "write"}
+    assert list(m["stages"]) == [
+        "ingest",
+        "normalise",
+        "skeleton",
+        "embed",
+        "knn",
+        "signatures",
+        "candidates",
+        "overlap",
+        "cluster",
+        "templates",
+        "write",
+    ]
     assert m["inputs"][0]["rows"] == traffic.height
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temp files left
 

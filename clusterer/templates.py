@@ -1,0 +1,76 @@
+"""Per-cluster template description: the common scaffold with slots, its rigidity and coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from . import reference
+from .config import SkeletonConfig
+from .overlap import Signatures
+from .skeleton import Skeletons, frequent_shingles, render_template
+
+PAIRS_PER_CLUSTER = 256  # sampled member pairs for rigidity
+TEMPLATE_CHARS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """Aligned with cluster IDs 0..k-1: ``text`` the scaffold with ``{…}`` slots; ``rigidity`` float32
+    (k,) mean estimated skeleton Jaccard of sampled member pairs; ``coverage`` float32 (k,) mean share of
+    members' shingles that are skeleton."""
+
+    text: list[str]
+    rigidity: NDArray[np.float32]
+    coverage: NDArray[np.float32]
+
+
+def describe_templates(
+    labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, sigs: Signatures, cfg: SkeletonConfig, seed: int
+) -> Templates:
+    """Template text, rigidity and coverage of each cluster (``labels`` aligned with ``texts``).
+
+    The template is rendered from the member carrying most of the cluster's frequent shingles (those in
+    at least half of the members); tokens outside them become ``{…}``.
+    """
+    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    if k == 0:
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+    rng = np.random.default_rng(seed)
+    member = labels >= 0
+    order = np.argsort(labels[member], kind="stable")
+    rows_sorted = np.flatnonzero(member)[order]
+    bounds = np.searchsorted(labels[member][order], np.arange(k + 1))
+    cov = np.bincount(labels[member], weights=sk.coverage[member], minlength=k) / np.maximum(
+        np.bincount(labels[member], minlength=k), 1
+    )
+    pi, pj, owner = [], [], []
+    out_text: list[str] = []
+    for c in range(k):
+        mem = rows_sorted[bounds[c] : bounds[c + 1]]
+        m = len(mem)
+        if m >= 2:
+            t = min(PAIRS_PER_CLUSTER, m * (m - 1) // 2)
+            a = rng.integers(0, m, t)
+            b = (a + rng.integers(1, m, t)) % m
+            pi.append(mem[a])
+            pj.append(mem[b])
+            owner.append(np.full(t, c))
+        freq = frequent_shingles(sk, mem)
+        if len(freq):
+            counts = [np.isin(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]], freq).sum() for r in mem]
+            best = mem[int(np.argmax(counts))]
+            out_text.append(render_template(texts[int(best)], freq, cfg.ngram)[:TEMPLATE_CHARS])
+        else:
+            out_text.append("")
+    rig = np.zeros(k, np.float32)
+    if pi:
+        ov = reference.skeleton_overlap(sigs.sig, sigs.sizes, np.concatenate(pi), np.concatenate(pj))
+        own = np.concatenate(owner)
+        rig = (np.bincount(own, weights=ov[:, 0], minlength=k) / np.maximum(np.bincount(own, minlength=k), 1)).astype(
+            np.float32
+        )
+    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32))
