@@ -25,7 +25,7 @@ def _mix64(x: np.uint64) -> np.uint64:
 
 def perm_seeds(num_perm: int, seed: int) -> NDArray[np.uint64]:
     """Per-permutation 64-bit seeds, derived from ``seed`` (same on every machine)."""
-    base = np.arange(1, num_perm + 1, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    base = np.arange(1, num_perm + 1, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
     return _mix_array(base)
 
 

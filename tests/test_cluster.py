@@ -61,3 +61,29 @@ def test_exact_duplicates_form_a_cluster():
 def test_too_few_points_are_noise():
     x, _ = _blobs(4, n_blobs=1, per=5, noise=0)
     assert (cluster_graph(knn_graph(x, GraphConfig(k=4), Backend.CPU), ClusterConfig()).labels == -1).all()
+
+
+def test_family_merge_joins_fragments_that_share_accounts():
+    from clusterer.cluster import merge_families
+
+    rng = np.random.default_rng(0)
+    d = 16
+    base = rng.normal(size=d)
+    v1 = base + 0.6 * rng.normal(size=d)  # two re-worded variants of one scaffold
+    v2 = base + 0.6 * rng.normal(size=d)
+    other = rng.normal(size=d)
+    emb = np.stack([v1] * 20 + [v2] * 20 + [other] * 20).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = np.repeat([0, 1, 2], 20)
+    accounts = np.concatenate([np.arange(20) % 5, np.arange(20) % 5, 100 + np.arange(20)])
+    empty = np.zeros(61, np.int64)
+    cfg = ClusterConfig(merge_min_cos=0.3, merge_min_accounts=0.5)
+    assert float(emb[0] @ emb[20]) > 0.3 and float(emb[0] @ emb[40]) < 0.3
+    merged = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), cfg)
+    assert merged[:40].tolist() == [0] * 40 and merged[40:].tolist() == [1] * 20
+    # same content, disjoint accounts and no shared skeleton: kept apart
+    apart = merge_families(labels, np.arange(60), emb, empty, np.zeros(0, np.uint64), cfg)
+    assert len(set(apart.tolist())) == 3
+    # merging off
+    off = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), ClusterConfig(merge_min_cos=1.0))
+    assert off.tolist() == labels.tolist()

@@ -35,3 +35,34 @@ def test_fewer_points_than_k_are_padded():
     assert knn.idx.shape == (3, 5)
     assert (knn.idx[:, 2:] == -1).all() and (knn.idx[:, :2] >= 0).all()
     assert knn_graph(_unit(1, 4, 0), GraphConfig(k=5), Backend.CPU).idx.tolist() == [[-1] * 5]
+
+
+def test_lsh_pairs_find_template_mates_with_bounded_count():
+    from clusterer import reference
+    from clusterer.graph import lsh_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**62, 40).astype(np.uint64)
+    rows = [np.unique(np.concatenate([base, rng.integers(0, 2**62, 3).astype(np.uint64)])) for _ in range(300)]
+    rows += [np.unique(rng.integers(0, 2**62, 40).astype(np.uint64)) for _ in range(300)]
+    rows += [np.zeros(0, np.uint64)] * 10
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    sig = reference.minhash_signatures(indptr, np.concatenate(rows), reference.perm_seeds(128, 0))
+    pairs = lsh_pairs(sig, np.diff(indptr).astype(np.int32), GraphConfig(lsh_bands=32, lsh_links=2))
+    assert (pairs.i < pairs.j).all()
+    tmpl = (pairs.i < 300) & (pairs.j < 300)
+    assert tmpl.mean() > 0.99  # unrelated sets almost never collide
+    assert len(pairs.i) <= 32 * 2 * 600
+    assert len(np.unique(np.concatenate([pairs.i[tmpl], pairs.j[tmpl]]))) == 300  # every template row linked
+    assert not np.isin(np.arange(600, 610), np.concatenate([pairs.i, pairs.j])).any()  # empty skeletons skipped
+
+
+def test_score_edges_combines_template_and_semantic():
+    from clusterer.graph import Pairs, score_edges
+
+    x = _unit(4, 8, 1)
+    pairs = Pairs(i=np.array([0, 1]), j=np.array([2, 3]))
+    tmpl = np.array([1.0, 0.0], np.float32)
+    e = score_edges(pairs, x, tmpl, GraphConfig(template_weight=0.25))
+    cos = np.array([x[0] @ x[2], x[1] @ x[3]])
+    np.testing.assert_allclose(e.sim, 0.25 * tmpl + 0.75 * cos, rtol=1e-6)

@@ -1,0 +1,60 @@
+import numpy as np
+import polars as pl
+
+from clusterer.config import SkeletonConfig
+from clusterer.skeleton import SLOT, build_skeletons, frequent_shingles, render_template
+
+WORDS = "apple river garden window market engine planet silver forest music bridge candle tiger coffee".split()
+
+
+def _day(seed=0, n_tmpl=30, n_other=90):
+    rng = np.random.default_rng(seed)
+    tmpl = [
+        "you are a careful tutor. solve the task below and reply in json. task: "
+        + " ".join(rng.choice(WORDS, int(rng.integers(1, 40))))
+        for _ in range(n_tmpl)
+    ]
+    other = [" ".join(rng.choice(WORDS, 6)) + f" number{i}" for i in range(n_other)]
+    return tmpl + other
+
+
+def test_skeleton_is_the_recurring_scaffold():
+    texts = _day()
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
+    assert sk.indptr.shape == (len(texts) + 1,)
+    assert (sk.coverage[:30] > 0.2).all()
+    assert sk.coverage[30:].mean() < sk.coverage[:30].mean()
+    for r in range(len(texts)):
+        h = sk.hashes[sk.indptr[r] : sk.indptr[r + 1]]
+        assert (np.diff(h.astype(np.float64)) > 0).all()  # sorted, unique per row
+    assert sk.view[0].startswith("you are a careful tutor. solve the task below and reply in json. task:")
+
+
+def test_payload_length_does_not_change_the_skeleton():
+    texts = _day(seed=1)
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
+    sets = [set(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]].tolist()) for r in range(30)]
+    common = set.intersection(*sets)
+    assert len(common) >= 10
+
+
+def test_max_df_drops_ubiquitous_shingles():
+    texts = ["please help me now " + w for w in WORDS] * 3
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=2, max_df=0.5))
+    full = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=2, max_df=1.0))
+    assert sk.sizes.sum() < full.sizes.sum()
+
+
+def test_empty_and_short_texts():
+    sk = build_skeletons(pl.Series(["", "hi", "hi", "hi", "hi", "hi", None]), SkeletonConfig(min_df=5))
+    assert sk.sizes.tolist() == [0, 1, 1, 1, 1, 1, 0]
+    assert sk.view.to_list()[0] == "" and sk.view.to_list()[1] == "hi"
+
+
+def test_render_template_has_slots_for_variable_payloads():
+    texts = _day(seed=2)
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
+    freq = frequent_shingles(sk, np.arange(30))
+    short = render_template(texts[0], freq, 3)
+    long = render_template(texts[0] + " " + " ".join(WORDS * 20), freq, 3)
+    assert short == long == "you are a careful tutor. solve the task below and reply in json. task: " + SLOT
