@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clusterer import reference
-from clusterer.backend import Backend
 from clusterer.config import SkeletonConfig
 from clusterer.overlap import Signatures, pair_overlap, signatures
 from clusterer.skeleton import Skeletons
