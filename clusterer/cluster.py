@@ -149,6 +149,8 @@ def merge_families(
     emb: NDArray[np.float32],
     sk_indptr: NDArray[np.int64],
     sk_hashes: NDArray[np.uint64],
+    slot_indptr: NDArray[np.int64],
+    slot_tokens: NDArray[np.uint32],
     cfg: ClusterConfig,
 ) -> NDArray[np.int64]:
     """Second-level grouping: join clusters that are fragments of one template family.
@@ -158,29 +160,39 @@ def merge_families(
     either they share accounts (``account overlap`` ≥ ``merge_min_accounts``: the smaller of the shares of
     A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
     skeletons overlap (containment ≥ ``merge_min_skeleton``; a cluster's skeleton = shingles in at least
-    20% of its members). Joins are transitive (connected components); IDs are then renumbered by first row.
+    20% of its members). Fragments whose scaffolds share no words at all (a template translated into another
+    language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
+    their payloads come from one pool (cosine of the clusters' payload-word profiles ≥
+    ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
 
     ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
     ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
-    if k < 2 or cfg.merge_min_cos >= 1.0:
+    if k < 2 or not cfg.merge:
         return labels
     member = labels >= 0
     centroid = np.zeros((k, emb.shape[1]), np.float64)
     np.add.at(centroid, labels[member], emb[member])
     centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
     cos = centroid @ centroid.T
-    a_idx, b_idx = np.nonzero(np.triu(cos >= cfg.merge_min_cos, 1))
-    if len(a_idx) == 0:
-        return labels
     size = np.bincount(labels[member], minlength=k).astype(np.float64)
     # account overlap
     acc_codes = np.unique(accounts, return_inverse=True)[1].ravel()
     ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k)
     present = (ca > 0).astype(np.float64)
     shared = (ca @ present.T).toarray()  # [A, B] = prompts of A from accounts seen in B
-    acct = np.minimum(shared[a_idx, b_idx] / size[a_idx], shared[b_idx, a_idx] / size[b_idx])
+    acct_all = np.minimum(shared / size[:, None], shared.T / size[None, :])
+    # payload-word profiles (tf, l2-normalised) of each cluster
+    slot_row = np.repeat(np.arange(len(labels)), np.diff(slot_indptr))
+    cp = _cluster_matrix(labels[slot_row], slot_tokens.astype(np.int64), 1 << 20, k)
+    norms = np.sqrt(np.asarray(cp.multiply(cp).sum(axis=1)).ravel())
+    payload = (cp @ cp.T).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
+    strong = (acct_all >= cfg.merge_strong_accounts) & (payload >= cfg.merge_min_payload)
+    a_idx, b_idx = np.nonzero(np.triu((cos >= cfg.merge_min_cos) | strong, 1))
+    if len(a_idx) == 0:
+        return labels
+    acct = acct_all[a_idx, b_idx]
     # cluster skeleton containment
     row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
     codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
@@ -191,7 +203,8 @@ def merge_families(
     inter = (cs @ cs.T).toarray()
     n_sk = np.asarray(cs.sum(axis=1)).ravel()
     skel = inter[a_idx, b_idx] / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0)
-    join = (acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton)
+    close = cos[a_idx, b_idx] >= cfg.merge_min_cos
+    join = (close & ((acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton))) | strong[a_idx, b_idx]
     if not join.any():
         return labels
     g = coo_matrix((np.ones(int(join.sum())), (a_idx[join], b_idx[join])), shape=(k, k))

@@ -131,9 +131,12 @@ class ClusterConfig:
     min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
     selection: Literal["eom", "leaf"] = "eom"
     epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
+    merge: bool = True  # second-level family merge of cluster fragments (see cluster.merge_families)
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
     merge_min_accounts: float = 0.5  # ... plus this account overlap
     merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
+    merge_strong_accounts: float = 0.8  # translated scaffolds: nearly the same accounts ...
+    merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
@@ -142,6 +145,8 @@ class ClusterConfig:
         _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
         _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)
+        _check_range("cluster.merge_strong_accounts", self.merge_strong_accounts, 0.0, 1.0)
+        _check_range("cluster.merge_min_payload", self.merge_min_payload, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -132,7 +132,9 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
         dist = np.sqrt(np.clip(2.0 - 2.0 * edges.sim.astype(np.float64), 0.0, 4.0))
         clusters = cluster_edges(len(rows), edges.i, edges.j, dist, cfg.cluster)
         acc_codes = np.unique(frame["account_id"].gather(rows).to_numpy(), return_inverse=True)[1].ravel()
-        fam = merge_families(clusters.labels, acc_codes, emb_rows, sk.indptr, sk.hashes, cfg.cluster)
+        fam = merge_families(
+            clusters.labels, acc_codes, emb_rows, sk.indptr, sk.hashes, sk.slot_indptr, sk.slot_tokens, cfg.cluster
+        )
         labels = np.full(n, -1, np.int64)
         labels[rows] = fam
         membership = np.zeros(n, np.float32)

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from .config import SkeletonConfig
 
 SLOT = "{…}"
+SLOT_BUCKETS = 1 << 20
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -33,7 +34,9 @@ class Skeletons:
 
     ``indptr``: int64 (n + 1,); ``hashes``: uint64 (nnz,) each row's skeleton shingles, sorted, unique;
     ``n_shingles``: int32 (n,) all distinct shingles of the row; ``coverage``: float32 (n,) share of the
-    row's shingles that are skeleton; ``view``: the scaffold view text per row.
+    row's shingles that are skeleton; ``view``: the scaffold view text per row; ``slot_indptr`` /
+    ``slot_tokens``: CSR of uint32 buckets (token hash mod 2^20) of each row's payload tokens, the words
+    outside the skeleton.
     """
 
     indptr: NDArray[np.int64]
@@ -41,6 +44,8 @@ class Skeletons:
     n_shingles: NDArray[np.int32]
     coverage: NDArray[np.float32]
     view: pl.Series
+    slot_indptr: NDArray[np.int64]
+    slot_tokens: NDArray[np.uint32]
 
     @property
     def sizes(self) -> NDArray[np.int32]:
@@ -135,7 +140,12 @@ def build_skeletons(texts: pl.Series, cfg: SkeletonConfig) -> Skeletons:
         .join(view, on="row", how="left", maintain_order="left")["w"]
         .fill_null("")
     )
+    slot = ~covered
+    slot_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[slot].astype(np.int64), minlength=n_rows), out=slot_indptr[1:])
     return Skeletons(
+        slot_indptr=slot_indptr,
+        slot_tokens=(th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32),
         indptr=indptr,
         hashes=skel_pairs["g"].to_numpy().astype(np.uint64),
         n_shingles=n_sh,

@@ -79,11 +79,22 @@ def test_family_merge_joins_fragments_that_share_accounts():
     empty = np.zeros(61, np.int64)
     cfg = ClusterConfig(merge_min_cos=0.3, merge_min_accounts=0.5)
     assert float(emb[0] @ emb[20]) > 0.3 and float(emb[0] @ emb[40]) < 0.3
-    merged = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), cfg)
+    merged = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), empty, np.zeros(0, np.uint32), cfg)
     assert merged[:40].tolist() == [0] * 40 and merged[40:].tolist() == [1] * 20
     # same content, disjoint accounts and no shared skeleton: kept apart
-    apart = merge_families(labels, np.arange(60), emb, empty, np.zeros(0, np.uint64), cfg)
+    apart = merge_families(
+        labels, np.arange(60), emb, empty, np.zeros(0, np.uint64), empty, np.zeros(0, np.uint32), cfg
+    )
     assert len(set(apart.tolist())) == 3
     # merging off
-    off = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), ClusterConfig(merge_min_cos=1.0))
+    off = merge_families(
+        labels,
+        accounts,
+        emb,
+        empty,
+        np.zeros(0, np.uint64),
+        empty,
+        np.zeros(0, np.uint32),
+        ClusterConfig(merge=False),
+    )
     assert off.tolist() == labels.tolist()
