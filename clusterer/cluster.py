@@ -159,8 +159,9 @@ def merge_families(
     clusters A, B are joined when their mean embedding directions agree (cosine ≥ ``merge_min_cos``) and
     either they share accounts (``account overlap`` ≥ ``merge_min_accounts``: the smaller of the shares of
     A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
-    skeletons overlap (containment ≥ ``merge_min_skeleton``; a cluster's skeleton = shingles in at least
-    20% of its members). Fragments whose scaffolds share no words at all (a template translated into another
+    skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles; a cluster's
+    skeleton = shingles in at least half of its members). Only accounts shared by at least
+    ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters. Fragments whose scaffolds share no words at all (a template translated into another
     language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
     their payloads come from one pool (cosine of the clusters' payload-word profiles ≥
     ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
@@ -183,6 +184,8 @@ def merge_families(
     present = (ca > 0).astype(np.float64)
     shared = (ca @ present.T).toarray()  # [A, B] = prompts of A from accounts seen in B
     acct_all = np.minimum(shared / size[:, None], shared.T / size[None, :])
+    # a heavy user spread over many clusters must not join them on its own
+    acct_all[(present @ present.T).toarray() < cfg.merge_min_shared_accounts] = 0.0
     # payload-word profiles (tf, l2-normalised) of each cluster
     slot_row = np.repeat(np.arange(len(labels)), np.diff(slot_indptr))
     cp = _cluster_matrix(labels[slot_row], slot_tokens.astype(np.int64), 1 << 20, k)
@@ -197,12 +200,13 @@ def merge_families(
     row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
     codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
     cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k)
-    cs = cs.multiply(cs >= np.maximum(0.2 * size, 2.0)[:, None]).tocsr()
-    cs.data[:] = 1.0
-    cs.eliminate_zeros()
+    cs = cs.tocoo()
+    keep = cs.data >= np.maximum(0.5 * size, 2.0)[cs.row]
+    cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsr()
     inter = (cs @ cs.T).toarray()
     n_sk = np.asarray(cs.sum(axis=1)).ravel()
-    skel = inter[a_idx, b_idx] / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0)
+    common = inter[a_idx, b_idx]
+    skel = np.where(common >= 3, common / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0), 0.0)
     close = cos[a_idx, b_idx] >= cfg.merge_min_cos
     join = (close & ((acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton))) | strong[a_idx, b_idx]
     if not join.any():

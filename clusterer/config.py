@@ -135,6 +135,7 @@ class ClusterConfig:
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
     merge_min_accounts: float = 0.5  # ... plus this account overlap
     merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
+    merge_min_shared_accounts: int = 3  # account overlap needs at least this many shared accounts
     merge_strong_accounts: float = 0.8  # translated scaffolds: nearly the same accounts ...
     merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
 
@@ -145,6 +146,7 @@ class ClusterConfig:
         _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
         _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)
+        _check_range("cluster.merge_min_shared_accounts", self.merge_min_shared_accounts, 1)
         _check_range("cluster.merge_strong_accounts", self.merge_strong_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_payload", self.merge_min_payload, 0.0, 1.0)
 
