@@ -160,7 +160,7 @@ def merge_families(
     either they share accounts (``account overlap`` ≥ ``merge_min_accounts``: the smaller of the shares of
     A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
     skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles; a cluster's
-    skeleton = shingles in at least half of its members). Only accounts shared by at least
+    skeleton = shingles in at least a fifth of its members). Only accounts shared by at least
     ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters. Fragments whose scaffolds share no words at all (a template translated into another
     language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
     their payloads come from one pool (cosine of the clusters' payload-word profiles ≥
@@ -201,7 +201,7 @@ def merge_families(
     codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
     cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k)
     cs = cs.tocoo()
-    keep = cs.data >= np.maximum(0.5 * size, 2.0)[cs.row]
+    keep = cs.data >= np.maximum(0.2 * size, 2.0)[cs.row]
     cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsr()
     inter = (cs @ cs.T).toarray()
     n_sk = np.asarray(cs.sum(axis=1)).ravel()
