@@ -161,8 +161,8 @@ def merge_families(
     A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
     skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles; a cluster's
     skeleton = shingles in at least a fifth of its members). Only accounts shared by at least
-    ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters. Fragments whose scaffolds share no words at all (a template translated into another
-    language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
+    ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters.
+    Fragments whose scaffolds share no words at all (a template translated into another language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
     their payloads come from one pool (cosine of the clusters' payload-word profiles ≥
     ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
 

@@ -85,3 +85,23 @@ def fake_day(
         schema={"prompt_id": pl.String, "label": pl.String, "kind": pl.String},
     )
     return traffic, lab
+
+
+def overlap_case(seed: int, n_prompts: int = 400, n_pairs: int = 3_000, num_perm: int = 128):
+    """Random CSR skeletons drawn from a shared hash pool (so overlaps spread over [0, 1]) plus pairs.
+
+    Returns ``(indptr int64 (n+1,), hashes uint64, seeds uint64 (num_perm,), i int64 (m,), j int64 (m,))``;
+    the first five rows are empty.
+    """
+    from .reference import perm_seeds
+
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2**63, 600, dtype=np.int64).astype(np.uint64)
+    sizes = rng.integers(0, 60, n_prompts)
+    sizes[:5] = 0
+    rows = [np.unique(rng.choice(pool[: int(rng.integers(40, 600))], s)) for s in sizes]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    hashes = np.concatenate(rows).astype(np.uint64) if rows else np.zeros(0, np.uint64)
+    i = rng.integers(0, n_prompts, n_pairs).astype(np.int64)
+    j = rng.integers(0, n_prompts, n_pairs).astype(np.int64)
+    return indptr, hashes, perm_seeds(num_perm, seed), i, j

@@ -32,83 +32,235 @@ import polars as pl
 
 # name, payload kind, first/last day, variants (system, instructions, layout)
 FAMILIES = [
-    {"name": "own_think_tags_math", "payload": "math", "days": (1, 3), "variants": [
-        ("Solve the following problem.", ["Show your full chain of reasoning between <think> and </think>.",
-                                          "Then give the final answer on its own line prefixed by 'Final:'.",
-                                          "Do not skip any intermediate computation."], "{s}\n{i}\n\nProblem: {p}"),
-        ("Resuelve el siguiente problema.", ["Muestra todo tu razonamiento entre <think> y </think>.",
-                                             "Luego escribe la respuesta final en una línea que empiece con 'Final:'.",
-                                             "No omitas ningún cálculo intermedio."], "{s}\n{i}\n\nProblema: {p}"),
-        ("Reasoning trace request.", ["Think inside <think></think> tags, step by step.",
-                                      "Final answer after 'Final:' on the last line."], "{s} {i}\n---\n{p}"),
-    ]},
-    {"name": "own_agent_tool_plan", "payload": "question", "days": (1, 2), "variants": [
-        ("You are an autonomous agent. Tools available: search(q), python(code), browse(url), memory.write(k, v).",
-         ["Write a numbered plan first.", "Then emit each tool call as one JSON object per line.",
-          "Finish with RESULT: and a one-paragraph answer."], "{s}\n{i}\n\nGoal: {p}"),
-        ("Sei un agente autonomo. Strumenti: search(q), python(code), browse(url), memory.write(k, v).",
-         ["Scrivi prima un piano numerato.", "Poi emetti ogni chiamata di strumento come oggetto JSON su una riga.",
-          "Concludi con RESULT: e una risposta di un paragrafo."], "{s}\n{i}\n\nObiettivo: {p}"),
-    ]},
-    {"name": "own_safety_rewrite", "payload": "request", "days": (1, 3), "variants": [
-        ("Rewrite the user request below into a version a cautious assistant would accept.",
-         ["Preserve the underlying intent where it is legitimate.", "Output only the rewritten request.",
-          "Never add commentary."], "{s}\n{i}\n\nOriginal request: <<<{p}>>>"),
-        ("Safe-rewrite task.", ["Reformulate the request so it is acceptable, keeping its legitimate goal.",
-                                "Return the reformulation only."], "{s}\n{i}\nInput >>> {p}"),
-    ]},
-    {"name": "own_pairwise_judge", "payload": "judge", "days": (2, 3), "variants": [
-        ("You are an impartial judge comparing two assistant answers.",
-         ["Decide which answer is more helpful and correct.", "Output [[A]], [[B]] or [[tie]] on the first line.",
-          "Then give a rationale of at most three sentences."], "{s}\n{i}\n\n{p}"),
-        ("Juiz imparcial: compare as duas respostas abaixo.",
-         ["Decida qual é mais útil e correta.", "Responda [[A]], [[B]] ou [[tie]] na primeira linha.",
-          "Depois justifique em no máximo três frases."], "{s}\n{i}\n\n{p}"),
-    ]},
-    {"name": "own_docstring_doctest", "payload": "code", "days": (1, 1), "variants": [
-        ("Annotate the function specified below.", ["Add a Google-style docstring and full type hints.",
-                                                    "Include three doctest examples.", "Return only Python code."],
-         "{s}\n{i}\n\n```\n{p}\n```"),
-        ("Voeg documentatie toe aan de onderstaande functie.", ["Schrijf een docstring en type hints.",
-                                                               "Geef drie doctest-voorbeelden.",
-                                                               "Geef alleen Python-code terug."], "{s}\n{i}\n\n{p}"),
-    ]},
-    {"name": "own_tutor_dialogue", "payload": "question", "days": (1, 3), "variants": [
-        ("Generate a six-turn dialogue between a curious student and a patient teacher.",
-         ["Label the turns S: and T:.", "The teacher must ask one check-for-understanding question.",
-          "Keep each turn under 60 words."], "{s}\n{i}\nTopic: {p}"),
-        ("Erzeuge einen Dialog mit sechs Beiträgen zwischen einer neugierigen Schülerin und einem geduldigen Lehrer.",
-         ["Beschrifte die Beiträge mit S: und T:.", "Der Lehrer stellt eine Verständnisfrage.",
-          "Jeder Beitrag unter 60 Wörtern."], "{s}\n{i}\nThema: {p}"),
-    ]},
-    {"name": "own_five_bullets", "payload": "document", "days": (1, 2), "variants": [
-        ("Summarise the passage below in exactly five bullet points.",
-         ["Each bullet at most 20 words.", "Then give a one-line TL;DR."], "{s}\n{i}\n\nPASSAGE:\n{p}"),
-        ("Résumez le texte ci-dessous en exactement cinq puces.",
-         ["Vingt mots au plus par puce.", "Ajoutez ensuite un TL;DR d'une ligne."], "{s}\n{i}\n\nTEXTE :\n{p}"),
-    ]},
-    {"name": "own_mcq_builder", "payload": "document", "days": (2, 3), "variants": [
-        ("Create four multiple-choice questions from the content below.",
-         ["Give options (a)-(d) for each.", "Mark the correct option with (*).",
-          "Add a one-sentence explanation per question."], "{s}\n{i}\n\nCONTENT: {p}"),
-        ("MCQ generation.", ["Four questions, options a-d, correct one marked (*), short explanation each."],
-         "{s} {i}\n\n{p}"),
-    ]},
+    {
+        "name": "own_think_tags_math",
+        "payload": "math",
+        "days": (1, 3),
+        "variants": [
+            (
+                "Solve the following problem.",
+                [
+                    "Show your full chain of reasoning between <think> and </think>.",
+                    "Then give the final answer on its own line prefixed by 'Final:'.",
+                    "Do not skip any intermediate computation.",
+                ],
+                "{s}\n{i}\n\nProblem: {p}",
+            ),
+            (
+                "Resuelve el siguiente problema.",
+                [
+                    "Muestra todo tu razonamiento entre <think> y </think>.",
+                    "Luego escribe la respuesta final en una línea que empiece con 'Final:'.",
+                    "No omitas ningún cálculo intermedio.",
+                ],
+                "{s}\n{i}\n\nProblema: {p}",
+            ),
+            (
+                "Reasoning trace request.",
+                ["Think inside <think></think> tags, step by step.", "Final answer after 'Final:' on the last line."],
+                "{s} {i}\n---\n{p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_agent_tool_plan",
+        "payload": "question",
+        "days": (1, 2),
+        "variants": [
+            (
+                "You are an autonomous agent. "
+                "Tools available: search(q), python(code), browse(url), memory.write(k, v).",
+                [
+                    "Write a numbered plan first.",
+                    "Then emit each tool call as one JSON object per line.",
+                    "Finish with RESULT: and a one-paragraph answer.",
+                ],
+                "{s}\n{i}\n\nGoal: {p}",
+            ),
+            (
+                "Sei un agente autonomo. Strumenti: search(q), python(code), browse(url), memory.write(k, v).",
+                [
+                    "Scrivi prima un piano numerato.",
+                    "Poi emetti ogni chiamata di strumento come oggetto JSON su una riga.",
+                    "Concludi con RESULT: e una risposta di un paragrafo.",
+                ],
+                "{s}\n{i}\n\nObiettivo: {p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_safety_rewrite",
+        "payload": "request",
+        "days": (1, 3),
+        "variants": [
+            (
+                "Rewrite the user request below into a version a cautious assistant would accept.",
+                [
+                    "Preserve the underlying intent where it is legitimate.",
+                    "Output only the rewritten request.",
+                    "Never add commentary.",
+                ],
+                "{s}\n{i}\n\nOriginal request: <<<{p}>>>",
+            ),
+            (
+                "Safe-rewrite task.",
+                [
+                    "Reformulate the request so it is acceptable, keeping its legitimate goal.",
+                    "Return the reformulation only.",
+                ],
+                "{s}\n{i}\nInput >>> {p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_pairwise_judge",
+        "payload": "judge",
+        "days": (2, 3),
+        "variants": [
+            (
+                "You are an impartial judge comparing two assistant answers.",
+                [
+                    "Decide which answer is more helpful and correct.",
+                    "Output [[A]], [[B]] or [[tie]] on the first line.",
+                    "Then give a rationale of at most three sentences.",
+                ],
+                "{s}\n{i}\n\n{p}",
+            ),
+            (
+                "Juiz imparcial: compare as duas respostas abaixo.",
+                [
+                    "Decida qual é mais útil e correta.",
+                    "Responda [[A]], [[B]] ou [[tie]] na primeira linha.",
+                    "Depois justifique em no máximo três frases.",
+                ],
+                "{s}\n{i}\n\n{p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_docstring_doctest",
+        "payload": "code",
+        "days": (1, 1),
+        "variants": [
+            (
+                "Annotate the function specified below.",
+                [
+                    "Add a Google-style docstring and full type hints.",
+                    "Include three doctest examples.",
+                    "Return only Python code.",
+                ],
+                "{s}\n{i}\n\n```\n{p}\n```",
+            ),
+            (
+                "Voeg documentatie toe aan de onderstaande functie.",
+                [
+                    "Schrijf een docstring en type hints.",
+                    "Geef drie doctest-voorbeelden.",
+                    "Geef alleen Python-code terug.",
+                ],
+                "{s}\n{i}\n\n{p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_tutor_dialogue",
+        "payload": "question",
+        "days": (1, 3),
+        "variants": [
+            (
+                "Generate a six-turn dialogue between a curious student and a patient teacher.",
+                [
+                    "Label the turns S: and T:.",
+                    "The teacher must ask one check-for-understanding question.",
+                    "Keep each turn under 60 words.",
+                ],
+                "{s}\n{i}\nTopic: {p}",
+            ),
+            (
+                "Erzeuge einen Dialog mit sechs Beiträgen zwischen einer neugierigen Schülerin "
+                "und einem geduldigen Lehrer.",
+                [
+                    "Beschrifte die Beiträge mit S: und T:.",
+                    "Der Lehrer stellt eine Verständnisfrage.",
+                    "Jeder Beitrag unter 60 Wörtern.",
+                ],
+                "{s}\n{i}\nThema: {p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_five_bullets",
+        "payload": "document",
+        "days": (1, 2),
+        "variants": [
+            (
+                "Summarise the passage below in exactly five bullet points.",
+                ["Each bullet at most 20 words.", "Then give a one-line TL;DR."],
+                "{s}\n{i}\n\nPASSAGE:\n{p}",
+            ),
+            (
+                "Résumez le texte ci-dessous en exactement cinq puces.",
+                ["Vingt mots au plus par puce.", "Ajoutez ensuite un TL;DR d'une ligne."],
+                "{s}\n{i}\n\nTEXTE :\n{p}",
+            ),
+        ],
+    },
+    {
+        "name": "own_mcq_builder",
+        "payload": "document",
+        "days": (2, 3),
+        "variants": [
+            (
+                "Create four multiple-choice questions from the content below.",
+                [
+                    "Give options (a)-(d) for each.",
+                    "Mark the correct option with (*).",
+                    "Add a one-sentence explanation per question.",
+                ],
+                "{s}\n{i}\n\nCONTENT: {p}",
+            ),
+            (
+                "MCQ generation.",
+                ["Four questions, options a-d, correct one marked (*), short explanation each."],
+                "{s} {i}\n\n{p}",
+            ),
+        ],
+    },
 ]
 LEGIT = [
-    ("own_legit_airline", "You are TravelBuddy, the assistant of Acme Airlines. Answer in a friendly tone, "
-     "at most 120 words, and never promise refunds.\n\nPassenger: {p}"),
-    ("own_legit_contract_review", "You review clauses for the legal team of Initech. Flag risky terms, cite the "
-     "clause number and suggest a safer wording.\n\nClause: {p}"),
+    (
+        "own_legit_airline",
+        "You are TravelBuddy, the assistant of Acme Airlines. Answer in a friendly tone, "
+        "at most 120 words, and never promise refunds.\n\nPassenger: {p}",
+    ),
+    (
+        "own_legit_contract_review",
+        "You review clauses for the legal team of Initech. Flag risky terms, cite the "
+        "clause number and suggest a safer wording.\n\nClause: {p}",
+    ),
 ]
 TRENDING = [
-    ("own_trend_solar_eclipse", ["when is the solar eclipse visible {w}", "how do I watch the eclipse safely {w}",
-                                "Can I look at the solar eclipse with sunglasses?", "eclipse glasses where to buy {w}",
-                                "what time does the eclipse start {w}", "Is it safe to photograph the eclipse with "
-                                "my phone"]),
-    ("own_trend_chip_shortage", ["why are graphics cards so expensive {w}", "gpu prices going down when",
-                                "is the chip shortage over {w}", "Should I wait to buy a GPU {w}?",
-                                "why can't I find a graphics card in stores"]),
+    (
+        "own_trend_solar_eclipse",
+        [
+            "when is the solar eclipse visible {w}",
+            "how do I watch the eclipse safely {w}",
+            "Can I look at the solar eclipse with sunglasses?",
+            "eclipse glasses where to buy {w}",
+            "what time does the eclipse start {w}",
+            "Is it safe to photograph the eclipse with my phone",
+        ],
+    ),
+    (
+        "own_trend_chip_shortage",
+        [
+            "why are graphics cards so expensive {w}",
+            "gpu prices going down when",
+            "is the chip shortage over {w}",
+            "Should I wait to buy a GPU {w}?",
+            "why can't I find a graphics card in stores",
+        ],
+    ),
 ]
 OWN_SHARED = [
     "I want you to act as a Linux terminal. I will type commands and you will reply with what the terminal "
@@ -119,21 +271,41 @@ OWN_SHARED = [
     "I want you to act as a motivational coach. I will provide you with information about someone's goals and "
     "challenges, and it will be your job to come up with strategies that can help this person.",
 ]
-SYN = {"write": ["produce", "compose", "draft"], "first": ["to begin", "initially", "at the start"],
-       "then": ["afterwards", "next", "after that"], "answer": ["response", "reply"], "must": ["should", "has to"],
-       "each": ["every"], "below": ["that follows", "underneath"], "only": ["just", "solely"],
-       "give": ["provide", "supply"], "short": ["brief", "concise"], "final": ["last", "concluding"]}
-FILLERS = ["Please follow these rules closely.", "Thanks.", "Take your time.", "Keep it professional.",
-           "Important:", "Quick reminder:", "Note:"]
-WORDS = ("river orchard lantern copper meadow harbor violet summit ember glacier cedar falcon prism marble "
-         "canyon voyage quartz saddle timber nectar").split()
+SYN = {
+    "write": ["produce", "compose", "draft"],
+    "first": ["to begin", "initially", "at the start"],
+    "then": ["afterwards", "next", "after that"],
+    "answer": ["response", "reply"],
+    "must": ["should", "has to"],
+    "each": ["every"],
+    "below": ["that follows", "underneath"],
+    "only": ["just", "solely"],
+    "give": ["provide", "supply"],
+    "short": ["brief", "concise"],
+    "final": ["last", "concluding"],
+}
+FILLERS = [
+    "Please follow these rules closely.",
+    "Thanks.",
+    "Take your time.",
+    "Keep it professional.",
+    "Important:",
+    "Quick reminder:",
+    "Note:",
+]
+WORDS = (
+    "river orchard lantern copper meadow harbor violet summit ember glacier cedar falcon prism marble "
+    "canyon voyage quartz saddle timber nectar"
+).split()
 
 
 def _math(rng):
     a, b, c = (int(x) for x in rng.integers(2, 500, 3))
     name = rng.choice(["Lena", "Omar", "Priya", "Tom", "Aiko", "Mateo"])
     item = rng.choice(["apples", "tickets", "marbles", "books", "coins"])
-    extra = " ".join(f"Then {name} gives away {int(rng.integers(1, 9))} {item}." for _ in range(int(rng.integers(0, 6))))
+    extra = " ".join(
+        f"Then {name} gives away {int(rng.integers(1, 9))} {item}." for _ in range(int(rng.integers(0, 6)))
+    )
     return f"{name} has {a} {item} and buys {b} more, then sells {c}. {extra} How many {item} are left?"
 
 
@@ -232,8 +404,16 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
     acct_org: dict[str, str] = {}
 
     def add(text, acct, secs, label, kind, group, org=None, created=None):
-        rows.append({"text": text, "account_id": acct, "timestamp": start + dt.timedelta(seconds=float(secs % 86400)),
-                     "label": label, "kind": kind, "group": group})
+        rows.append(
+            {
+                "text": text,
+                "account_id": acct,
+                "timestamp": start + dt.timedelta(seconds=float(secs % 86400)),
+                "label": label,
+                "kind": kind,
+                "group": group,
+            }
+        )
         acct_org.setdefault(acct, org or f"org-{acct}")
         if acct not in acct_created:
             acct_created[acct] = created or (start - dt.timedelta(days=float(rng.uniform(30, 2000))))
@@ -288,8 +468,16 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
         for _ in range(int(0.02 * n)):
             acct = f"{name}-key{int(rng.integers(n_keys))}"
             pay = P.pick(P.questions) if "airline" in name else P.pick(P.docs)[:400]
-            add(tmpl.format(p=pay), acct, rng.normal(13, 3.5) * 3600, None, "legit_templated", name, f"org-{name}",
-                start - dt.timedelta(days=900))
+            add(
+                tmpl.format(p=pay),
+                acct,
+                rng.normal(13, 3.5) * 3600,
+                None,
+                "legit_templated",
+                name,
+                f"org-{name}",
+                start - dt.timedelta(days=900),
+            )
     # organic use of popular shared prompts
     shared = [P.pick(P.shared) for _ in range(6)]
     n_org = int(0.04 * n)
@@ -307,8 +495,14 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
         peak = rng.uniform(6, 20) * 3600
         for _ in range(int(0.01 * n)):
             t = str(rng.choice(phr)).format(w=str(rng.choice(["", "today", "tomorrow", "near me", "?"])))
-            add(t if rng.random() < 0.5 else t.lower(), f"user-{int(rng.integers(10**6))}", rng.normal(peak, 3600),
-                None, "trending", name)
+            add(
+                t if rng.random() < 0.5 else t.lower(),
+                f"user-{int(rng.integers(10**6))}",
+                rng.normal(peak, 3600),
+                None,
+                "trending",
+                name,
+            )
     # background
     n_bg = n - len(rows)
     n_users = max(n_bg // 3, 1)
@@ -321,8 +515,9 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
         pl.format("d{}-{}", pl.lit(day), pl.int_range(0, pl.len()).cast(pl.String).str.zfill(7)).alias("prompt_id"),
         pl.col("timestamp").dt.cast_time_unit("us"),
         pl.col("account_id").replace_strict(acct_org, return_dtype=pl.String).alias("org_id"),
-        pl.col("account_id").replace_strict(acct_created, return_dtype=pl.Datetime("us", "UTC")).alias(
-            "account_created_at"),
+        pl.col("account_id")
+        .replace_strict(acct_created, return_dtype=pl.Datetime("us", "UTC"))
+        .alias("account_created_at"),
     )
     return df, meta
 
@@ -339,7 +534,8 @@ def main() -> None:
     df, meta = generate(a.n, a.day, a.seed, a.hard, a.pools)
     a.out.mkdir(parents=True, exist_ok=True)
     df.select("prompt_id", "account_id", "timestamp", "text", "org_id", "account_created_at").write_parquet(
-        a.out / "traffic.parquet")
+        a.out / "traffic.parquet"
+    )
     df.select("prompt_id", "label", "kind", "account_id", "group").write_parquet(a.out / "labels.parquet")
     meta["kind_counts"] = dict(df.group_by("kind").len().iter_rows())
     (a.out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -7,21 +7,7 @@ from clusterer import reference
 from clusterer.config import SkeletonConfig
 from clusterer.overlap import Signatures, pair_overlap, signatures
 from clusterer.skeleton import Skeletons
-
-
-def overlap_case(seed: int, n_rows: int = 400, n_pairs: int = 3000, num_perm: int = 128):
-    """Random CSR skeletons sharing a hash pool (so overlaps are spread over [0, 1]) and candidate pairs."""
-    rng = np.random.default_rng(seed)
-    pool = rng.integers(0, 2**63, 600, dtype=np.int64).astype(np.uint64)
-    sizes = rng.integers(0, 60, n_rows)
-    sizes[:5] = 0
-    rows = [np.unique(rng.choice(pool[: int(rng.integers(40, 600))], s)) for s in sizes]
-    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    hashes = np.concatenate(rows).astype(np.uint64) if len(rows) else np.zeros(0, np.uint64)
-    seeds = reference.perm_seeds(num_perm, seed)
-    i = rng.integers(0, n_rows, n_pairs).astype(np.int64)
-    j = rng.integers(0, n_rows, n_pairs).astype(np.int64)
-    return indptr, hashes, seeds, i, j
+from clusterer.synth import overlap_case
 
 
 def _exact_jaccard(indptr, hashes, a, b):
@@ -100,7 +86,7 @@ def test_stage_functions_use_the_backend(backend):
 def test_kernels_match_reference(seed):
     from clusterer import kernels
 
-    indptr, hashes, seeds, i, j = overlap_case(seed, n_rows=400, n_pairs=3000)
+    indptr, hashes, seeds, i, j = overlap_case(seed, n_prompts=400, n_pairs=3000)
     sig_gpu = kernels.minhash_signatures(indptr, hashes, seeds).get()
     sig_ref = reference.minhash_signatures(indptr, hashes, seeds)
     np.testing.assert_array_equal(sig_gpu, sig_ref)
