@@ -162,9 +162,9 @@ def merge_families(
     skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles; a cluster's
     skeleton = shingles in at least a fifth of its members). Only accounts shared by at least
     ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters.
-    Fragments whose scaffolds share no words at all (a template translated into another language) are joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and
-    their payloads come from one pool (cosine of the clusters' payload-word profiles ≥
-    ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
+    Fragments whose scaffolds share no words at all (a template translated into another language) are
+    joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and their payloads
+    come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
 
     ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
     ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
