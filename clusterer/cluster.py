@@ -164,7 +164,8 @@ def merge_families(
     ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters.
     Fragments whose scaffolds share no words at all (a template translated into another language) are
     joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and their payloads
-    come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``). Joins are transitive (connected components); IDs are renumbered by first row.
+    come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``). Joins are
+    transitive (connected components); IDs are renumbered by first row.
 
     ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
     ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
