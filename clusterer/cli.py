@@ -155,6 +155,13 @@ def doctor() -> None:
     t.add_row("CUDA devices", f"{n} {names}".strip())
     t.add_row("CuPy sees a GPU", str(cupy_available()))
     t.add_row("FAISS GPUs", str(faiss_gpu_count()))
+    if cupy_available():
+        from .kernels import compile_all
+
+        for name, state in compile_all().items():
+            t.add_row(f"kernel {name}", state)
+    else:
+        t.add_row("CUDA kernels", "not compiled (no CuPy / GPU); CPU path uses the Numba twins")
     try:
         from .embed import default_model_path
 
