@@ -88,7 +88,7 @@ def main() -> None:
             p = pool[int(rng.integers(len(pool)))]
             add(
                 v.format(payload=p),
-                f"{name[7:11]}-{i % c['accounts']:03d}",
+                f"{name[7:11]}-{int(rng.integers(c['accounts'])):03d}",
                 start + i * 350 + rng.uniform(0, 30),
                 name,
                 "campaign",

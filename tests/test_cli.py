@@ -82,3 +82,25 @@ def test_doctor_runs():
     res = runner.invoke(app, ["doctor"])
     assert res.exit_code == 0
     assert "default model" in res.output and "CUDA devices" in res.output
+
+
+@pytest.mark.slow
+def test_sample_day_with_default_model_finds_both_campaigns(tmp_path):
+    """End to end with the packaged MiniLM: each campaign of the sample day is one cluster, and no
+    legitimate-customer or shared-prompt row lands in a campaign's cluster."""
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, ["run", str(DATA / "sample_day.parquet"), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    a = pl.read_parquet(out / "assignments.parquet").join(
+        pl.read_parquet(DATA / "sample_labels.parquet"), on="prompt_id"
+    )
+    for camp in ("sample_reward_grader", "sample_code_reasoning"):
+        rows = a.filter(pl.col("label") == camp)
+        top = rows["cluster_id"].mode().sort()[0]
+        assert top >= 0
+        in_top = a.filter(pl.col("cluster_id") == top)
+        f1 = 2 * (rows["cluster_id"] == top).sum() / (rows.height + in_top.height)
+        assert f1 > 0.9, (camp, f1)
+        assert in_top.filter(pl.col("kind") != "campaign").height <= 0.01 * in_top.height
