@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from .backend import Backend, faiss_gpu_count
 from .config import GraphConfig
+from .reference import mix64 as _mix
 
 _BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
 
@@ -108,14 +109,6 @@ class Edges:
     sem: NDArray[np.float32]
     tmpl: NDArray[np.float32]
     sim: NDArray[np.float32]
-
-
-def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:

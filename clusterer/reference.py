@@ -37,6 +37,11 @@ def _mix_array(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return out
 
 
+def mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """splitmix64 finaliser of every element (uint64 in, uint64 out): the one hash mixer of the project."""
+    return _mix_array(np.ascontiguousarray(x, dtype=np.uint64))
+
+
 @numba.njit(parallel=True, cache=True)
 def _minhash(indptr, hashes, seeds, out):
     n = indptr.shape[0] - 1

@@ -21,6 +21,7 @@ import xxhash
 from numpy.typing import NDArray
 
 from .config import SkeletonConfig
+from .reference import mix64 as _mix
 
 SLOT = "{…}"
 SLOT_BUCKETS = 1 << 20
@@ -50,14 +51,6 @@ class Skeletons:
     @property
     def sizes(self) -> NDArray[np.int32]:
         return np.diff(self.indptr).astype(np.int32)
-
-
-def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def _tokens(texts: pl.Series) -> pl.DataFrame:
