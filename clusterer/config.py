@@ -152,6 +152,37 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignConfig:
+    """Campaign score: sigmoid(bias + sum of weight * term); see campaigns.score_campaigns and the README."""
+
+    bias: float = -14.0
+    w_focus: float = 12.0  # share of its multi-prompt accounts' traffic that goes to this family
+    w_repeat: float = 3.0  # share of its accounts that send it more than once
+    w_spread: float = 2.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
+    w_variety: float = 2.0  # distinct prompts / prompts: a varied slot, not one pasted text
+    w_template: float = 1.0  # template coverage of the members
+    w_new_accounts: float = 8.0  # share of accounts created within new_account_days, centred at 0.5
+    w_one_org: float = 8.0  # penalty: share of prompts from the top organisation (>= 3 effective accounts)
+    spread_accounts: float = 20.0
+    min_effective_accounts: float = 5.0  # families spread over fewer accounts score 0
+    new_account_days: float = 60.0
+    threshold: float = 0.5  # flag clusters (and their prompts) with campaign_score >= threshold
+    account_min_share: float = 0.5  # flag an account when this share of its prompts is in flagged families
+    operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
+    operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
+    org_col: str = "org_id"  # optional log columns the score uses when present
+    account_created_col: str = "account_created_at"
+
+    def __post_init__(self) -> None:
+        _check_range("campaign.threshold", self.threshold, 0.0, 1.0)
+        _check_range("campaign.spread_accounts", self.spread_accounts, 2.0)
+        _check_range("campaign.new_account_days", self.new_account_days, 0.0)
+        _check_range("campaign.account_min_share", self.account_min_share, 0.0, 1.0)
+        _check_range("campaign.operator_min_shared", self.operator_min_shared, 1)
+        _check_range("campaign.operator_min_jaccard", self.operator_min_jaccard, 0.0, 1.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
     """Everything a run depends on; recorded in manifest.json."""
 
@@ -164,6 +195,7 @@ class RunConfig:
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    campaign: CampaignConfig = field(default_factory=CampaignConfig)
 
     def __post_init__(self) -> None:
         if self.graph.lsh_bands and self.skeleton.num_perm % self.graph.lsh_bands:
@@ -186,6 +218,7 @@ _SECTIONS = {
     "normalise": NormaliseConfig,
     "embed": EmbedConfig,
     "graph": GraphConfig,
+    "campaign": CampaignConfig,
     "cluster": ClusterConfig,
 }
 

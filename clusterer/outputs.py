@@ -20,12 +20,14 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from .campaigns import Decisions
 from .errors import OutputError
 from .templates import Templates
 
 ASSIGNMENTS = "assignments.parquet"
 CLUSTERS = "clusters.parquet"
 ACCOUNTS = "accounts.parquet"
+OPERATORS = "operators.parquet"
 MANIFEST = "manifest.json"
 
 STATUS_CLUSTERED = "clustered"
@@ -42,6 +44,9 @@ ASSIGNMENT_SCHEMA = {
     "membership": pl.Float32,
     "template_coverage": pl.Float32,
     "truncated": pl.Boolean,
+    "campaign_id": pl.String,
+    "campaign_score": pl.Float32,
+    "flagged": pl.Boolean,
 }
 CLUSTER_SCHEMA = {
     "cluster_id": pl.Int64,
@@ -56,6 +61,18 @@ CLUSTER_SCHEMA = {
     "exemplar_prompt_id": pl.String,
     "exemplar_text": pl.String,
     "template": pl.String,
+    "campaign_id": pl.String,
+    "campaign_score": pl.Float64,
+    "flagged": pl.Boolean,
+    "tags": pl.List(pl.String),
+    "account_focus": pl.Float64,
+    "effective_accounts": pl.Float64,
+    "single_prompt_account_share": pl.Float64,
+    "slot_variety": pl.Float64,
+    "hour_profile_divergence": pl.Float64,
+    "interarrival_cv": pl.Float64,
+    "top_org_share": pl.Float64,
+    "new_account_share": pl.Float64,
 }
 ACCOUNT_SCHEMA = {
     "account_id": pl.String,
@@ -63,6 +80,18 @@ ACCOUNT_SCHEMA = {
     "clustered_prompts": pl.UInt32,
     "n_clusters": pl.UInt32,
     "cluster_ids": pl.List(pl.Int64),
+    "first_seen": pl.Datetime("us", "UTC"),
+    "last_seen": pl.Datetime("us", "UTC"),
+    "flagged": pl.Boolean,
+    "flagged_share": pl.Float64,
+    "campaigns": pl.List(pl.String),
+    "operator_group": pl.Int64,
+}
+OPERATOR_SCHEMA = {
+    "operator_group": pl.Int64,
+    "accounts": pl.UInt32,
+    "flagged_prompts": pl.UInt32,
+    "campaigns": pl.List(pl.String),
     "first_seen": pl.Datetime("us", "UTC"),
     "last_seen": pl.Datetime("us", "UTC"),
 }
@@ -115,6 +144,7 @@ def assignments_frame(
     membership: NDArray[np.float32],
     coverage: NDArray[np.float32],
     truncated: NDArray[np.bool_],
+    dec: Decisions,
     extra_columns: tuple[str, ...],
 ) -> pl.DataFrame:
     """Per-prompt table: every input row exactly once, in input order, extras carried through."""
@@ -128,6 +158,9 @@ def assignments_frame(
             "membership": pl.Series(membership, dtype=pl.Float32),
             "template_coverage": pl.Series(coverage, dtype=pl.Float32),
             "truncated": pl.Series(truncated, dtype=pl.Boolean),
+            "campaign_id": pl.Series(dec.prompt_campaign, dtype=pl.String),
+            "campaign_score": pl.Series(dec.prompt_score, dtype=pl.Float32),
+            "flagged": pl.Series(dec.prompt_flagged, dtype=pl.Boolean),
         },
         schema=ASSIGNMENT_SCHEMA,
     )
@@ -141,6 +174,7 @@ def clusters_frame(
     emb_rows: NDArray[np.float32],
     rows: NDArray[np.int64],
     tmpl: Templates,
+    dec: Decisions,
 ) -> pl.DataFrame:
     """Per-cluster table. ``emb_rows[i]`` is the embedding of input row ``rows[i]``.
 
@@ -192,13 +226,23 @@ def clusters_frame(
         }
     )
     out = per.join(meta, on="cluster_id", how="left")
+    dcols = [c for c in dec.clusters.columns if c in CLUSTER_SCHEMA and c not in out.columns]
+    out = out.join(dec.clusters.select("cluster_id", *dcols), on="cluster_id", how="left")
+    out = out.with_columns([pl.lit(None).alias(c) for c in CLUSTER_SCHEMA if c not in out.columns])
     return out.select([pl.col(c).cast(t) for c, t in CLUSTER_SCHEMA.items()]).sort(
-        ["n_accounts", "size", "cluster_id"], descending=[True, True, False]
+        ["campaign_score", "n_accounts", "cluster_id"], descending=[True, True, False], nulls_last=True
     )
 
 
-def accounts_frame(frame: pl.DataFrame, labels: NDArray[np.int64]) -> pl.DataFrame:
-    """Per-account table: volume, clustered volume and the clusters touched."""
+def operators_frame(dec: Decisions) -> pl.DataFrame:
+    """One row per operator group (accounts that share flagged template families)."""
+    if dec.operators.height == 0:
+        return pl.DataFrame(schema=OPERATOR_SCHEMA)
+    return dec.operators.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()])
+
+
+def accounts_frame(frame: pl.DataFrame, labels: NDArray[np.int64], dec: Decisions) -> pl.DataFrame:
+    """Per-account table: volume, clustered volume, the clusters touched, flags and operator group."""
     df = pl.DataFrame(
         {
             "account_id": frame["account_id"],
@@ -216,5 +260,7 @@ def accounts_frame(frame: pl.DataFrame, labels: NDArray[np.int64]) -> pl.DataFra
             pl.col("timestamp").max().alias("last_seen"),
         )
         .with_columns(pl.col("cluster_ids").list.len().cast(pl.UInt32).alias("n_clusters"))
+        .join(dec.accounts, on="account_id", how="left")
+        .with_columns(pl.col("flagged").fill_null(False), pl.col("operator_group").fill_null(-1))
     )
     return out.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]).sort("account_id")

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__, outputs
 from .backend import Backend, Device, resolve
+from .campaigns import decide
 from .cluster import cluster_edges, merge_families
 from .config import RunConfig
 from .embed import embed_texts, load_encoder
@@ -147,15 +148,28 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
     with clock.stage("templates"):
         tmpl = describe_templates(fam, texts, sk, sigs, cfg.skeleton, cfg.seed)
 
+    with clock.stage("campaigns"):
+        cl_info = pl.DataFrame(
+            {
+                "cluster_id": np.arange(len(tmpl.text), dtype=np.int64),
+                "rigidity": tmpl.rigidity,
+                "template_coverage": tmpl.coverage,
+                "template": pl.Series(tmpl.text, dtype=pl.String),
+            }
+        )
+        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign)
+
     with clock.stage("write"):
         assign = outputs.assignments_frame(
-            frame, labels, status, membership, coverage, norm.truncated, prompts.extra_columns
+            frame, labels, status, membership, coverage, norm.truncated, dec, prompts.extra_columns
         )
-        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl)
-        acc = outputs.accounts_frame(frame, labels)
+        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl, dec)
+        acc = outputs.accounts_frame(frame, labels, dec)
+        ops = outputs.operators_frame(dec)
         outputs.write_parquet(assign, out / outputs.ASSIGNMENTS)
         outputs.write_parquet(cl, out / outputs.CLUSTERS)
         outputs.write_parquet(acc, out / outputs.ACCOUNTS)
+        outputs.write_parquet(ops, out / outputs.OPERATORS)
 
     counts = {
         s: int((status == s).sum()) for s in (outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE, outputs.STATUS_EMPTY)
@@ -183,10 +197,22 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
         "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},
         "graph": {"knn_edges": int(knn.idx.size), "candidate_pairs": len(pairs.i), "skeleton_shingles": len(sk.hashes)},
         "clusters": cl.height,
+        "campaigns": {
+            "flagged_clusters": int(cl["flagged"].fill_null(False).sum()),
+            "flagged_prompts": int(dec.prompt_flagged.sum()),
+            "flagged_accounts": int(acc["flagged"].sum()),
+            "operator_groups": ops.height,
+            "signals_used": {"org_id": dec.signals.org, "account_created_at": dec.signals.account_age},
+            "signals_missing": [
+                name
+                for name, used in (("org_id", dec.signals.org), ("account_created_at", dec.signals.account_age))
+                if not used
+            ],
+        },
         "accounts": acc.height,
         "stages": clock.stages,
         "peak_rss_mb": _peak_rss_mb(),
-        "outputs": [outputs.ASSIGNMENTS, outputs.CLUSTERS, outputs.ACCOUNTS, outputs.MANIFEST],
+        "outputs": [outputs.ASSIGNMENTS, outputs.CLUSTERS, outputs.ACCOUNTS, outputs.OPERATORS, outputs.MANIFEST],
     }
     outputs.write_json(manifest, out / outputs.MANIFEST)
     if not cfg.quiet:

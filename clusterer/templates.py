@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import xxhash
 from numpy.typing import NDArray
 
 from . import reference
@@ -21,11 +22,13 @@ TEMPLATE_CHARS = 600
 class Templates:
     """Aligned with cluster IDs 0..k-1: ``text`` the scaffold with ``{…}`` slots; ``rigidity`` float32
     (k,) mean estimated skeleton Jaccard of sampled member pairs; ``coverage`` float32 (k,) mean share of
-    members' shingles that are skeleton."""
+    members' shingles that are skeleton; ``key``: content-derived template key per cluster (xxh3 of the 8
+    smallest frequent-shingle hashes, '' when the cluster has no common skeleton)."""
 
     text: list[str]
     rigidity: NDArray[np.float32]
     coverage: NDArray[np.float32]
+    key: list[str]
 
 
 def describe_templates(
@@ -38,7 +41,7 @@ def describe_templates(
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k == 0:
-        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [])
     rng = np.random.default_rng(seed)
     member = labels >= 0
     order = np.argsort(labels[member], kind="stable")
@@ -49,6 +52,7 @@ def describe_templates(
     )
     pi, pj, owner = [], [], []
     out_text: list[str] = []
+    out_key: list[str] = []
     for c in range(k):
         mem = rows_sorted[bounds[c] : bounds[c + 1]]
         m = len(mem)
@@ -64,8 +68,10 @@ def describe_templates(
             counts = [np.isin(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]], freq).sum() for r in mem]
             best = mem[int(np.argmax(counts))]
             out_text.append(render_template(texts[int(best)], freq, cfg.ngram)[:TEMPLATE_CHARS])
+            out_key.append(xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes()))
         else:
             out_text.append("")
+            out_key.append("")
     rig = np.zeros(k, np.float32)
     if pi:
         ov = reference.skeleton_overlap(sigs.sig, sigs.sizes, np.concatenate(pi), np.concatenate(pj))
@@ -73,4 +79,4 @@ def describe_templates(
         rig = (np.bincount(own, weights=ov[:, 0], minlength=k) / np.maximum(np.bincount(own, minlength=k), 1)).astype(
             np.float32
         )
-    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32))
+    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32), key=out_key)

@@ -45,6 +45,7 @@ def test_run_writes_all_outputs(tmp_path, day_file, day, fast_cfg):
         "overlap",
         "cluster",
         "templates",
+        "campaigns",
         "write",
     ]
     assert m["inputs"][0]["rows"] == traffic.height

@@ -1,0 +1,356 @@
+"""Campaign decisions: per-cluster campaign features, a documented campaign score, flags, operator groups.
+
+A cluster is a template family; a *campaign* is a family that looks operated: a scaffold with a varied
+slot, spread over many accounts that do little else, often from freshly created accounts of unrelated
+organisations. The score combines features that separate that from the hard negatives:
+
+- a legitimate high-volume customer: templated, but few accounts, or many API keys of *one* organisation;
+- popular shared prompts pasted by strangers: accounts that mostly send other things, old accounts;
+- trending topics: no scaffold, accounts that mostly send other things.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from scipy.sparse import coo_matrix, csgraph
+
+from .config import CampaignConfig
+
+# Capability tags: documented lexicons over the rendered template (lower-cased, normalised text).
+TAG_LEXICONS: dict[str, tuple[str, ...]] = {
+    "reasoning_trace": (
+        "step by step",
+        "<think",
+        "chain of thought",
+        "reasoning",
+        "show your work",
+        "scratchpad",
+        "razona",
+        "ragiona",
+        "schritt für schritt",
+        "étape par étape",
+    ),
+    "coding": ("python", "function", "code", "unit test", "pytest", "implement", "def ", "docstring", "```"),
+    "tool_use": ("tool", "api", "json", "function call", "search(", "browse", "agent", "yaml"),
+    "safety_rewrite": ("rewrite", "safe", "harm", "policy", "refus", "reformulat", "acceptable"),
+    "grading": ("score", "rate ", "rating", "grade", "judge", "verdict", "reward", "[[a]]", "evaluate"),
+    "translation": (
+        "translate",
+        "tradu",
+        "übersetz",
+        "bilingual",
+        "bilingue",
+        "zweisprachig",
+        "in english",
+        "en français",
+        "auf deutsch",
+    ),
+}
+
+
+def tags_of(template: str) -> list[str]:
+    """Capability tags whose lexicon occurs in the template text."""
+    t = template.lower()
+    return [tag for tag, words in TAG_LEXICONS.items() if any(w in t for w in words)]
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Which optional log columns the score could use."""
+
+    org: bool
+    account_age: bool
+
+
+def _sigmoid(z: pl.Expr) -> pl.Expr:
+    return 1.0 / (1.0 + (-z).exp())
+
+
+def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+    """Per-cluster campaign features.
+
+    ``prompts``: one row per input prompt with ``cluster_id``, ``account_id``, ``timestamp``, ``key`` (u64
+    normalised-text key) and optionally ``org_id`` / ``account_created_at``. ``clusters``: ``cluster_id``,
+    ``rigidity``, ``template_coverage``, ``template``. Returns one row per cluster (see README).
+    """
+    has_org = "org_id" in prompts.columns and prompts["org_id"].null_count() < prompts.height
+    has_age = "account_created_at" in prompts.columns and prompts["account_created_at"].null_count() < prompts.height
+    acct_total = prompts.group_by("account_id").agg(pl.len().alias("_acct_total"))
+    p = prompts.filter(pl.col("cluster_id") >= 0).join(acct_total, on="account_id", how="left")
+    if p.height == 0:
+        return pl.DataFrame()
+    per_acct = p.group_by("cluster_id", "account_id").agg(
+        pl.len().alias("_k"), pl.col("_acct_total").first(), pl.col("timestamp").min().alias("_first")
+    )
+    multi = pl.col("_acct_total") >= 2
+    acct_feats = per_acct.group_by("cluster_id").agg(
+        # share of the traffic of accounts with >= 2 prompts that goes to this family; one-prompt accounts
+        # carry no evidence either way (0.5 when there are none)
+        pl.when(multi.any())
+        .then(pl.col("_k").filter(multi).sum() / pl.col("_acct_total").filter(multi).sum())
+        .otherwise(0.5)
+        .alias("account_focus"),
+        (-((pl.col("_k") / pl.col("_k").sum()) * (pl.col("_k") / pl.col("_k").sum()).log()).sum())
+        .exp()
+        .alias("effective_accounts"),
+        (pl.col("_k") == 1).mean().alias("single_prompt_account_share"),
+    )
+    # day's hour-of-day profile, to compare each cluster's against
+    day_hours = np.bincount(p["timestamp"].dt.hour().to_numpy().astype(np.int64), minlength=24).astype(float)
+    day_hours = (day_hours + 1.0) / (day_hours.sum() + 24.0)
+    feats = (
+        p.sort("timestamp")
+        .group_by("cluster_id")
+        .agg(
+            pl.len().alias("prompts"),
+            pl.col("account_id").n_unique().alias("accounts"),
+            (pl.col("key").n_unique() / pl.len()).alias("slot_variety"),
+            pl.col("timestamp").min().alias("first_seen"),
+            pl.col("timestamp").max().alias("last_seen"),
+            pl.col("timestamp").dt.hour().alias("_hours"),
+            pl.col("timestamp").diff().dt.total_seconds().drop_nulls().alias("_gaps"),
+            *(
+                [pl.col("org_id").value_counts(sort=True).first().struct.field("count").alias("_top_org")]
+                if has_org
+                else []
+            ),
+            *(
+                [
+                    ((pl.col("timestamp") - pl.col("account_created_at")).dt.total_days() <= cfg.new_account_days)
+                    .mean()
+                    .alias("new_account_share")
+                ]
+                if has_age
+                else []
+            ),
+        )
+    )
+    hours = feats["_hours"].to_list()
+    gaps = feats["_gaps"].to_list()
+    js, cv = [], []
+    for h, g in zip(hours, gaps, strict=True):
+        hist = np.bincount(np.asarray(h, dtype=np.int64), minlength=24).astype(float)
+        q = (hist + 1.0) / (hist.sum() + 24.0)
+        m = 0.5 * (q + day_hours)
+        js.append(float(0.5 * np.sum(q * np.log2(q / m)) + 0.5 * np.sum(day_hours * np.log2(day_hours / m))))
+        g = np.asarray(g, dtype=float)
+        cv.append(float(g.std() / g.mean()) if len(g) > 2 and g.mean() > 0 else float("nan"))
+    feats = feats.drop("_hours", "_gaps").with_columns(
+        pl.Series("hour_profile_divergence", js), pl.Series("interarrival_cv", cv)
+    )
+    if has_org:
+        feats = feats.with_columns((pl.col("_top_org") / pl.col("prompts")).alias("top_org_share")).drop("_top_org")
+    feats = feats.join(acct_feats, on="cluster_id").join(
+        clusters.select("cluster_id", "rigidity", "template_coverage", "template"), on="cluster_id", how="left"
+    )
+    return feats.with_columns(
+        pl.col("template").fill_null("").map_elements(tags_of, return_dtype=pl.List(pl.String)).alias("tags")
+    ).sort("cluster_id")
+
+
+def score_campaigns(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+    """Add ``campaign_score`` in [0, 1] and ``flagged`` (score ≥ ``cfg.threshold``).
+
+    score = sigmoid(bias + Σ weight · term), terms (each in [0, 1], see README):
+      focus     = account_focus                       (share of its accounts' traffic in this family)
+      repeat    = 1 − single_prompt_account_share     (operators repeat; pasters and askers come once)
+      spread    = min(1, ln(effective_accounts) / ln(cfg.spread_accounts))
+      variety   = slot_variety                        (distinct normalised prompts / prompts)
+      template  = template_coverage
+      new_accts = new_account_share − 0.5             (0 when the log has no account creation time)
+      one_org   = top_org_share when ≥ 3 effective accounts, else 0 (0 without an org column)
+    A family with fewer than ``cfg.min_effective_accounts`` effective accounts scores 0: one or two
+    accounts, however templated, are a customer or a heavy user, not a cross-account campaign.
+    """
+    w = cfg
+    cols = feats.columns
+    new = (pl.col("new_account_share") - 0.5) if "new_account_share" in cols else pl.lit(0.0)
+    one_org = (
+        pl.when(pl.col("effective_accounts") >= 3).then(pl.col("top_org_share")).otherwise(0.0)
+        if "top_org_share" in cols
+        else pl.lit(0.0)
+    )
+    spread = (pl.col("effective_accounts").log() / math.log(w.spread_accounts)).clip(0.0, 1.0)
+    z = (
+        w.bias
+        + w.w_focus * pl.col("account_focus")
+        + w.w_repeat * (1.0 - pl.col("single_prompt_account_share"))
+        + w.w_spread * spread
+        + w.w_variety * pl.col("slot_variety")
+        + w.w_template * pl.col("template_coverage").fill_null(0.0)
+        + w.w_new_accounts * new
+        - w.w_one_org * one_org
+    )
+    score = pl.when(pl.col("effective_accounts") >= w.min_effective_accounts).then(_sigmoid(z)).otherwise(0.0)
+    return feats.with_columns(score.alias("campaign_score")).with_columns(
+        (pl.col("campaign_score") >= w.threshold).alias("flagged")
+    )
+
+
+def operator_groups(
+    accounts: NDArray[np.int64], labels: NDArray[np.int64], flagged_clusters: NDArray[np.int64], cfg: CampaignConfig
+) -> NDArray[np.int64]:
+    """Operator group of every account code (−1 = none): accounts linked when they share flagged clusters.
+
+    Account × flagged-cluster co-membership (binary) is projected onto accounts (a sparse product); two
+    accounts are linked when their cluster sets overlap with Jaccard ≥ ``cfg.operator_min_jaccard`` over at
+    least ``cfg.operator_min_shared`` clusters; groups are connected components of at least 2 accounts.
+    """
+    n_acc = int(accounts.max()) + 1 if len(accounts) else 0
+    keep = np.isin(labels, flagged_clusters)
+    if n_acc == 0 or not keep.any():
+        return np.full(n_acc, -1, np.int64)
+    cl = np.unique(labels[keep], return_inverse=True)[1].ravel()
+    m = coo_matrix((np.ones(int(keep.sum())), (accounts[keep], cl)), shape=(n_acc, int(cl.max()) + 1)).tocsr()
+    m.data[:] = 1.0
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    co = (m @ m.T).tocoo()
+    deg = np.asarray(m.sum(axis=1)).ravel()
+    jac = co.data / np.maximum(deg[co.row] + deg[co.col] - co.data, 1.0)
+    link = (co.row != co.col) & (co.data >= cfg.operator_min_shared) & (jac >= cfg.operator_min_jaccard)
+    g = coo_matrix((np.ones(int(link.sum())), (co.row[link], co.col[link])), shape=(n_acc, n_acc))
+    _, comp = csgraph.connected_components(g, directed=False)
+    size = np.bincount(comp)
+    grouped = (size[comp] >= 2) & (deg > 0)
+    out = np.full(n_acc, -1, np.int64)
+    ids = np.unique(comp[grouped])
+    out[grouped] = np.searchsorted(ids, comp[grouped])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """Campaign decisions of a run.
+
+    ``clusters``: per-cluster features, ``campaign_score``, ``flagged``, ``campaign_id``; ``prompt_score``:
+    float32 (n,) the score of each prompt's cluster (0 for noise); ``prompt_flagged``: bool (n,);
+    ``prompt_campaign``: campaign ID per prompt (None unless flagged); ``accounts``: per-account flags and
+    operator groups; ``operators``: one row per operator group; ``signals``: which optional columns were used.
+    """
+
+    clusters: pl.DataFrame
+    prompt_score: NDArray[np.float32]
+    prompt_flagged: NDArray[np.bool_]
+    prompt_campaign: list[str | None]
+    accounts: pl.DataFrame
+    operators: pl.DataFrame
+    signals: Signals
+
+
+def _optional_datetime(s: pl.Series) -> pl.Series | None:
+    if s.dtype == pl.String:
+        s = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    if not isinstance(s.dtype, pl.Datetime):
+        return None
+    s = s.dt.cast_time_unit("us")
+    return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+
+
+def decide(
+    frame: pl.DataFrame,
+    labels: NDArray[np.int64],
+    keys: NDArray[np.uint64],
+    clusters: pl.DataFrame,
+    template_keys: list[str],
+    cfg: CampaignConfig,
+) -> Decisions:
+    """Score every cluster, flag campaigns, flag accounts and group them into operators.
+
+    ``frame``: the prompt frame (``account_id``, ``timestamp`` and any optional metadata columns named in
+    ``cfg``); ``labels``: int64 (n,) cluster per prompt; ``keys``: uint64 (n,) normalised-text keys;
+    ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``; ``template_keys[c]``:
+    the content key of cluster c's template.
+    """
+    n = frame.height
+    prompts = pl.DataFrame(
+        {"cluster_id": labels, "account_id": frame["account_id"], "timestamp": frame["timestamp"], "key": keys}
+    )
+    signals = Signals(org=False, account_age=False)
+    if cfg.org_col in frame.columns and frame[cfg.org_col].null_count() < n:
+        prompts = prompts.with_columns(frame[cfg.org_col].cast(pl.String).alias("org_id"))
+        signals = Signals(org=True, account_age=False)
+    if cfg.account_created_col in frame.columns:
+        created = _optional_datetime(frame[cfg.account_created_col])
+        if created is not None and created.null_count() < n:
+            prompts = prompts.with_columns(created.alias("account_created_at"))
+            signals = Signals(org=signals.org, account_age=True)
+    feats = campaign_features(prompts, clusters, cfg)
+    if feats.height == 0:
+        scored = pl.DataFrame(
+            schema={
+                "cluster_id": pl.Int64,
+                "campaign_score": pl.Float64,
+                "flagged": pl.Boolean,
+                "campaign_id": pl.String,
+            }
+        )
+    else:
+        scored = score_campaigns(feats, cfg)
+        ids = [f"cmp-{template_keys[c] or f'x{c}'}" for c in scored["cluster_id"].to_list()]
+        scored = scored.with_columns(
+            pl.when(pl.col("flagged")).then(pl.Series(ids, dtype=pl.String)).otherwise(None).alias("campaign_id")
+        )
+    k = int(labels.max()) + 1 if n and labels.max() >= 0 else 0
+    score_of = np.zeros(k, np.float32)
+    flag_of = np.zeros(k, bool)
+    id_of: list[str | None] = [None] * k
+    for c, s, f, cid in zip(
+        scored["cluster_id"], scored["campaign_score"], scored["flagged"], scored["campaign_id"], strict=True
+    ):
+        score_of[c], flag_of[c], id_of[c] = s, f, cid
+    member = labels >= 0
+    prompt_score = np.where(member, score_of[np.maximum(labels, 0)] if k else 0.0, 0.0).astype(np.float32)
+    prompt_flagged = member & (flag_of[np.maximum(labels, 0)] if k else False)
+    prompt_campaign = [id_of[c] if c >= 0 else None for c in labels.tolist()]
+
+    acc_codes, acc_index = np.unique(frame["account_id"].to_numpy(), return_inverse=True)
+    acc_index = acc_index.ravel()
+    groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)
+    per = pl.DataFrame(
+        {
+            "account_id": frame["account_id"],
+            "flagged_prompt": prompt_flagged,
+            "campaign_id": pl.Series(prompt_campaign, dtype=pl.String),
+            "timestamp": frame["timestamp"],
+        }
+    )
+    accounts = (
+        per.group_by("account_id")
+        .agg(
+            pl.col("flagged_prompt").mean().alias("flagged_share"),
+            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+        )
+        .with_columns((pl.col("flagged_share") >= cfg.account_min_share).alias("flagged"))
+    )
+    accounts = accounts.join(
+        pl.DataFrame({"account_id": acc_codes.astype(str), "operator_group": groups}), on="account_id", how="left"
+    )
+    grouped = per.join(accounts.select("account_id", "operator_group"), on="account_id").filter(
+        pl.col("operator_group") >= 0
+    )
+    operators = (
+        grouped.group_by("operator_group")
+        .agg(
+            pl.col("account_id").n_unique().alias("accounts"),
+            pl.col("flagged_prompt").sum().alias("flagged_prompts"),
+            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+            pl.col("timestamp").filter(pl.col("flagged_prompt")).min().alias("first_seen"),
+            pl.col("timestamp").filter(pl.col("flagged_prompt")).max().alias("last_seen"),
+        )
+        .sort("operator_group")
+    )
+    return Decisions(
+        clusters=scored,
+        prompt_score=prompt_score,
+        prompt_flagged=prompt_flagged,
+        prompt_campaign=prompt_campaign,
+        accounts=accounts,
+        operators=operators,
+        signals=signals,
+    )
