@@ -89,10 +89,10 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     )
     multi = pl.col("_acct_total") >= 2
     acct_feats = per_acct.group_by("cluster_id").agg(
-        # share of the traffic of accounts with >= 2 prompts that goes to this family; one-prompt accounts
-        # carry no evidence either way (0.5 when there are none)
+        # mean over accounts with >= 2 prompts of the share of their traffic that goes to this family (one
+        # heavy user weighs as one account); one-prompt accounts carry no evidence (0.5 when all are)
         pl.when(multi.any())
-        .then(pl.col("_k").filter(multi).sum() / pl.col("_acct_total").filter(multi).sum())
+        .then((pl.col("_k") / pl.col("_acct_total")).filter(multi).mean())
         .otherwise(0.5)
         .alias("account_focus"),
         (-((pl.col("_k") / pl.col("_k").sum()) * (pl.col("_k") / pl.col("_k").sum()).log()).sum())

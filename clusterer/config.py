@@ -155,11 +155,11 @@ class ClusterConfig:
 class CampaignConfig:
     """Campaign score: sigmoid(bias + sum of weight * term); see campaigns.score_campaigns and the README."""
 
-    bias: float = -14.0
+    bias: float = -16.0
     w_focus: float = 12.0  # share of its multi-prompt accounts' traffic that goes to this family
     w_repeat: float = 3.0  # share of its accounts that send it more than once
     w_spread: float = 2.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
-    w_variety: float = 2.0  # distinct prompts / prompts: a varied slot, not one pasted text
+    w_variety: float = 4.0  # distinct prompts / prompts: a varied slot, not one pasted text
     w_template: float = 1.0  # template coverage of the members
     w_new_accounts: float = 8.0  # share of accounts created within new_account_days, centred at 0.5
     w_one_org: float = 8.0  # penalty: share of prompts from the top organisation (>= 3 effective accounts)

@@ -478,12 +478,16 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
                 f"org-{name}",
                 start - dt.timedelta(days=900),
             )
+    # background users: heavy-tailed volume over many accounts; organic and trending users are among them
+    n_users = max(int(0.7 * n) // 3, 1)
+    w = 1.0 / np.arange(1, n_users + 1) ** 0.9
+    w = w / w.sum()
     # organic use of popular shared prompts
     shared = [P.pick(P.shared) for _ in range(6)]
     n_org = int(0.04 * n)
     k = 0
     while k < n_org:
-        user = f"user-{int(rng.integers(10**6))}"
+        user = f"user-{int(rng.integers(n_users))}"
         sp = shared[int(rng.integers(len(shared)))]
         reps = int(rng.integers(2, 7)) if hard else 1
         for _ in range(reps):
@@ -505,9 +509,7 @@ def generate(n: int, day: int, seed: int, hard: bool, pools: Path | None):
             )
     # background
     n_bg = n - len(rows)
-    n_users = max(n_bg // 3, 1)
-    w = 1.0 / np.arange(1, n_users + 1) ** 0.9  # heavy-tailed volume over many users
-    users = rng.choice(n_users, n_bg, p=w / w.sum())
+    users = rng.choice(n_users, n_bg, p=w)
     for u in users:
         add(P.pick(P.benign), f"user-{int(u)}", rng.normal(14, 4.5) * 3600, None, "benign", "background")
     df = pl.DataFrame(rows, infer_schema_length=None).sample(fraction=1.0, shuffle=True, seed=seed + day)
