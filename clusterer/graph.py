@@ -159,6 +159,16 @@ def merge_pairs(*parts: Pairs, n: int) -> Pairs:
     return unique_pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]), n)
 
 
+def pair_cosine(
+    emb: NDArray[np.float32], i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
+) -> NDArray[np.float32]:
+    """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d)."""
+    out = np.empty(len(i), np.float32)
+    for s in range(0, len(i), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", emb[i[s : s + chunk]], emb[j[s : s + chunk]])
+    return out
+
+
 def score_edges(pairs: Pairs, emb: NDArray[np.float32], tmpl: NDArray[np.float32], cfg: GraphConfig) -> Edges:
     """Combined similarity ``sim = w · tmpl + (1 − w) · cos`` with ``w = cfg.template_weight``.
 
@@ -166,7 +176,7 @@ def score_edges(pairs: Pairs, emb: NDArray[np.float32], tmpl: NDArray[np.float32
     the cosine of the two embeddings. Template evidence pulls prompts of one scaffold together whatever
     their payload; the semantic term links paraphrased or re-worded variants the shingles miss.
     """
-    sem = np.einsum("ij,ij->i", emb[pairs.i], emb[pairs.j]).astype(np.float32)
+    sem = pair_cosine(emb, pairs.i, pairs.j)
     w = np.float32(cfg.template_weight)
     sim = w * tmpl.astype(np.float32) + (np.float32(1.0) - w) * sem
     return Edges(i=pairs.i, j=pairs.j, sem=sem, tmpl=tmpl.astype(np.float32), sim=sim)
