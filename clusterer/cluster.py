@@ -221,3 +221,26 @@ def merge_families(
     remap = np.full(int(ids.max()) + 1, -1, np.int64)
     remap[order] = np.arange(len(order))
     return np.where(member, remap[np.maximum(merged, 0)], -1)
+
+
+def attach_noise(
+    labels: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64], sim: NDArray[np.float32], min_sim: float
+) -> NDArray[np.int64]:
+    """Give each noise node the cluster of its most similar clustered neighbour when that edge's similarity
+    is at least ``min_sim`` (HDBSCAN leaves the thin edge of a dense template family as noise; one strong
+    edge to a member is evidence enough). One pass, so attached nodes do not chain further."""
+    if min_sim > 1.0 or len(i) == 0:
+        return labels
+    src = np.concatenate([i, j])
+    dst = np.concatenate([j, i])
+    s = np.concatenate([sim, sim])
+    ok = (labels[src] < 0) & (labels[dst] >= 0) & (s >= min_sim)
+    if not ok.any():
+        return labels
+    src, dst, s = src[ok], dst[ok], s[ok]
+    order = np.lexsort((dst, -s, src))  # per noise node: best similarity first, ties to the lowest row
+    src, dst = src[order], dst[order]
+    first = np.r_[True, src[1:] != src[:-1]]
+    out = labels.copy()
+    out[src[first]] = labels[dst[first]]
+    return out

@@ -131,6 +131,7 @@ class ClusterConfig:
     min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
     selection: Literal["eom", "leaf"] = "eom"
     epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
+    attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
     merge: bool = True  # second-level family merge of cluster fragments (see cluster.merge_families)
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
     merge_min_accounts: float = 0.5  # ... plus this account overlap
@@ -143,6 +144,7 @@ class ClusterConfig:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
         _check_range("cluster.min_samples", self.min_samples, 1)
         _check_range("cluster.epsilon", self.epsilon, 0.0, 2.0)
+        _check_range("cluster.attach_min_sim", self.attach_min_sim, 0.0, 2.0)
         _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
         _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)
