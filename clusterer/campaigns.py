@@ -163,7 +163,8 @@ def score_campaigns(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
       variety   = slot_variety                        (distinct normalised prompts / prompts)
       template  = template_coverage
       new_accts = new_account_share − 0.5             (0 when the log has no account creation time)
-      one_org   = top_org_share when ≥ 3 effective accounts, else 0 (0 without an org column)
+      one_org   = clip(2 · (top_org_share − 0.5), 0, 1) with ≥ 3 effective accounts: one organisation sends
+                  most of it (0 without an org column; small clusters of campaign orgs stay below 0.5)
     A family with fewer than ``cfg.min_effective_accounts`` effective accounts scores 0: one or two
     accounts, however templated, are a customer or a heavy user, not a cross-account campaign.
     """
@@ -171,7 +172,9 @@ def score_campaigns(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
     cols = feats.columns
     new = (pl.col("new_account_share") - 0.5) if "new_account_share" in cols else pl.lit(0.0)
     one_org = (
-        pl.when(pl.col("effective_accounts") >= 3).then(pl.col("top_org_share")).otherwise(0.0)
+        pl.when(pl.col("effective_accounts") >= 3)
+        .then(((pl.col("top_org_share") - 0.5) * 2.0).clip(0.0, 1.0))
+        .otherwise(0.0)
         if "top_org_share" in cols
         else pl.lit(0.0)
     )

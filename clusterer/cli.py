@@ -115,6 +115,24 @@ def run(
 
 
 @app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
+    top: Annotated[int, typer.Option(help="How many template families to list.")] = 10,
+) -> None:
+    """Print the top template families of a finished run, by campaign score."""
+    import polars as pl
+    from rich.console import Console
+
+    from .report import campaigns_table
+
+    path = Path(run_dir) / "clusters.parquet"
+    if not path.is_file():
+        typer.secho(f"error: {path} not found; pass the --out directory of a finished run", err=True, fg="red")
+        raise typer.Exit(code=2)
+    Console().print(campaigns_table(pl.read_parquet(path), top=top))
+
+
+@app.command()
 def doctor() -> None:
     """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present."""
     from importlib.metadata import PackageNotFoundError, version
