@@ -22,7 +22,7 @@ def test_run_on_bundled_sample(tmp_path):
     a = pl.read_parquet(out / "assignments.parquet")
     src = pl.read_parquet(DATA / "sample_day.parquet")
     assert a["prompt_id"].to_list() == src["prompt_id"].to_list()
-    assert "top 10 clusters" in res.output
+    assert "top 10 template families by campaign score" in res.output
     m = json.loads((out / "manifest.json").read_text())
     assert m["rows"]["in"] == src.height and m["device"]["backend"] == "cpu"
 
@@ -104,3 +104,13 @@ def test_sample_day_with_default_model_finds_both_campaigns(tmp_path):
         f1 = 2 * (rows["cluster_id"] == top).sum() / (rows.height + in_top.height)
         assert f1 > 0.9, (camp, f1)
         assert in_top.filter(pl.col("kind") != "campaign").height <= 0.01 * in_top.height
+
+
+def test_show_lists_families_and_rejects_missing_runs(tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", str(out), "-q")])
+    assert res.exit_code == 0, res.output
+    shown = runner.invoke(app, ["show", str(out), "--top", "3"])
+    assert shown.exit_code == 0 and "top 3 template families" in shown.output
+    missing = runner.invoke(app, ["show", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "not found" in missing.output
