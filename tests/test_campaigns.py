@@ -1,0 +1,118 @@
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from clusterer.campaigns import campaign_features, decide, operator_groups, score_campaigns, tags_of
+from clusterer.config import CampaignConfig
+
+DAY = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def _day(rng):
+    """Cluster 0: campaign (30 fresh accounts, 4 prompts each, nothing else, varied slot).
+    Cluster 1: legitimate customer (20 API keys of one old organisation, only this traffic).
+    Cluster 2: pasted shared prompt (25 old accounts, once each, identical text, plenty of other traffic).
+    Cluster 3: campaign over only 3 accounts (below the effective-accounts floor)."""
+    rows = []
+
+    def add(cluster, acct, key, org, age_days):
+        rows.append(
+            {
+                "cluster_id": cluster,
+                "account_id": acct,
+                "key": key,
+                "org_id": org,
+                "timestamp": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+                "account_created_at": DAY - dt.timedelta(days=age_days),
+            }
+        )
+
+    k = 0
+    for a in range(30):
+        for _ in range(4):
+            add(0, f"c{a}", k, f"o-c{a}", 5)
+            k += 1
+    for _ in range(200):
+        add(1, f"legit{rng.integers(20)}", k, "acme", 900)
+        k += 1
+    for a in range(25):
+        add(2, f"u{a}", 999_999, f"o-u{a}", 700)
+        for _ in range(6):
+            add(-1, f"u{a}", k, f"o-u{a}", 700)
+            k += 1
+    for _ in range(40):
+        add(3, f"small{rng.integers(3)}", k, "o-small", 3)
+        k += 1
+    df = pl.DataFrame(rows).with_columns(pl.col("key").cast(pl.UInt64), pl.col("cluster_id").cast(pl.Int64))
+    clusters = pl.DataFrame(
+        {
+            "cluster_id": [0, 1, 2, 3],
+            "rigidity": [0.6, 0.8, 1.0, 0.6],
+            "template_coverage": [0.7, 0.7, 1.0, 0.7],
+            "template": [
+                "solve step by step {…}",
+                "you are the acme helpdesk {…}",
+                "act as a travel guide",
+                "grade the answer {…}",
+            ],
+        }
+    )
+    return df, clusters
+
+
+def test_features_and_score_separate_campaign_from_hard_negatives():
+    df, clusters = _day(np.random.default_rng(0))
+    cfg = CampaignConfig()
+    feats = campaign_features(df, clusters, cfg)
+    f = {r["cluster_id"]: r for r in feats.iter_rows(named=True)}
+    assert f[0]["account_focus"] == 1.0 and f[0]["slot_variety"] == 1.0 and f[0]["new_account_share"] == 1.0
+    assert f[0]["single_prompt_account_share"] == 0.0 and 25 < f[0]["effective_accounts"] <= 30
+    assert f[1]["top_org_share"] == 1.0
+    assert f[2]["slot_variety"] == 1 / 25 and abs(f[2]["account_focus"] - 1 / 7) < 1e-9
+    assert f[0]["tags"] == ["reasoning_trace"] and f[3]["tags"] == ["grading"]
+    scored = {r["cluster_id"]: r for r in score_campaigns(feats, cfg).iter_rows(named=True)}
+    assert scored[0]["flagged"] and scored[0]["campaign_score"] > 0.9
+    assert not scored[1]["flagged"] and not scored[2]["flagged"]
+    assert scored[3]["campaign_score"] == 0.0  # fewer than 5 effective accounts
+    assert all(0.0 <= r["campaign_score"] <= 1.0 for r in scored.values())
+
+
+def test_score_runs_without_metadata_columns():
+    df, clusters = _day(np.random.default_rng(1))
+    feats = campaign_features(df.drop("org_id", "account_created_at"), clusters, CampaignConfig())
+    assert "top_org_share" not in feats.columns and "new_account_share" not in feats.columns
+    scored = score_campaigns(feats, CampaignConfig())
+    assert scored.filter(pl.col("cluster_id") == 0)["flagged"][0]
+
+
+def test_operator_groups_join_two_campaigns_on_one_pool_and_leave_others_alone():
+    # accounts 0-9 run flagged families 0 and 1; accounts 10-14 only family 2; 15-19 an unflagged family 3
+    accounts = np.concatenate([np.arange(10), np.arange(10), np.arange(10, 15), np.arange(15, 20)])
+    labels = np.concatenate([np.zeros(10), np.ones(10), np.full(5, 2), np.full(5, 3)]).astype(np.int64)
+    groups = operator_groups(accounts, labels, np.array([0, 1, 2]), CampaignConfig())
+    assert len(set(groups[:10].tolist())) == 1 and groups[0] >= 0
+    assert len(set(groups[10:15].tolist())) == 1 and groups[10] != groups[0]
+    assert (groups[15:20] == -1).all()
+
+
+def test_decide_reports_missing_signals_and_flags_accounts():
+    df, clusters = _day(np.random.default_rng(2))
+    frame = df.drop("org_id", "account_created_at").select("account_id", "timestamp")
+    dec = decide(
+        frame, df["cluster_id"].to_numpy(), df["key"].to_numpy(), clusters, ["k0", "k1", "k2", "k3"], CampaignConfig()
+    )
+    assert not dec.signals.org and not dec.signals.account_age
+    # without org_id a customer spread over 20 keys looks like a campaign (see README); the rest holds
+    assert dec.prompt_flagged[:120].all() and set(dec.prompt_campaign[i] for i in range(120)) == {"cmp-k0"}
+    labels = df["cluster_id"].to_numpy()
+    assert not dec.prompt_flagged[(labels == 2) | (labels == 3) | (labels == -1)].any()
+    acc = {r["account_id"]: r for r in dec.accounts.iter_rows(named=True)}
+    assert acc["c3"]["flagged"] and acc["c3"]["campaigns"] == ["cmp-k0"] and acc["c3"]["flagged_share"] == 1.0
+    assert not acc["u3"]["flagged"] and not acc["small1"]["flagged"]
+    assert dec.operators.height == 2 and sorted(dec.operators["accounts"].to_list()) == [20, 30]
+
+
+def test_tags_of_uses_lexicons():
+    assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
+    assert tags_of("hello there") == []
