@@ -12,6 +12,7 @@ organisations. The score combines features that separate that from the hard nega
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -262,13 +263,15 @@ def decide(
     clusters: pl.DataFrame,
     template_keys: list[str],
     cfg: CampaignConfig,
+    namer: Callable[[list[int], list[str]], dict[int, str]] | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
     ``frame``: the prompt frame (``account_id``, ``timestamp`` and any optional metadata columns named in
     ``cfg``); ``labels``: int64 (n,) cluster per prompt; ``keys``: uint64 (n,) normalised-text keys;
     ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``; ``template_keys[c]``:
-    the content key of cluster c's template.
+    the content key of cluster c's template. ``namer(flagged cluster ids, proposed ids)`` may rename the
+    flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     """
     n = frame.height
     prompts = pl.DataFrame(
@@ -295,7 +298,11 @@ def decide(
         )
     else:
         scored = score_campaigns(feats, cfg)
-        ids = [f"cmp-{template_keys[c] or f'x{c}'}" for c in scored["cluster_id"].to_list()]
+        proposed = {c: f"cmp-{template_keys[c] or f'x{c}'}" for c in scored["cluster_id"].to_list()}
+        flagged_ids = scored.filter(pl.col("flagged"))["cluster_id"].to_list()
+        if namer is not None:
+            proposed.update(namer(flagged_ids, [proposed[c] for c in flagged_ids]))
+        ids = [proposed[c] for c in scored["cluster_id"].to_list()]
         scored = scored.with_columns(
             pl.when(pl.col("flagged")).then(pl.Series(ids, dtype=pl.String)).otherwise(None).alias("campaign_id")
         )

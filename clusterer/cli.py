@@ -74,6 +74,10 @@ def run(
     new_prompt_ids: Annotated[
         bool, typer.Option("--new-prompt-ids", help="Ignore the input's prompt IDs and number rows instead.")
     ] = False,
+    registry: Annotated[
+        Path | None,
+        typer.Option(help="Campaign registry directory: keep campaign IDs stable across days (created if missing)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed recorded with the run. [default: 0]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
@@ -108,10 +112,33 @@ def run(
                 "ingest.new_prompt_ids": new_prompt_ids or None,
             },
         )
-        pipeline.run(logs, out, cfg)
+        pipeline.run(logs, out, cfg, registry=registry)
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")
         raise typer.Exit(code=2) from err
+
+
+@app.command()
+def assign(
+    logs: LogsArg,
+    registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output parquet file.")],
+    config: Annotated[Path | None, typer.Option(help="TOML config file (ingest, normalise, campaign).")] = None,
+    text_col: Annotated[str | None, typer.Option(help="Prompt text column. [default: text]")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Label new prompts with known campaigns from a registry, without re-clustering."""
+    from . import assign as assign_mod
+    from .config import load_config
+
+    try:
+        cfg = load_config(config, **{"ingest.text_col": text_col})
+        n, hits = assign_mod.assign_logs(logs, registry, out, cfg)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    if not quiet:
+        typer.echo(f"{hits:,} of {n:,} prompts matched a known campaign; wrote {out}")
 
 
 @app.command()

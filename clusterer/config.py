@@ -172,6 +172,9 @@ class CampaignConfig:
     account_min_share: float = 0.5  # flag an account when this share of its prompts is in flagged families
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
+    registry_min_jaccard: float = 0.3  # registry match: template-shingle Jaccard with a known campaign ...
+    registry_min_cos: float = 0.9  # ... or centroid cosine
+    assign_min_containment: float = 0.5  # `clusterer assign`: share of a campaign's shingles a prompt must hold
     org_col: str = "org_id"  # optional log columns the score uses when present
     account_created_col: str = "account_created_at"
 
@@ -182,6 +185,9 @@ class CampaignConfig:
         _check_range("campaign.account_min_share", self.account_min_share, 0.0, 1.0)
         _check_range("campaign.operator_min_shared", self.operator_min_shared, 1)
         _check_range("campaign.operator_min_jaccard", self.operator_min_jaccard, 0.0, 1.0)
+        _check_range("campaign.registry_min_jaccard", self.registry_min_jaccard, 0.0, 1.0)
+        _check_range("campaign.registry_min_cos", self.registry_min_cos, -1.0, 1.0)
+        _check_range("campaign.assign_min_containment", self.assign_min_containment, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

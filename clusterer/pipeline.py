@@ -29,6 +29,7 @@ from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .ingest import read_logs
 from .normalise import normalise, text_keys
 from .overlap import pair_overlap, signatures
+from .registry import Family, load_registry, match_families, save_registry, update_registry
 from .skeleton import build_skeletons
 from .templates import describe_templates
 
@@ -67,8 +68,26 @@ def _device_name(backend: Backend) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console | None = None) -> dict[str, Any]:
+def _centroids(labels: np.ndarray, emb: np.ndarray, k: int) -> np.ndarray:
+    """Unit mean direction of each cluster's embeddings, float32 (k, d)."""
+    cent = np.zeros((k, emb.shape[1]), np.float64)
+    m = labels >= 0
+    np.add.at(cent, labels[m], emb[m])
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+    return cent.astype(np.float32)
+
+
+def run(
+    logs: Sequence[str | Path],
+    out: Path,
+    cfg: RunConfig,
+    console: Console | None = None,
+    registry: Path | None = None,
+) -> dict[str, Any]:
     """Cluster one day of prompt logs into ``out``; returns the manifest that was written.
+
+    With ``registry``, flagged families are matched to known campaigns there (stable IDs across days) and
+    the registry is updated after the outputs are written.
 
     Raises:
         InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
@@ -79,6 +98,7 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
     out = Path(out)
     backend = resolve(Device(cfg.device))
     outputs.check_writable(out)
+    reg = load_registry(registry) if registry is not None else None
     np.random.seed(cfg.seed)
 
     with clock.stage("ingest"):
@@ -158,7 +178,15 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
                 "template": pl.Series(tmpl.text, dtype=pl.String),
             }
         )
-        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign)
+        centroid = _centroids(fam, emb_rows, len(tmpl.text))
+        families: dict[int, Family] = {}
+
+        def namer(cids: list[int], proposed: list[str]) -> dict[int, str]:
+            for c, p in zip(cids, proposed, strict=True):
+                families[c] = Family(c, p, centroid[c], tmpl.frequent[c], tmpl.text[c], 0, 0, 0.0)
+            return match_families(reg, list(families.values()), cfg.campaign) if reg is not None else {}
+
+        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer)
 
     with clock.stage("write"):
         assign = outputs.assignments_frame(
@@ -171,6 +199,22 @@ def run(logs: Sequence[str | Path], out: Path, cfg: RunConfig, console: Console 
         outputs.write_parquet(cl, out / outputs.CLUSTERS)
         outputs.write_parquet(acc, out / outputs.ACCOUNTS)
         outputs.write_parquet(ops, out / outputs.OPERATORS)
+        if reg is not None:
+            flagged = dec.clusters.filter(pl.col("flagged"))
+            fams = [
+                dataclasses.replace(families[c], prompts=int(p), accounts=int(a), score=float(s))
+                for c, p, a, s in zip(
+                    flagged["cluster_id"],
+                    flagged["prompts"],
+                    flagged["accounts"],
+                    flagged["campaign_score"],
+                    strict=True,
+                )
+            ]
+            ids = dict(zip(flagged["cluster_id"].to_list(), flagged["campaign_id"].to_list(), strict=True))
+            day = frame["timestamp"].drop_nulls().sort()
+            day = day[len(day) // 2].date() if len(day) else started.date()
+            save_registry(registry, update_registry(reg, fams, ids, day))
 
     counts = {
         s: int((status == s).sum()) for s in (outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE, outputs.STATUS_EMPTY)

@@ -94,6 +94,20 @@ def _windows(row: NDArray[np.uint32], th: NDArray[np.uint64], n: int) -> tuple[N
     return g, full | short_start
 
 
+def shingle_sets(texts: pl.Series, ngram: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """All distinct shingles of each text, no document-frequency filter (for assigning single prompts).
+
+    Returns CSR ``(indptr int64 (n + 1,), hashes uint64)``, hashes sorted within each row.
+    """
+    tok = _tokens(texts)
+    row = tok["row"].to_numpy()
+    g, valid = _windows(row, tok["th"].to_numpy(), ngram)
+    pairs = pl.DataFrame({"row": row[valid], "g": g[valid]}).unique().sort(["row", "g"])
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=len(texts)), out=indptr[1:])
+    return indptr, pairs["g"].to_numpy().astype(np.uint64)
+
+
 def build_skeletons(texts: pl.Series, cfg: SkeletonConfig) -> Skeletons:
     """Skeleton of every text (already normalised; '' rows get empty skeletons)."""
     n_rows = len(texts)

@@ -29,6 +29,7 @@ class Templates:
     rigidity: NDArray[np.float32]
     coverage: NDArray[np.float32]
     key: list[str]
+    frequent: list[NDArray[np.uint64]]  # shingles in at least half the members, per cluster (sorted)
 
 
 def describe_templates(
@@ -41,7 +42,7 @@ def describe_templates(
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k == 0:
-        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [])
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], [])
     rng = np.random.default_rng(seed)
     member = labels >= 0
     order = np.argsort(labels[member], kind="stable")
@@ -53,6 +54,7 @@ def describe_templates(
     pi, pj, owner = [], [], []
     out_text: list[str] = []
     out_key: list[str] = []
+    out_freq: list[NDArray[np.uint64]] = []
     for c in range(k):
         mem = rows_sorted[bounds[c] : bounds[c + 1]]
         m = len(mem)
@@ -64,6 +66,7 @@ def describe_templates(
             pj.append(mem[b])
             owner.append(np.full(t, c))
         freq = frequent_shingles(sk, mem)
+        out_freq.append(freq)
         if len(freq):
             counts = [np.isin(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]], freq).sum() for r in mem]
             best = mem[int(np.argmax(counts))]
@@ -79,4 +82,4 @@ def describe_templates(
         rig = (np.bincount(own, weights=ov[:, 0], minlength=k) / np.maximum(np.bincount(own, minlength=k), 1)).astype(
             np.float32
         )
-    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32), key=out_key)
+    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32), key=out_key, frequent=out_freq)

@@ -1,0 +1,236 @@
+"""Campaign registry: stable campaign IDs across days, and assigning new prompts to known campaigns.
+
+A registry is a directory with two parquet files, each rewritten atomically after a run:
+
+- ``campaigns.parquet``: one row per known campaign: ``campaign_id``, ``first_seen`` / ``last_seen``
+  (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
+  direction, list[f32]) and ``shingles`` (the family's frequent template shingles, list[u64]).
+- ``daily.parquet``: ``campaign_id``, ``day``, ``prompts``, ``accounts``, ``campaign_score``.
+
+Today's flagged families are matched one-to-one to known campaigns (greedy, best first) when their
+shingle sets overlap (Jaccard ≥ ``registry_min_jaccard``) or their centroids agree (cosine ≥
+``registry_min_cos``); matched families keep the known ID, the others get a new one, so no new campaign
+inherits an old ID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from .config import CampaignConfig
+from .errors import InputError
+from .outputs import write_parquet
+
+CAMPAIGNS_FILE = "campaigns.parquet"
+DAILY_FILE = "daily.parquet"
+CAMPAIGN_SCHEMA = {
+    "campaign_id": pl.String,
+    "first_seen": pl.Date,
+    "last_seen": pl.Date,
+    "days_seen": pl.UInt32,
+    "prompts_total": pl.UInt64,
+    "template": pl.String,
+    "centroid": pl.List(pl.Float32),
+    "shingles": pl.List(pl.UInt64),
+}
+DAILY_SCHEMA = {
+    "campaign_id": pl.String,
+    "day": pl.Date,
+    "prompts": pl.UInt32,
+    "accounts": pl.UInt32,
+    "campaign_score": pl.Float64,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    campaigns: pl.DataFrame
+    daily: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One of today's flagged families, as the registry sees it."""
+
+    cluster_id: int
+    proposed_id: str
+    centroid: NDArray[np.float32]
+    shingles: NDArray[np.uint64]
+    template: str
+    prompts: int
+    accounts: int
+    score: float
+
+
+def load_registry(path: Path) -> Registry:
+    """Read a registry directory (an absent or empty directory is an empty registry).
+
+    Raises:
+        InputError: a registry file that cannot be read or lacks columns.
+    """
+    out = []
+    for name, schema in ((CAMPAIGNS_FILE, CAMPAIGN_SCHEMA), (DAILY_FILE, DAILY_SCHEMA)):
+        f = Path(path) / name
+        if not f.is_file():
+            out.append(pl.DataFrame(schema=schema))
+            continue
+        try:
+            df = pl.read_parquet(f)
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise InputError(f"registry file {f} cannot be read: {err}") from err
+        missing = [c for c in schema if c not in df.columns]
+        if missing:
+            raise InputError(f"registry file {f} lacks columns {missing}; is {path} a clusterer registry?")
+        out.append(df.select([pl.col(c).cast(t) for c, t in schema.items()]))
+    return Registry(campaigns=out[0], daily=out[1])
+
+
+def _jaccard(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> float:
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def match_families(reg: Registry, families: list[Family], cfg: CampaignConfig) -> dict[int, str]:
+    """Campaign ID for each of today's families: a known ID when it matches, else a new unused one."""
+    known = reg.campaigns
+    ids: dict[int, str] = {}
+    used: set[str] = set(known["campaign_id"].to_list())
+    if known.height and families:
+        cents = np.array(known["centroid"].to_list(), dtype=np.float32)
+        shingles = [np.asarray(s, dtype=np.uint64) for s in known["shingles"].to_list()]
+        cands = []
+        for fi, fam in enumerate(families):
+            cos = cents @ fam.centroid if cents.size else np.zeros(0)
+            for ki in range(known.height):
+                jac = _jaccard(fam.shingles, shingles[ki])
+                if jac >= cfg.registry_min_jaccard or cos[ki] >= cfg.registry_min_cos:
+                    cands.append((jac + float(cos[ki]), fi, ki))
+        taken_f, taken_k = set(), set()
+        for _, fi, ki in sorted(cands, key=lambda c: (-c[0], c[1], c[2])):
+            if fi in taken_f or ki in taken_k:
+                continue
+            taken_f.add(fi)
+            taken_k.add(ki)
+            ids[families[fi].cluster_id] = known["campaign_id"][ki]
+    for fam in families:
+        if fam.cluster_id in ids:
+            continue
+        new, n = fam.proposed_id, 2
+        while new in used:
+            new, n = f"{fam.proposed_id}-{n}", n + 1
+        used.add(new)
+        ids[fam.cluster_id] = new
+    return ids
+
+
+def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], day: dt.date) -> Registry:
+    """Registry after today: matched campaigns get today's template, centroid and shingles and their counts
+    updated; new campaigns are added; campaigns not seen today are kept unchanged."""
+    today = pl.DataFrame(
+        {
+            "campaign_id": [ids[f.cluster_id] for f in families],
+            "first_seen": [day] * len(families),
+            "last_seen": [day] * len(families),
+            "days_seen": [1] * len(families),
+            "prompts_total": [f.prompts for f in families],
+            "template": [f.template for f in families],
+            "centroid": [f.centroid.astype(np.float32).tolist() for f in families],
+            "shingles": [f.shingles.astype(np.uint64).tolist() for f in families],
+        },
+        schema=CAMPAIGN_SCHEMA,
+    )
+    old = reg.campaigns
+    seen_before_today = old.filter(pl.col("last_seen") < day)["campaign_id"].to_list()
+    merged = (
+        today.join(
+            old.select("campaign_id", "first_seen", "days_seen", "prompts_total"),
+            on="campaign_id",
+            how="left",
+            suffix="_old",
+        )
+        .with_columns(
+            pl.min_horizontal("first_seen", "first_seen_old").alias("first_seen"),
+            (
+                pl.col("days_seen")
+                + pl.when(pl.col("campaign_id").is_in(seen_before_today))
+                .then(pl.col("days_seen_old"))
+                .otherwise(pl.col("days_seen_old").fill_null(0) * 0)
+            ).alias("days_seen"),
+            (pl.col("prompts_total") + pl.col("prompts_total_old").fill_null(0)).alias("prompts_total"),
+        )
+        .select(list(CAMPAIGN_SCHEMA))
+    )
+    campaigns = pl.concat([old.filter(~pl.col("campaign_id").is_in(merged["campaign_id"].implode())), merged])
+    daily_today = pl.DataFrame(
+        {
+            "campaign_id": [ids[f.cluster_id] for f in families],
+            "day": [day] * len(families),
+            "prompts": [f.prompts for f in families],
+            "accounts": [f.accounts for f in families],
+            "campaign_score": [f.score for f in families],
+        },
+        schema=DAILY_SCHEMA,
+    )
+    daily = pl.concat([reg.daily.filter(pl.col("day") != day), daily_today]).sort(["day", "campaign_id"])
+    return Registry(campaigns=campaigns.sort("campaign_id"), daily=daily)
+
+
+def save_registry(path: Path, reg: Registry) -> None:
+    Path(path).mkdir(parents=True, exist_ok=True)
+    write_parquet(reg.campaigns, Path(path) / CAMPAIGNS_FILE)
+    write_parquet(reg.daily, Path(path) / DAILY_FILE)
+
+
+def assign_to_known(
+    reg: Registry, indptr: NDArray[np.int64], hashes: NDArray[np.uint64], min_containment: float
+) -> tuple[list[str | None], NDArray[np.float32]]:
+    """Known campaign of each prompt from its shingles (CSR), without re-clustering.
+
+    A prompt is assigned to the campaign whose template shingles it contains most (share of the campaign's
+    shingles present in the prompt), when that share is at least ``min_containment``. Returns the campaign
+    ID per prompt (None when none qualifies) and the containment.
+    """
+    n = len(indptr) - 1
+    best = np.zeros(n, np.float32)
+    ids: list[str | None] = [None] * n
+    if reg.campaigns.height == 0 or n == 0:
+        return ids, best
+    sets = [np.asarray(s, dtype=np.uint64) for s in reg.campaigns["shingles"].to_list()]
+    camp = np.concatenate([np.full(len(s), c, np.int64) for c, s in enumerate(sets)])
+    h = np.concatenate(sets)
+    order = np.argsort(h, kind="stable")
+    h, camp = h[order], camp[order]
+    row = np.repeat(np.arange(n), np.diff(indptr))
+    lo = np.searchsorted(h, hashes, side="left")
+    hi = np.searchsorted(h, hashes, side="right")
+    reps = hi - lo
+    prow = np.repeat(row, reps)
+    pcamp = (
+        camp[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
+        if reps.sum()
+        else np.zeros(0, np.int64)
+    )
+    if len(prow) == 0:
+        return ids, best
+    k = len(sets)
+    code, counts = np.unique(prow * k + pcamp, return_counts=True)
+    r, c = code // k, code % k
+    size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
+    cont = counts / size[c]
+    order = np.lexsort((c, -cont, r))
+    r, c, cont = r[order], c[order], cont[order]
+    first = np.r_[True, r[1:] != r[:-1]]
+    names = reg.campaigns["campaign_id"].to_list()
+    for rr, cc, vv in zip(r[first], c[first], cont[first], strict=True):
+        best[rr] = vv
+        if vv >= min_containment:
+            ids[rr] = names[cc]
+    return ids, best
