@@ -33,7 +33,9 @@ def assign_logs(logs: Sequence[str | Path], registry: Path, out: Path, cfg: RunC
     prompts = read_logs(logs, cfg.ingest)
     norm = normalise(prompts.frame["text"], cfg.normalise)
     indptr, hashes = shingle_sets(norm.text, cfg.skeleton.ngram)
-    ids, cont = assign_to_known(reg, indptr, hashes, cfg.campaign.assign_min_containment)
+    ids, cont = assign_to_known(
+        reg, indptr, hashes, cfg.campaign.assign_min_containment, cfg.campaign.assign_min_shingles
+    )
     df = pl.DataFrame(
         {
             "prompt_id": prompts.frame["prompt_id"],

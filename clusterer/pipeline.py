@@ -183,7 +183,7 @@ def run(
 
         def namer(cids: list[int], proposed: list[str]) -> dict[int, str]:
             for c, p in zip(cids, proposed, strict=True):
-                families[c] = Family(c, p, centroid[c], tmpl.frequent[c], tmpl.text[c], 0, 0, 0.0)
+                families[c] = Family(c, p, centroid[c], tmpl.frequent[c], tmpl.common[c], tmpl.text[c], 0, 0, 0.0)
             return match_families(reg, list(families.values()), cfg.campaign) if reg is not None else {}
 
         dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer)

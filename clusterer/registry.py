@@ -4,7 +4,8 @@ A registry is a directory with two parquet files, each rewritten atomically afte
 
 - ``campaigns.parquet``: one row per known campaign: ``campaign_id``, ``first_seen`` / ``last_seen``
   (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
-  direction, list[f32]) and ``shingles`` (the family's frequent template shingles, list[u64]).
+  direction, list[f32]), ``shingles`` (the family's frequent template shingles, list[u64], for matching
+  families across days) and ``scaffold_shingles`` (shingles of every scaffold variant, for ``assign``).
 - ``daily.parquet``: ``campaign_id``, ``day``, ``prompts``, ``accounts``, ``campaign_score``.
 
 Today's flagged families are matched one-to-one to known campaigns (greedy, best first) when their
@@ -38,6 +39,7 @@ CAMPAIGN_SCHEMA = {
     "template": pl.String,
     "centroid": pl.List(pl.Float32),
     "shingles": pl.List(pl.UInt64),
+    "scaffold_shingles": pl.List(pl.UInt64),
 }
 DAILY_SCHEMA = {
     "campaign_id": pl.String,
@@ -62,6 +64,7 @@ class Family:
     proposed_id: str
     centroid: NDArray[np.float32]
     shingles: NDArray[np.uint64]
+    scaffold: NDArray[np.uint64]
     template: str
     prompts: int
     accounts: int
@@ -144,6 +147,7 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
             "template": [f.template for f in families],
             "centroid": [f.centroid.astype(np.float32).tolist() for f in families],
             "shingles": [f.shingles.astype(np.uint64).tolist() for f in families],
+            "scaffold_shingles": [f.scaffold.astype(np.uint64).tolist() for f in families],
         },
         schema=CAMPAIGN_SCHEMA,
     )
@@ -190,20 +194,21 @@ def save_registry(path: Path, reg: Registry) -> None:
 
 
 def assign_to_known(
-    reg: Registry, indptr: NDArray[np.int64], hashes: NDArray[np.uint64], min_containment: float
+    reg: Registry, indptr: NDArray[np.int64], hashes: NDArray[np.uint64], min_containment: float, min_shingles: int
 ) -> tuple[list[str | None], NDArray[np.float32]]:
     """Known campaign of each prompt from its shingles (CSR), without re-clustering.
 
-    A prompt is assigned to the campaign whose template shingles it contains most (share of the campaign's
-    shingles present in the prompt), when that share is at least ``min_containment``. Returns the campaign
-    ID per prompt (None when none qualifies) and the containment.
+    A prompt is assigned to the campaign sharing the most scaffold shingles with it, when it shares at
+    least ``min_shingles`` of them and they are at least ``min_containment`` of the campaign's scaffold
+    set (a family of several scaffold variants keeps all of them in that set, so one variant's prompt holds
+    only its share). Returns the campaign ID per prompt (None when none qualifies) and the containment.
     """
     n = len(indptr) - 1
     best = np.zeros(n, np.float32)
     ids: list[str | None] = [None] * n
     if reg.campaigns.height == 0 or n == 0:
         return ids, best
-    sets = [np.asarray(s, dtype=np.uint64) for s in reg.campaigns["shingles"].to_list()]
+    sets = [np.asarray(s, dtype=np.uint64) for s in reg.campaigns["scaffold_shingles"].to_list()]
     camp = np.concatenate([np.full(len(s), c, np.int64) for c, s in enumerate(sets)])
     h = np.concatenate(sets)
     order = np.argsort(h, kind="stable")
@@ -225,12 +230,12 @@ def assign_to_known(
     r, c = code // k, code % k
     size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
     cont = counts / size[c]
-    order = np.lexsort((c, -cont, r))
-    r, c, cont = r[order], c[order], cont[order]
+    order = np.lexsort((c, -counts, r))
+    r, c, cont, counts = r[order], c[order], cont[order], counts[order]
     first = np.r_[True, r[1:] != r[:-1]]
     names = reg.campaigns["campaign_id"].to_list()
-    for rr, cc, vv in zip(r[first], c[first], cont[first], strict=True):
+    for rr, cc, vv, nn in zip(r[first], c[first], cont[first], counts[first], strict=True):
         best[rr] = vv
-        if vv >= min_containment:
+        if vv >= min_containment and nn >= min_shingles:
             ids[rr] = names[cc]
     return ids, best

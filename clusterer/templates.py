@@ -16,6 +16,8 @@ from .skeleton import Skeletons, frequent_shingles, render_template
 
 PAIRS_PER_CLUSTER = 256  # sampled member pairs for rigidity
 TEMPLATE_CHARS = 600
+COMMON_SHARE = 0.1
+MAX_COMMON = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Templates:
     coverage: NDArray[np.float32]
     key: list[str]
     frequent: list[NDArray[np.uint64]]  # shingles in at least half the members, per cluster (sorted)
+    common: list[NDArray[np.uint64]]  # shingles in at least a tenth of the members: every variant's scaffold
 
 
 def describe_templates(
@@ -42,7 +45,7 @@ def describe_templates(
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k == 0:
-        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], [])
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], [], [])
     rng = np.random.default_rng(seed)
     member = labels >= 0
     order = np.argsort(labels[member], kind="stable")
@@ -55,6 +58,7 @@ def describe_templates(
     out_text: list[str] = []
     out_key: list[str] = []
     out_freq: list[NDArray[np.uint64]] = []
+    out_common: list[NDArray[np.uint64]] = []
     for c in range(k):
         mem = rows_sorted[bounds[c] : bounds[c + 1]]
         m = len(mem)
@@ -67,6 +71,7 @@ def describe_templates(
             owner.append(np.full(t, c))
         freq = frequent_shingles(sk, mem)
         out_freq.append(freq)
+        out_common.append(frequent_shingles(sk, mem, COMMON_SHARE)[:MAX_COMMON])
         if len(freq):
             counts = [np.isin(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]], freq).sum() for r in mem]
             best = mem[int(np.argmax(counts))]
@@ -82,4 +87,11 @@ def describe_templates(
         rig = (np.bincount(own, weights=ov[:, 0], minlength=k) / np.maximum(np.bincount(own, minlength=k), 1)).astype(
             np.float32
         )
-    return Templates(text=out_text, rigidity=rig, coverage=cov.astype(np.float32), key=out_key, frequent=out_freq)
+    return Templates(
+        text=out_text,
+        rigidity=rig,
+        coverage=cov.astype(np.float32),
+        key=out_key,
+        frequent=out_freq,
+        common=out_common,
+    )
