@@ -135,44 +135,9 @@ def match_families(reg: Registry, families: list[Family], cfg: CampaignConfig) -
 
 
 def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], day: dt.date) -> Registry:
-    """Registry after today: matched campaigns get today's template, centroid and shingles and their counts
-    updated; new campaigns are added; campaigns not seen today are kept unchanged."""
-    today = pl.DataFrame(
-        {
-            "campaign_id": [ids[f.cluster_id] for f in families],
-            "first_seen": [day] * len(families),
-            "last_seen": [day] * len(families),
-            "days_seen": [1] * len(families),
-            "prompts_total": [f.prompts for f in families],
-            "template": [f.template for f in families],
-            "centroid": [f.centroid.astype(np.float32).tolist() for f in families],
-            "shingles": [f.shingles.astype(np.uint64).tolist() for f in families],
-            "scaffold_shingles": [f.scaffold.astype(np.uint64).tolist() for f in families],
-        },
-        schema=CAMPAIGN_SCHEMA,
-    )
-    old = reg.campaigns
-    seen_before_today = old.filter(pl.col("last_seen") < day)["campaign_id"].to_list()
-    merged = (
-        today.join(
-            old.select("campaign_id", "first_seen", "days_seen", "prompts_total"),
-            on="campaign_id",
-            how="left",
-            suffix="_old",
-        )
-        .with_columns(
-            pl.min_horizontal("first_seen", "first_seen_old").alias("first_seen"),
-            (
-                pl.col("days_seen")
-                + pl.when(pl.col("campaign_id").is_in(seen_before_today))
-                .then(pl.col("days_seen_old"))
-                .otherwise(pl.col("days_seen_old").fill_null(0) * 0)
-            ).alias("days_seen"),
-            (pl.col("prompts_total") + pl.col("prompts_total_old").fill_null(0)).alias("prompts_total"),
-        )
-        .select(list(CAMPAIGN_SCHEMA))
-    )
-    campaigns = pl.concat([old.filter(~pl.col("campaign_id").is_in(merged["campaign_id"].implode())), merged])
+    """Registry after ``day``: today's families replace the day's rows of the daily table (a re-run of a day
+    counts once); each seen campaign takes today's template, centroid and shingles; first / last seen, days
+    seen and total prompts are recomputed from the daily table; campaigns not seen today stay as they were."""
     daily_today = pl.DataFrame(
         {
             "campaign_id": [ids[f.cluster_id] for f in families],
@@ -184,6 +149,31 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
         schema=DAILY_SCHEMA,
     )
     daily = pl.concat([reg.daily.filter(pl.col("day") != day), daily_today]).sort(["day", "campaign_id"])
+    stats = daily.group_by("campaign_id").agg(
+        pl.col("day").min().alias("first_seen"),
+        pl.col("day").max().alias("last_seen"),
+        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
+        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
+    )
+    today = pl.DataFrame(
+        {
+            "campaign_id": [ids[f.cluster_id] for f in families],
+            "template": [f.template for f in families],
+            "centroid": [f.centroid.astype(np.float32).tolist() for f in families],
+            "shingles": [f.shingles.astype(np.uint64).tolist() for f in families],
+            "scaffold_shingles": [f.scaffold.astype(np.uint64).tolist() for f in families],
+        },
+        schema={
+            c: CAMPAIGN_SCHEMA[c] for c in ("campaign_id", "template", "centroid", "shingles", "scaffold_shingles")
+        },
+    )
+    content = pl.concat(
+        [
+            reg.campaigns.select(today.columns).filter(~pl.col("campaign_id").is_in(today["campaign_id"].implode())),
+            today,
+        ]
+    )
+    campaigns = content.join(stats, on="campaign_id", how="inner").select(list(CAMPAIGN_SCHEMA))
     return Registry(campaigns=campaigns.sort("campaign_id"), daily=daily)
 
 

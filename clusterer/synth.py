@@ -47,17 +47,21 @@ def fake_day(
     campaign_sizes: tuple[int, ...] = (80, 60),
     accounts_per_campaign: int = 12,
     n_benign_accounts: int = 150,
+    scaffolds: tuple[int, ...] | None = None,
+    day: int = 1,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A small seeded day: ``(traffic, labels)``.
+    """A small seeded day: ``(traffic, labels)``. Campaign c uses ``SCAFFOLDS[scaffolds[c]]`` (default: c)
+    and is labelled ``campaign_<scaffold index>``; ``day`` moves the calendar (2026-11-``day``).
 
     traffic: prompt_id, account_id, timestamp (datetime[us, UTC]), text.
     labels:  prompt_id, label (campaign name or null), kind ('campaign' | 'benign').
     """
-    if len(campaign_sizes) > len(SCAFFOLDS):
-        raise ValueError(f"at most {len(SCAFFOLDS)} campaigns")
+    scaffolds = tuple(range(len(campaign_sizes))) if scaffolds is None else scaffolds
+    if len(scaffolds) != len(campaign_sizes) or max(scaffolds, default=0) >= len(SCAFFOLDS):
+        raise ValueError(f"one scaffold index (< {len(SCAFFOLDS)}) per campaign")
     rng = np.random.default_rng(seed)
     texts, accounts, labels, kinds = [], [], [], []
-    for c, size in enumerate(campaign_sizes):
+    for c, size in zip(scaffolds, campaign_sizes, strict=True):
         for i in range(size):
             texts.append(SCAFFOLDS[c].format(payload=_payload(rng)))
             accounts.append(f"c{c}-acct{i % accounts_per_campaign:03d}")
@@ -69,14 +73,14 @@ def fake_day(
         labels.append(None)
         kinds.append("benign")
     order = rng.permutation(len(texts))
-    day = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc)
     secs = np.sort(rng.integers(0, 86_400, len(texts)))
-    ids = [f"q{seed}-{i:06d}" for i in range(len(texts))]
+    ids = [f"q{seed}-d{day}-{i:06d}" for i in range(len(texts))]
     traffic = pl.DataFrame(
         {
             "prompt_id": ids,
             "account_id": [accounts[j] for j in order],
-            "timestamp": [day + dt.timedelta(seconds=int(s)) for s in secs],
+            "timestamp": [start + dt.timedelta(seconds=int(s)) for s in secs],
             "text": [texts[j] for j in order],
         }
     ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
