@@ -90,16 +90,21 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     )
     multi = pl.col("_acct_total") >= 2
     acct_feats = per_acct.group_by("cluster_id").agg(
-        # mean over accounts with >= 2 prompts of the share of their traffic that goes to this family (one
-        # heavy user weighs as one account); one-prompt accounts carry no evidence (0.5 when all are)
+        # share of each account's traffic that goes to this family, averaged over the family's prompts from
+        # accounts with >= 2 prompts (so a heavy user who strays in once weighs one prompt, and the
+        # accounts that carry the family weigh what they send); 0.5 when every account sent one prompt
         pl.when(multi.any())
-        .then((pl.col("_k") / pl.col("_acct_total")).filter(multi).mean())
+        .then(
+            (pl.col("_k") * pl.col("_k") / pl.col("_acct_total")).filter(multi).sum()
+            / pl.col("_k").filter(multi).sum()
+        )
         .otherwise(0.5)
         .alias("account_focus"),
         (-((pl.col("_k") / pl.col("_k").sum()) * (pl.col("_k") / pl.col("_k").sum()).log()).sum())
         .exp()
         .alias("effective_accounts"),
-        (pl.col("_k") == 1).mean().alias("single_prompt_account_share"),
+        # share of the family's prompts that come from accounts sending it only once
+        (pl.col("_k").filter(pl.col("_k") == 1).sum() / pl.col("_k").sum()).alias("single_prompt_account_share"),
     )
     # day's hour-of-day profile, to compare each cluster's against
     day_hours = np.bincount(p["timestamp"].dt.hour().to_numpy().astype(np.int64), minlength=24).astype(float)
