@@ -95,8 +95,7 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
         # accounts that carry the family weigh what they send); 0.5 when every account sent one prompt
         pl.when(multi.any())
         .then(
-            (pl.col("_k") * pl.col("_k") / pl.col("_acct_total")).filter(multi).sum()
-            / pl.col("_k").filter(multi).sum()
+            (pl.col("_k") * pl.col("_k") / pl.col("_acct_total")).filter(multi).sum() / pl.col("_k").filter(multi).sum()
         )
         .otherwise(0.5)
         .alias("account_focus"),
@@ -321,11 +320,18 @@ def decide(
         score_of[c], flag_of[c], id_of[c] = s, f, cid
     member = labels >= 0
     prompt_score = np.where(member, score_of[np.maximum(labels, 0)] if k else 0.0, 0.0).astype(np.float32)
-    prompt_flagged = member & (flag_of[np.maximum(labels, 0)] if k else False)
+    in_flagged = member & (flag_of[np.maximum(labels, 0)] if k else False)
     prompt_campaign = [id_of[c] if c >= 0 else None for c in labels.tolist()]
 
     acc_codes, acc_index = np.unique(frame["account_id"].to_numpy(), return_inverse=True)
     acc_index = acc_index.ravel()
+    share = np.bincount(acc_index, weights=in_flagged, minlength=len(acc_codes)) / np.maximum(
+        np.bincount(acc_index, minlength=len(acc_codes)), 1
+    )
+    acc_flagged = share >= cfg.account_min_share
+    # a prompt is flagged when it is in a flagged family and its account mostly works flagged families: a
+    # regular user who strays into a campaign's cluster once is not
+    prompt_flagged = in_flagged & acc_flagged[acc_index]
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)
     per = pl.DataFrame(
         {
@@ -337,11 +343,11 @@ def decide(
     )
     accounts = (
         per.group_by("account_id")
-        .agg(
-            pl.col("flagged_prompt").mean().alias("flagged_share"),
-            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+        .agg(pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"))
+        .join(
+            pl.DataFrame({"account_id": acc_codes.astype(str), "flagged_share": share, "flagged": acc_flagged}),
+            on="account_id",
         )
-        .with_columns((pl.col("flagged_share") >= cfg.account_min_share).alias("flagged"))
     )
     accounts = accounts.join(
         pl.DataFrame({"account_id": acc_codes.astype(str), "operator_group": groups}), on="account_id", how="left"

@@ -244,3 +244,26 @@ def attach_noise(
     out = labels.copy()
     out[src[first]] = labels[dst[first]]
     return out
+
+
+def recluster_noise(
+    labels: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], cfg: ClusterConfig
+) -> NDArray[np.int64]:
+    """Second HDBSCAN round on the noise of the first, over the edges among noise nodes only.
+
+    A loose template family (a scaffold paraphrased per prompt) can sit next to dense ones and peel off
+    point by point in the first hierarchy, so all of it reads as noise at the day's density scale; among
+    the leftovers it is dense again. New clusters are numbered after the existing ones.
+    """
+    noise = labels < 0
+    keep = noise[i] & noise[j]
+    if noise.sum() < cfg.min_cluster_size or not keep.any():
+        return labels
+    nodes = np.flatnonzero(noise)
+    local = np.full(len(labels), -1, np.int64)
+    local[nodes] = np.arange(len(nodes))
+    sub = cluster_edges(len(nodes), local[i[keep]], local[j[keep]], d[keep], cfg).labels
+    out = labels.copy()
+    base = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    out[nodes[sub >= 0]] = sub[sub >= 0] + base
+    return out

@@ -131,6 +131,7 @@ class ClusterConfig:
     min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
     selection: Literal["eom", "leaf"] = "eom"
     epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
+    recluster_noise: bool = True  # second HDBSCAN round over the first round's noise
     attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
     merge: bool = True  # second-level family merge of cluster fragments (see cluster.merge_families)
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
