@@ -246,24 +246,45 @@ def attach_noise(
     return out
 
 
-def recluster_noise(
-    labels: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], cfg: ClusterConfig
+def propagate_labels(
+    labels: NDArray[np.int64],
+    i: NDArray[np.int64],
+    j: NDArray[np.int64],
+    sim: NDArray[np.float32],
+    min_sim: float,
+    min_votes: int,
+    min_share: float,
+    rounds: int,
 ) -> NDArray[np.int64]:
-    """Second HDBSCAN round on the noise of the first, over the edges among noise nodes only.
+    """Grow clusters into their noise fringe by neighbour votes.
 
-    A loose template family (a scaffold paraphrased per prompt) can sit next to dense ones and peel off
-    point by point in the first hierarchy, so all of it reads as noise at the day's density scale; among
-    the leftovers it is dense again. New clusters are numbered after the existing ones.
+    A loose family (a scaffold paraphrased per prompt) beside dense ones can peel off point by point in the
+    hierarchy and read as noise, though its members' neighbours are each other and the family's cluster.
+    Each round, a noise node joins the cluster holding most of its neighbours over edges with similarity ≥
+    ``min_sim`` when that cluster has at least ``min_votes`` of them and at least ``min_share`` of all such
+    neighbours (noise included); nodes joined in one round vote in the next, for up to ``rounds`` rounds.
     """
-    noise = labels < 0
-    keep = noise[i] & noise[j]
-    if noise.sum() < cfg.min_cluster_size or not keep.any():
+    if rounds <= 0 or len(i) == 0:
         return labels
-    nodes = np.flatnonzero(noise)
-    local = np.full(len(labels), -1, np.int64)
-    local[nodes] = np.arange(len(nodes))
-    sub = cluster_edges(len(nodes), local[i[keep]], local[j[keep]], d[keep], cfg).labels
+    src = np.concatenate([i, j])
+    dst = np.concatenate([j, i])
+    ok = np.concatenate([sim, sim]) >= min_sim
+    src, dst = src[ok], dst[ok]
+    deg = np.bincount(src, minlength=len(labels))
     out = labels.copy()
-    base = int(labels.max()) + 1 if (labels >= 0).any() else 0
-    out[nodes[sub >= 0]] = sub[sub >= 0] + base
+    for _ in range(rounds):
+        m = (out[src] < 0) & (out[dst] >= 0)
+        if not m.any():
+            break
+        width = int(out.max()) + 1
+        code, votes = np.unique(src[m] * width + out[dst[m]], return_counts=True)
+        node, cl = code // width, code % width
+        order = np.lexsort((cl, -votes, node))
+        node, cl, votes = node[order], cl[order], votes[order]
+        first = np.r_[True, node[1:] != node[:-1]]
+        node, cl, votes = node[first], cl[first], votes[first]
+        good = (votes >= min_votes) & (votes >= min_share * deg[node])
+        if not good.any():
+            break
+        out[node[good]] = cl[good]
     return out

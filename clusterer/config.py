@@ -131,7 +131,10 @@ class ClusterConfig:
     min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
     selection: Literal["eom", "leaf"] = "eom"
     epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
-    recluster_noise: bool = True  # second HDBSCAN round over the first round's noise
+    grow_min_sim: float = 0.5  # then grow clusters into noise by neighbour votes over edges this similar ...
+    grow_min_votes: int = 3  # ... when the winning cluster has this many of the node's neighbours ...
+    grow_min_share: float = 0.5  # ... and this share of them (noise included) ...
+    grow_rounds: int = 5  # ... for up to this many rounds (0 = off)
     attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
     merge: bool = True  # second-level family merge of cluster fragments (see cluster.merge_families)
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
@@ -146,6 +149,10 @@ class ClusterConfig:
         _check_range("cluster.min_samples", self.min_samples, 1)
         _check_range("cluster.epsilon", self.epsilon, 0.0, 2.0)
         _check_range("cluster.attach_min_sim", self.attach_min_sim, 0.0, 2.0)
+        _check_range("cluster.grow_min_sim", self.grow_min_sim, -1.0, 1.0)
+        _check_range("cluster.grow_min_votes", self.grow_min_votes, 1)
+        _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
+        _check_range("cluster.grow_rounds", self.grow_rounds, 0, 100)
         _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
         _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)

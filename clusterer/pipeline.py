@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
-from .cluster import attach_noise, cluster_edges, merge_families, recluster_noise
+from .cluster import attach_noise, cluster_edges, merge_families, propagate_labels
 from .config import RunConfig
 from .embed import embed_texts, load_encoder
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
@@ -153,12 +153,11 @@ def run(
         dist = np.sqrt(np.clip(2.0 - 2.0 * edges.sim.astype(np.float64), 0.0, 4.0))
         clusters = cluster_edges(len(rows), edges.i, edges.j, dist, cfg.cluster)
         acc_codes = np.unique(frame["account_id"].gather(rows).to_numpy(), return_inverse=True)[1].ravel()
-        second = (
-            recluster_noise(clusters.labels, edges.i, edges.j, dist, cfg.cluster)
-            if cfg.cluster.recluster_noise
-            else clusters.labels
+        c = cfg.cluster
+        attached = attach_noise(clusters.labels, edges.i, edges.j, edges.sim, c.attach_min_sim)
+        attached = propagate_labels(
+            attached, edges.i, edges.j, edges.sim, c.grow_min_sim, c.grow_min_votes, c.grow_min_share, c.grow_rounds
         )
-        attached = attach_noise(second, edges.i, edges.j, edges.sim, cfg.cluster.attach_min_sim)
         fam = merge_families(
             attached, acc_codes, emb_rows, sk.indptr, sk.hashes, sk.slot_indptr, sk.slot_tokens, cfg.cluster
         )

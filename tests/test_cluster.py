@@ -98,3 +98,20 @@ def test_family_merge_joins_fragments_that_share_accounts():
         ClusterConfig(merge=False),
     )
     assert off.tolist() == labels.tolist()
+
+
+def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
+    from clusterer.cluster import attach_noise, propagate_labels
+
+    labels = np.array([0, 0, 0, 1, 1, 1, -1, -1, -1])
+    i = np.array([6, 6, 6, 6, 7, 7, 7, 8])
+    j = np.array([0, 1, 2, 3, 6, 0, 1, 3])
+    sim = np.array([0.6, 0.6, 0.6, 0.55, 0.9, 0.1, 0.1, 0.52], np.float32)
+    # one strong edge: node 7 joins its neighbour's cluster (node 6 is noise, so nothing yet)
+    assert attach_noise(labels, i, j, sim, 0.8).tolist() == labels.tolist()
+    # votes: node 6 has three cluster-0 neighbours of four >= 0.5; then node 7 follows node 6 next round
+    grown = propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=5)
+    assert grown[6] == 0 and grown[7] == -1  # node 7 has one vote (node 6), fewer than 3
+    assert grown[8] == -1  # a single vote for cluster 1 is not enough
+    assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
+    assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
