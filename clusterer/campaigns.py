@@ -72,6 +72,34 @@ def _sigmoid(z: pl.Expr) -> pl.Expr:
     return 1.0 / (1.0 + (-z).exp())
 
 
+def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.float64]:
+    """For each (cluster, account) row: the account's prompts in this cluster plus its sibling clusters.
+
+    Operators run several campaigns over one account pool, so an operator account's traffic splits
+    between families; "does little else" must count them together. Siblings are clusters that share most
+    of their traffic's accounts both ways (prompt-share overlap ≥ ``cfg.sibling_min_overlap``, at least 3
+    shared accounts).
+    """
+    cl = per_acct["cluster_id"].to_numpy().astype(np.int64)
+    acc = np.unique(per_acct["account_id"].to_numpy(), return_inverse=True)[1].ravel()
+    k = per_acct["_k"].to_numpy().astype(np.float64)
+    n_cl, n_acc = int(cl.max()) + 1, int(acc.max()) + 1
+    a = coo_matrix((k, (cl, acc)), shape=(n_cl, n_acc)).tocsr()  # clusters x accounts, prompt counts
+    present = a.copy()
+    present.data[:] = 1.0
+    shared = (a @ present.T).tocoo()  # [c, c'] = prompts of c from accounts seen in c'
+    n_shared = (present @ present.T).tocsr()
+    size = np.asarray(a.sum(axis=1)).ravel()
+    share = shared.data / np.maximum(size[shared.row], 1.0)
+    fwd = coo_matrix((share, (shared.row, shared.col)), shape=(n_cl, n_cl)).tocsr()
+    both = fwd.minimum(fwd.T).tocoo()
+    ok = (both.data >= cfg.sibling_min_overlap) & (np.asarray(n_shared[both.row, both.col]).ravel() >= 3)
+    sib = coo_matrix((np.ones(int(ok.sum())), (both.row[ok], both.col[ok])), shape=(n_cl, n_cl)).tocsr()
+    sib.setdiag(1.0)
+    grouped = (sib @ a).tocsr()  # [c, account] = the account's prompts in c and its siblings
+    return np.asarray(grouped[cl, acc]).ravel()
+
+
 def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
     """Per-cluster campaign features.
 
@@ -88,6 +116,7 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     per_acct = p.group_by("cluster_id", "account_id").agg(
         pl.len().alias("_k"), pl.col("_acct_total").first(), pl.col("timestamp").min().alias("_first")
     )
+    per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)))
     multi = pl.col("_acct_total") >= 2
     acct_feats = per_acct.group_by("cluster_id").agg(
         # share of each account's traffic that goes to this family, averaged over the family's prompts from
@@ -95,7 +124,8 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
         # accounts that carry the family weigh what they send); 0.5 when every account sent one prompt
         pl.when(multi.any())
         .then(
-            (pl.col("_k") * pl.col("_k") / pl.col("_acct_total")).filter(multi).sum() / pl.col("_k").filter(multi).sum()
+            (pl.col("_k") * pl.col("_k_sib") / pl.col("_acct_total")).filter(multi).sum()
+            / pl.col("_k").filter(multi).sum()
         )
         .otherwise(0.5)
         .alias("account_focus"),

@@ -173,6 +173,8 @@ class CampaignConfig:
     w_template: float = 1.0  # template coverage of the members
     w_new_accounts: float = 8.0  # share of accounts created within new_account_days, centred at 0.5
     w_one_org: float = 8.0  # penalty: share of prompts from the top organisation (>= 3 effective accounts)
+    sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
+    # operator's work when measuring account focus
     spread_accounts: float = 20.0
     min_effective_accounts: float = 5.0  # families spread over fewer accounts score 0
     new_account_days: float = 60.0

@@ -30,9 +30,11 @@ SCAFFOLDS = (
 )
 
 
-def _payload(rng: np.random.Generator) -> str:
+def _payload(rng: np.random.Generator, pool: int = 0) -> str:
+    """A random question over one of three disjoint slices of the vocabulary (one payload pool per campaign)."""
+    words = _WORDS[pool % 3 :: 3]
     n = int(rng.integers(6, 30))
-    return " ".join(rng.choice(_WORDS, n)) + "?"
+    return " ".join(rng.choice(words, n)) + "?"
 
 
 def _benign(rng: np.random.Generator) -> str:
@@ -49,9 +51,11 @@ def fake_day(
     n_benign_accounts: int = 150,
     scaffolds: tuple[int, ...] | None = None,
     day: int = 1,
+    one_operator: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A small seeded day: ``(traffic, labels)``. Campaign c uses ``SCAFFOLDS[scaffolds[c]]`` (default: c)
-    and is labelled ``campaign_<scaffold index>``; ``day`` moves the calendar (2026-11-``day``).
+    and is labelled ``campaign_<scaffold index>``; ``day`` moves the calendar (2026-11-``day``);
+    ``one_operator`` runs every campaign over one shared account pool.
 
     traffic: prompt_id, account_id, timestamp (datetime[us, UTC]), text.
     labels:  prompt_id, label (campaign name or null), kind ('campaign' | 'benign').
@@ -63,8 +67,9 @@ def fake_day(
     texts, accounts, labels, kinds = [], [], [], []
     for c, size in zip(scaffolds, campaign_sizes, strict=True):
         for i in range(size):
-            texts.append(SCAFFOLDS[c].format(payload=_payload(rng)))
-            accounts.append(f"c{c}-acct{i % accounts_per_campaign:03d}")
+            texts.append(SCAFFOLDS[c].format(payload=_payload(rng, c)))
+            pool = "op" if one_operator else f"c{c}"
+            accounts.append(f"{pool}-acct{i % accounts_per_campaign:03d}")
             labels.append(f"campaign_{c}")
             kinds.append("campaign")
     for _ in range(n_benign):

@@ -116,3 +116,21 @@ def test_decide_reports_missing_signals_and_flags_accounts():
 def test_tags_of_uses_lexicons():
     assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
     assert tags_of("hello there") == []
+
+
+def test_one_operator_running_two_campaigns_is_one_group(tmp_path, fast_cfg):
+    from clusterer import pipeline, synth
+
+    traffic, labels = synth.fake_day(seed=11, campaign_sizes=(90, 90), one_operator=True, accounts_per_campaign=15)
+    path = tmp_path / "day.parquet"
+    traffic.write_parquet(path)
+    pipeline.run([path], tmp_path / "out", fast_cfg())
+    acc = pl.read_parquet(tmp_path / "out" / "accounts.parquet")
+    op = acc.filter(pl.col("account_id").str.starts_with("op-"))
+    assert op["flagged"].all() and op["operator_group"].n_unique() == 1 and op["operator_group"][0] >= 0
+    assert all(len(c) == 2 for c in op["campaigns"].to_list())  # two campaigns, one operator
+    others = acc.filter(~pl.col("account_id").str.starts_with("op-"))
+    assert (others["operator_group"] != op["operator_group"][0]).all()
+    ops = pl.read_parquet(tmp_path / "out" / "operators.parquet")
+    mine = ops.filter(pl.col("operator_group") == op["operator_group"][0])
+    assert mine["accounts"][0] == 15 and len(mine["campaigns"][0]) == 2
