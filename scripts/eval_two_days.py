@@ -40,12 +40,13 @@ def main() -> None:
             keep = f["campaign_id"].is_in(list(ids1.get(lab, set()))).mean() if f.height else 0.0
             res["continuing"][lab] = round(float(keep), 4)
         else:
-            inherit = f["campaign_id"].is_in(list(all1)).mean() if f.height else 0.0
-            res["new"][lab] = round(float(inherit), 4)
+            stray = f["campaign_id"].is_in(list(all1)).mean() if f.height else 0.0
+            main = f["campaign_id"].mode().sort()[0] if f.height else None
+            res["new"][lab] = {"main_id_is_old": main in all1, "prompts_with_old_id": round(float(stray), 4)}
     res["continuing_kept_id_share"] = round(
         sum(v >= 0.5 for v in res["continuing"].values()) / max(len(res["continuing"]), 1), 4
     )
-    res["new_inheriting_old_id"] = sum(v > 0 for v in res["new"].values())
+    res["new_campaigns_inheriting_an_old_id"] = sum(v["main_id_is_old"] for v in res["new"].values())
     asg = pl.read_parquet(a.assign).join(
         pl.read_parquet(a.day2 / "labels.parquet").select("prompt_id", "label", "kind"), on="prompt_id"
     )
