@@ -184,8 +184,8 @@ class CampaignConfig:
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
     registry_min_jaccard: float = 0.3  # registry match: template-shingle Jaccard with a known campaign ...
     registry_min_cos: float = 0.9  # ... or centroid cosine
-    assign_min_containment: float = 0.15  # `clusterer assign`: share of a campaign's scaffold shingles ...
-    assign_min_shingles: int = 8  # ... and how many of them a prompt must hold
+    assign_min_containment: float = 0.1  # `clusterer assign`: share of a campaign's scaffold shingles ...
+    assign_min_shingles: int = 6  # ... and how many of them a prompt must hold
     org_col: str = "org_id"  # optional log columns the score uses when present
     account_created_col: str = "account_created_at"
 
