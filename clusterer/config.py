@@ -171,7 +171,7 @@ class CampaignConfig:
     w_spread: float = 2.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
     w_variety: float = 4.0  # distinct prompts / prompts: a varied slot, not one pasted text
     w_template: float = 1.0  # template coverage of the members
-    w_new_accounts: float = 8.0  # share of accounts created within new_account_days, centred at 0.5
+    w_new_accounts: float = 12.0  # share of accounts created within new_account_days, centred at 0.5
     w_one_org: float = 8.0  # penalty: share of prompts from the top organisation (>= 3 effective accounts)
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
