@@ -100,6 +100,46 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.f
     return np.asarray(grouped[cl, acc]).ravel()
 
 
+def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+    """Synchronous bursts and rotating shifts, per cluster.
+
+    ``burst_share``: share of the family's prompts sent in a ``burst_seconds`` window in which at least
+    ``burst_min_accounts`` of its accounts were active (load-balanced fleets fire together).
+    ``shift_share``: share of the family's accounts with >= 2 prompts in it whose activity spans at most
+    ``shift_hours`` hours, when the family itself is active in at least 16 distinct hours of the day
+    (accounts taking turns around the clock); 0 otherwise.
+    """
+    bins = (
+        p.with_columns((pl.col("timestamp").dt.epoch("s") // cfg.burst_seconds).alias("_bin"))
+        .group_by("cluster_id", "_bin")
+        .agg(pl.len().alias("_n"), pl.col("account_id").n_unique().alias("_acc"))
+        .group_by("cluster_id")
+        .agg(
+            (pl.col("_n").filter(pl.col("_acc") >= cfg.burst_min_accounts).sum() / pl.col("_n").sum()).alias(
+                "burst_share"
+            )
+        )
+    )
+    hours = p.group_by("cluster_id").agg(pl.col("timestamp").dt.hour().n_unique().alias("_hours_active"))
+    spans = (
+        per_acct.filter(pl.col("_k") >= 2)
+        .with_columns(((pl.col("_last") - pl.col("_first")).dt.total_seconds() / 3600.0).alias("_span"))
+        .group_by("cluster_id")
+        .agg((pl.col("_span") <= cfg.shift_hours).mean().alias("_short"))
+    )
+    return (
+        bins.join(hours, on="cluster_id", how="left")
+        .join(spans, on="cluster_id", how="left")
+        .with_columns(
+            pl.when(pl.col("_hours_active") >= 16)
+            .then(pl.col("_short").fill_null(0.0))
+            .otherwise(0.0)
+            .alias("shift_share")
+        )
+        .select("cluster_id", "burst_share", "shift_share")
+    )
+
+
 def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
     """Per-cluster campaign features.
 
@@ -114,7 +154,10 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     if p.height == 0:
         return pl.DataFrame()
     per_acct = p.group_by("cluster_id", "account_id").agg(
-        pl.len().alias("_k"), pl.col("_acct_total").first(), pl.col("timestamp").min().alias("_first")
+        pl.len().alias("_k"),
+        pl.col("_acct_total").first(),
+        pl.col("timestamp").min().alias("_first"),
+        pl.col("timestamp").max().alias("_last"),
     )
     per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)))
     multi = pl.col("_acct_total") >= 2
@@ -178,6 +221,7 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     feats = feats.drop("_hours", "_gaps").with_columns(
         pl.Series("hour_profile_divergence", js), pl.Series("interarrival_cv", cv)
     )
+    feats = feats.join(_timing_features(p, per_acct, cfg), on="cluster_id", how="left")
     if has_org:
         feats = feats.with_columns((pl.col("_top_org") / pl.col("prompts")).alias("top_org_share")).drop("_top_org")
     feats = feats.join(acct_feats, on="cluster_id").join(

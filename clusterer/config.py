@@ -176,6 +176,9 @@ class CampaignConfig:
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
     spread_accounts: float = 20.0
+    burst_seconds: int = 60  # timing features (reported, not scored): burst window ...
+    burst_min_accounts: int = 3  # ... and distinct accounts that make it a burst
+    shift_hours: float = 8.0  # an account active within this many hours works a shift
     min_effective_accounts: float = 5.0  # families spread over fewer accounts score 0
     new_account_days: float = 60.0
     threshold: float = 0.5  # flag clusters (and their prompts) with campaign_score >= threshold

@@ -71,6 +71,8 @@ CLUSTER_SCHEMA = {
     "slot_variety": pl.Float64,
     "hour_profile_divergence": pl.Float64,
     "interarrival_cv": pl.Float64,
+    "burst_share": pl.Float64,
+    "shift_share": pl.Float64,
     "top_org_share": pl.Float64,
     "new_account_share": pl.Float64,
 }
