@@ -137,6 +137,15 @@ def _first_rows(raw: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.in
     return pos[order][starts]
 
 
+def centroids(labels: NDArray[np.int64], emb: NDArray[np.float32], k: int) -> NDArray[np.float32]:
+    """Unit mean direction of each cluster's rows of ``emb``: float32 (k, d); noise rows (-1) ignored."""
+    cent = np.zeros((k, emb.shape[1]), np.float64)
+    m = labels >= 0
+    np.add.at(cent, labels[m], emb[m])
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+    return cent.astype(np.float32)
+
+
 def _cluster_matrix(labels: NDArray[np.int64], cols: NDArray[np.int64], n_cols: int, k: int) -> csr_matrix:
     """Sparse (clusters × cols) count matrix from per-row cluster labels and column ids."""
     m = labels >= 0
@@ -174,9 +183,7 @@ def merge_families(
     if k < 2 or not cfg.merge:
         return labels
     member = labels >= 0
-    centroid = np.zeros((k, emb.shape[1]), np.float64)
-    np.add.at(centroid, labels[member], emb[member])
-    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+    centroid = centroids(labels, emb, k).astype(np.float64)
     cos = centroid @ centroid.T
     size = np.bincount(labels[member], minlength=k).astype(np.float64)
     # account overlap

@@ -21,6 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from .campaigns import Decisions
+from .cluster import centroids
 from .errors import OutputError
 from .templates import Templates
 
@@ -189,10 +190,8 @@ def clusters_frame(
     lab = labels[rows]
     member = lab >= 0
     lab_m, emb_m, rows_m = lab[member], emb_rows[member], rows[member]
-    centroid = np.zeros((n_clusters, emb_rows.shape[1]), np.float64)
-    np.add.at(centroid, lab_m, emb_m)
-    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
-    cos = np.einsum("ij,ij->i", emb_m, centroid[lab_m].astype(np.float32))
+    centroid = centroids(lab, emb_rows, n_clusters)
+    cos = np.einsum("ij,ij->i", emb_m, centroid[lab_m])
     cohesion = np.bincount(lab_m, weights=cos, minlength=n_clusters) / np.maximum(
         np.bincount(lab_m, minlength=n_clusters), 1
     )

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
-from .cluster import attach_noise, cluster_edges, merge_families, propagate_labels
+from .cluster import attach_noise, centroids, cluster_edges, merge_families, propagate_labels
 from .config import RunConfig
 from .embed import embed_texts, load_encoder
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
@@ -66,15 +66,6 @@ def _device_name(backend: Backend) -> str:
         except Exception:  # noqa: BLE001
             return "cuda"
     return f"cpu ({platform.processor() or platform.machine()})"
-
-
-def _centroids(labels: np.ndarray, emb: np.ndarray, k: int) -> np.ndarray:
-    """Unit mean direction of each cluster's embeddings, float32 (k, d)."""
-    cent = np.zeros((k, emb.shape[1]), np.float64)
-    m = labels >= 0
-    np.add.at(cent, labels[m], emb[m])
-    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
-    return cent.astype(np.float32)
 
 
 def run(
@@ -182,7 +173,7 @@ def run(
                 "template": pl.Series(tmpl.text, dtype=pl.String),
             }
         )
-        centroid = _centroids(fam, emb_rows, len(tmpl.text))
+        centroid = centroids(fam, emb_rows, len(tmpl.text))
         families: dict[int, Family] = {}
 
         def namer(cids: list[int], proposed: list[str]) -> dict[int, str]:
