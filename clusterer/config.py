@@ -141,7 +141,7 @@ class ClusterConfig:
     merge_min_accounts: float = 0.5  # ... plus this account overlap
     merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
     merge_min_shared_accounts: int = 3  # account overlap needs at least this many shared accounts
-    merge_strong_accounts: float = 0.8  # translated scaffolds: nearly the same accounts ...
+    merge_strong_accounts: float = 0.6  # translated scaffolds: nearly the same accounts ...
     merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
 
     def __post_init__(self) -> None:
