@@ -282,24 +282,40 @@ def operator_groups(
     Account × flagged-cluster co-membership (binary) is projected onto accounts (a sparse product); two
     accounts are linked when their cluster sets overlap with Jaccard ≥ ``cfg.operator_min_jaccard`` over at
     least ``cfg.operator_min_shared`` clusters; groups are connected components of at least 2 accounts.
+    Accounts with the same set of flagged clusters are collapsed into one row before the product, so it
+    grows with the number of distinct membership patterns (a handful per operator), not with the square of
+    a campaign's account count; that keeps it small enough that a GPU would not pay for the transfer.
     """
     n_acc = int(accounts.max()) + 1 if len(accounts) else 0
     keep = np.isin(labels, flagged_clusters)
     if n_acc == 0 or not keep.any():
         return np.full(n_acc, -1, np.int64)
     cl = np.unique(labels[keep], return_inverse=True)[1].ravel()
-    m = coo_matrix((np.ones(int(keep.sum())), (accounts[keep], cl)), shape=(n_acc, int(cl.max()) + 1)).tocsr()
-    m.data[:] = 1.0
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    co = (m @ m.T).tocoo()
-    deg = np.asarray(m.sum(axis=1)).ravel()
+    pairs = np.unique(np.stack([accounts[keep], cl], axis=1), axis=0)  # (account, cluster), sorted
+    acc_ids, starts = np.unique(pairs[:, 0], return_index=True)
+    patterns = [pairs[s:e, 1].tobytes() for s, e in zip(starts, np.r_[starts[1:], len(pairs)], strict=True)]
+    _, pat_first, pat_of = np.unique(np.array(patterns, dtype=object), return_index=True, return_inverse=True)
+    pat_of = pat_of.ravel()
+    n_pat = len(pat_first)
+    rows = [np.frombuffer(patterns[i], dtype=pairs.dtype) for i in pat_first]
+    u = coo_matrix(
+        (
+            np.ones(sum(len(r) for r in rows)),
+            (np.repeat(np.arange(n_pat), [len(r) for r in rows]), np.concatenate(rows)),
+        ),
+        shape=(n_pat, int(cl.max()) + 1),
+    ).tocsr()
+    co = (u @ u.T).tocoo()
+    deg = np.asarray(u.sum(axis=1)).ravel()
     jac = co.data / np.maximum(deg[co.row] + deg[co.col] - co.data, 1.0)
     link = (co.row != co.col) & (co.data >= cfg.operator_min_shared) & (jac >= cfg.operator_min_jaccard)
-    g = coo_matrix((np.ones(int(link.sum())), (co.row[link], co.col[link])), shape=(n_acc, n_acc))
-    _, comp = csgraph.connected_components(g, directed=False)
-    size = np.bincount(comp)
-    grouped = (size[comp] >= 2) & (deg > 0)
+    g = coo_matrix((np.ones(int(link.sum())), (co.row[link], co.col[link])), shape=(n_pat, n_pat))
+    _, pat_comp = csgraph.connected_components(g, directed=False)
+    comp = np.full(n_acc, -1, np.int64)
+    comp[acc_ids] = pat_comp[pat_of]
+    size = np.bincount(comp[comp >= 0], minlength=int(pat_comp.max()) + 1)
+    grouped = comp >= 0
+    grouped[grouped] = size[comp[grouped]] >= 2
     out = np.full(n_acc, -1, np.int64)
     ids = np.unique(comp[grouped])
     out[grouped] = np.searchsorted(ids, comp[grouped])
