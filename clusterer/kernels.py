@@ -15,9 +15,10 @@ KERNEL_FILES = ("minhash.cu", "overlap.cu")
 
 
 def kernel_dir() -> Path:
-    """Folder holding the ``.cu`` sources: ``kernels/`` at the repository root or inside the wheel."""
+    """Folder holding the ``.cu`` sources: ``kernels/`` at the repository root, shipped in the wheel as
+    ``clusterer/cuda_src/`` (a link to it in the source tree)."""
     here = Path(__file__).resolve().parent
-    for cand in (here / "kernels", here.parent / "kernels"):
+    for cand in (here / "cuda_src", here.parent / "kernels"):
         if (cand / KERNEL_FILES[0]).is_file():
             return cand
     raise FileNotFoundError(f"CUDA sources {KERNEL_FILES} not found next to the clusterer package")
