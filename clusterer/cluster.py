@@ -161,6 +161,7 @@ def merge_families(
     slot_indptr: NDArray[np.int64],
     slot_tokens: NDArray[np.uint32],
     cfg: ClusterConfig,
+    orgs: NDArray[np.int64] | None = None,
 ) -> NDArray[np.int64]:
     """Second-level grouping: join clusters that are fragments of one template family.
 
@@ -173,8 +174,11 @@ def merge_families(
     ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters.
     Fragments whose scaffolds share no words at all (a template translated into another language) are
     joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and their payloads
-    come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``). Joins are
-    transitive (connected components); IDs are renumbered by first row.
+    come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``); so are
+    fragments sent from at least ``merge_min_shared_orgs`` of the same multi-account organisations (shell
+    organisations an operator registers accounts under) over one payload pool, when ``orgs`` (an
+    organisation code per row, −1 unknown) is given. Joins are transitive (connected components); IDs are
+    renumbered by first row.
 
     ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
     ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
@@ -200,6 +204,17 @@ def merge_families(
     norms = np.sqrt(np.asarray(cp.multiply(cp).sum(axis=1)).ravel())
     payload = (cp @ cp.T).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
     strong = (acct_all >= cfg.merge_strong_accounts) & (payload >= cfg.merge_min_payload)
+    if orgs is not None and (orgs >= 0).any():
+        # organisations with several accounts; one-account orgs say nothing beyond the account itself
+        known = orgs >= 0
+        pairs = np.unique(np.stack([orgs[known], accounts[known]], axis=1), axis=0)
+        multi = np.flatnonzero(np.bincount(pairs[:, 0]) >= 2)
+        use = member & known & np.isin(orgs, multi)
+        if use.any():
+            co = _cluster_matrix(np.where(use, labels, -1), np.maximum(orgs, 0), int(orgs.max()) + 1, k)
+            co.data[:] = 1.0
+            shared_orgs = (co @ co.T).toarray()
+            strong |= (shared_orgs >= cfg.merge_min_shared_orgs) & (payload >= cfg.merge_min_payload)
     a_idx, b_idx = np.nonzero(np.triu((cos >= cfg.merge_min_cos) | strong, 1))
     if len(a_idx) == 0:
         return labels

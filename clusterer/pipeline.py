@@ -149,8 +149,22 @@ def run(
         attached = propagate_labels(
             attached, edges.i, edges.j, edges.sim, c.grow_min_sim, c.grow_min_votes, c.grow_min_share, c.grow_rounds
         )
+        org_col = cfg.campaign.org_col
+        org_codes = None
+        if org_col in frame.columns:
+            org = frame[org_col].gather(rows).cast(pl.String)
+            org_codes = np.where(org.is_null().to_numpy(), -1, org.fill_null("").cast(pl.Categorical).to_physical())
+            org_codes = org_codes.astype(np.int64)
         fam = merge_families(
-            attached, acc_codes, emb_rows, sk.indptr, sk.hashes, sk.slot_indptr, sk.slot_tokens, cfg.cluster
+            attached,
+            acc_codes,
+            emb_rows,
+            sk.indptr,
+            sk.hashes,
+            sk.slot_indptr,
+            sk.slot_tokens,
+            cfg.cluster,
+            orgs=org_codes,
         )
         labels = np.full(n, -1, np.int64)
         labels[rows] = fam

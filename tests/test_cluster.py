@@ -115,3 +115,29 @@ def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
     assert grown[8] == -1  # a single vote for cluster 1 is not enough
     assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
     assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
+
+
+def test_family_merge_joins_fragments_from_shared_shell_organisations():
+    from clusterer.cluster import merge_families
+
+    rng = np.random.default_rng(1)
+    d = 16
+    emb = np.concatenate([np.tile(rng.normal(size=d), (20, 1)), np.tile(rng.normal(size=d), (20, 1))])
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.repeat([0, 1], 20)
+    accounts = np.arange(40)  # disjoint account pools, unrelated scaffolds (different languages)
+    orgs = np.tile(np.arange(4), 10)  # the same four shell organisations behind both pools
+    slot_indptr = np.arange(41, dtype=np.int64)
+    slot_tokens = np.zeros(40, np.uint32)  # one payload pool
+    empty = np.zeros(41, np.int64)
+    cfg = ClusterConfig()
+    apart = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg)
+    assert len(set(apart.tolist())) == 2
+    joined = merge_families(
+        labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg, orgs=orgs
+    )
+    assert len(set(joined.tolist())) == 1
+    single = merge_families(  # one-account organisations say nothing
+        labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg, orgs=np.arange(40)
+    )
+    assert len(set(single.tolist())) == 2
