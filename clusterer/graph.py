@@ -41,13 +41,39 @@ def _drop_self(idx: NDArray[np.int64], sim: NDArray[np.float32], k: int) -> Knn:
     return Knn(idx=out_idx, sim=out_sim)
 
 
-def _faiss_search(emb: NDArray[np.float32], kk: int, gpu: bool) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def index_kind(n: int, cfg: GraphConfig) -> str:
+    """The FAISS index a day of ``n`` rows gets: exact below ``cfg.ivf_min_rows``, IVF-Flat above."""
+    if cfg.index != "auto":
+        return cfg.index
+    return "flat" if n < cfg.ivf_min_rows else "ivf"
+
+
+def _faiss_search(
+    emb: NDArray[np.float32], kk: int, gpu: bool, cfg: GraphConfig
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     import faiss
 
-    index = faiss.IndexFlatIP(emb.shape[1])
-    if gpu:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    index.add(emb)
+    n, d = emb.shape
+    kind = index_kind(n, cfg)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = max(cfg.hnsw_ef_search, kk)
+        index.add(emb)
+    elif kind == "ivf" and n >= 1000:
+        nlist = max(16, int(4 * np.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 1234  # k-means training is seeded: same input, same graph
+        if gpu:
+            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        index.train(emb[:: max(1, n // (nlist * 64))])
+        index.add(emb)
+        faiss.ParameterSpace().set_index_parameter(index, "nprobe", min(cfg.ivf_nprobe, nlist))
+    else:
+        index = faiss.IndexFlatIP(d)
+        if gpu:
+            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        index.add(emb)
     sim, idx = index.search(emb, kk)
     return idx.astype(np.int64), sim.astype(np.float32)
 
@@ -67,7 +93,9 @@ def _torch_search(emb: NDArray[np.float32], kk: int) -> tuple[NDArray[np.int64],
 
 
 def knn_graph(emb: NDArray[np.float32], cfg: GraphConfig, backend: Backend) -> Knn:
-    """Exact k nearest neighbours of every row of ``emb`` (float32 (n, d), unit rows).
+    """k nearest neighbours of every row of ``emb`` (float32 (n, d), unit rows): exact FAISS below
+    ``cfg.ivf_min_rows`` rows, IVF-Flat (or HNSW, or exact, as configured) above; on a GPU without
+    faiss-gpu, exact torch brute force.
 
     Returns a :class:`Knn` with ``min(k, n - 1)`` real neighbours per row, padded with -1 / -inf to k.
     """
@@ -80,7 +108,7 @@ def knn_graph(emb: NDArray[np.float32], cfg: GraphConfig, backend: Backend) -> K
     if backend is Backend.GPU and faiss_gpu_count() == 0:
         idx, sim = _torch_search(emb, kk)
     else:
-        idx, sim = _faiss_search(emb, kk, gpu=backend is Backend.GPU)
+        idx, sim = _faiss_search(emb, kk, backend is Backend.GPU, cfg)
     knn = _drop_self(idx, sim, kk - 1)
     if kk - 1 < k:
         pad = k - (kk - 1)

@@ -66,3 +66,25 @@ def test_score_edges_combines_template_and_semantic():
     e = score_edges(pairs, x, tmpl, GraphConfig(template_weight=0.25))
     cos = np.array([x[0] @ x[2], x[1] @ x[3]])
     np.testing.assert_allclose(e.sim, 0.25 * tmpl + 0.75 * cos, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_find_most_exact_neighbours(kind):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32))
+    x = (centres[rng.integers(0, 40, 4000)] + 0.3 * rng.normal(size=(4000, 32))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    exact = knn_graph(x, GraphConfig(k=10, index="flat"), Backend.CPU)
+    got = knn_graph(x, GraphConfig(k=10, index=kind), Backend.CPU)
+    assert got.idx.shape == exact.idx.shape
+    recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(got.idx, exact.idx, strict=True)])
+    assert recall > 0.9
+    assert not (got.idx == np.arange(4000)[:, None]).any()
+
+
+def test_index_choice_by_size():
+    from clusterer.graph import index_kind
+
+    assert index_kind(10_000, GraphConfig()) == "flat"
+    assert index_kind(5_000_000, GraphConfig()) == "ivf"
+    assert index_kind(10, GraphConfig(index="hnsw")) == "hnsw"
