@@ -1,0 +1,115 @@
+"""GPU throughput checks for a device session; one JSON line per case (also fine on CPU as a self-check).
+
+    python bench/gpu_bench.py [--n-embed 100000] [--tokens 128] [--pairs 10000000] [--knn 1000000]
+
+- embed: a MiniLM-L6-shaped BERT (6 layers, 384 hidden, 12 heads) with random weights, fp16 on CUDA, on
+  full 128-token batches: the throughput of the packaged all-MiniLM-L6-v2, which is too large to carry to
+  a device machine. Reports prompts/s.
+- knn: exact inner-product top-k by torch brute force (the GPU path used without faiss-gpu) over random
+  unit vectors; reports seconds, checked against NumPy on a sample of rows.
+- overlap / minhash: the CUDA kernels via bench/bench_overlap.py's method (checked against the Numba
+  reference first), with GB/s against the card's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bench_embed(n: int, tokens: int) -> dict:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = BertConfig(
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        vocab_size=30522,
+        max_position_embeddings=512,
+    )
+    model = BertModel(cfg).eval().to(dev)
+    if dev == "cuda":
+        model = model.half()
+    batch = 1024 if dev == "cuda" else 32
+    ids = torch.randint(1000, 30000, (batch, tokens), device=dev)
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask)  # warm-up
+        _sync()
+        t0 = time.perf_counter()
+        done = 0
+        while done < n:
+            out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            emb = torch.nn.functional.normalize((out * mask[..., None]).sum(1), dim=1)
+            done += batch
+        _sync()
+    secs = time.perf_counter() - t0
+    return {
+        "case": "embed",
+        "device": dev,
+        "prompts": done,
+        "tokens": tokens,
+        "batch": batch,
+        "seconds": round(secs, 3),
+        "prompts_per_s": round(done / secs, 1),
+        "dim": int(emb.shape[1]),
+    }
+
+
+def bench_knn(n: int, k: int = 15) -> dict:
+    import torch
+
+    from clusterer.backend import Backend, gpu_count
+    from clusterer.config import GraphConfig
+    from clusterer.graph import knn_graph
+
+    backend = Backend.GPU if gpu_count() else Backend.CPU
+    x = np.random.default_rng(0).normal(size=(n, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    knn_graph(x[:2000], GraphConfig(k=k), backend)
+    _sync()
+    t0 = time.perf_counter()
+    got = knn_graph(x, GraphConfig(k=k, index="flat"), backend)
+    _sync()
+    secs = time.perf_counter() - t0
+    rows = np.random.default_rng(1).choice(n, 200, replace=False)
+    s = x[rows] @ x.T
+    s[np.arange(200), rows] = -np.inf
+    want = -np.sort(-s, axis=1)[:, :k]
+    err = float(np.abs(got.sim[rows] - want).max())
+    return {
+        "case": "knn",
+        "backend": str(backend),
+        "n": n,
+        "k": k,
+        "seconds": round(secs, 2),
+        "max_abs_err_vs_numpy": err,
+        "torch": torch.__version__,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-embed", type=int, default=100_000)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--knn", type=int, default=1_000_000)
+    a = ap.parse_args()
+    print(json.dumps(bench_embed(a.n_embed, a.tokens)), flush=True)
+    print(json.dumps(bench_knn(a.knn)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
