@@ -161,18 +161,15 @@ def build_skeletons(texts: pl.Series, cfg: SkeletonConfig) -> Skeletons:
     )
 
 
-def frequent_shingles(sk: Skeletons, members: NDArray[np.int64], min_share: float = 0.5) -> NDArray[np.uint64]:
-    """Skeleton shingles present in at least ``min_share`` of the given rows, or, when a family mixes
-    several scaffold variants so that none reaches that share, in at least ``min_share`` of as many rows as
-    its most common shingle (the dominant variant's scaffold). Sorted uint64."""
-    if len(members) == 0:
+def frequent_shingles(member_hashes: NDArray[np.uint64], n_members: int, min_share: float = 0.5) -> NDArray[np.uint64]:
+    """Skeleton shingles present in at least ``min_share`` of ``n_members`` rows (``member_hashes``: the
+    rows' skeleton hashes concatenated, each row's unique), or, when a family mixes several scaffold variants
+    so that none reaches that share, in at least ``min_share`` of as many rows as its most common shingle
+    (the dominant variant's scaffold). Sorted uint64."""
+    if n_members == 0 or len(member_hashes) == 0:
         return np.zeros(0, np.uint64)
-    parts = [sk.hashes[sk.indptr[r] : sk.indptr[r + 1]] for r in members]
-    allh = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    u, cnt = np.unique(allh, return_counts=True)
-    if len(cnt) == 0:
-        return u
-    return u[cnt >= max(1.0, min_share * min(len(members), int(cnt.max())))]
+    u, cnt = np.unique(member_hashes, return_counts=True)
+    return u[cnt >= max(1.0, min_share * min(n_members, int(cnt.max())))]
 
 
 def render_template(text: str, frequent: NDArray[np.uint64], ngram: int) -> str:

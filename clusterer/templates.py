@@ -69,11 +69,16 @@ def describe_templates(
             pi.append(mem[a])
             pj.append(mem[b])
             owner.append(np.full(t, c))
-        freq = frequent_shingles(sk, mem)
+        # the members' shingles, gathered once for both thresholds and the exemplar choice
+        lens = sk.indptr[mem + 1] - sk.indptr[mem]
+        take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+        member_hashes = sk.hashes[take]
+        freq = frequent_shingles(member_hashes, m)
         out_freq.append(freq)
-        out_common.append(frequent_shingles(sk, mem, COMMON_SHARE)[:MAX_COMMON])
+        out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
         if len(freq):
-            counts = [np.isin(sk.hashes[sk.indptr[r] : sk.indptr[r + 1]], freq).sum() for r in mem]
+            owner_row = np.repeat(np.arange(m), lens)
+            counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=m)
             best = mem[int(np.argmax(counts))]
             out_text.append(render_template(texts[int(best)], freq, cfg.ngram)[:TEMPLATE_CHARS])
             out_key.append(xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes()))

@@ -54,7 +54,7 @@ def test_empty_and_short_texts():
 def test_render_template_has_slots_for_variable_payloads():
     texts = _day(seed=2)
     sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
-    freq = frequent_shingles(sk, np.arange(30))
+    freq = frequent_shingles(sk.hashes[: sk.indptr[30]], 30)
     short = render_template(texts[0], freq, 3)
     long = render_template(texts[0] + " " + " ".join(WORDS * 20), freq, 3)
     assert short == long == "you are a careful tutor. solve the task below and reply in json. task: " + SLOT
