@@ -39,8 +39,8 @@ def run(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'hashing', or a "
-            "sentence-transformers path.  [default: default]"
+            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'static' (model2vec distilled from it: "
+            "the fast CPU path for big days), 'hashing', or a sentence-transformers path.  [default: default]"
         ),
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Opening tokens embedded per prompt. [default: 64]")] = None,

@@ -87,7 +87,8 @@ class SkeletonConfig:
 class EmbedConfig:
     """Sentence-transformers embedding of the normalised text."""
 
-    model: str = DEFAULT_MODEL  # 'default' or any sentence-transformers path / name
+    # 'default' (MiniLM), 'static' (fast CPU path), 'hashing', or a sentence-transformers path
+    model: str = DEFAULT_MODEL
     max_tokens: int = 64  # the opening tokens carry the scaffold; also bounds cost per prompt
     batch_size: int = 64
     cache_dir: str = ""  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer; 'none' disables the cache
