@@ -108,53 +108,113 @@ def shingle_sets(texts: pl.Series, ngram: int) -> tuple[NDArray[np.int64], NDArr
     return indptr, pairs["g"].to_numpy().astype(np.uint64)
 
 
-def build_skeletons(texts: pl.Series, cfg: SkeletonConfig) -> Skeletons:
-    """Skeleton of every text (already normalised; '' rows get empty skeletons)."""
+def _row_chunks(texts: pl.Series, max_bytes: int, max_rows: int) -> list[tuple[int, int]]:
+    """(start, length) row ranges of at most ``max_rows`` rows and about ``max_bytes`` of text each."""
+    n = len(texts)
+    if n == 0:
+        return []
+    csum = np.cumsum(texts.fill_null("").str.len_bytes().to_numpy().astype(np.int64))
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        base = csum[start - 1] if start else 0
+        stop = int(np.searchsorted(csum, base + max_bytes, side="right"))
+        stop = min(max(stop, start + 1), start + max_rows, n)
+        out.append((start, stop - start))
+        start = stop
+    return out
+
+
+def _isin_sorted(values: NDArray[np.uint64], sorted_set: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
+
+
+def build_skeletons(
+    texts: pl.Series, cfg: SkeletonConfig, chunk_bytes: int = 16 << 20, chunk_rows: int = 100_000
+) -> Skeletons:
+    """Skeleton of every text (already normalised; '' rows get empty skeletons).
+
+    Two streaming passes over row chunks (about ``chunk_bytes`` of text each), so the per-token frames
+    never exist for the whole day: pass 1 keeps each row's distinct shingle hashes (12 bytes per
+    row-shingle) for the day-wide document frequencies; pass 2 re-tokenises a chunk at a time to mark the
+    tokens covered by skeleton shingles (scaffold view, payload tokens).
+    """
     n_rows = len(texts)
-    tok = _tokens(texts)
-    row = tok["row"].to_numpy()
-    th = tok["th"].to_numpy()
-    g, valid = _windows(row, th, cfg.ngram)
-    win = pl.DataFrame({"row": row, "g": g, "valid": valid}).with_row_index("i")
-    pairs = win.filter(pl.col("valid")).select("row", "g").unique()
-    n_docs = max(int(np.count_nonzero(np.bincount(row, minlength=n_rows))) if len(row) else 0, 1)
+    chunks = _row_chunks(texts, chunk_bytes, chunk_rows)
+    rows_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
+    hash_parts: list[NDArray[np.uint64]] = [np.zeros(0, np.uint64)]
+    for start, length in chunks:
+        tok = _tokens(texts.slice(start, length))
+        row = tok["row"].to_numpy()
+        g, valid = _windows(row, tok["th"].to_numpy(), cfg.ngram)
+        del tok
+        prow, pg = row[valid].astype(np.int64) + start, g[valid]
+        order = np.lexsort((pg, prow))
+        prow, pg = prow[order], pg[order]
+        first = np.ones(len(pg), dtype=bool)
+        first[1:] = (prow[1:] != prow[:-1]) | (pg[1:] != pg[:-1])
+        rows_parts.append(prow[first].astype(np.uint32))
+        hash_parts.append(pg[first])
+    prow = np.concatenate(rows_parts)  # sorted by row, then hash
+    pg = np.concatenate(hash_parts)
+    del rows_parts, hash_parts
+    n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
+    n_docs = max(int(np.count_nonzero(n_sh)), 1)
     max_df = max(int(cfg.max_df * n_docs), cfg.min_df)
-    df_counts = pairs.group_by("g").agg(pl.len().alias("df"))
-    keep = df_counts.filter((pl.col("df") >= cfg.min_df) & (pl.col("df") <= max_df)).select("g")
-    skel_pairs = pairs.join(keep, on="g", how="semi").sort(["row", "g"])
-    srow = skel_pairs["row"].to_numpy().astype(np.int64)
+    uniq, df = np.unique(pg, return_counts=True)
+    keep = uniq[(df >= cfg.min_df) & (df <= max_df)]  # sorted
+    del uniq, df
+    in_skel = _isin_sorted(pg, keep)
+    hashes = pg[in_skel]
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(srow, minlength=n_rows), out=indptr[1:])
-    n_sh = np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=n_rows).astype(np.int32)
+    np.cumsum(np.bincount(prow[in_skel], minlength=n_rows), out=indptr[1:])
+    del prow, pg, in_skel
     coverage = (np.diff(indptr) / np.maximum(n_sh, 1)).astype(np.float32)
 
-    # scaffold view: a token is template when any skeleton window covers it
-    in_skel = win.join(keep.with_columns(pl.lit(True).alias("s")), on="g", how="left").sort("i")["s"]
-    start = (in_skel.fill_null(False).to_numpy()) & valid
-    covered = start.copy()
-    for s in range(1, cfg.ngram):
-        covered[s:] |= start[:-s] & (row[s:] == row[:-s])
-    view = (
-        tok.select("row", "tok")
-        .with_columns(pl.Series("c", covered))
-        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
-        .filter(~((pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))))
-        .group_by("row", maintain_order=True)
-        .agg(pl.col("w").str.join(" "))
-    )
-    full_view = (
-        pl.DataFrame({"row": np.arange(n_rows, dtype=np.uint32)})
-        .join(view, on="row", how="left", maintain_order="left")["w"]
-        .fill_null("")
-    )
-    slot = ~covered
+    views: list[pl.Series] = []
+    slot_counts = np.zeros(n_rows, dtype=np.int64)
+    slot_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
+    for start, length in chunks:
+        tok = _tokens(texts.slice(start, length))
+        row = tok["row"].to_numpy()
+        th = tok["th"].to_numpy()
+        g, valid = _windows(row, th, cfg.ngram)
+        # a token is template when any skeleton window covers it
+        begins = valid & _isin_sorted(g, keep)
+        covered = begins.copy()
+        for s in range(1, cfg.ngram):
+            covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
+        view = (
+            tok.select("row", "tok")
+            .with_columns(pl.Series("c", covered))
+            .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
+            .filter(  # one slot per run of payload tokens (the first token of a chunk has no predecessor)
+                ~(
+                    (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
+                ).fill_null(False)
+            )
+            .group_by("row", maintain_order=True)
+            .agg(pl.col("w").str.join(" "))
+        )
+        views.append(
+            pl.DataFrame({"row": np.arange(length, dtype=np.uint32)})
+            .join(view, on="row", how="left", maintain_order="left")["w"]
+            .fill_null("")
+        )
+        slot = ~covered
+        slot_counts[start : start + length] = np.bincount(row[slot].astype(np.int64), minlength=length)
+        slot_parts.append((th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
     slot_indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row[slot].astype(np.int64), minlength=n_rows), out=slot_indptr[1:])
+    np.cumsum(slot_counts, out=slot_indptr[1:])
+    full_view = pl.concat(views) if views else pl.Series("w", [], dtype=pl.String)
     return Skeletons(
         slot_indptr=slot_indptr,
-        slot_tokens=(th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32),
+        slot_tokens=np.concatenate(slot_parts),
         indptr=indptr,
-        hashes=skel_pairs["g"].to_numpy().astype(np.uint64),
+        hashes=hashes,
         n_shingles=n_sh,
         coverage=coverage,
         view=full_view.alias("view"),

@@ -58,3 +58,28 @@ def test_render_template_has_slots_for_variable_payloads():
     short = render_template(texts[0], freq, 3)
     long = render_template(texts[0] + " " + " ".join(WORDS * 20), freq, 3)
     assert short == long == "you are a careful tutor. solve the task below and reply in json. task: " + SLOT
+
+
+def test_chunked_passes_match_one_pass():
+    rng = np.random.default_rng(3)
+    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
+    texts = (
+        [
+            "please answer the question below in detail " + " ".join(rng.choice(words, int(rng.integers(0, 30))))
+            for _ in range(60)
+        ]
+        + ["", "one", "two words"]
+        + [" ".join(rng.choice(words, 200)) for _ in range(5)]
+    )
+    s = pl.Series(texts)
+    cfg = SkeletonConfig(min_df=3)
+    whole = build_skeletons(s, cfg)
+    for rows, nbytes in ((7, 1 << 30), (100_000, 300), (1, 1)):
+        part = build_skeletons(s, cfg, chunk_bytes=nbytes, chunk_rows=rows)
+        assert np.array_equal(part.indptr, whole.indptr)
+        assert np.array_equal(part.hashes, whole.hashes)
+        assert np.array_equal(part.n_shingles, whole.n_shingles)
+        assert np.array_equal(part.coverage, whole.coverage)
+        assert part.view.to_list() == whole.view.to_list()
+        assert np.array_equal(part.slot_indptr, whole.slot_indptr)
+        assert np.array_equal(part.slot_tokens, whole.slot_tokens)
