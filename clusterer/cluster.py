@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csgraph, csr_matrix
+from scipy.sparse import coo_matrix, csgraph, csr_matrix, triu
 
 from .config import ClusterConfig
 from .graph import Knn
@@ -152,6 +152,40 @@ def _cluster_matrix(labels: NDArray[np.int64], cols: NDArray[np.int64], n_cols: 
     return coo_matrix((np.ones(int(m.sum())), (labels[m], cols[m])), shape=(k, n_cols)).tocsr()
 
 
+def _upper(m: csr_matrix) -> csr_matrix:
+    """Strict upper triangle of a square sparse matrix, as CSR with sorted indices."""
+    out = triu(m, 1).tocsr()
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
+
+
+def _at(m: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Values m[a[t], b[t]] of a sparse matrix (0 where absent), as float64."""
+    if len(a) == 0:
+        return np.zeros(0)
+    return np.asarray(m[a, b], dtype=np.float64).ravel()
+
+
+def _rows_dot(
+    x: csr_matrix, y: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64], chunk: int = 200_000
+) -> NDArray[np.float64]:
+    """Dot products of row x[a[t]] with row y[b[t]] for every pair t, in chunks of pairs."""
+    out = np.zeros(len(a))
+    for s in range(0, len(a), chunk):
+        sl = slice(s, s + chunk)
+        out[sl] = np.asarray(x[a[sl]].multiply(y[b[sl]]).sum(axis=1)).ravel()
+    return out
+
+
+def _pair_dot(v: NDArray[np.float32], a: NDArray[np.int64], b: NDArray[np.int64], chunk: int = 1 << 20):
+    out = np.zeros(len(a))
+    for s in range(0, len(a), chunk):
+        sl = slice(s, s + chunk)
+        out[sl] = np.einsum("ij,ij->i", v[a[sl]].astype(np.float64), v[b[sl]].astype(np.float64))
+    return out
+
+
 def merge_families(
     labels: NDArray[np.int64],
     accounts: NDArray[np.int64],
@@ -186,52 +220,64 @@ def merge_families(
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k < 2 or not cfg.merge:
         return labels
+    # Every test below needs shared accounts, shared skeleton shingles or shared organisations, so the
+    # candidate cluster pairs are the non-zeros of three sparse co-occurrence products: no K × K array.
     member = labels >= 0
-    centroid = centroids(labels, emb, k).astype(np.float64)
-    cos = centroid @ centroid.T
     size = np.bincount(labels[member], minlength=k).astype(np.float64)
     # account overlap
     acc_codes = np.unique(accounts, return_inverse=True)[1].ravel()
     ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k)
-    present = (ca > 0).astype(np.float64)
-    shared = (ca @ present.T).toarray()  # [A, B] = prompts of A from accounts seen in B
-    acct_all = np.minimum(shared / size[:, None], shared.T / size[None, :])
-    # a heavy user spread over many clusters must not join them on its own
-    acct_all[(present @ present.T).toarray() < cfg.merge_min_shared_accounts] = 0.0
-    # payload-word profiles (tf, l2-normalised) of each cluster
-    slot_row = np.repeat(np.arange(len(labels)), np.diff(slot_indptr))
-    cp = _cluster_matrix(labels[slot_row], slot_tokens.astype(np.int64), 1 << 20, k)
-    norms = np.sqrt(np.asarray(cp.multiply(cp).sum(axis=1)).ravel())
-    payload = (cp @ cp.T).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
-    strong = (acct_all >= cfg.merge_strong_accounts) & (payload >= cfg.merge_min_payload)
+    present = ca.copy()
+    present.data[:] = 1.0
+    shared_acc = _upper(present @ present.T)  # distinct accounts seen in both
+    cand = [shared_acc.multiply(shared_acc >= cfg.merge_min_shared_accounts)]
+    # cluster skeletons: shingles in at least a fifth of a cluster's members
+    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
+    codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
+    cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k).tocoo()
+    keep = cs.data >= np.maximum(0.2 * size, 2.0)[cs.row]
+    cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsc()
+    # a shingle in the skeletons of very many clusters is generic wording, not a family's scaffold
+    spread = np.diff(cs.indptr)
+    cs = cs[:, np.flatnonzero(spread <= max(50, int(0.05 * k)))].tocsr()
+    n_sk = np.asarray(cs.sum(axis=1)).ravel()
+    inter = _upper(cs @ cs.T)
+    cand.append(inter.multiply(inter >= 3))
+    shared_orgs = None
     if orgs is not None and (orgs >= 0).any():
         # organisations with several accounts; one-account orgs say nothing beyond the account itself
         known = orgs >= 0
-        pairs = np.unique(np.stack([orgs[known], accounts[known]], axis=1), axis=0)
-        multi = np.flatnonzero(np.bincount(pairs[:, 0]) >= 2)
+        op = np.unique(np.stack([orgs[known], accounts[known]], axis=1), axis=0)
+        multi = np.flatnonzero(np.bincount(op[:, 0]) >= 2)
         use = member & known & np.isin(orgs, multi)
         if use.any():
             co = _cluster_matrix(np.where(use, labels, -1), np.maximum(orgs, 0), int(orgs.max()) + 1, k)
             co.data[:] = 1.0
-            shared_orgs = (co @ co.T).toarray()
-            strong |= (shared_orgs >= cfg.merge_min_shared_orgs) & (payload >= cfg.merge_min_payload)
-    a_idx, b_idx = np.nonzero(np.triu((cos >= cfg.merge_min_cos) | strong, 1))
+            shared_orgs = _upper(co @ co.T)
+            cand.append(shared_orgs.multiply(shared_orgs >= cfg.merge_min_shared_orgs))
+    pairs = sum(cand[1:], cand[0]).tocoo()
+    a_idx, b_idx = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
     if len(a_idx) == 0:
         return labels
-    acct = acct_all[a_idx, b_idx]
-    # cluster skeleton containment
-    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
-    codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
-    cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k)
-    cs = cs.tocoo()
-    keep = cs.data >= np.maximum(0.2 * size, 2.0)[cs.row]
-    cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsr()
-    inter = (cs @ cs.T).toarray()
-    n_sk = np.asarray(cs.sum(axis=1)).ravel()
-    common = inter[a_idx, b_idx]
+    centroid = centroids(labels, emb, k)
+    cos = _pair_dot(centroid, a_idx, b_idx)
+    # [A, B] = share of A's prompts sent by accounts seen in B; overlap = the smaller of the two directions
+    n_shared = _at(shared_acc, a_idx, b_idx)
+    ab = _rows_dot(ca, present, a_idx, b_idx) / size[a_idx]
+    ba = _rows_dot(ca, present, b_idx, a_idx) / size[b_idx]
+    acct = np.where(n_shared >= cfg.merge_min_shared_accounts, np.minimum(ab, ba), 0.0)
+    # payload-word profiles (tf, l2-normalised) of each cluster
+    slot_row = np.repeat(np.arange(len(labels)), np.diff(slot_indptr))
+    cp = _cluster_matrix(labels[slot_row], slot_tokens.astype(np.int64), 1 << 20, k)
+    norms = np.sqrt(np.asarray(cp.multiply(cp).sum(axis=1)).ravel())
+    payload = _rows_dot(cp, cp, a_idx, b_idx) / np.maximum(norms[a_idx] * norms[b_idx], 1e-12)
+    strong = (acct >= cfg.merge_strong_accounts) & (payload >= cfg.merge_min_payload)
+    if shared_orgs is not None:
+        strong |= (_at(shared_orgs, a_idx, b_idx) >= cfg.merge_min_shared_orgs) & (payload >= cfg.merge_min_payload)
+    common = _at(inter, a_idx, b_idx)
     skel = np.where(common >= 3, common / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0), 0.0)
-    close = cos[a_idx, b_idx] >= cfg.merge_min_cos
-    join = (close & ((acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton))) | strong[a_idx, b_idx]
+    close = cos >= cfg.merge_min_cos
+    join = (close & ((acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton))) | strong
     if not join.any():
         return labels
     g = coo_matrix((np.ones(int(join.sum())), (a_idx[join], b_idx[join])), shape=(k, k))

@@ -116,15 +116,18 @@ class GraphConfig:
     lsh_bands: int = 32  # MinHash-LSH bands over skeleton signatures (0 = no template candidates)
     lsh_links: int = 2  # bucket-mates linked per member and band
     template_weight: float = 0.5  # w in sim = w * skeleton Jaccard + (1 - w) * embedding cosine
-    index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"  # auto: exact below ivf_min_rows, IVF-Flat above
-    ivf_min_rows: int = 200_000
+    # auto: exact below approx_min_rows distinct vectors; above, HNSW on the CPU, IVF-Flat with faiss-gpu
+    index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    approx_min_rows: int = 200_000
     ivf_nprobe: int = 64  # IVF lists searched per query (nlist = 4 * sqrt(n))
     hnsw_m: int = 32
-    hnsw_ef_search: int = 256
+    hnsw_ef_construction: int = 40
+    hnsw_ef_search: int = 128
 
     def __post_init__(self) -> None:
         _check_range("graph.k", self.k, 2, 1024)
-        _check_range("graph.ivf_min_rows", self.ivf_min_rows, 1000)
+        _check_range("graph.approx_min_rows", self.approx_min_rows, 1000)
+        _check_range("graph.hnsw_ef_construction", self.hnsw_ef_construction, 8, 65536)
         _check_range("graph.ivf_nprobe", self.ivf_nprobe, 1, 65536)
         _check_range("graph.hnsw_m", self.hnsw_m, 4, 256)
         _check_range("graph.hnsw_ef_search", self.hnsw_ef_search, 8, 65536)

@@ -128,7 +128,7 @@ def run(
         emb_rows = emb.emb[inverse.ravel()]
 
     with clock.stage("knn"):
-        knn = knn_graph(emb_rows, cfg.graph, backend)
+        knn = knn_graph(emb.emb, cfg.graph, backend, of_row=inverse.ravel())
 
     with clock.stage("signatures"):
         sigs = signatures(sk, cfg.skeleton, cfg.seed, backend)

@@ -86,5 +86,25 @@ def test_index_choice_by_size():
     from clusterer.graph import index_kind
 
     assert index_kind(10_000, GraphConfig()) == "flat"
-    assert index_kind(5_000_000, GraphConfig()) == "ivf"
+    assert index_kind(5_000_000, GraphConfig()) == "hnsw"
+    assert index_kind(5_000_000, GraphConfig(), gpu=True) == "ivf"
     assert index_kind(10, GraphConfig(index="hnsw")) == "hnsw"
+
+
+def test_knn_over_distinct_vectors_matches_exact_search_over_rows():
+    rng = np.random.default_rng(1)
+    uniq = _unit(300, 16, 2)
+    of_row = np.concatenate([np.arange(300), rng.integers(0, 40, 700)])  # 40 vectors with many copies
+    rng.shuffle(of_row)
+    rows = uniq[of_row]
+    k = 12
+    exact = knn_graph(rows, GraphConfig(k=k, index="flat"), Backend.CPU)
+    got = knn_graph(uniq, GraphConfig(k=k, index="flat"), Backend.CPU, of_row=of_row)
+    assert got.idx.shape == (1000, k)
+    assert not (got.idx == np.arange(1000)[:, None]).any()
+    # same similarities per row (which copy of a tied vector comes back is arbitrary)
+    np.testing.assert_allclose(got.sim, exact.sim, atol=1e-5)
+    np.testing.assert_allclose(np.einsum("ij,ikj->ik", rows, rows[got.idx]), got.sim, atol=1e-5)
+    # copies of one vector link to each other first
+    r = int(np.flatnonzero(np.bincount(of_row)[of_row] > k + 1)[0])
+    assert (of_row[got.idx[r]] == of_row[r]).all()
