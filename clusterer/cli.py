@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import ClustererError
+from .errors import ClustererError, InputError
 
 app = typer.Typer(
     add_completion=False,
@@ -78,6 +78,10 @@ def run(
         Path | None,
         typer.Option(help="Campaign registry directory: keep campaign IDs stable across days (created if missing)."),
     ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(help="History folder (`clusterer history add`): annotate clusters with earlier days' matches."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed recorded with the run. [default: 0]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
@@ -112,7 +116,9 @@ def run(
                 "ingest.new_prompt_ids": new_prompt_ids or None,
             },
         )
-        pipeline.run(logs, out, cfg, registry=registry)
+        if history is not None and not (history / "history.json").is_file():
+            raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
+        pipeline.run(logs, out, cfg, registry=registry, history=history)
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")
         raise typer.Exit(code=2) from err
@@ -159,9 +165,55 @@ def show(
     Console().print(campaigns_table(pl.read_parquet(path), top=top))
 
 
+history_app = typer.Typer(help="Earlier days' vectors in a compressed on-disk FAISS index (IVF-PQ).")
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("add")
+def history_add(
+    run_dir: Annotated[Path, typer.Argument(help="The --out directory of a finished `clusterer run`.")],
+    index: Annotated[Path, typer.Option("--index", help="History folder (created when absent).")],
+) -> None:
+    """Append a run's distinct vectors to the history index as one day's shard."""
+    from .history import add_day, history_stats
+
+    try:
+        entry = add_day(run_dir, index)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    st = history_stats(index)
+    typer.echo(
+        f"added day {entry['day']} ({entry['vectors']:,} distinct vectors, {entry['rows']:,} prompts); "
+        f"history: {st['days']} days, {st['vectors']:,} vectors, {st['disk_bytes'] / 1e6:.1f} MB "
+        f"({st['bytes_per_vector']:.1f} B/vector)"
+    )
+
+
 @app.command()
-def doctor() -> None:
-    """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present."""
+def doctor(
+    plan: Annotated[
+        int | None,
+        typer.Option(help="Print the predicted peak memory and time of a run over this many prompts, then exit."),
+    ] = None,
+    k: Annotated[int, typer.Option(help="kNN k for --plan.")] = 15,
+    model: Annotated[str, typer.Option(help="Embedding model for --plan: default | static.")] = "default",
+    avg_chars: Annotated[int, typer.Option(help="Average prompt length in characters for --plan.")] = 250,
+    distinct: Annotated[float, typer.Option(help="Share of prompts with a distinct embedded text, for --plan.")] = 0.7,
+) -> None:
+    """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present;
+    with --plan N, the memory and time a run over N prompts needs on this machine."""
+    if plan is not None:
+        from rich.console import Console
+
+        from .plan import plan_table, predict
+
+        Console().print(plan_table(predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct)))
+        return
+    _doctor()
+
+
+def _doctor() -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     from rich.console import Console

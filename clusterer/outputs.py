@@ -133,6 +133,14 @@ def write_parquet(df: pl.DataFrame, path: Path) -> None:
     _atomic(path, lambda tmp: df.write_parquet(tmp, compression="zstd"))
 
 
+def write_npy(arr: NDArray[Any], path: Path) -> None:
+    def _w(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would append '.npy' to a temp name
+            np.save(fh, arr)
+
+    _atomic(path, _w)
+
+
 def write_json(obj: dict[str, Any], path: Path) -> None:
     def _w(tmp: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")

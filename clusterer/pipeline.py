@@ -26,6 +26,7 @@ from .cluster import attach_noise, centroids, cluster_edges, merge_families, pro
 from .config import RunConfig
 from .embed import embed_texts, load_encoder
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
+from .history import VECTOR_OF_ROW, VECTORS, annotate_clusters
 from .ingest import read_logs
 from .normalise import normalise, text_keys
 from .overlap import pair_overlap, signatures
@@ -74,11 +75,13 @@ def run(
     cfg: RunConfig,
     console: Console | None = None,
     registry: Path | None = None,
+    history: Path | None = None,
 ) -> dict[str, Any]:
     """Cluster one day of prompt logs into ``out``; returns the manifest that was written.
 
     With ``registry``, flagged families are matched to known campaigns there (stable IDs across days) and
-    the registry is updated after the outputs are written.
+    the registry is updated after the outputs are written. With ``history`` (a folder made by
+    ``clusterer history add``), each cluster is annotated with its near-duplicates on earlier days.
 
     Raises:
         InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
@@ -202,6 +205,13 @@ def run(
             frame, labels, status, membership, coverage, norm.truncated, dec, prompts.extra_columns
         )
         cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl, dec)
+        if history is not None:
+            hist = annotate_clusters(history, emb.model_key, emb.emb, inverse.ravel(), fam, cl.height)
+            cl = cl.join(hist, on="cluster_id", how="left")
+        vector_of_row = np.full(n, -1, np.int64)
+        vector_of_row[rows] = inverse.ravel()
+        outputs.write_npy(emb.emb.astype(np.float16), out / VECTORS)
+        outputs.write_npy(vector_of_row, out / VECTOR_OF_ROW)
         acc = outputs.accounts_frame(frame, labels, dec)
         ops = outputs.operators_frame(dec)
         outputs.write_parquet(assign, out / outputs.ASSIGNMENTS)
@@ -266,7 +276,16 @@ def run(
         "accounts": acc.height,
         "stages": clock.stages,
         "peak_rss_mb": _peak_rss_mb(),
-        "outputs": [outputs.ASSIGNMENTS, outputs.CLUSTERS, outputs.ACCOUNTS, outputs.OPERATORS, outputs.MANIFEST],
+        "history": str(history) if history is not None else None,
+        "outputs": [
+            outputs.ASSIGNMENTS,
+            outputs.CLUSTERS,
+            outputs.ACCOUNTS,
+            outputs.OPERATORS,
+            VECTORS,
+            VECTOR_OF_ROW,
+            outputs.MANIFEST,
+        ],
     }
     outputs.write_json(manifest, out / outputs.MANIFEST)
     if not cfg.quiet:
