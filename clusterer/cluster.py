@@ -139,9 +139,11 @@ def _first_rows(raw: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.in
 
 def centroids(labels: NDArray[np.int64], emb: NDArray[np.float32], k: int) -> NDArray[np.float32]:
     """Unit mean direction of each cluster's rows of ``emb``: float32 (k, d); noise rows (-1) ignored."""
-    cent = np.zeros((k, emb.shape[1]), np.float64)
-    m = labels >= 0
-    np.add.at(cent, labels[m], emb[m])
+    m = np.flatnonzero(labels >= 0)
+    if k == 0 or len(m) == 0:
+        return np.zeros((k, emb.shape[1]), np.float32)
+    member = csr_matrix((np.ones(len(m), np.float32), (labels[m], m)), shape=(k, len(labels)))
+    cent = np.asarray(member @ emb, dtype=np.float64)
     cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
     return cent.astype(np.float32)
 

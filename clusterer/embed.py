@@ -313,3 +313,18 @@ def embed_texts(
         if progress is not None:
             progress(len(idx))
     return Embeddings(emb=_from_f16(vecs), model_key=encoder.key, from_cache=int(found.sum()), computed=int(len(todo)))
+
+
+def distinct_rows(emb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Distinct rows of ``emb`` (by the xxh3 of their bytes) in first-seen order, and each row's index
+    among them: ``emb == distinct[index]``."""
+    if len(emb) == 0:
+        return emb, np.zeros(0, np.int64)
+    h = xxhash.xxh3_64_intdigest
+    raw = np.ascontiguousarray(emb)
+    keys = np.fromiter((h(r.tobytes()) for r in raw), dtype=np.uint64, count=len(raw))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # distinct rows in first-seen order
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return raw[first[order]], rank[inverse.ravel()]

@@ -230,20 +230,26 @@ def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfi
     if len(rows) < 2 or cfg.lsh_bands == 0:
         return Pairs(i=np.zeros(0, np.int64), j=np.zeros(0, np.int64))
     r = p // cfg.lsh_bands
-    sub = sig[rows].astype(np.uint64)
-    out_i, out_j = [], []
+    codes: list[NDArray[np.int64]] = []
+    held = 0
     for b in range(cfg.lsh_bands):
         key = np.full(len(rows), np.uint64(b + 1))
         for c in range(b * r, (b + 1) * r):
-            key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sub[:, c])
+            key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sig[rows, c].astype(np.uint64))
         shuffle = _mix(rows.astype(np.uint64) ^ np.uint64(((b + 1) * 0x632BE59BD9B4E019) % 2**64))
         order = np.lexsort((shuffle, key))
         k_o, r_o = key[order], rows[order]
+        del key, shuffle, order
         for step in range(1, cfg.lsh_links + 1):
             same = k_o[step:] == k_o[:-step]
-            out_i.append(r_o[:-step][same])
-            out_j.append(r_o[step:][same])
-    return unique_pairs(np.concatenate(out_i), np.concatenate(out_j), n)
+            a, c_ = r_o[:-step][same], r_o[step:][same]
+            codes.append(np.minimum(a, c_) * n + np.maximum(a, c_))
+            held += len(codes[-1])
+        if held > 4 * len(rows) * cfg.lsh_links:  # keep memory O(n): fold the pairs found so far
+            codes = [np.unique(np.concatenate(codes))]
+            held = len(codes[0])
+    code = np.unique(np.concatenate(codes))
+    return Pairs(i=code // n, j=code % n)
 
 
 def merge_pairs(*parts: Pairs, n: int) -> Pairs:

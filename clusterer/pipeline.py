@@ -24,7 +24,7 @@ from .backend import Backend, Device, resolve
 from .campaigns import decide
 from .cluster import attach_noise, centroids, cluster_edges, merge_families, propagate_labels
 from .config import RunConfig
-from .embed import embed_texts, load_encoder
+from .embed import distinct_rows, embed_texts, load_encoder
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .history import VECTOR_OF_ROW, VECTORS, annotate_clusters
 from .ingest import read_logs
@@ -128,10 +128,13 @@ def run(
             emb = embed_texts(
                 uniq_texts, keys, encoder, cfg.embed.resolved_cache_dir(), progress=lambda k: bar.advance(task, k)
             )
-        emb_rows = emb.emb[inverse.ravel()]
+        # distinct texts can share a vector (equal opening tokens): index each vector once
+        vectors, of_vec = distinct_rows(emb.emb)
+        of_row = of_vec[inverse.ravel()]
+        emb_rows = vectors[of_row]
 
     with clock.stage("knn"):
-        knn = knn_graph(emb.emb, cfg.graph, backend, of_row=inverse.ravel())
+        knn = knn_graph(vectors, cfg.graph, backend, of_row=of_row)
 
     with clock.stage("signatures"):
         sigs = signatures(sk, cfg.skeleton, cfg.seed, backend)
@@ -206,11 +209,11 @@ def run(
         )
         cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl, dec)
         if history is not None:
-            hist = annotate_clusters(history, emb.model_key, emb.emb, inverse.ravel(), fam, cl.height)
+            hist = annotate_clusters(history, emb.model_key, vectors, of_row, fam, cl.height)
             cl = cl.join(hist, on="cluster_id", how="left")
         vector_of_row = np.full(n, -1, np.int64)
-        vector_of_row[rows] = inverse.ravel()
-        outputs.write_npy(emb.emb.astype(np.float16), out / VECTORS)
+        vector_of_row[rows] = of_row
+        outputs.write_npy(vectors.astype(np.float16), out / VECTORS)
         outputs.write_npy(vector_of_row, out / VECTOR_OF_ROW)
         acc = outputs.accounts_frame(frame, labels, dec)
         ops = outputs.operators_frame(dec)
@@ -256,6 +259,7 @@ def run(
             "not_clustered": {outputs.STATUS_EMPTY: counts[outputs.STATUS_EMPTY]},
             "truncated": int(norm.truncated.sum()),
             "distinct_embedded_texts": len(uniq_texts),
+            "distinct_vectors": len(vectors),
             "templated": int(templated.sum()),
         },
         "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},

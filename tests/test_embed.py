@@ -57,3 +57,15 @@ def test_gpu_embedding_matches_cpu():
     cpu = load_encoder(EmbedConfig(), Backend.CPU).encode(texts)
     gpu = load_encoder(EmbedConfig(), Backend.GPU).encode(texts)
     assert np.min(np.sum(cpu * gpu, axis=1)) > 0.999
+
+
+def test_distinct_rows_round_trip():
+    from clusterer.embed import distinct_rows
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(20, 8)).astype(np.float32)
+    emb = base[rng.integers(0, 20, 200)]
+    vec, idx = distinct_rows(emb)
+    assert len(vec) == len(np.unique(emb, axis=0))
+    np.testing.assert_array_equal(vec[idx], emb)
+    assert idx[0] == 0 and (np.diff(np.unique(idx, return_index=True)[1]) > 0).all()  # first-seen order
