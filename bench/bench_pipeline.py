@@ -263,7 +263,8 @@ def main() -> None:
                     "contamination_theirs": res[peer]["benign_contamination"],
                 }
             )
-    print(pl.DataFrame(table))
+    with pl.Config(tbl_cols=-1, tbl_width_chars=250):
+        print(pl.DataFrame(table))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix, csgraph
 
+from . import fastops
 from .config import CampaignConfig
 
 # Capability tags: documented lexicons over the rendered template (lower-cased, normalised text).
@@ -413,7 +414,7 @@ def decide(
     in_flagged = member & (flag_of[np.maximum(labels, 0)] if k else False)
     prompt_campaign = [id_of[c] if c >= 0 else None for c in labels.tolist()]
 
-    acc_codes, acc_index = np.unique(frame["account_id"].to_numpy(), return_inverse=True)
+    acc_codes, acc_index = fastops.unique_inverse(frame["account_id"].to_numpy())
     acc_index = acc_index.ravel()
     share = np.bincount(acc_index, weights=in_flagged, minlength=len(acc_codes)) / np.maximum(
         np.bincount(acc_index, minlength=len(acc_codes)), 1

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix, csgraph, csr_matrix, triu
 
+from . import fastops
 from .config import ClusterConfig
 from .graph import Knn
 
@@ -47,7 +48,7 @@ def core_distances(
         return np.zeros(n)
     r = np.concatenate([i, j])
     dd = np.concatenate([d, d])
-    order = np.lexsort((dd, r))
+    order = fastops.lexsort(dd, r)
     r, dd = r[order], dd[order]
     counts = np.bincount(r, minlength=n)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -66,7 +67,7 @@ def mutual_reachability_mst(
     w = np.maximum(np.maximum(core[i], core[j]), d)
     a, b = np.minimum(i, j), np.maximum(i, j)
     code = a.astype(np.int64) * n + b
-    code, first = np.unique(code, return_index=True)
+    code, first = fastops.unique_first(code)
     a, b, w = a[first], b[first], np.maximum(w[first], _MIN_W)
     graph = coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
     mst = csgraph.minimum_spanning_tree(graph).tocoo()
@@ -78,7 +79,7 @@ def mutual_reachability_mst(
         ea = np.concatenate([ea, np.full(len(reps) - 1, reps[0], np.float64)])
         eb = np.concatenate([eb, reps[1:].astype(np.float64)])
         ew = np.concatenate([ew, np.full(len(reps) - 1, join)])
-    order = np.lexsort((eb, ea, ew))  # ties broken by node ids: same input, same tree
+    order = fastops.lexsort(eb, ea, ew)  # ties broken by node ids: same input, same tree
     return np.ascontiguousarray(np.stack([ea[order], eb[order], ew[order]], axis=1))
 
 
@@ -227,7 +228,7 @@ def merge_families(
     member = labels >= 0
     size = np.bincount(labels[member], minlength=k).astype(np.float64)
     # account overlap
-    acc_codes = np.unique(accounts, return_inverse=True)[1].ravel()
+    acc_codes = fastops.unique_inverse(accounts)[1]
     ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k)
     present = ca.copy()
     present.data[:] = 1.0
@@ -235,7 +236,7 @@ def merge_families(
     cand = [shared_acc.multiply(shared_acc >= cfg.merge_min_shared_accounts)]
     # cluster skeletons: shingles in at least a fifth of a cluster's members
     row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
-    codes = np.unique(sk_hashes, return_inverse=True)[1].ravel()
+    codes = fastops.unique_inverse(sk_hashes)[1]
     cs = _cluster_matrix(labels[row_of], codes, int(codes.max()) + 1 if len(codes) else 1, k).tocoo()
     keep = cs.data >= np.maximum(0.2 * size, 2.0)[cs.row]
     cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsc()
@@ -308,7 +309,7 @@ def attach_noise(
     if not ok.any():
         return labels
     src, dst, s = src[ok], dst[ok], s[ok]
-    order = np.lexsort((dst, -s, src))  # per noise node: best similarity first, ties to the lowest row
+    order = fastops.lexsort(dst, -s, src)  # per noise node: best similarity first, ties to the lowest row
     src, dst = src[order], dst[order]
     first = np.r_[True, src[1:] != src[:-1]]
     out = labels.copy()
@@ -347,9 +348,9 @@ def propagate_labels(
         if not m.any():
             break
         width = int(out.max()) + 1
-        code, votes = np.unique(src[m] * width + out[dst[m]], return_counts=True)
+        code, votes = fastops.unique_counts(src[m] * width + out[dst[m]])
         node, cl = code // width, code % width
-        order = np.lexsort((cl, -votes, node))
+        order = fastops.lexsort(cl, -votes, node)
         node, cl, votes = node[order], cl[order], votes[order]
         first = np.r_[True, node[1:] != node[:-1]]
         node, cl, votes = node[first], cl[first], votes[first]

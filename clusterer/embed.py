@@ -23,6 +23,7 @@ import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
+from . import fastops
 from .backend import Backend
 from .config import DEFAULT_MODEL, EmbedConfig
 from .errors import ConfigError
@@ -323,7 +324,8 @@ def distinct_rows(emb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArra
     h = xxhash.xxh3_64_intdigest
     raw = np.ascontiguousarray(emb)
     keys = np.fromiter((h(r.tobytes()) for r in raw), dtype=np.uint64, count=len(raw))
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    _, first = fastops.unique_first(keys)
+    inverse = fastops.unique_inverse(keys)[1]
     order = np.argsort(first, kind="stable")  # distinct rows in first-seen order
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))

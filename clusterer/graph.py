@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from . import fastops
 from .backend import Backend, faiss_gpu_count
 from .config import GraphConfig
 from .reference import mix64 as _mix
@@ -207,7 +208,7 @@ def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
     """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
     keep = (i != j) & (i >= 0) & (j >= 0)
     a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-    code = np.unique(a.astype(np.int64) * n + b)
+    code = fastops.unique(a.astype(np.int64) * n + b)
     return Pairs(i=code // n, j=code % n)
 
 
@@ -231,13 +232,13 @@ def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfi
         return Pairs(i=np.zeros(0, np.int64), j=np.zeros(0, np.int64))
     r = p // cfg.lsh_bands
     codes: list[NDArray[np.int64]] = []
-    held = 0
+    held = folded = 0
     for b in range(cfg.lsh_bands):
         key = np.full(len(rows), np.uint64(b + 1))
         for c in range(b * r, (b + 1) * r):
             key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sig[rows, c].astype(np.uint64))
         shuffle = _mix(rows.astype(np.uint64) ^ np.uint64(((b + 1) * 0x632BE59BD9B4E019) % 2**64))
-        order = np.lexsort((shuffle, key))
+        order = fastops.lexsort(shuffle, key)
         k_o, r_o = key[order], rows[order]
         del key, shuffle, order
         for step in range(1, cfg.lsh_links + 1):
@@ -245,10 +246,10 @@ def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfi
             a, c_ = r_o[:-step][same], r_o[step:][same]
             codes.append(np.minimum(a, c_) * n + np.maximum(a, c_))
             held += len(codes[-1])
-        if held > 4 * len(rows) * cfg.lsh_links:  # keep memory O(n): fold the pairs found so far
-            codes = [np.unique(np.concatenate(codes))]
-            held = len(codes[0])
-    code = np.unique(np.concatenate(codes))
+        if held - folded > max(folded, 4 * len(rows) * cfg.lsh_links):  # fold found pairs (amortised)
+            codes = [fastops.unique(np.concatenate(codes))]
+            held = folded = len(codes[0])
+    code = fastops.unique(np.concatenate(codes))
     return Pairs(i=code // n, j=code % n)
 
 

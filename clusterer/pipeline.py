@@ -19,7 +19,7 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__, outputs
+from . import __version__, fastops, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
 from .cluster import attach_noise, centroids, cluster_edges, merge_families, propagate_labels
@@ -110,7 +110,9 @@ def run(
         # embed the scaffold view of templated prompts (payload masked), the text itself otherwise
         templated = sk.coverage >= cfg.skeleton.view_min_coverage
         to_embed = pl.select(pl.when(pl.Series(templated)).then(sk.view).otherwise(texts)).to_series()
-        keys, first, inverse = np.unique(text_keys(to_embed), return_index=True, return_inverse=True)
+        tkeys = text_keys(to_embed)
+        keys, first = fastops.unique_first(tkeys)
+        inverse = fastops.unique_inverse(tkeys)[1]
         uniq_texts = to_embed.gather(first).to_list()
 
     with clock.stage("embed"):
@@ -149,7 +151,7 @@ def run(
     with clock.stage("cluster"):
         dist = np.sqrt(np.clip(2.0 - 2.0 * edges.sim.astype(np.float64), 0.0, 4.0))
         clusters = cluster_edges(len(rows), edges.i, edges.j, dist, cfg.cluster)
-        acc_codes = np.unique(frame["account_id"].gather(rows).to_numpy(), return_inverse=True)[1].ravel()
+        acc_codes = fastops.unique_inverse(frame["account_id"].gather(rows).to_numpy())[1]
         c = cfg.cluster
         attached = attach_noise(clusters.labels, edges.i, edges.j, edges.sim, c.attach_min_sim)
         attached = propagate_labels(

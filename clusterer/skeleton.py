@@ -20,6 +20,7 @@ import polars as pl
 import xxhash
 from numpy.typing import NDArray
 
+from . import fastops
 from .config import SkeletonConfig
 from .reference import mix64 as _mix
 
@@ -152,7 +153,7 @@ def build_skeletons(
         g, valid = _windows(row, tok["th"].to_numpy(), cfg.ngram)
         del tok
         prow, pg = row[valid].astype(np.int64) + start, g[valid]
-        order = np.lexsort((pg, prow))
+        order = fastops.lexsort(pg, prow)
         prow, pg = prow[order], pg[order]
         first = np.ones(len(pg), dtype=bool)
         first[1:] = (prow[1:] != prow[:-1]) | (pg[1:] != pg[:-1])
@@ -164,7 +165,7 @@ def build_skeletons(
     n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
     n_docs = max(int(np.count_nonzero(n_sh)), 1)
     max_df = max(int(cfg.max_df * n_docs), cfg.min_df)
-    uniq, df = np.unique(pg, return_counts=True)
+    uniq, df = fastops.unique_counts(pg)
     keep = uniq[(df >= cfg.min_df) & (df <= max_df)]  # sorted
     del uniq, df
     in_skel = _isin_sorted(pg, keep)
