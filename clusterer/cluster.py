@@ -215,7 +215,9 @@ def merge_families(
     fragments sent from at least ``merge_min_shared_orgs`` of the same multi-account organisations (shell
     organisations an operator registers accounts under) over one payload pool, when ``orgs`` (an
     organisation code per row, −1 unknown) is given. Joins are transitive (connected components); IDs are
-    renumbered by first row.
+    renumbered by first row. Accounts and skeleton shingles found in more than max(64, K / 200) clusters are
+    left out of these counts: heavy ordinary users and generic wording, whose co-occurrence would be
+    quadratic in their spread.
 
     ``labels``: int64 (n,), ``accounts``: int64 (n,) account codes, ``emb``: float32 (n, d) unit rows,
     ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR). Returns new int64 (n,) labels.
@@ -227,9 +229,13 @@ def merge_families(
     # candidate cluster pairs are the non-zeros of three sparse co-occurrence products: no K × K array.
     member = labels >= 0
     size = np.bincount(labels[member], minlength=k).astype(np.float64)
+    spread_cap = max(64, k // 200)  # clusters an account or skeleton shingle may span and still count
     # account overlap
     acc_codes = fastops.unique_inverse(accounts)[1]
-    ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k)
+    ca = _cluster_matrix(labels, acc_codes, int(acc_codes.max()) + 1, k).tocsc()
+    # an account in very many clusters is a heavy ordinary user, not a family's sender pool; counting it
+    # would also make the co-occurrence product quadratic in its cluster count
+    ca = ca[:, np.flatnonzero(np.diff(ca.indptr) <= spread_cap)].tocsr()
     present = ca.copy()
     present.data[:] = 1.0
     shared_acc = _upper(present @ present.T)  # distinct accounts seen in both
@@ -241,8 +247,7 @@ def merge_families(
     keep = cs.data >= np.maximum(0.2 * size, 2.0)[cs.row]
     cs = coo_matrix((np.ones(int(keep.sum())), (cs.row[keep], cs.col[keep])), shape=cs.shape).tocsc()
     # a shingle in the skeletons of very many clusters is generic wording, not a family's scaffold
-    spread = np.diff(cs.indptr)
-    cs = cs[:, np.flatnonzero(spread <= max(50, int(0.05 * k)))].tocsr()
+    cs = cs[:, np.flatnonzero(np.diff(cs.indptr) <= spread_cap)].tocsr()
     n_sk = np.asarray(cs.sum(axis=1)).ravel()
     inter = _upper(cs @ cs.T)
     cand.append(inter.multiply(inter >= 3))
