@@ -82,15 +82,19 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.f
     shared accounts).
     """
     cl = per_acct["cluster_id"].to_numpy().astype(np.int64)
-    acc = np.unique(per_acct["account_id"].to_numpy(), return_inverse=True)[1].ravel()
+    acc = fastops.unique_inverse(per_acct["account_id"].to_numpy())[1]
     k = per_acct["_k"].to_numpy().astype(np.float64)
     n_cl, n_acc = int(cl.max()) + 1, int(acc.max()) + 1
     a = coo_matrix((k, (cl, acc)), shape=(n_cl, n_acc)).tocsr()  # clusters x accounts, prompt counts
-    present = a.copy()
-    present.data[:] = 1.0
-    shared = (a @ present.T).tocoo()  # [c, c'] = prompts of c from accounts seen in c'
-    n_shared = (present @ present.T).tocsr()
     size = np.asarray(a.sum(axis=1)).ravel()
+    # accounts spread over very many clusters are heavy ordinary users: they do not make clusters
+    # siblings, and their co-occurrence would be quadratic in their spread
+    light = a.tocsc()
+    light = light[:, np.flatnonzero(np.diff(light.indptr) <= max(64, n_cl // 200))].tocsr()
+    present = light.copy()
+    present.data[:] = 1.0
+    shared = (light @ present.T).tocoo()  # [c, c'] = prompts of c from accounts seen in c'
+    n_shared = (present @ present.T).tocsr()
     share = shared.data / np.maximum(size[shared.row], 1.0)
     fwd = coo_matrix((share, (shared.row, shared.col)), shape=(n_cl, n_cl)).tocsr()
     both = fwd.minimum(fwd.T).tocoo()
@@ -98,7 +102,10 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.f
     sib = coo_matrix((np.ones(int(ok.sum())), (both.row[ok], both.col[ok])), shape=(n_cl, n_cl)).tocsr()
     sib.setdiag(1.0)
     grouped = (sib @ a).tocsr()  # [c, account] = the account's prompts in c and its siblings
-    return np.asarray(grouped[cl, acc]).ravel()
+    out = np.empty(len(cl))
+    for s in range(0, len(cl), 1 << 20):
+        out[s : s + (1 << 20)] = np.asarray(grouped[cl[s : s + (1 << 20)], acc[s : s + (1 << 20)]]).ravel()
+    return out
 
 
 def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix, csgraph, csr_matrix, triu
 
 from . import fastops
 from .config import ClusterConfig
+from .embed import RowVectors
 from .graph import Knn
 
 _MIN_W = 1e-9  # SciPy drops zero-weight edges; exact duplicates get this instead
@@ -38,24 +40,37 @@ def _empty(n: int) -> Clusters:
     return Clusters(np.full(n, -1, np.int64), np.zeros(n, np.float32), np.zeros(0, np.float64))
 
 
+@numba.njit(cache=True)
+def _smallest(n, i, j, d, m):  # pragma: no cover - compiled
+    """Per node, its m smallest incident edge lengths (ascending, inf-padded) and its degree."""
+    best = np.full((n, m), np.inf)
+    deg = np.zeros(n, np.int64)
+    for e in range(len(d)):
+        for node in (i[e], j[e]):
+            deg[node] += 1
+            x = d[e]
+            if x < best[node, m - 1]:
+                p = m - 1
+                while p > 0 and best[node, p - 1] > x:
+                    best[node, p] = best[node, p - 1]
+                    p -= 1
+                best[node, p] = x
+    return best, deg
+
+
 def core_distances(
     n: int, i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], min_samples: int
 ) -> NDArray[np.float64]:
     """Distance from each node to its (min_samples - 1)-th nearest neighbour over the undirected edges
     (the node itself counts as the first of ``min_samples``, as in the ``hdbscan`` package); nodes with
-    fewer edges take their farthest edge, isolated nodes 0."""
+    fewer edges take their farthest edge, isolated nodes 0. One pass over the edges keeping each node's
+    ``min_samples - 1`` smallest: memory O(n · min_samples), not O(edges)."""
     if min_samples <= 1 or len(d) == 0:
         return np.zeros(n)
-    r = np.concatenate([i, j])
-    dd = np.concatenate([d, d])
-    order = fastops.lexsort(dd, r)
-    r, dd = r[order], dd[order]
-    counts = np.bincount(r, minlength=n)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    want = min_samples - 2
-    pick = starts + np.minimum(want, np.maximum(counts - 1, 0))
-    core = np.where(counts > 0, dd[np.minimum(pick, len(dd) - 1)], 0.0)
-    return core
+    m = min_samples - 1
+    best, deg = _smallest(n, i, j, np.asarray(d, np.float64), m)
+    have = np.minimum(deg, m)
+    return np.where(deg > 0, best[np.arange(n), np.maximum(have - 1, 0)], 0.0)
 
 
 def mutual_reachability_mst(
@@ -65,11 +80,14 @@ def mutual_reachability_mst(
     (a, b, weight), sorted by weight. Components are joined in row order by edges of weight 2 * max + 1."""
     core = core_distances(n, i, j, d, min_samples)
     w = np.maximum(np.maximum(core[i], core[j]), d)
-    a, b = np.minimum(i, j), np.maximum(i, j)
-    code = a.astype(np.int64) * n + b
-    code, first = fastops.unique_first(code)
-    a, b, w = a[first], b[first], np.maximum(w[first], _MIN_W)
-    graph = coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
+    np.maximum(w, _MIN_W, out=w)
+    code = np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j)
+    if not (len(code) < 2 or (np.diff(code) > 0).all()):  # candidate pairs come unique and sorted already
+        code, first = fastops.unique_first(code)
+        w = w[first]
+    del i, j, d
+    graph = csr_matrix((w, (code // n, code % n)), shape=(n, n))
+    del code, w
     mst = csgraph.minimum_spanning_tree(graph).tocoo()
     ea, eb, ew = mst.row.astype(np.float64), mst.col.astype(np.float64), mst.data.astype(np.float64)
     n_comp, comp = csgraph.connected_components(mst, directed=False)
@@ -138,13 +156,18 @@ def _first_rows(raw: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.in
     return pos[order][starts]
 
 
-def centroids(labels: NDArray[np.int64], emb: NDArray[np.float32], k: int) -> NDArray[np.float32]:
+def centroids(labels: NDArray[np.int64], emb: NDArray[np.float32] | RowVectors, k: int) -> NDArray[np.float32]:
     """Unit mean direction of each cluster's rows of ``emb``: float32 (k, d); noise rows (-1) ignored."""
     m = np.flatnonzero(labels >= 0)
+    dim = emb.dim if isinstance(emb, RowVectors) else emb.shape[1]
     if k == 0 or len(m) == 0:
-        return np.zeros((k, emb.shape[1]), np.float32)
-    member = csr_matrix((np.ones(len(m), np.float32), (labels[m], m)), shape=(k, len(labels)))
-    cent = np.asarray(member @ emb, dtype=np.float64)
+        return np.zeros((k, dim), np.float32)
+    if isinstance(emb, RowVectors):
+        cols, mat = emb.of_row[m], emb.vectors
+    else:
+        cols, mat = m, emb
+    member = csr_matrix((np.ones(len(m), np.float32), (labels[m], cols)), shape=(k, len(mat)))
+    cent = np.asarray(member @ mat, dtype=np.float64)
     cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
     return cent.astype(np.float32)
 
@@ -192,7 +215,7 @@ def _pair_dot(v: NDArray[np.float32], a: NDArray[np.int64], b: NDArray[np.int64]
 def merge_families(
     labels: NDArray[np.int64],
     accounts: NDArray[np.int64],
-    emb: NDArray[np.float32],
+    emb: NDArray[np.float32] | RowVectors,
     sk_indptr: NDArray[np.int64],
     sk_hashes: NDArray[np.uint64],
     slot_indptr: NDArray[np.int64],

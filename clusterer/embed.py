@@ -71,6 +71,7 @@ class SentenceTransformerEncoder:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
         from sentence_transformers import SentenceTransformer
 
         if cfg.model == DEFAULT_MODEL:
@@ -330,3 +331,26 @@ def distinct_rows(emb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArra
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     return raw[first[order]], rank[inverse.ravel()]
+
+
+@dataclass(frozen=True, slots=True)
+class RowVectors:
+    """Per-row embeddings without one copy per row: row r's unit vector is ``vectors[of_row[r]]``.
+
+    A day's rows share far fewer distinct vectors (templated prompts embed the same scaffold view), so
+    this holds (distinct × d) floats plus one int64 per row instead of (rows × d).
+    """
+
+    vectors: NDArray[np.float32]
+    of_row: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.of_row)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def take(self, idx: NDArray[np.int64]) -> NDArray[np.float32]:
+        """float32 (len(idx), d): the vectors of rows ``idx``."""
+        return self.vectors[self.of_row[idx]]

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from . import fastops
 from .backend import Backend, faiss_gpu_count
 from .config import GraphConfig
+from .embed import RowVectors
 from .reference import mix64 as _mix
 
 _BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
@@ -259,16 +260,19 @@ def merge_pairs(*parts: Pairs, n: int) -> Pairs:
 
 
 def pair_cosine(
-    emb: NDArray[np.float32], i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
+    emb: NDArray[np.float32] | RowVectors, i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
 ) -> NDArray[np.float32]:
     """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d)."""
+    take = emb.take if isinstance(emb, RowVectors) else emb.__getitem__
     out = np.empty(len(i), np.float32)
     for s in range(0, len(i), chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", emb[i[s : s + chunk]], emb[j[s : s + chunk]])
+        out[s : s + chunk] = np.einsum("ij,ij->i", take(i[s : s + chunk]), take(j[s : s + chunk]))
     return out
 
 
-def score_edges(pairs: Pairs, emb: NDArray[np.float32], tmpl: NDArray[np.float32], cfg: GraphConfig) -> Edges:
+def score_edges(
+    pairs: Pairs, emb: NDArray[np.float32] | RowVectors, tmpl: NDArray[np.float32], cfg: GraphConfig
+) -> Edges:
     """Combined similarity ``sim = w · tmpl + (1 − w) · cos`` with ``w = cfg.template_weight``.
 
     ``tmpl`` is the estimated skeleton Jaccard of each pair (0 when either prompt has no skeleton), ``cos``

@@ -20,8 +20,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from . import fastops
 from .campaigns import Decisions
 from .cluster import centroids
+from .embed import RowVectors
 from .errors import OutputError
 from .templates import Templates
 
@@ -182,7 +184,7 @@ def assignments_frame(
 def clusters_frame(
     frame: pl.DataFrame,
     labels: NDArray[np.int64],
-    emb_rows: NDArray[np.float32],
+    emb_rows: NDArray[np.float32] | RowVectors,
     rows: NDArray[np.int64],
     tmpl: Templates,
     dec: Decisions,
@@ -197,14 +199,19 @@ def clusters_frame(
         return pl.DataFrame(schema=CLUSTER_SCHEMA)
     lab = labels[rows]
     member = lab >= 0
-    lab_m, emb_m, rows_m = lab[member], emb_rows[member], rows[member]
+    pos_m = np.flatnonzero(member)
+    lab_m, rows_m = lab[member], rows[member]
     centroid = centroids(lab, emb_rows, n_clusters)
-    cos = np.einsum("ij,ij->i", emb_m, centroid[lab_m])
+    take = emb_rows.take if isinstance(emb_rows, RowVectors) else emb_rows.__getitem__
+    cos = np.empty(len(pos_m), np.float64)
+    for s in range(0, len(pos_m), 65536):
+        sl = slice(s, s + 65536)
+        cos[sl] = np.einsum("ij,ij->i", take(pos_m[sl]), centroid[lab_m[sl]])
     cohesion = np.bincount(lab_m, weights=cos, minlength=n_clusters) / np.maximum(
         np.bincount(lab_m, minlength=n_clusters), 1
     )
     # exemplar: highest cosine per cluster, ties to the earliest row
-    order = np.lexsort((rows_m, -cos, lab_m))
+    order = fastops.lexsort(rows_m, -cos, lab_m)
     first = np.searchsorted(lab_m[order], np.arange(n_clusters))
     exemplar_rows = rows_m[order][first]
     ex = frame[exemplar_rows.tolist()]

@@ -24,7 +24,7 @@ from .backend import Backend, Device, resolve
 from .campaigns import decide
 from .cluster import attach_noise, centroids, cluster_edges, merge_families, propagate_labels
 from .config import RunConfig
-from .embed import distinct_rows, embed_texts, load_encoder
+from .embed import RowVectors, distinct_rows, embed_texts, load_encoder
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .history import VECTOR_OF_ROW, VECTORS, annotate_clusters
 from .ingest import read_logs
@@ -133,7 +133,7 @@ def run(
         # distinct texts can share a vector (equal opening tokens): index each vector once
         vectors, of_vec = distinct_rows(emb.emb)
         of_row = of_vec[inverse.ravel()]
-        emb_rows = vectors[of_row]
+        emb_rows = RowVectors(vectors, of_row)
 
     with clock.stage("knn"):
         knn = knn_graph(vectors, cfg.graph, backend, of_row=of_row)
@@ -147,6 +147,8 @@ def run(
     with clock.stage("overlap"):
         ov = pair_overlap(sigs, pairs.i, pairs.j, backend)
         edges = score_edges(pairs, emb_rows, ov[:, 0], cfg.graph)
+        n_pairs = len(pairs.i)
+        del ov, pairs
 
     with clock.stage("cluster"):
         dist = np.sqrt(np.clip(2.0 - 2.0 * edges.sim.astype(np.float64), 0.0, 4.0))
@@ -265,7 +267,7 @@ def run(
             "templated": int(templated.sum()),
         },
         "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},
-        "graph": {"knn_edges": int(knn.idx.size), "candidate_pairs": len(pairs.i), "skeleton_shingles": len(sk.hashes)},
+        "graph": {"knn_edges": int(knn.idx.size), "candidate_pairs": n_pairs, "skeleton_shingles": len(sk.hashes)},
         "clusters": cl.height,
         "campaigns": {
             "flagged_clusters": int(cl["flagged"].fill_null(False).sum()),
