@@ -70,7 +70,8 @@ class SkeletonConfig:
     """Shingle skeletons: recurring word n-grams of the day are template, the rest is payload."""
 
     ngram: int = 3  # words per shingle
-    min_df: int = 5  # a shingle seen in fewer prompts is payload
+    min_df: int = 5  # a shingle seen in fewer prompts is payload ...
+    min_df_rate: float = 1e-4  # ... or in fewer than this share of the day (1M prompts: 100)
     max_df: float = 0.3  # a shingle seen in more than this share of prompts is not a template either
     num_perm: int = 128  # MinHash signature width (uint32 values)
     view_min_coverage: float = 0.3  # embed the scaffold view of prompts at least this templated
@@ -78,6 +79,7 @@ class SkeletonConfig:
     def __post_init__(self) -> None:
         _check_range("skeleton.ngram", self.ngram, 1, 8)
         _check_range("skeleton.min_df", self.min_df, 2)
+        _check_range("skeleton.min_df_rate", self.min_df_rate, 0.0, 0.01)
         _check_range("skeleton.max_df", self.max_df, 0.0, 1.0)
         _check_range("skeleton.num_perm", self.num_perm, 8, 1024)
         _check_range("skeleton.view_min_coverage", self.view_min_coverage, 0.0, 1.0)

@@ -3,8 +3,9 @@
 Word n-gram shingles of the normalised text are hashed (xxh3-64 per distinct token, combined per window
 with a fixed mixer, so hashes are the same on every machine). Each shingle's document frequency over the
 day is a polars group-by, with no Python loop per prompt. A prompt's *skeleton* is its set of shingles
-seen in at least ``min_df`` prompts and at most ``max_df`` (a share) of them: recurring wording is
-template, wording seen once is payload, and wording in nearly everything is not a template either.
+seen in at least max(``min_df``, ``min_df_rate`` × prompts) prompts and at most ``max_df`` (a share) of
+them: recurring wording is template, wording seen once is payload, and wording in nearly everything is
+not a template either.
 
 Per prompt the stage also gives its template coverage (share of its shingles that are skeleton) and a
 *scaffold view*: the text with every token outside the skeleton replaced by one ``{…}`` per run, which
@@ -164,9 +165,12 @@ def build_skeletons(
     del rows_parts, hash_parts
     n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
     n_docs = max(int(np.count_nonzero(n_sh)), 1)
-    max_df = max(int(cfg.max_df * n_docs), cfg.min_df)
+    # what counts as recurring grows with the day: payloads and popular prompts re-sent a few dozen
+    # times in a million-prompt day are not a template
+    min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
+    max_df = max(int(cfg.max_df * n_docs), min_df)
     uniq, df = fastops.unique_counts(pg)
-    keep = uniq[(df >= cfg.min_df) & (df <= max_df)]  # sorted
+    keep = uniq[(df >= min_df) & (df <= max_df)]  # sorted
     del uniq, df
     in_skel = _isin_sorted(pg, keep)
     hashes = pg[in_skel]
