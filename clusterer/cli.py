@@ -200,6 +200,9 @@ def doctor(
     model: Annotated[str, typer.Option(help="Embedding model for --plan: default | static.")] = "default",
     avg_chars: Annotated[int, typer.Option(help="Average prompt length in characters for --plan.")] = 250,
     distinct: Annotated[float, typer.Option(help="Share of prompts with a distinct embedded text, for --plan.")] = 0.7,
+    pairs_per_row: Annotated[
+        float, typer.Option(help="Candidate pairs per prompt (kNN + template), for --plan.")
+    ] = 30.0,
 ) -> None:
     """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present;
     with --plan N, the memory and time a run over N prompts needs on this machine."""
@@ -208,7 +211,8 @@ def doctor(
 
         from .plan import plan_table, predict
 
-        Console().print(plan_table(predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct)))
+        p = predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct, pairs_per_row=pairs_per_row)
+        Console().print(plan_table(p))
         return
     _doctor()
 

@@ -114,3 +114,19 @@ def test_show_lists_families_and_rejects_missing_runs(tmp_path):
     assert shown.exit_code == 0 and "top 3 template families" in shown.output
     missing = runner.invoke(app, ["show", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_doctor_plan_prints_a_memory_plan():
+    from typer.testing import CliRunner
+
+    from clusterer.cli import app
+    from clusterer.plan import predict
+
+    res = CliRunner().invoke(app, ["doctor", "--plan", "1000000", "--model", "static"])
+    assert res.exit_code == 0, res.output
+    assert "1,000,000 prompts" in res.output and "cluster" in res.output
+    small, big = predict(100_000), predict(1_000_000)
+    assert big.peak_mb > small.peak_mb > 500
+    assert predict(1_000_000, k=30).peak_mb > big.peak_mb
+    assert predict(1_000_000, pairs_per_row=60).peak_mb > big.peak_mb
+    assert predict(1_000_000, model="static").seconds < big.seconds
