@@ -236,7 +236,8 @@ def merge_families(
     joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and their payloads
     come from one pool (cosine of the clusters' payload-word profiles ≥ ``merge_min_payload``); so are
     fragments sent from at least ``merge_min_shared_orgs`` of the same multi-account organisations (shell
-    organisations an operator registers accounts under) over one payload pool, when ``orgs`` (an
+    organisations an operator registers accounts under, sending at least ``merge_min_org_share`` of each
+    fragment's prompts) over one payload pool, when ``orgs`` (an
     organisation code per row, −1 unknown) is given. Joins are transitive (connected components); IDs are
     renumbered by first row. Accounts and skeleton shingles found in more than max(64, K / 200) clusters are
     left out of these counts: heavy ordinary users and generic wording, whose co-occurrence would be
@@ -282,7 +283,8 @@ def merge_families(
         multi = np.flatnonzero(np.bincount(op[:, 0]) >= 2)
         use = member & known & np.isin(orgs, multi)
         if use.any():
-            co = _cluster_matrix(np.where(use, labels, -1), np.maximum(orgs, 0), int(orgs.max()) + 1, k)
+            org_counts = _cluster_matrix(np.where(use, labels, -1), np.maximum(orgs, 0), int(orgs.max()) + 1, k)
+            co = org_counts.copy()
             co.data[:] = 1.0
             shared_orgs = _upper(co @ co.T)
             cand.append(shared_orgs.multiply(shared_orgs >= cfg.merge_min_shared_orgs))
@@ -304,7 +306,14 @@ def merge_families(
     payload = _rows_dot(cp, cp, a_idx, b_idx) / np.maximum(norms[a_idx] * norms[b_idx], 1e-12)
     strong = (acct >= cfg.merge_strong_accounts) & (payload >= cfg.merge_min_payload)
     if shared_orgs is not None:
-        strong |= (_at(shared_orgs, a_idx, b_idx) >= cfg.merge_min_shared_orgs) & (payload >= cfg.merge_min_payload)
+        # the shared organisations must send a real part of both clusters' traffic, not a stray prompt
+        org_ab = _rows_dot(org_counts, co, a_idx, b_idx) / size[a_idx]
+        org_ba = _rows_dot(org_counts, co, b_idx, a_idx) / size[b_idx]
+        strong |= (
+            (_at(shared_orgs, a_idx, b_idx) >= cfg.merge_min_shared_orgs)
+            & (np.minimum(org_ab, org_ba) >= cfg.merge_min_org_share)
+            & (payload >= cfg.merge_min_payload)
+        )
     common = _at(inter, a_idx, b_idx)
     skel = np.where(common >= 3, common / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0), 0.0)
     close = cos >= cfg.merge_min_cos

@@ -159,6 +159,7 @@ class ClusterConfig:
     merge_strong_accounts: float = 0.6  # translated scaffolds: nearly the same accounts ...
     merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
     merge_min_shared_orgs: int = 3  # ... or this many shared multi-account organisations (org column present)
+    merge_min_org_share: float = 0.1  # ... sending at least this share of each fragment's prompts
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
@@ -176,6 +177,7 @@ class ClusterConfig:
         _check_range("cluster.merge_strong_accounts", self.merge_strong_accounts, 0.0, 1.0)
         _check_range("cluster.merge_min_payload", self.merge_min_payload, 0.0, 1.0)
         _check_range("cluster.merge_min_shared_orgs", self.merge_min_shared_orgs, 1)
+        _check_range("cluster.merge_min_org_share", self.merge_min_org_share, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
