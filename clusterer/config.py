@@ -92,11 +92,13 @@ class EmbedConfig:
     # 'default' (MiniLM), 'static' (fast CPU path), 'hashing', or a sentence-transformers path
     model: str = DEFAULT_MODEL
     max_tokens: int = 64  # the opening tokens carry the scaffold; also bounds cost per prompt
+    static_dims: int = 256  # PCA dimensions of the 'static' model distilled from MiniLM (<= 384)
     batch_size: int = 64
     cache_dir: str = ""  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer; 'none' disables the cache
 
     def __post_init__(self) -> None:
         _check_range("embed.max_tokens", self.max_tokens, 8, 8192)
+        _check_range("embed.static_dims", self.static_dims, 16, 384)
         _check_range("embed.batch_size", self.batch_size, 1, 65536)
         if not self.model:
             raise ConfigError("embed.model must be 'default' or a sentence-transformers model path or name")

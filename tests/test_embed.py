@@ -51,6 +51,21 @@ def test_default_model_loads_offline_and_embeds():
     assert enc.key.startswith("all-MiniLM-L6-v2")
 
 
+@pytest.mark.slow
+def test_static_model_is_distilled_offline_once_and_embeds(tmp_path):
+    cfg = EmbedConfig(model="static", cache_dir=str(tmp_path), static_dims=64)
+    enc = load_encoder(cfg, Backend.CPU)
+    v = enc.encode(["How do I bake bread?", "Give me a bread recipe.", "What is the capital of Peru?"])
+    assert v.shape == (3, 64) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2]
+    folders = list((tmp_path / "models").iterdir())
+    assert len(folders) == 1 and (folders[0] / "model.safetensors").is_file()
+    again = load_encoder(cfg, Backend.CPU)  # loads the saved model, no second distillation
+    np.testing.assert_allclose(again.encode(["How do I bake bread?"]), v[:1], atol=1e-6)
+    assert enc.key == again.key and "pca64" in enc.key
+
+
 @pytest.mark.gpu
 def test_gpu_embedding_matches_cpu():
     texts = ["Solve step by step: 2x + 3 = 7", "Write a haiku about rain", "def add(a, b): return a + b"]
