@@ -173,12 +173,15 @@ app.add_typer(history_app, name="history")
 def history_add(
     run_dir: Annotated[Path, typer.Argument(help="The --out directory of a finished `clusterer run`.")],
     index: Annotated[Path, typer.Option("--index", help="History folder (created when absent).")],
+    nlist: Annotated[
+        int, typer.Option(help="IVF lists when the history is created (4096; 65536 for ~1e9 vectors).")
+    ] = 4096,
 ) -> None:
     """Append a run's distinct vectors to the history index as one day's shard."""
-    from .history import add_day, history_stats
+    from .history import HistoryConfig, add_day, history_stats
 
     try:
-        entry = add_day(run_dir, index)
+        entry = add_day(run_dir, index, HistoryConfig(nlist=nlist))
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")
         raise typer.Exit(code=2) from err
