@@ -229,8 +229,9 @@ def merge_families(
     clusters A, B are joined when their mean embedding directions agree (cosine ≥ ``merge_min_cos``) and
     either they share accounts (``account overlap`` ≥ ``merge_min_accounts``: the smaller of the shares of
     A's prompts sent by accounts seen in B and of B's prompts sent by accounts seen in A) or their cluster
-    skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles; a cluster's
-    skeleton = shingles in at least a fifth of its members). Only accounts shared by at least
+    skeletons overlap (containment ≥ ``merge_min_skeleton`` over at least 3 shared shingles, the larger
+    skeleton at most ``merge_max_skeleton_ratio`` times the smaller; a cluster's skeleton = shingles in at
+    least a fifth of its members). Only accounts shared by at least
     ``merge_min_shared_accounts`` distinct accounts count, so one heavy user does not join clusters.
     Fragments whose scaffolds share no words at all (a template translated into another language) are
     joined when nearly the same accounts send both (overlap ≥ ``merge_strong_accounts``) and their payloads
@@ -315,7 +316,11 @@ def merge_families(
             & (payload >= cfg.merge_min_payload)
         )
     common = _at(inter, a_idx, b_idx)
-    skel = np.where(common >= 3, common / np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0), 0.0)
+    small = np.maximum(np.minimum(n_sk[a_idx], n_sk[b_idx]), 1.0)
+    skel = np.where(common >= 3, common / small, 0.0)
+    # a skeleton that holds another's and much more is a cluster glued by a shared payload, mixing scaffolds:
+    # joining through it would bridge unrelated families
+    skel[np.maximum(n_sk[a_idx], n_sk[b_idx]) > cfg.merge_max_skeleton_ratio * small] = 0.0
     close = cos >= cfg.merge_min_cos
     join = (close & ((acct >= cfg.merge_min_accounts) | (skel >= cfg.merge_min_skeleton))) | strong
     if not join.any():

@@ -157,6 +157,7 @@ class ClusterConfig:
     merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
     merge_min_accounts: float = 0.5  # ... plus this account overlap
     merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
+    merge_max_skeleton_ratio: float = 2.0  # ... between skeletons of comparable size (larger / smaller)
     merge_min_shared_accounts: int = 3  # account overlap needs at least this many shared accounts
     merge_strong_accounts: float = 0.6  # translated scaffolds: nearly the same accounts ...
     merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
@@ -180,6 +181,7 @@ class ClusterConfig:
         _check_range("cluster.merge_min_payload", self.merge_min_payload, 0.0, 1.0)
         _check_range("cluster.merge_min_shared_orgs", self.merge_min_shared_orgs, 1)
         _check_range("cluster.merge_min_org_share", self.merge_min_org_share, 0.0, 1.0)
+        _check_range("cluster.merge_max_skeleton_ratio", self.merge_max_skeleton_ratio, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
