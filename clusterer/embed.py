@@ -325,8 +325,7 @@ def distinct_rows(emb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArra
     h = xxhash.xxh3_64_intdigest
     raw = np.ascontiguousarray(emb)
     keys = np.fromiter((h(r.tobytes()) for r in raw), dtype=np.uint64, count=len(raw))
-    _, first = fastops.unique_first(keys)
-    inverse = fastops.unique_inverse(keys)[1]
+    _, first, inverse = fastops.unique_first_inverse(keys)
     order = np.argsort(first, kind="stable")  # distinct rows in first-seen order
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))

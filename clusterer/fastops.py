@@ -41,6 +41,16 @@ def unique_first(a: NDArray) -> tuple[NDArray, NDArray[np.int64]]:
     return s[keep], order[keep].astype(np.int64)
 
 
+def unique_first_inverse(a: NDArray) -> tuple[NDArray, NDArray[np.int64], NDArray[np.int64]]:
+    """``np.unique(a, return_index=True, return_inverse=True)`` from one stable argsort (1-d numeric)."""
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    keep = _runs(s)
+    inverse = np.empty(len(a), np.int64)
+    inverse[order] = np.cumsum(keep) - 1
+    return s[keep], order[keep].astype(np.int64), inverse
+
+
 def unique_inverse(a: NDArray) -> tuple[NDArray, NDArray[np.int64]]:
     """``np.unique(a, return_inverse=True)`` for numeric or string arrays (inverse is 1-d int64)."""
     if len(a) == 0:

@@ -111,8 +111,7 @@ def run(
         templated = sk.coverage >= cfg.skeleton.view_min_coverage
         to_embed = pl.select(pl.when(pl.Series(templated)).then(sk.view).otherwise(texts)).to_series()
         tkeys = text_keys(to_embed)
-        keys, first = fastops.unique_first(tkeys)
-        inverse = fastops.unique_inverse(tkeys)[1]
+        keys, first, inverse = fastops.unique_first_inverse(tkeys)
         uniq_texts = to_embed.gather(first).to_list()
 
     with clock.stage("embed"):
