@@ -194,6 +194,51 @@ def history_add(
 
 
 @app.command()
+def calibrate(
+    verdicts: Annotated[
+        list[Path],
+        typer.Argument(help="Verdict files (CSV / JSON lines / parquet): run, campaign_id or cluster_id, verdict."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="TOML file to write the fitted [campaign] table to.")],
+    test: Annotated[
+        list[Path] | None, typer.Option(help="Verdict files held out from the fit, to measure it on.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config whose weights are the 'before'.")] = None,
+    max_weight: Annotated[float, typer.Option(help="Largest weight any one term may get (bias stays below it).")] = 5.0,
+) -> None:
+    """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
+    config; prints precision / recall before and after, on the verdicts and on --test ones."""
+    from . import calibrate as cal
+    from .config import load_config
+
+    try:
+        cfg = load_config(config)
+        train = cal.load_verdicts(list(verdicts))
+        held = cal.load_verdicts(list(test)) if test else None
+        fitted = cal.fit_weights(train, max_weight=max_weight)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    before = cal.current_weights(cfg.campaign)
+    lines = []
+    for name, v in (("verdicts", train), ("test", held)):
+        if v is None:
+            continue
+        b, a = cal.evaluate(v, before, cfg.campaign.threshold), cal.evaluate(v, fitted, cfg.campaign.threshold)
+        for key in b:
+            lines.append(f"{name:9s} {key:20s} before {b[key]:.4f}  after {a[key]:.4f}")
+    report = "\n".join(lines)
+    comment = (
+        f"fitted by `clusterer calibrate` on {len(train.label)} families "
+        f"({int(train.label.sum())} confirmed) from {len(set(train.source))} verdict file(s)\n{report}"
+    )
+    out.write_text(cal.to_toml(fitted, comment), encoding="utf-8")
+    typer.echo(report)
+    typer.echo("weights: " + ", ".join(f"{k} {v:g}" for k, v in fitted.items()))
+    typer.echo(f"wrote {out} (use it with `clusterer run --config {out}`)")
+
+
+@app.command()
 def doctor(
     plan: Annotated[
         int | None,

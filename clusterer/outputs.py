@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from . import fastops
 from .campaigns import Decisions
 from .cluster import centroids
+from .config import SCORE_TERMS
 from .embed import RowVectors
 from .errors import OutputError
 from .templates import Templates
@@ -59,6 +60,7 @@ CLUSTER_SCHEMA = {
     "cohesion": pl.Float64,
     "rigidity": pl.Float32,
     "template_coverage": pl.Float32,
+    "template_fit": pl.Float32,
     "first_seen": pl.Datetime("us", "UTC"),
     "last_seen": pl.Datetime("us", "UTC"),
     "exemplar_prompt_id": pl.String,
@@ -78,6 +80,11 @@ CLUSTER_SCHEMA = {
     "shift_share": pl.Float64,
     "top_org_share": pl.Float64,
     "new_account_share": pl.Float64,
+    "burst_excess": pl.Float64,
+    # the campaign score's evidence: each term's value in [-1, 1] and its contribution to the logit
+    **{f"term_{t}": pl.Float64 for t in SCORE_TERMS},
+    **{f"contrib_{t}": pl.Float64 for t in ("bias", *SCORE_TERMS)},
+    "campaign_logit": pl.Float64,
 }
 ACCOUNT_SCHEMA = {
     "account_id": pl.String,
@@ -236,6 +243,7 @@ def clusters_frame(
             "cohesion": cohesion.astype(np.float64),
             "rigidity": tmpl.rigidity,
             "template_coverage": tmpl.coverage,
+            "template_fit": tmpl.fit,
             "exemplar_prompt_id": ex["prompt_id"],
             "exemplar_text": ex["text"].str.slice(0, EXEMPLAR_CHARS),
             "template": pl.Series(tmpl.text, dtype=pl.String),

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__, fastops, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
-from .cluster import attach_noise, centroids, cluster_edges, propagate_labels
+from .cluster import attach_by_template, attach_noise, centroids, cluster_edges, core_share, propagate_labels
 from .config import RunConfig
 from .embed import RowVectors, distinct_rows, embed_texts, load_encoder
 from .families import group_fragments
@@ -159,6 +159,9 @@ def run(
         attached = propagate_labels(
             attached, edges.i, edges.j, edges.sim, c.grow_min_sim, c.grow_min_votes, c.grow_min_share, c.grow_rounds
         )
+        attached = attach_by_template(attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles)
+        fit = np.zeros(n, np.float32)  # per prompt: share of its fragment's scaffold it carries
+        fit[rows] = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
         org_col = cfg.campaign.org_col
         org_codes = None
         if org_col in frame.columns:
@@ -195,6 +198,7 @@ def run(
                 "cluster_id": np.arange(len(tmpl.text), dtype=np.int64),
                 "rigidity": tmpl.rigidity,
                 "template_coverage": tmpl.coverage,
+                "template_fit": tmpl.fit,
                 "template": pl.Series(tmpl.text, dtype=pl.String),
             }
         )
@@ -206,7 +210,7 @@ def run(
                 families[c] = Family(c, p, centroid[c], tmpl.frequent[c], tmpl.common[c], tmpl.text[c], 0, 0, 0.0)
             return match_families(reg, list(families.values()), cfg.campaign) if reg is not None else {}
 
-        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer)
+        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer, fit=fit)
 
     with clock.stage("write"):
         assign = outputs.assignments_frame(
