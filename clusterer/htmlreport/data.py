@@ -32,12 +32,12 @@ MAX_TIME_BINS = 96
 
 # account age at the account's first prompt in the family, in days: (lower, upper, label)
 AGE_BINS: tuple[tuple[float, float, str], ...] = (
-    (-math.inf, 1, "< 1 day"),
-    (1, 7, "1–7 days"),
-    (7, 30, "1–4 weeks"),
-    (30, 90, "1–3 months"),
-    (90, 365, "3–12 months"),
-    (365, math.inf, "> 1 year"),
+    (-math.inf, 1, "< 1 d"),
+    (1, 7, "1–7 d"),
+    (7, 30, "1–4 wk"),
+    (30, 90, "1–3 mo"),
+    (90, 365, "3–12 mo"),
+    (365, math.inf, "> 1 y"),
 )
 # clusters.parquet columns that are structure, not evidence (everything else numeric is shown as a feature)
 _NOT_FEATURES = {"cluster_id", "size", "n_accounts", "campaign_score"}
@@ -317,9 +317,12 @@ def exemplar_rows(run: Run, cluster_ids: list[int], per_family: int = EXEMPLARS)
     r = pl.int_range(0, pl.len(), dtype=pl.Int64).over("cluster_id")
     n = pl.len().over("cluster_id").cast(pl.Int64)
     m = pl.min_horizontal(n, pl.lit(per_family, pl.Int64))
-    # keep ranks floor(k * n / m), k = 0..m-1: the rank r is one when k = ceil(r * m / n) maps back to it
-    k = (r * m + n - 1) // n
-    out = a.filter((k < m) & ((k * n) // m == r))
+    # keep ranks p_k = floor(k (n-1) / (m-1)), k = 0..m-1 (first and last included): r is one when the
+    # smallest k with p_k >= r, k = ceil(r (m-1) / (n-1)), maps back to it
+    span, steps = pl.max_horizontal(n - 1, pl.lit(1)), pl.max_horizontal(m - 1, pl.lit(1))
+    k = (r * (m - 1) + span - 1) // span
+    keep = pl.when(m <= 1).then(r == 0).otherwise((k <= m - 1) & ((k * (n - 1)) // steps == r))
+    out = a.filter(keep)
     return out.select("cluster_id", pl.col("row").cast(pl.Int64), "prompt_id", "account_id", "timestamp")
 
 
