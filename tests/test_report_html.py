@@ -263,14 +263,48 @@ def test_show_campaign_prints_full_ids_on_a_narrow_terminal(report_run):
     assert res.exit_code == 2 and "no campaign with ID 'cmp-nope'" in res.output and camp in res.output
 
 
-def test_run_with_report_flag(tmp_path):
+def test_run_with_report_flag_and_registry(tmp_path):
     from pathlib import Path
 
     data = Path(__file__).resolve().parent.parent / "data" / "sample_day.parquet"
-    out = tmp_path / "out"
+    out, reg = tmp_path / "out", tmp_path / "registry"
     args = ["run", str(data), "--out", str(out), "--model", "hashing", "--cache-dir", "none", "--device", "cpu"]
+    res = runner.invoke(app, [*args, "--registry", str(reg), "--report", "-q"])
+    assert res.exit_code == 0, res.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    flagged = pl.read_parquet(out / "clusters.parquet").filter(pl.col("flagged"))
+    for cid, camp in zip(flagged["cluster_id"], flagged["campaign_id"], strict=True):
+        assert camp in html
+        section = re.search(rf'<section class="page" id="c{cid}".*?</section>', html, re.S).group(0)
+        # the registry now knows the campaign: first seen today, one day
+        assert "registry: days seen</dt><dd>1</dd>" in section and "registry: first seen</dt><dd>2026-11-02" in section
+
+
+def test_history_columns_become_facts(report_run, tmp_path):
+    import datetime as dt
+
+    run = tmp_path / "run"
+    shutil.copytree(report_run, run)
+    c = pl.read_parquet(run / "clusters.parquet").with_columns(
+        pl.lit(dt.date(2026, 10, 28)).alias("history_first_seen"),
+        pl.lit(4, pl.UInt32).alias("history_days"),
+        pl.lit(1234, pl.UInt64).alias("history_near_duplicates"),
+        pl.lit("cmp-earlier").alias("history_campaign_id"),
+    )
+    c.write_parquet(run / "clusters.parquet")
+    html = build_report(run, map_points=50).path.read_text(encoding="utf-8")
+    assert "History and registry" in html and "2026-10-28" in html and "cmp-earlier" in html
+    assert "history: earlier days with near-duplicates</dt><dd>4</dd>" in html
+
+
+def test_report_of_an_empty_day(tmp_path):
+    from pathlib import Path
+
+    empty = tmp_path / "empty.parquet"
+    pl.read_parquet(Path(__file__).resolve().parent.parent / "data" / "sample_day.parquet").head(0).write_parquet(empty)
+    out = tmp_path / "out"
+    args = ["run", str(empty), "--out", str(out), "--model", "hashing", "--cache-dir", "none", "--device", "cpu"]
     res = runner.invoke(app, [*args, "--report", "-q"])
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text(encoding="utf-8")
-    for camp in pl.read_parquet(out / "clusters.parquet")["campaign_id"].drop_nulls():
-        assert camp in html
+    assert "No family of this day was flagged" in html and "No embedded prompt to map" in html

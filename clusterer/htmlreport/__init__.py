@@ -22,6 +22,7 @@ import polars as pl
 
 from .. import __version__
 from ..errors import OutputError
+from ..history import VECTORS
 from . import charts
 from .data import (
     MAX_FLAGGED_PAGES,
@@ -111,8 +112,8 @@ def _manifest_facts(m: dict[str, Any]) -> list[tuple[str, Any]]:
     rows = m.get("rows") or {}
     return [
         ("clusterer version", m.get("version", "—")),
-        ("started (UTC)", m.get("started_at", "—")),
-        ("finished (UTC)", m.get("finished_at", "—")),
+        ("started (UTC)", str(m.get("started_at", "—"))[:19].replace("T", " ")),
+        ("finished (UTC)", str(m.get("finished_at", "—"))[:19].replace("T", " ")),
         ("device", f"{dev.get('backend', '—')} ({dev.get('name', '—')})"),
         ("embedding model", (cfg.get("embed") or {}).get("model", "—")),
         ("seed", cfg.get("seed", "—")),
@@ -124,9 +125,11 @@ def _manifest_facts(m: dict[str, Any]) -> list[tuple[str, Any]]:
 def _map(run: Run, flagged: pl.DataFrame, families: list[Family], points: int, seed: int) -> tuple[Any, str, int]:
     cluster_of_row = run.assignments["cluster_id"].to_numpy().astype(np.int64)
     flagged_ids = flagged["cluster_id"].to_numpy().astype(np.int64)
+    if not (run.path / VECTORS).is_file():
+        return None, f"This run saved no embedding vectors ({VECTORS}), so there is no map.", 0
     dm = day_map(run.path, cluster_of_row, flagged_ids, points, seed)
     if dm is None:
-        return None, "This run saved no embedding vectors (vectors.npy), so there is no map.", 0
+        return None, "No embedded prompt to map (or the saved vectors do not match this run's rows).", 0
     present = set(np.unique(dm.cluster).tolist())
     info = run.clusters.filter(pl.col("cluster_id").is_in(list(present)))
     tips, labels = {}, {}

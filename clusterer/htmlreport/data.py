@@ -255,7 +255,7 @@ def operator_group_counts(per_account: pl.DataFrame) -> dict[int, int]:
 def score_terms(info: dict[str, Any], columns: list[str], manifest: dict[str, Any]) -> ScoreTerms:
     """The ``contrib_*`` terms of one family (largest first) and its raw features."""
     contrib = [(c.removeprefix("contrib_"), info.get(c)) for c in columns if c.startswith("contrib_")]
-    contrib = [(n, float(v)) for n, v in contrib if v is not None and math.isfinite(float(v))]
+    contrib = [(n, float(v) + 0.0) for n, v in contrib if v is not None and math.isfinite(float(v))]  # no -0.00
     contrib.sort(key=lambda t: (-abs(t[1]), t[0]))
     threshold = manifest.get("config", {}).get("campaign", {}).get("threshold")
     thr_logit = None
