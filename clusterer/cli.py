@@ -195,7 +195,7 @@ def show(
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="HTML file to write.  [default: RUN_DIR/report.html]")
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html).")
     ] = None,
     registry: Annotated[
         Path | None, typer.Option(help="Campaign registry of the run, for first-seen / days-seen facts.")
