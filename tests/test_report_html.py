@@ -178,6 +178,14 @@ def test_report_without_inputs_falls_back_to_the_stored_exemplar(report_run, tmp
     assert "no map" in html and '<svg class="chart map"' not in html
 
 
+def test_huge_inputs_are_not_read_back(report_run, tmp_path, monkeypatch):
+    from clusterer.htmlreport import data
+
+    monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1000)
+    html = build_report(report_run, tmp_path / "r.html", map_points=0).path.read_text(encoding="utf-8")
+    assert "too large to read back for exemplars" in html and "The map was left out" in html
+
+
 def test_log_text_is_escaped_everywhere(report_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(report_run, run)

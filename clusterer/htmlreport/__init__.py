@@ -125,6 +125,8 @@ def _manifest_facts(m: dict[str, Any]) -> list[tuple[str, Any]]:
 def _map(run: Run, flagged: pl.DataFrame, families: list[Family], points: int, seed: int) -> tuple[Any, str, int]:
     cluster_of_row = run.assignments["cluster_id"].to_numpy().astype(np.int64)
     flagged_ids = flagged["cluster_id"].to_numpy().astype(np.int64)
+    if points == 0:
+        return None, "The map was left out (--map-points 0).", 0
     if not (run.path / VECTORS).is_file():
         return None, f"This run saved no embedding vectors ({VECTORS}), so there is no map.", 0
     dm = day_map(run.path, cluster_of_row, flagged_ids, points, seed)

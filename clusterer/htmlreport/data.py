@@ -29,6 +29,9 @@ EXEMPLAR_CHARS = 1_500
 MAX_FLAGGED_PAGES = 150
 UNFLAGGED_FAMILIES = 25
 MAX_TIME_BINS = 96
+# exemplar texts are read back from the run's inputs up to this size on disk (1M prompts: ~40 MB);
+# beyond it the report keeps to the exemplar stored in clusters.parquet rather than re-read a huge day
+MAX_INPUT_BYTES = 2 * 1024**3
 
 # account age at the account's first prompt in the family, in days: (lower, upper, label)
 AGE_BINS: tuple[tuple[float, float, str], ...] = (
@@ -341,6 +344,9 @@ def input_texts(run: Run, rows: list[int]) -> tuple[dict[int, str], str | None]:
         return {}, None
     if not all(p and Path(p).is_file() for p in paths):
         return {}, "the run's input files are not at their recorded paths"
+    total = sum(int(i.get("bytes") or 0) for i in inputs if isinstance(i, dict))
+    if total > MAX_INPUT_BYTES:
+        return {}, f"the run's inputs ({total / 1024**3:.1f} GiB) are too large to read back for exemplars"
     known = {f.name for f in dataclasses.fields(IngestConfig)}
     given = {k: v for k, v in (run.manifest.get("config", {}).get("ingest") or {}).items() if k in known}
     try:
