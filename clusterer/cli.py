@@ -83,6 +83,9 @@ def run(
         typer.Option(help="History folder (`clusterer history add`): annotate clusters with earlier days' matches."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed recorded with the run. [default: 0]")] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write the self-contained HTML report to OUT/report.html.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Cluster one day of prompt logs and write parquet outputs plus manifest.json."""
@@ -119,6 +122,12 @@ def run(
         if history is not None and not (history / "history.json").is_file():
             raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
         pipeline.run(logs, out, cfg, registry=registry, history=history)
+        if report:
+            from .htmlreport import build_report
+
+            res = build_report(out, registry=registry)
+            if not quiet:
+                typer.echo(f"report: {res.path} ({res.bytes / 1e6:.2f} MB, {res.seconds:.1f} s)")
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")
         raise typer.Exit(code=2) from err
@@ -151,18 +160,64 @@ def assign(
 def show(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
     top: Annotated[int, typer.Option(help="How many template families to list.")] = 10,
+    campaign: Annotated[
+        str | None,
+        typer.Option(help="Print one campaign in full (its campaign ID, or a cluster number for an unflagged family)."),
+    ] = None,
 ) -> None:
-    """Print the top template families of a finished run, by campaign score."""
+    """Print the top template families of a finished run, by campaign score (or one campaign in full)."""
     import polars as pl
     from rich.console import Console
 
     from .report import campaigns_table
 
+    if campaign is not None:
+        from .htmlreport.data import day_profile, find_family, gather_families, load_run
+        from .report import campaign_detail
+
+        try:
+            run_data = load_run(Path(run_dir))
+            day = day_profile(run_data)
+            fams, _ = gather_families(run_data, day, find_family(run_data, campaign), with_texts=False)
+        except ClustererError as err:
+            typer.secho(f"error: {err}", err=True, fg="red")
+            raise typer.Exit(code=2) from err
+        Console().print(campaign_detail(fams[0], day))
+        return
     path = Path(run_dir) / "clusters.parquet"
     if not path.is_file():
         typer.secho(f"error: {path} not found; pass the --out directory of a finished run", err=True, fg="red")
         raise typer.Exit(code=2)
     Console().print(campaigns_table(pl.read_parquet(path), top=top))
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html).")
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Campaign registry of the run, for first-seen / days-seen facts.")
+    ] = None,
+    map_points: Annotated[int, typer.Option(help="Most points drawn on the map of the day.")] = 3000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+) -> None:
+    """Write a self-contained HTML report of a finished run (no network needed to open it)."""
+    from .htmlreport import build_report
+
+    try:
+        if map_points < 0:
+            raise ClustererError(f"--map-points must be >= 0 (got {map_points})")
+        res = build_report(run_dir, out, registry=registry, map_points=map_points)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    if not quiet:
+        typer.echo(
+            f"wrote {res.path} ({res.bytes / 1e6:.2f} MB, {res.flagged} flagged campaigns, {res.pages} pages, "
+            f"{res.map_points:,} map points, {res.seconds:.1f} s)"
+        )
 
 
 history_app = typer.Typer(help="Earlier days' vectors in a compressed on-disk FAISS index (IVF-PQ).")
