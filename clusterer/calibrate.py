@@ -10,10 +10,12 @@ Every run writes each family's evidence terms (``term_<name>`` in ``clusters.par
 rejected family was: "legit customer", "shared prompt", ...) balances the fit so that each group weighs
 the same within its class, however many families it holds. CSV, JSON lines or parquet.
 
-The fit is a logistic regression of the verdict on the terms with box constraints: each weight in
-[0, ``max_weight``] (a term's direction is fixed by design) and the bias at most −1.05 · ``max_weight``, so
-no single term can ever flag a family on its own. A small L2 penalty keeps weights of uninformative terms
-near 0. The result is a ``[campaign]`` TOML table that ``clusterer run --config`` reads.
+The fit is a logistic regression of the verdict on the terms under constraints: each weight in
+[0, ``max_weight``] (a term's direction is fixed by design); no single term can flag a family on its own;
+and no single term of behaviour an operator can cheaply change (cover traffic, account age, organisation,
+timing) can veto one on its own (with every other line of evidence at its strongest the family is still
+flagged). A small L2 penalty keeps weights of uninformative terms near 0. The result is a
+``[campaign]`` TOML table that ``clusterer run --config`` reads.
 """
 
 from __future__ import annotations
@@ -138,9 +140,29 @@ def _sample_weights(label: NDArray[np.bool_], prompts: NDArray[np.float64], grou
     return out
 
 
-def fit_weights(v: Verdicts, max_weight: float = 5.0, l2: float = 0.01) -> dict[str, float]:
-    """Bounded logistic regression of the verdicts on the terms (see the module docstring). Families below
-    the score's effective-account gate are left out (they score 0 whatever the weights)."""
+# behaviour an operator can change cheaply (cover traffic, older or bought accounts, one organisation,
+# timing): none of these may veto a family on its own. What a family *is* — a varied slot, many accounts —
+# costs the operator its purpose to change, and those terms are exempt from the no-veto rule.
+EVADABLE = ("focus", "one_shot", "fresh", "one_org", "synchrony", "peaked")
+# the range of each term (campaigns.score_terms): the constraints below use its extremes
+TERM_RANGE = {
+    "variety": (-1.0, 1.0),
+    "spread": (0.0, 1.0),
+    "focus": (-1.0, 1.0),
+    "one_shot": (-1.0, 0.0),
+    "fresh": (-1.0, 1.0),
+    "one_org": (-1.0, 0.0),
+    "synchrony": (-1.0, 1.0),
+    "peaked": (-1.0, 0.0),
+}
+
+
+def fit_weights(v: Verdicts, max_weight: float = 3.0, l2: float = 1e-4) -> dict[str, float]:
+    """Constrained logistic regression of the verdicts on the terms (see the module docstring): weights in
+    [0, ``max_weight``]; no single term can flag alone (bias + w_t · max_t < 0 for every t); no single
+    evadable term (EVADABLE) can veto alone (bias + Σ_{s≠t} w_s · max_s + w_t · min_t ≥ 0: with every other
+    line of evidence at its strongest, the family is still flagged). Families below the score's
+    effective-account gate are left out (they score 0 whatever the weights)."""
     from scipy.optimize import minimize
 
     gate = v.effective_accounts >= CampaignConfig().min_effective_accounts
@@ -148,6 +170,9 @@ def fit_weights(v: Verdicts, max_weight: float = 5.0, l2: float = 0.01) -> dict[
     if len(np.unique(y)) < 2:
         raise InputError("calibration needs both confirmed and rejected families (above the account gate)")
     sw = _sample_weights(y.astype(bool), v.prompts[gate], [g for g, k in zip(v.group, gate, strict=True) if k])
+    lo = np.array([TERM_RANGE[t][0] for t in SCORE_TERMS])
+    hi = np.array([TERM_RANGE[t][1] for t in SCORE_TERMS])
+    margin = 0.05 * max_weight
 
     def loss(p: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         z = p[0] + x @ p[1:]
@@ -155,11 +180,64 @@ def fit_weights(v: Verdicts, max_weight: float = 5.0, l2: float = 0.01) -> dict[
         g = (1.0 / (1.0 + np.exp(-z)) - y) * sw
         return float((sw * nll).sum() + l2 * (p[1:] @ p[1:])), np.r_[g.sum(), x.T @ g + 2.0 * l2 * p[1:]]
 
-    bounds = [(-50.0, -1.05 * max_weight)] + [(0.0, max_weight)] * x.shape[1]
-    p0 = np.r_[-1.1 * max_weight, np.full(x.shape[1], 1.0)]
-    res = minimize(loss, p0, jac=True, bounds=bounds, method="L-BFGS-B")
+    cons = []
+    for t, name in enumerate(SCORE_TERMS):
+        cons.append({"type": "ineq", "fun": lambda p, t=t: -(p[0] + p[1 + t] * hi[t]) - margin})  # no flag alone
+        if name in EVADABLE:
+            others = np.where(np.arange(len(hi)) == t, lo, hi)
+            cons.append({"type": "ineq", "fun": lambda p, o=others: p[0] + p[1:] @ o})  # no veto alone
+    bounds = [(-50.0, 0.0)] + [(0.0, max_weight)] * x.shape[1]
+    p0 = np.r_[-1.5 * max_weight, np.full(x.shape[1], max_weight / 2)]
+    res = minimize(loss, p0, jac=True, bounds=bounds, constraints=cons, method="SLSQP", options={"maxiter": 500})
+    if not res.success:
+        raise InputError(f"calibration did not converge: {res.message}")
     out = {"bias": round(float(res.x[0]), 3)}
     out.update({f"w_{t}": round(float(w), 3) for t, w in zip(SCORE_TERMS, res.x[1:], strict=True)})
+    return out
+
+
+def operating_point(
+    v: Verdicts, weights: dict[str, float], max_fpr: float, min_recall: float = 0.9, threshold: float = 0.5
+) -> dict[str, float]:
+    """Lower the bias until, on the verdicts, no group of rejected families has more than ``max_fpr`` of its
+    prompts flagged — while prompt recall stays at least ``min_recall`` and no evadable term could veto
+    alone. Log-loss weights rank families well; this sets where the line is drawn, since a false flag on a
+    customer or a shared prompt costs more than a family caught one day later."""
+    w = np.array([weights[f"w_{t}"] for t in SCORE_TERMS])
+    gate = v.effective_accounts >= CampaignConfig().min_effective_accounts
+    logit_thr = math.log(threshold / (1.0 - threshold))
+    groups = np.array(v.group, dtype=object)
+    neg_groups = sorted(set(groups[~v.label].tolist()))
+    totals = {g: v.prompts[~v.label & (groups == g)].sum() for g in neg_groups}
+    base = v.terms @ w
+    best = dict(weights)
+    for step in range(0, 201):
+        b = weights["bias"] - 0.05 * step
+        flag = gate & (b + base >= logit_thr)
+        recall = (v.prompts * (flag & v.label)).sum() / max((v.prompts * v.label).sum(), 1.0)
+        trial = {**weights, "bias": round(b, 3)}
+        if recall < min_recall or any("veto" in p for p in check_weights(trial)):
+            break
+        best = trial
+        worst = max(((v.prompts * (flag & ~v.label & (groups == g))).sum() / max(totals[g], 1.0)) for g in neg_groups)
+        if worst <= max_fpr:
+            break
+    return best
+
+
+def check_weights(weights: dict[str, float]) -> list[str]:
+    """The bounds a weight set breaks: a term that could flag a family alone, or an evadable one that could
+    veto it alone."""
+    w = np.array([weights[f"w_{t}"] for t in SCORE_TERMS])
+    lo = np.array([TERM_RANGE[t][0] for t in SCORE_TERMS])
+    hi = np.array([TERM_RANGE[t][1] for t in SCORE_TERMS])
+    b = weights["bias"]
+    out = []
+    for i, t in enumerate(SCORE_TERMS):
+        if b + w[i] * hi[i] >= 0:
+            out.append(f"{t} alone flags a family")
+        if t in EVADABLE and b + w @ np.where(np.arange(len(w)) == i, lo, hi) < 0:
+            out.append(f"{t} alone vetoes a family")
     return out
 
 

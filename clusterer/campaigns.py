@@ -272,7 +272,9 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
       variety    2 · slot_variety − 1               a varied slot (+) vs one pasted text or a few phrasings (−)
       spread     ln(effective_accounts) / ln(spread_accounts), clipped to [0, 1]: many accounts
       focus      2 · account_focus − 1              its accounts do little else (+) or mostly other things (−)
-      repeat     1 − 2 · single_prompt_account_share   accounts come back (+) or come once (−)
+      one_shot   −clip(2 · single_prompt_account_share − 1, 0, 1): (almost) every account came once (−);
+                 operators re-use accounts even when they rotate them, while returning accounts are no
+                 evidence either way (organic users and customers come back too)
       fresh      2 · new_account_share − 1          throw-away accounts (+) vs established ones (−)
       one_org    −clip(2 · (top_org_share − 0.5), 0, 1) with ≥ 3 effective accounts: one organisation's
                  API keys (a customer) pulls down
@@ -292,7 +294,7 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
         "variety": 2.0 * pl.col("slot_variety") - 1.0,
         "spread": (pl.col("effective_accounts").log() / math.log(cfg.spread_accounts)).clip(0.0, 1.0),
         "focus": 2.0 * pl.col("account_focus") - 1.0,
-        "repeat": 1.0 - 2.0 * pl.col("single_prompt_account_share"),
+        "one_shot": -(2.0 * pl.col("single_prompt_account_share") - 1.0).clip(0.0, 1.0),
         "fresh": fresh,
         "one_org": one_org,
         "synchrony": pl.col("burst_excess"),

@@ -259,7 +259,14 @@ def calibrate(
         list[Path] | None, typer.Option(help="Verdict files held out from the fit, to measure it on.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config whose weights are the 'before'.")] = None,
-    max_weight: Annotated[float, typer.Option(help="Largest weight any one term may get (bias stays below it).")] = 5.0,
+    max_weight: Annotated[float, typer.Option(help="Largest weight any one term may get (bias stays below it).")] = 3.0,
+    max_fpr: Annotated[
+        float,
+        typer.Option(
+            help="Then lower the bias until no group of rejected families has more than this share of its "
+            "prompts flagged (recall kept >= 0.9; 1 = leave the fitted bias)."
+        ),
+    ] = 0.005,
 ) -> None:
     """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
     config; prints precision / recall before and after, on the verdicts and on --test ones."""
@@ -271,6 +278,8 @@ def calibrate(
         train = cal.load_verdicts(list(verdicts))
         held = cal.load_verdicts(list(test)) if test else None
         fitted = cal.fit_weights(train, max_weight=max_weight)
+        if max_fpr < 1.0:
+            fitted = cal.operating_point(train, fitted, max_fpr, threshold=cfg.campaign.threshold)
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")
         raise typer.Exit(code=2) from err

@@ -24,7 +24,7 @@ SCORE_TERMS = (
     "variety",
     "spread",
     "focus",
-    "repeat",
+    "one_shot",
     "fresh",
     "one_org",
     "synchrony",
@@ -189,7 +189,10 @@ class ClusterConfig:
     family_template_full: float = 0.3  # skeleton-profile weighted Jaccard counted as full template evidence
     family_profile_share: float = 0.2  # a fragment's skeleton profile: shingles in this share of its members
     family_min_template_support: float = 0.25  # one language: behaviour may complete a join this supported
-    family_min_senders: float = 2.0  # specificity-weighted shared senders for full behaviour evidence ...
+    # specificity-weighted shared senders for full behaviour evidence: accounts (heavy users share a
+    # handful; an operator's pool dozens to thousands) and multi-account organisations (one is strong) ...
+    family_min_accounts: float = 5.0
+    family_min_orgs: float = 1.0
     family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
 
     def __post_init__(self) -> None:
@@ -207,7 +210,8 @@ class ClusterConfig:
         _check_range("cluster.family_semantic_floor", self.family_semantic_floor, -1.0, 0.99)
         _check_range("cluster.family_template_full", self.family_template_full, 0.01, 1.0)
         _check_range("cluster.family_profile_share", self.family_profile_share, 0.01, 1.0)
-        _check_range("cluster.family_min_senders", self.family_min_senders, 0.1)
+        _check_range("cluster.family_min_accounts", self.family_min_accounts, 0.1)
+        _check_range("cluster.family_min_orgs", self.family_min_orgs, 0.1)
         _check_range("cluster.family_min_template_support", self.family_min_template_support, 0.0, 1.0)
         _check_range("cluster.family_min_sender_share", self.family_min_sender_share, 0.0, 1.0)
 
@@ -220,18 +224,18 @@ class CampaignConfig:
     # README). Weights are bounded: every w_<term> < |bias|, so no single term can flag a family alone.
     # Defaults fitted with `clusterer calibrate` on labelled generated days (see README); refit on your
     # analysts' verdicts with the same command.
-    bias: float = -5.25
+    bias: float = -5.625
     w_variety: float = 3.0  # distinct prompts / prompts: a varied slot, not one pasted text
     w_spread: float = 3.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
-    w_focus: float = 1.1  # share of its accounts' traffic that goes to this family (and its sibling families)
-    w_repeat: float = 0.0  # accounts send it more than once (operators) or once (pasters, trend askers)
-    w_fresh: float = 1.2  # share of its prompts from accounts created within new_account_days
-    w_one_org: float = 1.0  # (penalty) one organisation sends most of it: a customer's API keys
-    w_synchrony: float = 0.5  # prompts in multi-account bursts beyond what its volume explains
+    w_focus: float = 2.635  # share of its accounts' traffic that goes to this family (and its sibling families)
+    w_one_shot: float = 0.056  # (penalty) nearly every account sent it once: pasters and trend askers
+    w_fresh: float = 3.0  # share of its prompts from accounts created within new_account_days
+    w_one_org: float = 3.0  # (penalty) one organisation sends most of it: a customer's API keys
+    w_synchrony: float = 0.0  # prompts in multi-account bursts beyond what its volume explains
     w_peaked: float = 0.0  # (penalty) its activity is one peak of the day (a trending topic)
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
-    spread_accounts: float = 100.0
+    spread_accounts: float = 300.0
     burst_seconds: int = 60  # timing features (reported, not scored): burst window ...
     burst_min_accounts: int = 3  # ... and distinct accounts that make it a burst
     shift_hours: float = 8.0  # an account active within this many hours works a shift

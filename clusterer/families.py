@@ -14,16 +14,24 @@ it weighs each kind of evidence by how much it can say:
 2. **Behaviour stage**, between the template groups of stage 1. A scaffold translated into another
    language shares no shingles with its original, and an English-only encoder cannot compare them; the
    language of each group's scaffold (``py3langid`` over its rendered template) tells when that is so.
-   Behaviour evidence: the same accounts or multi-account organisations send both — a real share of each
+   Behaviour evidence, between two groups that are each a scaffold with a slot (ordinary prompts an
+   operator's accounts also send are not a variant of its template): the same accounts or multi-account
+   organisations send both — a real share of each
    group's prompts (``family_min_sender_share``) — over one payload pool. Each shared account or
    organisation counts 1 / (the effective number of template groups it sends to, 1 / Σ p² over the
    shares of its prompts), so heavy accounts that post evenly into many families say little while a thin
-   tail of cover traffic does not hide an operator's organisation; ``family_min_senders`` such weighted
-   senders give full evidence. Between groups in *different* languages behaviour decides. Between groups
-   in one language it may only complete a join that template evidence already half-supports (mean
-   stage-1 similarity ≥ ``family_min_template_support``); otherwise the pair may never be in one family:
-   two different templates of one operator, on one account pool and one payload pool, are two campaigns
-   (linked later by their operator group).
+   tail of cover traffic does not hide an operator's organisation; ``family_min_accounts`` such weighted
+   accounts (heavy users share a handful, an operator's pool dozens to thousands) or ``family_min_orgs``
+   organisations (a registered multi-account organisation is a strong identity) give full evidence; and
+   one rhythm: the two groups' time-of-day distributions agree (1 − Kuiper's distance: one job
+   load-balanced over its variants runs them together; a second job has its own schedule). Between groups
+   in *different* languages behaviour decides. Between groups in one language it decides too, or completes
+   a join that template evidence half-supports (mean stage-1 similarity ≥
+   ``family_min_template_support``); with neither, the pair may never be in one family: two templates of
+   one operator on one account pool and payload pool, run as separate jobs, are two campaigns (linked later
+   by their operator group). With an English-only encoder, two English templates of one operator sent by
+   the same accounts from one pool at the same times cannot be told from two paraphrased variants of one
+   template; they are joined.
 
 Knobs (``[cluster]``): ``family_min_sim`` (the average-linkage threshold of both stages) and the ones
 named above.
@@ -53,6 +61,7 @@ LANGUAGES = (
 ).split()
 LANG_SAMPLE = 5  # members whose scaffold text is read for the language
 CENTROID_NEIGHBOURS = 10  # semantic candidate pairs: each fragment's nearest fragments by centroid
+SLOTTED_MIN_CORE = 6  # behaviour joins only groups with a scaffold of at least this many shingles
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +258,10 @@ def _sender_evidence(
     a: NDArray[np.int64],
     b: NDArray[np.int64],
     cfg: ClusterConfig,
+    min_mass: float,
 ) -> NDArray[np.float64]:
     """Behaviour evidence in [0, 1] from one kind of sender (accounts or organisations; −1 unknown) between
-    template groups a, b: min(1, specific shared senders / ``family_min_senders``), where each shared sender
+    template groups a, b: min(1, specific shared senders / ``min_mass``), where each shared sender
     counts 1 / (its effective number of groups), provided the shared senders send at least ``family_min_sender_share``
     of each group's prompts (a stray prompt is no link)."""
     ok = (groups >= 0) & (senders >= 0)
@@ -267,7 +277,7 @@ def _sender_evidence(
     ab = _rows_dot(counts, present, a, b) / size[a]
     ba = _rows_dot(counts, present, b, a) / size[b]
     mass = _rows_dot(csr_matrix(present.multiply(w[None, :])), present, a, b)
-    ev = np.minimum(1.0, mass / cfg.family_min_senders)
+    ev = np.minimum(1.0, mass / min_mass)
     return np.where(np.minimum(ab, ba) >= cfg.family_min_sender_share, ev, 0.0)
 
 
@@ -280,24 +290,27 @@ def _behaviour_stage(
     g: int,
     cfg: ClusterConfig,
     template_support: csr_matrix,
+    times: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], int]:
-    """Stage 2: template groups joined by shared senders over one payload pool: groups in different
-    languages on that evidence (plus half their template support, which breaks ties towards the template
-    a translation shares tags or markup with); groups in one language — or when either language is unsure
-    — only when their template evidence already half-supports the join (mean stage-1 similarity ≥
-    ``family_min_template_support``), adding half the behaviour evidence to it; below that, one language
-    and different templates are never one family.
-    ``template_support``: (g × g) mean stage-1 similarity between groups (upper triangle)."""
-    cap = max(64, g // 200)  # a sender in more groups than this is left out of the candidate product
+    """Stage 2: template groups joined by behaviour — shared senders, one payload pool, one rhythm (see
+    :func:`_behaviour`). Groups in different languages join on that evidence (plus half their template
+    support, which breaks ties towards the template a translation shares tags or markup with). Groups in
+    one language, or when either language is unsure, join when their template evidence half-supports the
+    join (mean stage-1 similarity ≥ ``family_min_template_support``; half the behaviour evidence is added)
+    or on behaviour alone; two groups in one language with neither may never be in one family.
+    ``template_support``: (g × g) mean stage-1 similarity between groups (upper triangle); ``times``:
+    int64 (n,) epoch seconds per row (None: no rhythm evidence, it counts as agreeing)."""
     cand = []
     kinds = [accounts] + ([orgs] if orgs is not None else [])
     for senders in kinds:
         ok = (groups >= 0) & (senders >= 0)
         counts = _count_matrix(np.where(ok, groups, -1), np.maximum(senders, 0), g, int(senders.max()) + 1)
-        csc = counts.tocsc()
-        keep = np.flatnonzero(np.diff(csc.indptr) <= cap)
-        present = csc[:, keep].tocsr()
-        present.data[:] = 1.0
+        # candidates: groups a sender puts at least 5% of its clustered prompts into (at most 20 per
+        # sender, so the co-occurrence product stays linear in senders however widely one spreads)
+        coo = counts.tocoo()
+        tot = np.asarray(counts.sum(axis=0)).ravel()
+        main = coo.data >= 0.05 * tot[coo.col]
+        present = coo_matrix((np.ones(int(main.sum())), (coo.row[main], coo.col[main])), shape=counts.shape).tocsr()
         co = triu(present @ present.T, 1).tocoo()
         cand.append((co.row.astype(np.int64), co.col.astype(np.int64)))
     if not cand:
@@ -310,8 +323,9 @@ def _behaviour_stage(
     different = known & (la != lb)
     same = known & (la == lb)
     senders = np.zeros(len(a))
-    for kind in kinds:
-        senders = np.maximum(senders, _sender_evidence(groups, kind, g, a, b, cfg))
+    masses = [cfg.family_min_accounts, cfg.family_min_orgs]
+    for kind, mass in zip(kinds, masses, strict=False):
+        senders = np.maximum(senders, _sender_evidence(groups, kind, g, a, b, cfg, mass))
     slot_row = np.repeat(np.arange(len(groups)), np.diff(sk.slot_indptr))
     pay = _count_matrix(groups[slot_row], sk.slot_tokens.astype(np.int64) % SLOT_BUCKETS, g, SLOT_BUCKETS)
     df_ = np.diff(pay.tocsc().indptr).astype(np.float64)
@@ -320,10 +334,35 @@ def _behaviour_stage(
     payload = _rows_dot(pay, pay, a, b) / np.maximum(norm[a] * norm[b], 1e-12)
     # one payload pool: tf-idf cosine of payload words, as a soft gate (0.2 -> none, 0.5 and above -> full)
     behaviour = senders * np.clip((payload - 0.2) / 0.3, 0.0, 1.0)
+    # behaviour joins templates: both groups must be a scaffold with a slot — a core of at least
+    # SLOTTED_MIN_CORE shingles shared by half the members, and most members carrying payload words around
+    # it. Ordinary prompts that an operator's accounts also send (cover traffic), or one re-used text, are
+    # not a variant of its template however much they share its senders and payload pool.
+    core = _skeleton_profiles(groups, sk, g, 0.5)
+    core_size = np.diff(core.indptr)
+    slot_n = np.diff(sk.slot_indptr)
+    ok = groups >= 0
+    with_slot = np.bincount(groups[ok], weights=(slot_n[ok] >= 3).astype(np.float64), minlength=g)
+    size = np.maximum(np.bincount(groups[ok], minlength=g), 1)
+    slotted = (core_size >= SLOTTED_MIN_CORE) & (with_slot / size >= 0.5)
+    behaviour = np.where(slotted[a] & slotted[b], behaviour, 0.0)
+    if times is not None:
+        # one rhythm: 1 − Kuiper's distance between the two groups' time-of-day distributions (48 half-hour
+        # bins; Kuiper's rather than Kolmogorov's because the day is a circle). One job load-balanced over
+        # its variants runs them together (≈ 0.8-1 even for small groups); a second job on its own
+        # schedule, say half the day, scores ≈ 0.5, which counts as no evidence
+        ok = groups >= 0
+        bins = (times[ok] % 86_400) // 1_800
+        prof = _count_matrix(groups[ok], bins.astype(np.int64), g, 48).toarray()
+        cdf = np.cumsum(prof / np.maximum(prof.sum(axis=1, keepdims=True), 1.0), axis=1)
+        diff = cdf[a] - cdf[b]
+        rhythm = 1.0 - (np.maximum(diff.max(axis=1), 0.0) + np.maximum(-diff.min(axis=1), 0.0))
+        behaviour = behaviour * np.clip((rhythm - 0.5) / 0.2, 0.0, 1.0)
     support = np.asarray(template_support[a, b]).ravel()
     supported = support >= cfg.family_min_template_support
-    completed = np.minimum(1.0, support + 0.5 * behaviour)
-    sim = np.where(supported, completed, np.where(same, -1.0, 0.0))  # same language, unsupported: never
+    one_lang = np.maximum(np.where(supported, np.minimum(1.0, support + 0.5 * behaviour), 0.0), behaviour)
+    # one language, neither template nor behaviour evidence: different templates, never one family
+    sim = np.where(same & (one_lang < cfg.family_min_sim), -1.0, one_lang)
     sim = np.where(different, np.minimum(1.0, behaviour + 0.5 * support), sim)
     return average_linkage(g, a, b, sim, cfg.family_min_sim)
 
@@ -351,13 +390,15 @@ def group_fragments(
     ngram: int,
     encoder_languages: frozenset[str] | None = None,
     orgs: NDArray[np.int64] | None = None,
+    times: NDArray[np.int64] | None = None,
 ) -> Grouping:
     """Group HDBSCAN fragments into template families (see the module docstring).
 
     ``labels``: int64 (n,) fragment per row (−1 noise); ``accounts``: int64 (n,) account codes; ``orgs``:
     int64 (n,) organisation codes (−1 unknown) or None; ``emb``: the rows' unit vectors; ``texts`` /
     ``sk``: the rows' normalised texts and skeletons (``ngram`` words per shingle); ``encoder_languages``:
-    the languages the encoder reads (None: all), where the semantic evidence is trusted.
+    the languages the encoder reads (None: all), where the semantic evidence is trusted; ``times``:
+    int64 (n,) epoch seconds per row, for the rhythm evidence.
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     lang0 = fragment_languages(labels, texts, sk, ngram, k) if k else []
@@ -377,7 +418,7 @@ def group_fragments(
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
     lang1 = fragment_languages(g1_labels, texts, sk, ngram, g)
-    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support)
+    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times)
     final = _renumber(stage2, g1_labels)
     n_fam = int(final.max()) + 1 if (final >= 0).any() else 0
     # each family's language: that of the template group holding its first row

@@ -178,6 +178,7 @@ def run(
             cfg.skeleton.ngram,
             cfg.embed.encoder_languages(),
             orgs=org_codes,
+            times=frame["timestamp"].gather(rows).dt.epoch("s").fill_null(0).to_numpy(),
         )
         fam = grouping.labels
         labels = np.full(n, -1, np.int64)

@@ -19,7 +19,7 @@ so consecutive days share continuing campaigns, end some and start new ones, wit
 
 Evasion and stress behaviours, each switchable (``--all`` turns on every one, and ``--hard``):
 ``--cover`` campaign accounts also send ordinary prompts (cover traffic); ``--twin`` one operator runs a
-second campaign on the same accounts and payload pool; ``--heavy`` 15 accounts each paste many different
+second campaign on the same accounts and payload pool as its own job; ``--heavy`` 15 accounts each paste many different
 popular / jailbreak prompts; ``--persona`` a role-play family whose slot is a made-up name repeated
 through the scaffold; ``--multivariant`` a family with five re-worded, re-ordered variants over long
 documents; ``--reuse`` payload texts also arrive as ordinary prompts and as a legitimate customer's
@@ -385,9 +385,9 @@ HOLDOUT_FAMILIES = [
 
 # Behaviour families (switched on by flags; one per family set so held-out days stay held out).
 # twin: a second campaign of the operator behind the set's first math family, on the same accounts and
-# the same payload pool; persona: a role-play scaffold whose slot is a name repeated through the text;
-# multivariant: five re-worded / re-ordered variants over long documents; small_multilingual: a small
-# family whose variants are written in three languages.
+# the same payload pool, run as its own job (half the day); persona: a role-play scaffold whose slot is a
+# name repeated through the text; multivariant: five re-worded / re-ordered variants over long documents;
+# small_multilingual: a small family whose variants are written in three languages.
 BEHAVIOUR_FAMILIES = {
     "dev": {
         "twin": {
@@ -818,6 +818,8 @@ def generate(
             elif timing == "shifts":
                 shift = (k % 3) * 8 * 3600
                 secs = shift + rng.uniform(0, 8 * 3600)
+            elif timing == "second_job":
+                secs = 10 * 3600 + rng.uniform(0, 12 * 3600)
             else:
                 secs = rng.normal(14, 4) * 3600
             created = created_base + dt.timedelta(days=float(rng.uniform(0, 10)))
@@ -849,7 +851,7 @@ def generate(
         if b == "twin":  # the operator of the set's first active math family: same accounts, same pool
             base = next(name for name, s in settings.items() if s[5] == f["payload"])
             n_acc, prefix, timing, created_base, rotation, _ = settings[base]
-            timing = "shifts" if timing != "shifts" else "regular"
+            timing = "second_job"  # its own job: half the day, on its own schedule
             meta["campaigns"][f["name"]] = {"prompts": size, "accounts": n_acc, "timing": timing, "twin_of": base}
         else:
             n_acc = int(np.clip(size / 3, 10, 600))

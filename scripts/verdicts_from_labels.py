@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--min-size", type=int, default=10)
+    ap.add_argument("--drop-group", nargs="*", default=[], help="leave out families of these majority kinds")
     a = ap.parse_args()
     lab = pl.read_parquet(a.labels).select("prompt_id", "kind")
     asg = pl.read_parquet(a.run / "assignments.parquet").select("prompt_id", "cluster_id")
@@ -34,7 +35,7 @@ def main() -> None:
             ((pl.col("kind") == "campaign").mean() > 0.5).alias("campaign"),
             pl.col("kind").mode().sort().first().alias("group"),
         )
-        .filter(pl.col("n") >= a.min_size)
+        .filter((pl.col("n") >= a.min_size) & ~pl.col("group").is_in(a.drop_group))
         .sort("cluster_id")
     )
     out = fam.select(

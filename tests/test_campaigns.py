@@ -134,3 +134,44 @@ def test_one_operator_running_two_campaigns_is_one_group(tmp_path, fast_cfg):
     ops = pl.read_parquet(tmp_path / "out" / "operators.parquet")
     mine = ops.filter(pl.col("operator_group") == op["operator_group"][0])
     assert mine["accounts"][0] == 15 and len(mine["campaigns"][0]) == 2
+
+
+def test_contributions_explain_the_score_and_terms_are_bounded():
+    from clusterer.config import SCORE_TERMS
+
+    df, clusters = _day(np.random.default_rng(3))
+    cfg = CampaignConfig()
+    scored = score_campaigns(campaign_features(df, clusters, cfg), cfg)
+    for t in SCORE_TERMS:
+        assert scored[f"term_{t}"].is_between(-1.0, 1.0).all()
+    total = scored.select(pl.sum_horizontal("contrib_bias", *[f"contrib_{t}" for t in SCORE_TERMS]))
+    np.testing.assert_allclose(total.to_series().to_numpy(), scored["campaign_logit"].to_numpy())
+    # the customer is held back by its one organisation and established accounts
+    cust = scored.filter(pl.col("cluster_id") == 1)
+    assert cust["contrib_one_org"][0] < 0 and cust["contrib_fresh"][0] < 0
+
+
+def test_cover_traffic_does_not_sink_a_campaign():
+    """Campaign accounts that also send plenty of ordinary prompts lower its focus; fresh accounts, a varied
+    slot and many accounts still carry it (no single term vetoes)."""
+    df, clusters = _day(np.random.default_rng(4))
+    rng = np.random.default_rng(5)
+    cover = [
+        {
+            "cluster_id": -1,
+            "account_id": f"c{a}",
+            "key": 5_000_000 + 100 * a + j,
+            "org_id": f"o-c{a}",
+            "timestamp": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+            "account_created_at": DAY - dt.timedelta(days=5),
+        }
+        for a in range(30)
+        for j in range(12)
+    ]
+    df = pl.concat([df, pl.DataFrame(cover).with_columns(pl.col("key").cast(pl.UInt64))], how="vertical_relaxed")
+    cfg = CampaignConfig()
+    scored = {
+        r["cluster_id"]: r for r in score_campaigns(campaign_features(df, clusters, cfg), cfg).iter_rows(named=True)
+    }
+    assert scored[0]["account_focus"] < 0.3 and scored[0]["contrib_focus"] < 0
+    assert scored[0]["flagged"]
