@@ -319,6 +319,7 @@ def run(
     Raises:
         InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
     """
-    from .api import cluster
+    from .api import check_out, cluster
 
-    return cluster(logs, cfg, registry=registry, history=history, out=out).write(out)
+    check_out(out, logs, registry, history)
+    return cluster(logs, cfg, registry=registry, history=history).write(out)
