@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -91,13 +90,7 @@ def resolve_config(config: Any = None, **overrides: Any) -> RunConfig:
     if config is None or isinstance(config, (str, Path)):
         return load_config(Path(config) if config is not None else None, **flat)
     if isinstance(config, RunConfig):
-        if not flat:
-            return config
-        base = dataclasses.asdict(config)
-        for key, value in flat.items():
-            section, _, name = key.rpartition(".")
-            (base.setdefault(section, {}) if section else base)[name or key] = value
-        return _from_dict(base)
+        return _replace(config, flat)
     if isinstance(config, dict):
         base = json.loads(json.dumps(config))  # a deep copy
         for key, value in flat.items():
@@ -105,6 +98,25 @@ def resolve_config(config: Any = None, **overrides: Any) -> RunConfig:
             (base.setdefault(section, {}) if section else base)[name or key] = value
         return _from_dict(base)
     raise TypeError(f"config must be None, a RunConfig, a TOML file path or a dict (got {type(config).__name__})")
+
+
+def _replace(cfg: RunConfig, flat: dict[str, Any]) -> RunConfig:
+    """``cfg`` with dotted-key overrides, each checked as a TOML value would be."""
+    from .config import _build
+
+    if not flat:
+        return cfg
+    per: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in flat.items():
+        section, _, name = key.partition(".")
+        if name:
+            per.setdefault(section, {})[name] = value
+        else:
+            top[key] = value
+    for section, values in per.items():
+        top[section] = _build(type(getattr(cfg, section)), section, values, base=getattr(cfg, section))
+    return _build(RunConfig, "run", top, base=cfg)
 
 
 def _from_dict(raw: dict[str, Any]) -> RunConfig:

@@ -264,6 +264,7 @@ class RunConfig:
 _SECTIONS = {
     "ingest": IngestConfig,
     "normalise": NormaliseConfig,
+    "skeleton": SkeletonConfig,
     "embed": EmbedConfig,
     "graph": GraphConfig,
     "campaign": CampaignConfig,
