@@ -223,8 +223,8 @@ def write_table(df: pl.DataFrame, path: Path, not_null: frozenset[str] = frozens
     """
     import pyarrow.parquet as pq
 
-    table, schema = _arrow_schema(df, not_null)
-    pq.write_table(table.cast(schema), path, compression="zstd")
+    table, schema = _arrow_schema(df.rechunk(), not_null)  # one chunk: the same table gives the same bytes
+    pq.write_table(table.cast(schema).combine_chunks(), path, compression="zstd")
     return df.height
 
 
