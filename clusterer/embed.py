@@ -148,8 +148,8 @@ class StaticEncoder:
     """Static token embeddings distilled from the packaged all-MiniLM-L6-v2 with model2vec.
 
     The first use distils the model (every vocabulary token through MiniLM once, PCA to 256 dims, SIF
-    weighting; about 20 s on two CPU cores, no download) into ``cache_dir/models/`` and later runs load
-    it from there. Encoding is a tokenise + table lookup + mean: tens of thousands of prompts per second
+    weighting; minutes on two CPU cores, 348 s measured on a busy box; no download) into
+    ``<cache root>/models/`` and later runs load it from there. Encoding is a tokenise + table lookup + mean: tens of thousands of prompts per second
     on one core, at lower quality than the transformer (it ignores word order).
     """
 
