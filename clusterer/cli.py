@@ -285,7 +285,7 @@ def show(
     from .artifacts import verify_set
 
     try:
-        manifest = verify_set(run_dir, "run", names=["clusters.parquet"])
+        manifest = verify_set(run_dir, "run")
     except ClustererError as err:
         _fail(err)
     clusters = pl.read_parquet(Path(run_dir) / "clusters.parquet")
