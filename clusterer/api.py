@@ -182,13 +182,13 @@ def check_out(
     if logs is not None and not _is_table(logs):
         for raw in _paths(logs):
             p = Path(raw)
-            root = p if p.is_dir() else (p.parent if p.is_file() else _glob_root(str(raw)))
-            if root is not None and p.is_dir() and _inside(out, root):
+            if p.is_dir() and _inside(out, p):
                 raise OutputError(
                     f"--out {out} is inside the input directory {raw}: the next run would read this run's "
                     "outputs as logs; write the outputs elsewhere"
                 )
-            if root is not None and not p.exists() and _inside(out, root):
+            root = None if p.exists() else _glob_root(str(raw))
+            if root is not None and _inside(out, root):
                 raise OutputError(
                     f"--out {out} is under the input glob {raw!r}: the next run would read this run's "
                     "outputs as logs; write the outputs elsewhere"

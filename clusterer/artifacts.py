@@ -202,7 +202,7 @@ def replace_set(
         OutputError: the target holds foreign files, or the file system refused a write (the previous set
         stays in place and no staging directory is left behind).
     """
-    target = Path(target).absolute()
+    target = Path(target).resolve()  # a symlinked target: replace what it points to, keep the link
     check_target(target, known | {MANIFEST}, what)
     parent = target.parent
     try:

@@ -149,8 +149,9 @@ class StaticEncoder:
 
     The first use distils the model (every vocabulary token through MiniLM once, PCA to 256 dims, SIF
     weighting; minutes on two CPU cores, 348 s measured on a busy box; no download) into
-    ``<cache root>/models/`` and later runs load it from there. Encoding is a tokenise + table lookup + mean: tens of thousands of prompts per second
-    on one core, at lower quality than the transformer (it ignores word order).
+    ``<cache root>/models/`` and later runs load it from there. Encoding is a tokenise + table lookup +
+    mean: tens of thousands of prompts per second on one core, at lower quality than the transformer (it
+    ignores word order).
     """
 
     def __init__(self, cfg: EmbedConfig) -> None:
