@@ -31,7 +31,7 @@ from .ingest import Prompts, content_digest
 from .normalise import normalise, text_keys
 from .overlap import pair_overlap, signatures
 from .progress import Reporter, peak_rss_mb
-from .registry import Family, Registry, match_families, update_registry
+from .registry import Family, Registry, check_dim, match_families, update_registry
 from .result import Result
 from .skeleton import build_skeletons
 from .templates import describe_templates
@@ -124,6 +124,8 @@ def compute(
 
     with clock.stage("embed", total=len(uniq_texts)) as advance:
         encoder = load_encoder(cfg.embed, backend)
+        if reg is not None and registry_dir is not None:  # a model path's dimension is known only now
+            check_dim(reg, registry_dir, encoder.dim, cfg.embed.model)
         emb = embed_texts(uniq_texts, keys, encoder, cfg.embed.resolved_cache_dir(), progress=advance)
         # distinct texts can share a vector (equal opening tokens): index each vector once
         vectors, of_vec = distinct_rows(emb.emb)
