@@ -179,12 +179,40 @@ def worker_bertopic(day: Path, out: Path, ours_dir: Path) -> dict:
     return {"seconds": round(secs, 2), "peak_rss_mb": round(_peak_mb(), 1)}
 
 
+def worker_tfidf(day: Path, out: Path) -> dict:
+    """The textbook baseline: TF-IDF (word 1-2-grams + char 3-5-grams) -> SVD(100) -> HDBSCAN(20)."""
+    import hdbscan
+    from scipy.sparse import hstack
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    frame, texts = _texts(day)
+    t0 = time.perf_counter()
+    rows = [r for r, t in enumerate(texts) if t]
+    docs = [texts[r] for r in rows]
+    word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True, dtype=np.float32)
+    char = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), min_df=2, max_features=200_000, sublinear_tf=True, dtype=np.float32
+    )
+    x = hstack([word.fit_transform(docs), char.fit_transform(docs)]).tocsr()
+    low = normalize(TruncatedSVD(100, random_state=0).fit_transform(x))
+    lab = hdbscan.HDBSCAN(min_cluster_size=20, core_dist_n_jobs=1).fit_predict(low)
+    secs = time.perf_counter() - t0
+    cid = np.full(len(texts), -1, np.int64)
+    cid[rows] = lab
+    pl.DataFrame({"prompt_id": frame["prompt_id"], "cluster_id": cid}).write_parquet(out)
+    return {"seconds": round(secs, 2), "peak_rss_mb": round(_peak_mb(), 1)}
+
+
 def _worker_main(argv: list[str]) -> None:
     method, day, out = argv[0], Path(argv[1]), Path(argv[2])
     if method == "ours":
         res = worker_ours(day, out, argv[3], Path(argv[4]))
     elif method == "minhash":
         res = worker_minhash(day, out)
+    elif method == "tfidf":
+        res = worker_tfidf(day, out)
     else:
         res = worker_bertopic(day, out, Path(argv[3]))
     print("RESULT " + json.dumps(res), flush=True)

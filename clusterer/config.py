@@ -75,6 +75,10 @@ class SkeletonConfig:
     min_df: int = 5  # a shingle seen in fewer prompts is payload ...
     min_df_rate: float = 1e-4  # ... or in fewer than this share of the day (1M prompts: 100)
     max_df: float = 0.3  # a shingle seen in more than this share of prompts is not a template either
+    relative_df: float = 0.1  # ... nor one this much rarer than the row's scaffold (re-used payload text)
+    scaffold_min_shingles: int = 8  # the row's scaffold frequency = that of its k-th most frequent shingle
+    mask_repeated_slots: bool = True  # a rare word repeated inside one prompt (a persona name) is a slot
+    function_word_share: float = 0.005  # words in this share of ordinary prompts: the day's function words
     num_perm: int = 128  # MinHash signature width (uint32 values)
     view_min_coverage: float = 0.3  # embed the scaffold view of prompts at least this templated
 
@@ -83,6 +87,8 @@ class SkeletonConfig:
         _check_range("skeleton.min_df", self.min_df, 2)
         _check_range("skeleton.min_df_rate", self.min_df_rate, 0.0, 0.01)
         _check_range("skeleton.max_df", self.max_df, 0.0, 1.0)
+        _check_range("skeleton.relative_df", self.relative_df, 0.0, 1.0)
+        _check_range("skeleton.scaffold_min_shingles", self.scaffold_min_shingles, 1, 1000)
         _check_range("skeleton.num_perm", self.num_perm, 8, 1024)
         _check_range("skeleton.view_min_coverage", self.view_min_coverage, 0.0, 1.0)
 
@@ -95,6 +101,9 @@ class EmbedConfig:
     model: str = DEFAULT_MODEL
     max_tokens: int = 64  # the opening tokens carry the scaffold; also bounds cost per prompt
     static_dims: int = 256  # PCA dimensions of the 'static' model distilled from MiniLM (<= 384)
+    # languages the encoder reads (ISO 639-1, comma-separated; '*' = any, for a multilingual model): the
+    # family grouping trusts embedding similarity only between scaffolds in these languages
+    languages: str = "en"
     batch_size: int = 64
     cache_dir: str = ""  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer; 'none' disables the cache
 
@@ -104,6 +113,12 @@ class EmbedConfig:
         _check_range("embed.batch_size", self.batch_size, 1, 65536)
         if not self.model:
             raise ConfigError("embed.model must be 'default' or a sentence-transformers model path or name")
+
+    def encoder_languages(self) -> frozenset[str] | None:
+        """The languages the encoder reads, or None for any."""
+        if self.languages.strip() == "*":
+            return None
+        return frozenset(x.strip().lower() for x in self.languages.split(",") if x.strip())
 
     def resolved_cache_dir(self) -> Path | None:
         if self.cache_dir.lower() == "none":
@@ -155,16 +170,14 @@ class ClusterConfig:
     grow_min_share: float = 0.5  # ... and this share of them (noise included) ...
     grow_rounds: int = 5  # ... for up to this many rounds (0 = off)
     attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
-    merge: bool = True  # second-level family merge of cluster fragments (see cluster.merge_families)
-    merge_min_cos: float = 0.5  # family merge: centroid cosine needed to join two clusters (1 = no merging)
-    merge_min_accounts: float = 0.5  # ... plus this account overlap
-    merge_min_skeleton: float = 0.3  # ... or this cluster-skeleton containment
-    merge_max_skeleton_ratio: float = 2.0  # ... between skeletons of comparable size (larger / smaller)
-    merge_min_shared_accounts: int = 3  # account overlap needs at least this many shared accounts
-    merge_strong_accounts: float = 0.6  # translated scaffolds: nearly the same accounts ...
-    merge_min_payload: float = 0.5  # ... and payload-word profiles this similar
-    merge_min_shared_orgs: int = 3  # ... or this many shared multi-account organisations (org column present)
-    merge_min_org_share: float = 0.1  # ... sending at least this share of each fragment's prompts
+    merge: bool = True  # second-level grouping of fragments into template families (see families.py)
+    family_min_sim: float = 0.5  # average-linkage threshold: mean similarity over a group's fragment pairs
+    family_semantic_floor: float = 0.5  # centred centroid cosine counted as no template evidence (1.0 = full)
+    family_template_full: float = 0.3  # skeleton-profile weighted Jaccard counted as full template evidence
+    family_profile_share: float = 0.2  # a fragment's skeleton profile: shingles in this share of its members
+    family_min_template_support: float = 0.25  # one language: behaviour may complete a join this supported
+    family_min_senders: float = 2.0  # specificity-weighted shared senders for full behaviour evidence ...
+    family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
@@ -175,15 +188,13 @@ class ClusterConfig:
         _check_range("cluster.grow_min_votes", self.grow_min_votes, 1)
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
         _check_range("cluster.grow_rounds", self.grow_rounds, 0, 100)
-        _check_range("cluster.merge_min_cos", self.merge_min_cos, -1.0, 1.0)
-        _check_range("cluster.merge_min_accounts", self.merge_min_accounts, 0.0, 1.0)
-        _check_range("cluster.merge_min_skeleton", self.merge_min_skeleton, 0.0, 1.0)
-        _check_range("cluster.merge_min_shared_accounts", self.merge_min_shared_accounts, 1)
-        _check_range("cluster.merge_strong_accounts", self.merge_strong_accounts, 0.0, 1.0)
-        _check_range("cluster.merge_min_payload", self.merge_min_payload, 0.0, 1.0)
-        _check_range("cluster.merge_min_shared_orgs", self.merge_min_shared_orgs, 1)
-        _check_range("cluster.merge_min_org_share", self.merge_min_org_share, 0.0, 1.0)
-        _check_range("cluster.merge_max_skeleton_ratio", self.merge_max_skeleton_ratio, 1.0)
+        _check_range("cluster.family_min_sim", self.family_min_sim, 0.0, 1.0)
+        _check_range("cluster.family_semantic_floor", self.family_semantic_floor, -1.0, 0.99)
+        _check_range("cluster.family_template_full", self.family_template_full, 0.01, 1.0)
+        _check_range("cluster.family_profile_share", self.family_profile_share, 0.01, 1.0)
+        _check_range("cluster.family_min_senders", self.family_min_senders, 0.1)
+        _check_range("cluster.family_min_template_support", self.family_min_template_support, 0.0, 1.0)
+        _check_range("cluster.family_min_sender_share", self.family_min_sender_share, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

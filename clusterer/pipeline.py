@@ -22,9 +22,10 @@ import xxhash
 from . import __version__, fastops, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
-from .cluster import attach_noise, centroids, cluster_edges, merge_families, propagate_labels
+from .cluster import attach_noise, centroids, cluster_edges, propagate_labels
 from .config import RunConfig
 from .embed import RowVectors, distinct_rows, embed_texts, load_encoder
+from .families import group_fragments
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .history import annotate_clusters
 from .ingest import Prompts, content_digest
@@ -162,17 +163,18 @@ def compute(
             org = frame_orgs[cfg.campaign.org_col].gather(rows)
             org_codes = np.where(org.is_null().to_numpy(), -1, fastops.unique_inverse(org.fill_null("").to_numpy())[1])
             org_codes = org_codes.astype(np.int64)
-        fam = merge_families(
+        grouping = group_fragments(
             attached,
             acc_codes,
             emb_rows,
-            sk.indptr,
-            sk.hashes,
-            sk.slot_indptr,
-            sk.slot_tokens,
+            texts,
+            sk,
             cfg.cluster,
+            cfg.skeleton.ngram,
+            cfg.embed.encoder_languages(),
             orgs=org_codes,
         )
+        fam = grouping.labels
         labels = np.full(n, -1, np.int64)
         labels[rows] = fam
         membership = np.zeros(n, np.float32)
@@ -264,6 +266,12 @@ def compute(
         },
         "embedding": {"model_key": emb.model_key, "from_cache": emb.from_cache, "computed": emb.computed},
         "graph": {"knn_edges": int(knn.idx.size), "candidate_pairs": n_pairs, "skeleton_shingles": len(sk.hashes)},
+        "families": {
+            "fragments": grouping.fragments,
+            "families": grouping.families,
+            "template_joins": grouping.template_joins,
+            "behaviour_joins": grouping.behaviour_joins,
+        },
         "clusters": cl.height,
         "campaigns": {
             "flagged_clusters": int(cl["flagged"].fill_null(False).sum()),

@@ -26,6 +26,7 @@ from .config import SkeletonConfig
 from .reference import mix64 as _mix
 
 SLOT = "{…}"
+SLOT_WORD = "<slot>"  # a repeated rare word inside one prompt (see _tokens)
 SLOT_BUCKETS = 1 << 20
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -39,7 +40,11 @@ class Skeletons:
     ``n_shingles``: int32 (n,) all distinct shingles of the row; ``coverage``: float32 (n,) share of the
     row's shingles that are skeleton; ``view``: the scaffold view text per row; ``slot_indptr`` /
     ``slot_tokens``: CSR of uint32 buckets (token hash mod 2^20) of each row's payload tokens, the words
-    outside the skeleton.
+    outside the skeleton; ``scaffold_indptr`` / ``scaffold_tokens``: the same for the tokens inside it (the
+    scaffold's words); ``function_words``: sorted buckets of the words found in at least
+    ``function_word_share`` of the day's ordinary (untemplated) prompts, the day's function words, which
+    tell whether two scaffolds are written in the same language; ``common_cores``: sorted hashes of the
+    common word cores, used to mask repeated slots (None when masking is off).
     """
 
     indptr: NDArray[np.int64]
@@ -49,15 +54,19 @@ class Skeletons:
     view: pl.Series
     slot_indptr: NDArray[np.int64]
     slot_tokens: NDArray[np.uint32]
+    scaffold_indptr: NDArray[np.int64]
+    scaffold_tokens: NDArray[np.uint32]
+    common_cores: NDArray[np.uint64] | None = None  # word cores not masked as repeated slots (see _tokens)
+    function_words: NDArray[np.uint32] | None = None  # word buckets common in ordinary prompts (sorted)
 
     @property
     def sizes(self) -> NDArray[np.int32]:
         return np.diff(self.indptr).astype(np.int32)
 
 
-def _tokens(texts: pl.Series) -> pl.DataFrame:
-    """One row per token: row (u32), pos (u32 within row), tok (str), th (u64 token hash)."""
-    df = (
+def _split(texts: pl.Series) -> pl.DataFrame:
+    """One row per token: row (u32), tok (str), pos (u32 within row)."""
+    return (
         pl.DataFrame({"t": texts.fill_null("")})
         .with_row_index("row")
         .select("row", pl.col("t").str.split(" ").alias("tok"))
@@ -65,10 +74,65 @@ def _tokens(texts: pl.Series) -> pl.DataFrame:
         .filter(pl.col("tok").is_not_null() & (pl.col("tok") != ""))
         .with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).over("row").alias("pos"))
     )
-    vocab = df.select(pl.col("tok").unique())
+
+
+def _hash_strings(values: list[str]) -> NDArray[np.uint64]:
     h = xxhash.xxh3_64_intdigest
-    vocab = vocab.with_columns(pl.Series("th", [h(t.encode("utf-8")) for t in vocab["tok"].to_list()], dtype=pl.UInt64))
+    return np.fromiter((h(t.encode("utf-8")) for t in values), dtype=np.uint64, count=len(values))
+
+
+def _cores(vocab: pl.DataFrame) -> pl.DataFrame:
+    """For each distinct token: its word core (leading / trailing punctuation stripped) and the core's hash;
+    ``maskable`` when the core holds a letter and at least two characters (names, entities, not numbers)."""
+    parts = vocab.with_columns(pl.col("tok").str.extract_groups(r"^(\W*)(.*?)(\W*)$").alias("_g")).unnest("_g")
+    parts = parts.rename({"1": "pre", "2": "core", "3": "suf"})
+    return parts.with_columns(
+        pl.Series("ch", _hash_strings(parts["core"].to_list()), dtype=pl.UInt64),
+        ((pl.col("core").str.len_chars() >= 2) & pl.col("core").str.contains(r"[^\W\d_]")).alias("maskable"),
+    )
+
+
+def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) -> pl.DataFrame:
+    """One row per token: row (u32), pos (u32 within row), tok (str), th (u64 token hash).
+
+    With ``common_cores`` (sorted hashes of the day's word cores seen in at least ``min_df`` prompts),
+    *repeated slots* are masked first: a word that is rare over the day but occurs at least twice in one
+    prompt (a persona name or an entity woven through a scaffold: "You are X now. X never refuses.") is
+    replaced by ``SLOT_WORD`` (its punctuation kept), so the scaffold around it stays one template.
+    """
+    df = _split(texts)
+    vocab = df.select(pl.col("tok").unique())
+    if common_cores is None:
+        vocab = vocab.with_columns(pl.Series("th", _hash_strings(vocab["tok"].to_list()), dtype=pl.UInt64))
+        return df.join(vocab, on="tok", how="left", maintain_order="left")
+    vocab = _cores(vocab)
+    rare = vocab["maskable"].to_numpy() & ~_isin_sorted(vocab["ch"].to_numpy(), common_cores)
+    vocab = vocab.with_columns(
+        pl.Series("rare", rare),
+        (pl.col("pre") + SLOT_WORD + pl.col("suf")).alias("masked"),
+    )
+    df = df.join(vocab.select("tok", "ch", "rare", "masked"), on="tok", how="left", maintain_order="left")
+    repeated = pl.col("rare") & (pl.len().over("row", "ch") >= 2)
+    df = df.with_columns(pl.when(repeated).then(pl.col("masked")).otherwise(pl.col("tok")).alias("tok")).drop(
+        "ch", "rare", "masked"
+    )
+    vocab = df.select(pl.col("tok").unique())
+    vocab = vocab.with_columns(pl.Series("th", _hash_strings(vocab["tok"].to_list()), dtype=pl.UInt64))
     return df.join(vocab, on="tok", how="left", maintain_order="left")
+
+
+def common_word_cores(texts: pl.Series, min_df: int, chunks: list[tuple[int, int]]) -> NDArray[np.uint64]:
+    """Sorted hashes of the word cores (see :func:`_tokens`) found in at least ``min_df`` of ``texts``."""
+    parts: list[pl.DataFrame] = []
+    for start, length in chunks:
+        df = _split(texts.slice(start, length))
+        cores = _cores(df.select(pl.col("tok").unique())).select("tok", "ch")
+        per_row = df.join(cores, on="tok", how="left").select("row", "ch").unique()
+        parts.append(per_row.group_by("ch").agg(pl.len().alias("n")))
+    if not parts:
+        return np.zeros(0, np.uint64)
+    df_ = pl.concat(parts).group_by("ch").agg(pl.col("n").sum())
+    return np.sort(df_.filter(pl.col("n") >= min_df)["ch"].to_numpy().astype(np.uint64))
 
 
 def _windows(row: NDArray[np.uint32], th: NDArray[np.uint64], n: int) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
@@ -134,22 +198,59 @@ def _isin_sorted(values: NDArray[np.uint64], sorted_set: NDArray[np.uint64]) -> 
     return sorted_set[pos] == values
 
 
+def _row_thresholds(
+    prow: NDArray[np.int64], df_of: NDArray[np.int64], n_rows: int, min_df: int, cfg: SkeletonConfig
+) -> NDArray[np.int64]:
+    """Per row, the document frequency a shingle needs to be skeleton (see :func:`build_skeletons`).
+
+    ``prow`` / ``df_of``: row and day-wide document frequency of every recurring row-shingle.
+    """
+    thr = np.full(n_rows, min_df, np.int64)
+    k = cfg.scaffold_min_shingles
+    if cfg.relative_df <= 0 or len(prow) == 0:
+        return thr
+    order = fastops.lexsort(-df_of, prow)  # by row, most frequent first
+    r, d = prow[order], df_of[order]
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    counts = np.diff(np.r_[starts, len(r)])
+    ok = counts >= k
+    ref = d[starts[ok] + k - 1]  # the k-th most frequent shingle of the row: its scaffold's frequency
+    thr[r[starts[ok]]] = np.maximum(min_df, np.ceil(cfg.relative_df * ref)).astype(np.int64)
+    return thr
+
+
 def build_skeletons(
     texts: pl.Series, cfg: SkeletonConfig, chunk_bytes: int = 16 << 20, chunk_rows: int = 100_000
 ) -> Skeletons:
     """Skeleton of every text (already normalised; '' rows get empty skeletons).
 
-    Two streaming passes over row chunks (about ``chunk_bytes`` of text each), so the per-token frames
-    never exist for the whole day: pass 1 keeps each row's distinct shingle hashes (12 bytes per
-    row-shingle) for the day-wide document frequencies; pass 2 re-tokenises a chunk at a time to mark the
-    tokens covered by skeleton shingles (scaffold view, payload tokens).
+    A shingle is in a row's skeleton when its document frequency over the day is at least
+    max(``min_df``, ``min_df_rate`` × prompts) and at most ``max_df`` of the prompts, and — the relative
+    rule — at least ``relative_df`` times that of the row's ``scaffold_min_shingles``-th most frequent
+    shingle. The relative rule is what keeps skeletons size-invariant: a payload text that recurs (a public
+    problem set re-used by several templates and by ordinary users) is frequent in absolute terms on a big
+    day, but a scaffold sent thousands of times is far more frequent than any one payload in it, and both
+    grow with the day in proportion. Rows with fewer recurring shingles than ``scaffold_min_shingles`` (a
+    short popular text, a generic opening) keep the absolute rule only.
+
+    Streaming passes over row chunks (about ``chunk_bytes`` of text each), so the per-token frames never
+    exist for the whole day: pass 0 (``mask_repeated_slots``) counts word cores for repeated-slot masking
+    (:func:`_tokens`); pass 1 keeps each row's distinct shingle hashes (12 bytes per row-shingle) for the
+    day-wide document frequencies; pass 2 re-tokenises a chunk at a time to mark the tokens covered by
+    skeleton shingles (scaffold view, payload tokens).
     """
     n_rows = len(texts)
     chunks = _row_chunks(texts, chunk_bytes, chunk_rows)
+    n_docs = max(int((texts.fill_null("").str.len_bytes() > 0).sum()), 1)
+    # what counts as recurring grows with the day: payloads and popular prompts re-sent a few dozen
+    # times in a million-prompt day are not a template
+    min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
+    max_df = max(int(cfg.max_df * n_docs), min_df)
+    common = common_word_cores(texts, min_df, chunks) if cfg.mask_repeated_slots else None
     rows_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
     hash_parts: list[NDArray[np.uint64]] = [np.zeros(0, np.uint64)]
     for start, length in chunks:
-        tok = _tokens(texts.slice(start, length))
+        tok = _tokens(texts.slice(start, length), common)
         row = tok["row"].to_numpy()
         g, valid = _windows(row, tok["th"].to_numpy(), cfg.ngram)
         del tok
@@ -164,31 +265,39 @@ def build_skeletons(
     pg = np.concatenate(hash_parts)
     del rows_parts, hash_parts
     n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
-    n_docs = max(int(np.count_nonzero(n_sh)), 1)
-    # what counts as recurring grows with the day: payloads and popular prompts re-sent a few dozen
-    # times in a million-prompt day are not a template
-    min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
-    max_df = max(int(cfg.max_df * n_docs), min_df)
     uniq, df = fastops.unique_counts(pg)
-    keep = uniq[(df >= min_df) & (df <= max_df)]  # sorted
-    del uniq, df
-    in_skel = _isin_sorted(pg, keep)
+    recurring = (df >= min_df) & (df <= max_df)
+    rec_hash, rec_df = uniq[recurring], df[recurring]  # sorted by hash
+    del uniq, df, recurring
+    pos = np.minimum(np.searchsorted(rec_hash, pg), max(len(rec_hash) - 1, 0))
+    is_rec = rec_hash[pos] == pg if len(rec_hash) else np.zeros(len(pg), bool)
+    df_of = np.where(is_rec, rec_df[pos] if len(rec_hash) else 0, 0)
+    del pos
+    thr = _row_thresholds(prow[is_rec].astype(np.int64), df_of[is_rec], n_rows, min_df, cfg)
+    in_skel = is_rec & (df_of >= thr[prow])
     hashes = pg[in_skel]
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(prow[in_skel], minlength=n_rows), out=indptr[1:])
-    del prow, pg, in_skel
+    del prow, pg, in_skel, is_rec, df_of
     coverage = (np.diff(indptr) / np.maximum(n_sh, 1)).astype(np.float32)
 
     views: list[pl.Series] = []
     slot_counts = np.zeros(n_rows, dtype=np.int64)
     slot_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
+    scaffold_counts = np.zeros(n_rows, dtype=np.int64)
+    scaffold_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
+    word_df = np.zeros(SLOT_BUCKETS, np.int64)
+    plain_rows = (coverage < cfg.view_min_coverage) & (n_sh > 0)
+    n_plain = 0
     for start, length in chunks:
-        tok = _tokens(texts.slice(start, length))
+        tok = _tokens(texts.slice(start, length), common)
         row = tok["row"].to_numpy()
         th = tok["th"].to_numpy()
         g, valid = _windows(row, th, cfg.ngram)
         # a token is template when any skeleton window covers it
-        begins = valid & _isin_sorted(g, keep)
+        pos = np.minimum(np.searchsorted(rec_hash, g), max(len(rec_hash) - 1, 0))
+        hit = (rec_hash[pos] == g) if len(rec_hash) else np.zeros(len(g), bool)
+        begins = valid & hit & (np.where(hit, rec_df[pos] if len(rec_hash) else 0, 0) >= thr[row + start])
         covered = begins.copy()
         for s in range(1, cfg.ngram):
             covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
@@ -212,17 +321,33 @@ def build_skeletons(
         slot = ~covered
         slot_counts[start : start + length] = np.bincount(row[slot].astype(np.int64), minlength=length)
         slot_parts.append((th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
+        scaffold_counts[start : start + length] = np.bincount(row[covered].astype(np.int64), minlength=length)
+        scaffold_parts.append((th[covered] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
+        # the day's function words: words common in ordinary (untemplated) prompts
+        plain = coverage[row + start] < cfg.view_min_coverage
+        code = np.unique(
+            row[plain].astype(np.int64) * SLOT_BUCKETS + (th[plain] % np.uint64(SLOT_BUCKETS)).astype(np.int64)
+        )
+        word_df += np.bincount(code % SLOT_BUCKETS, minlength=SLOT_BUCKETS)
+        n_plain += int(np.count_nonzero(plain_rows[start : start + length]))
     slot_indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(slot_counts, out=slot_indptr[1:])
+    scaffold_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(scaffold_counts, out=scaffold_indptr[1:])
+    function_words = np.flatnonzero(word_df >= max(cfg.function_word_share * n_plain, 2.0)).astype(np.uint32)
     full_view = pl.concat(views) if views else pl.Series("w", [], dtype=pl.String)
     return Skeletons(
         slot_indptr=slot_indptr,
         slot_tokens=np.concatenate(slot_parts),
+        scaffold_indptr=scaffold_indptr,
+        scaffold_tokens=np.concatenate(scaffold_parts),
         indptr=indptr,
         hashes=hashes,
         n_shingles=n_sh,
         coverage=coverage,
         view=full_view.alias("view"),
+        common_cores=common,
+        function_words=function_words,
     )
 
 
@@ -237,11 +362,13 @@ def frequent_shingles(member_hashes: NDArray[np.uint64], n_members: int, min_sha
     return u[cnt >= max(1.0, min_share * min(n_members, int(cnt.max())))]
 
 
-def render_template(text: str, frequent: NDArray[np.uint64], ngram: int) -> str:
+def render_template(
+    text: str, frequent: NDArray[np.uint64], ngram: int, common_cores: NDArray[np.uint64] | None = None
+) -> str:
     """A prompt's normalised ``text`` with every token not covered by a ``frequent`` shingle replaced by
     ``{…}`` (one per run), i.e. the cluster's common scaffold with slots where members differ. Slots
     have no fixed length: a 10-word and a 400-word payload render the same."""
-    tok = _tokens(pl.Series([text]))
+    tok = _tokens(pl.Series([text]), common_cores)
     if tok.height == 0:
         return ""
     row = tok["row"].to_numpy()

@@ -46,6 +46,40 @@ class Templates:
     common: list[NDArray[np.uint64]]  # shingles in at least a tenth of the members: every variant's scaffold
 
 
+def _members(labels: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Rows of every cluster 0..k-1 grouped by cluster (row order kept) and the group bounds (k + 1,)."""
+    member = labels >= 0
+    order = np.argsort(labels[member], kind="stable")
+    rows_sorted = np.flatnonzero(member)[order]
+    bounds = np.searchsorted(labels[member][order], np.arange(k + 1))
+    return rows_sorted, bounds
+
+
+def _core(
+    mem: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64], str]:
+    """For one cluster's member rows: its frequent shingles (in at least half the members), the shingles of
+    every member concatenated, and its template text rendered from the member that carries most of the
+    frequent shingles (tokens outside them become ``{…}``; '' when there are none)."""
+    lens = sk.indptr[mem + 1] - sk.indptr[mem]
+    take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+    member_hashes = sk.hashes[take]
+    freq = frequent_shingles(member_hashes, len(mem))
+    if not len(freq):
+        return freq, member_hashes, ""
+    owner_row = np.repeat(np.arange(len(mem)), lens)
+    counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=len(mem))
+    best = mem[int(np.argmax(counts))]
+    return freq, member_hashes, render_template(texts[int(best)], freq, ngram, sk.common_cores)[:TEMPLATE_CHARS]
+
+
+def core_texts(labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int) -> list[str]:
+    """Template text of every cluster (see :func:`_core`), aligned with cluster IDs 0..k-1."""
+    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    rows_sorted, bounds = _members(labels, k)
+    return [_core(rows_sorted[bounds[c] : bounds[c + 1]], texts, sk, ngram)[2] for c in range(k)]
+
+
 def describe_templates(
     labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, sigs: Signatures, cfg: SkeletonConfig, seed: int
 ) -> Templates:
@@ -59,9 +93,7 @@ def describe_templates(
         return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], [], [])
     rng = np.random.default_rng(seed)
     member = labels >= 0
-    order = np.argsort(labels[member], kind="stable")
-    rows_sorted = np.flatnonzero(member)[order]
-    bounds = np.searchsorted(labels[member][order], np.arange(k + 1))
+    rows_sorted, bounds = _members(labels, k)
     cov = np.bincount(labels[member], weights=sk.coverage[member], minlength=k) / np.maximum(
         np.bincount(labels[member], minlength=k), 1
     )
@@ -82,22 +114,13 @@ def describe_templates(
             pj.append(mem[b])
             owner.append(np.full(t, c))
         # the members' shingles, gathered once for both thresholds and the exemplar choice
-        lens = sk.indptr[mem + 1] - sk.indptr[mem]
-        take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
-        member_hashes = sk.hashes[take]
-        freq = frequent_shingles(member_hashes, m)
+        freq, member_hashes, text = _core(mem, texts, sk, cfg.ngram)
         out_freq.append(freq)
         out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
+        out_text.append(_join_unspaced(text))
         if len(freq):
-            owner_row = np.repeat(np.arange(m), lens)
-            counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=m)
-            best = mem[int(np.argmax(counts))]
-            text = _join_unspaced(render_template(texts[int(best)], freq, cfg.ngram))
-            out_text.append(text[:TEMPLATE_CHARS])
             key = xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes())
-        else:
-            out_text.append("")
-            # no common skeleton: the key still comes from content (the members' texts), never from position
+        else:  # no common skeleton: the key still comes from content (the members' texts), never from position
             member_keys = np.unique(text_keys(texts.gather(mem)))[:8]
             key = xxhash.xxh3_64_hexdigest(b"texts" + member_keys.tobytes())
         n_same = seen.get(key, 0)

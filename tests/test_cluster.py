@@ -63,43 +63,6 @@ def test_too_few_points_are_noise():
     assert (cluster_graph(knn_graph(x, GraphConfig(k=4), Backend.CPU), ClusterConfig()).labels == -1).all()
 
 
-def test_family_merge_joins_fragments_that_share_accounts():
-    from clusterer.cluster import merge_families
-
-    rng = np.random.default_rng(0)
-    d = 16
-    base = rng.normal(size=d)
-    v1 = base + 0.6 * rng.normal(size=d)  # two re-worded variants of one scaffold
-    v2 = base + 0.6 * rng.normal(size=d)
-    other = rng.normal(size=d)
-    emb = np.stack([v1] * 20 + [v2] * 20 + [other] * 20).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    labels = np.repeat([0, 1, 2], 20)
-    accounts = np.concatenate([np.arange(20) % 5, np.arange(20) % 5, 100 + np.arange(20)])
-    empty = np.zeros(61, np.int64)
-    cfg = ClusterConfig(merge_min_cos=0.3, merge_min_accounts=0.5)
-    assert float(emb[0] @ emb[20]) > 0.3 and float(emb[0] @ emb[40]) < 0.3
-    merged = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), empty, np.zeros(0, np.uint32), cfg)
-    assert merged[:40].tolist() == [0] * 40 and merged[40:].tolist() == [1] * 20
-    # same content, disjoint accounts and no shared skeleton: kept apart
-    apart = merge_families(
-        labels, np.arange(60), emb, empty, np.zeros(0, np.uint64), empty, np.zeros(0, np.uint32), cfg
-    )
-    assert len(set(apart.tolist())) == 3
-    # merging off
-    off = merge_families(
-        labels,
-        accounts,
-        emb,
-        empty,
-        np.zeros(0, np.uint64),
-        empty,
-        np.zeros(0, np.uint32),
-        ClusterConfig(merge=False),
-    )
-    assert off.tolist() == labels.tolist()
-
-
 def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
     from clusterer.cluster import attach_noise, propagate_labels
 
@@ -115,32 +78,6 @@ def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
     assert grown[8] == -1  # a single vote for cluster 1 is not enough
     assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
     assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
-
-
-def test_family_merge_joins_fragments_from_shared_shell_organisations():
-    from clusterer.cluster import merge_families
-
-    rng = np.random.default_rng(1)
-    d = 16
-    emb = np.concatenate([np.tile(rng.normal(size=d), (20, 1)), np.tile(rng.normal(size=d), (20, 1))])
-    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
-    labels = np.repeat([0, 1], 20)
-    accounts = np.arange(40)  # disjoint account pools, unrelated scaffolds (different languages)
-    orgs = np.tile(np.arange(4), 10)  # the same four shell organisations behind both pools
-    slot_indptr = np.arange(41, dtype=np.int64)
-    slot_tokens = np.zeros(40, np.uint32)  # one payload pool
-    empty = np.zeros(41, np.int64)
-    cfg = ClusterConfig()
-    apart = merge_families(labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg)
-    assert len(set(apart.tolist())) == 2
-    joined = merge_families(
-        labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg, orgs=orgs
-    )
-    assert len(set(joined.tolist())) == 1
-    single = merge_families(  # one-account organisations say nothing
-        labels, accounts, emb, empty, np.zeros(0, np.uint64), slot_indptr, slot_tokens, cfg, orgs=np.arange(40)
-    )
-    assert len(set(single.tolist())) == 2
 
 
 def test_hdbscan_private_tree_api_is_the_tested_one():
