@@ -348,11 +348,16 @@ def test_full_disk_during_write_keeps_the_previous_set(tmp_path, day_file):
     out = tmp_path / "o"
     assert _run(tmp_path, day_file, out).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    code = (
+    code = (  # the limit is set as the write stage starts: that stage is what this test is about
         "import resource, signal, sys\n"
+        "from clusterer import result\n"
         "from clusterer.cli import app\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "write = result.Result.write\n"
+        "def full_disk_write(self, out):\n"
+        "    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "    return write(self, out)\n"
+        "result.Result.write = full_disk_write\n"
         f"sys.argv = ['clusterer', 'run', {str(day_file)!r}, '--out', {str(out)!r}, '--model', 'hashing', "
         f"'--cache-dir', 'none', '--seed', '1', '-q']\n"
         "app()\n"
