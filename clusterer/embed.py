@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +277,16 @@ class EmbeddingCache:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             self._read_only(err)
+        self._sweep()
+
+    def _sweep(self, older_than_s: float = 3600.0) -> None:
+        """Remove temp shards a killed run left (old enough that no live writer still owns them)."""
+        now = time.time()
+        with contextlib.suppress(OSError):
+            for tmp in self.dir.glob(".tmp-*"):
+                with contextlib.suppress(OSError):
+                    if now - tmp.stat().st_mtime > older_than_s:
+                        tmp.unlink()
 
     def _read_only(self, err: OSError) -> None:
         if self.writable:

@@ -103,3 +103,20 @@ def test_static_model_lives_in_the_cache_root_even_with_the_cache_off(tmp_path, 
     blocker.write_text("x")
     monkeypatch.setenv("CLUSTERER_CACHE", str(blocker / "root"))  # unwritable: the temp folder, with a warning
     assert "clusterer" in str(_model_folder(EmbedConfig(model="static", cache_dir="none"), "m2v-x"))
+
+
+def test_cache_sweeps_temp_shards_a_killed_run_left(tmp_path):
+    import os
+    import time
+
+    from clusterer.embed import EmbeddingCache
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    stale, fresh = folder / ".tmp-123-shard-a.npz", folder / ".tmp-456-shard-b.npz"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    EmbeddingCache(tmp_path, "m", 4)
+    assert not stale.exists() and fresh.exists()  # a live writer's temp file is left alone
