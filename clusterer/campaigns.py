@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix, csgraph
 
 from . import fastops
-from .config import CampaignConfig
+from .config import SCORE_TERMS, CampaignConfig
 
 # Capability tags: documented lexicons over the rendered template (lower-cased, normalised text).
 TAG_LEXICONS: dict[str, tuple[str, ...]] = {
@@ -113,6 +113,7 @@ def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfi
 
     ``burst_share``: share of the family's prompts sent in a ``burst_seconds`` window in which at least
     ``burst_min_accounts`` of its accounts were active (load-balanced fleets fire together).
+    ``burst_excess``: that share beyond what the family's hourly volume gives by chance, in [-1, 1].
     ``shift_share``: share of the family's accounts with >= 2 prompts in it whose activity spans at most
     ``shift_hours`` hours, when the family itself is active in at least 16 distinct hours of the day
     (accounts taking turns around the clock); 0 otherwise.
@@ -127,6 +128,23 @@ def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfi
                 "burst_share"
             )
         )
+    )
+    # the burst share a family of this volume would show by chance: per hour, r = its prompts per window;
+    # a prompt is in a burst when at least burst_min_accounts - 1 others share its window (Poisson, each
+    # from another account: an upper bound), so excess = (observed - expected) / (1 - expected)
+    m = cfg.burst_min_accounts - 1
+    rate = pl.col("_nh") * (cfg.burst_seconds / 3600.0)
+    tail = 1.0 - (-rate).exp() * sum((rate.pow(i) / math.factorial(i)) for i in range(m))
+    expected = (
+        p.group_by("cluster_id", pl.col("timestamp").dt.truncate("1h").alias("_h"))
+        .agg(pl.len().alias("_nh"))
+        .group_by("cluster_id")
+        .agg(((pl.col("_nh") * tail).sum() / pl.col("_nh").sum()).alias("_expected"))
+    )
+    bins = bins.join(expected, on="cluster_id", how="left").with_columns(
+        ((pl.col("burst_share") - pl.col("_expected")) / (1.0 - pl.col("_expected")).clip(1e-6, None))
+        .clip(-1.0, 1.0)
+        .alias("burst_excess")
     )
     hours = p.group_by("cluster_id").agg(pl.col("timestamp").dt.hour().n_unique().alias("_hours_active"))
     spans = (
@@ -144,7 +162,7 @@ def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfi
             .otherwise(0.0)
             .alias("shift_share")
         )
-        .select("cluster_id", "burst_share", "shift_share")
+        .select("cluster_id", "burst_share", "burst_excess", "shift_share")
     )
 
 
@@ -233,52 +251,81 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     if has_org:
         feats = feats.with_columns((pl.col("_top_org") / pl.col("prompts")).alias("top_org_share")).drop("_top_org")
     feats = feats.join(acct_feats, on="cluster_id").join(
-        clusters.select("cluster_id", "rigidity", "template_coverage", "template"), on="cluster_id", how="left"
+        clusters.select(
+            "cluster_id",
+            *[c for c in ("rigidity", "template_coverage", "template_fit") if c in clusters.columns],
+            "template",
+        ),
+        on="cluster_id",
+        how="left",
     )
     return feats.with_columns(
         pl.col("template").fill_null("").map_elements(tags_of, return_dtype=pl.List(pl.String)).alias("tags")
     ).sort("cluster_id")
 
 
-def score_campaigns(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
-    """Add ``campaign_score`` in [0, 1] and ``flagged`` (score ≥ ``cfg.threshold``).
+def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+    """The campaign score's evidence terms, one column ``term_<name>`` per SCORE_TERMS entry, each in [-1, 1]
+    and oriented so that positive values point to an operated campaign; 0 means no evidence (a signal
+    whose log column is missing counts 0):
 
-    score = sigmoid(bias + Σ weight · term), terms (each in [0, 1], see README):
-      focus     = account_focus                       (share of its accounts' traffic in this family)
-      repeat    = 1 − single_prompt_account_share     (operators repeat; pasters and askers come once)
-      spread    = min(1, ln(effective_accounts) / ln(cfg.spread_accounts))
-      variety   = slot_variety                        (distinct normalised prompts / prompts)
-      template  = template_coverage
-      new_accts = new_account_share − 0.5             (0 when the log has no account creation time)
-      one_org   = clip(2 · (top_org_share − 0.5), 0, 1) with ≥ 3 effective accounts: one organisation sends
-                  most of it (0 without an org column; small clusters of campaign orgs stay below 0.5)
-    A family with fewer than ``cfg.min_effective_accounts`` effective accounts scores 0: one or two
-    accounts, however templated, are a customer or a heavy user, not a cross-account campaign.
+      variety    2 · slot_variety − 1               a varied slot (+) vs one pasted text or a few phrasings (−)
+      spread     ln(effective_accounts) / ln(spread_accounts), clipped to [0, 1]: many accounts
+      focus      2 · account_focus − 1              its accounts do little else (+) or mostly other things (−)
+      repeat     1 − 2 · single_prompt_account_share   accounts come back (+) or come once (−)
+      fresh      2 · new_account_share − 1          throw-away accounts (+) vs established ones (−)
+      one_org    −clip(2 · (top_org_share − 0.5), 0, 1) with ≥ 3 effective accounts: one organisation's
+                 API keys (a customer) pulls down
+      synchrony  burst_excess                       multi-account bursts beyond what the volume explains
+      peaked     −clip(hour_profile_divergence / 0.2, 0, 1): one peak of the day (a trending topic)
     """
-    w = cfg
     cols = feats.columns
-    new = (pl.col("new_account_share") - 0.5) if "new_account_share" in cols else pl.lit(0.0)
+    fresh = (2.0 * pl.col("new_account_share") - 1.0) if "new_account_share" in cols else pl.lit(0.0)
     one_org = (
         pl.when(pl.col("effective_accounts") >= 3)
-        .then(((pl.col("top_org_share") - 0.5) * 2.0).clip(0.0, 1.0))
+        .then(-((pl.col("top_org_share") - 0.5) * 2.0).clip(0.0, 1.0))
         .otherwise(0.0)
         if "top_org_share" in cols
         else pl.lit(0.0)
     )
-    spread = (pl.col("effective_accounts").log() / math.log(w.spread_accounts)).clip(0.0, 1.0)
-    z = (
-        w.bias
-        + w.w_focus * pl.col("account_focus")
-        + w.w_repeat * (1.0 - pl.col("single_prompt_account_share"))
-        + w.w_spread * spread
-        + w.w_variety * pl.col("slot_variety")
-        + w.w_template * pl.col("template_coverage").fill_null(0.0)
-        + w.w_new_accounts * new
-        - w.w_one_org * one_org
+    exprs = {
+        "variety": 2.0 * pl.col("slot_variety") - 1.0,
+        "spread": (pl.col("effective_accounts").log() / math.log(cfg.spread_accounts)).clip(0.0, 1.0),
+        "focus": 2.0 * pl.col("account_focus") - 1.0,
+        "repeat": 1.0 - 2.0 * pl.col("single_prompt_account_share"),
+        "fresh": fresh,
+        "one_org": one_org,
+        "synchrony": pl.col("burst_excess"),
+        "peaked": -(pl.col("hour_profile_divergence") / 0.2).clip(0.0, 1.0),
+    }
+    return feats.select(
+        "cluster_id",
+        *[
+            exprs[t].cast(pl.Float64).fill_null(0.0).fill_nan(0.0).clip(-1.0, 1.0).alias(f"term_{t}")
+            for t in SCORE_TERMS
+        ],
     )
-    score = pl.when(pl.col("effective_accounts") >= w.min_effective_accounts).then(_sigmoid(z)).otherwise(0.0)
-    return feats.with_columns(score.alias("campaign_score")).with_columns(
-        (pl.col("campaign_score") >= w.threshold).alias("flagged")
+
+
+def score_campaigns(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+    """Add the evidence terms (``term_<name>``), their contributions to the logit (``contrib_<name>`` =
+    weight · term, ``contrib_bias``), ``campaign_logit``, ``campaign_score`` = sigmoid(logit) in [0, 1] and
+    ``flagged`` (score ≥ ``cfg.threshold``). Every weight is below |bias|, so no single term can flag a
+    family on its own (checked by :class:`CampaignConfig`); the contributions show an analyst which
+    evidence carried a decision.
+
+    A family with fewer than ``cfg.min_effective_accounts`` effective accounts scores 0: one or two
+    accounts, however templated, are a customer or a heavy user, not a cross-account campaign.
+    """
+    terms = score_terms(feats, cfg)
+    contrib = [(getattr(cfg, f"w_{t}") * pl.col(f"term_{t}")).alias(f"contrib_{t}") for t in SCORE_TERMS]
+    scored = feats.join(terms, on="cluster_id", how="left").with_columns(
+        pl.lit(cfg.bias, dtype=pl.Float64).alias("contrib_bias"), *contrib
+    )
+    logit = pl.sum_horizontal("contrib_bias", *[f"contrib_{t}" for t in SCORE_TERMS])
+    score = pl.when(pl.col("effective_accounts") >= cfg.min_effective_accounts).then(_sigmoid(logit)).otherwise(0.0)
+    return scored.with_columns(logit.alias("campaign_logit"), score.alias("campaign_score")).with_columns(
+        (pl.col("campaign_score") >= cfg.threshold).alias("flagged")
     )
 
 
@@ -366,13 +413,16 @@ def decide(
     template_keys: list[str],
     cfg: CampaignConfig,
     namer: Callable[[list[int], list[str]], dict[int, str]] | None = None,
+    fit: NDArray[np.float32] | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
     ``frame``: the prompt frame (``account_id``, ``timestamp`` and any optional metadata columns named in
     ``cfg``); ``labels``: int64 (n,) cluster per prompt; ``keys``: uint64 (n,) normalised-text keys;
     ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``; ``template_keys[c]``:
-    the content key of cluster c's template. ``namer(flagged cluster ids, proposed ids)`` may rename the
+    the content key of cluster c's template; ``fit``: float32 (n,) share of its fragment's scaffold each
+    prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
+    sends other things). ``namer(flagged cluster ids, proposed ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     """
     n = frame.height
@@ -426,10 +476,16 @@ def decide(
     share = np.bincount(acc_index, weights=in_flagged, minlength=len(acc_codes)) / np.maximum(
         np.bincount(acc_index, minlength=len(acc_codes)), 1
     )
-    acc_flagged = share >= cfg.account_min_share
-    # a prompt is flagged when it is in a flagged family and its account mostly works flagged families: a
-    # regular user who strays into a campaign's cluster once is not
-    prompt_flagged = in_flagged & acc_flagged[acc_index]
+    n_in_flagged = np.bincount(acc_index, weights=in_flagged, minlength=len(acc_codes))
+    # an account works flagged families when most of its prompts are there, or when it sent several of
+    # them (operators hide behind ordinary cover traffic; a regular user strays into a campaign once)
+    acc_flagged = (share >= cfg.account_min_share) | (n_in_flagged >= cfg.account_min_prompts)
+    # a prompt is flagged when it is in a flagged family and its account works flagged families
+    # ... or the prompt itself carries its family's scaffold (``fit``: share of its fragment's core)
+    carries = fit >= cfg.prompt_min_fit if fit is not None else np.zeros(n, bool)
+    prompt_flagged = in_flagged & (acc_flagged[acc_index] | carries)
+    # an account is flagged when any of its prompts is
+    acc_flagged = np.bincount(acc_index, weights=prompt_flagged, minlength=len(acc_codes)) > 0
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)
     per = pl.DataFrame(
         {

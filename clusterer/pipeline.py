@@ -22,7 +22,7 @@ import xxhash
 from . import __version__, fastops, outputs
 from .backend import Backend, Device, resolve
 from .campaigns import decide
-from .cluster import attach_noise, centroids, cluster_edges, propagate_labels
+from .cluster import attach_by_template, attach_noise, centroids, cluster_edges, core_share, propagate_labels
 from .config import RunConfig
 from .embed import RowVectors, distinct_rows, embed_texts, load_encoder
 from .families import group_fragments
@@ -157,6 +157,9 @@ def compute(
         attached = propagate_labels(
             attached, edges.i, edges.j, edges.sim, c.grow_min_sim, c.grow_min_votes, c.grow_min_share, c.grow_rounds
         )
+        attached = attach_by_template(attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles)
+        fit = np.zeros(n, np.float32)  # per prompt: share of its fragment's scaffold it carries
+        fit[rows] = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
         frame_orgs = _orgs_filled(frame, cfg.campaign.org_col)
         org_codes = None
         if frame_orgs is not None:
@@ -194,6 +197,7 @@ def compute(
                 "cluster_id": np.arange(len(tmpl.text), dtype=np.int64),
                 "rigidity": tmpl.rigidity,
                 "template_coverage": tmpl.coverage,
+                "template_fit": tmpl.fit,
                 "template": pl.Series(tmpl.text, dtype=pl.String),
             }
         )
@@ -206,7 +210,7 @@ def compute(
             return match_families(reg, list(families.values()), cfg.campaign) if reg is not None else {}
 
         dec_frame = frame_orgs if frame_orgs is not None else frame
-        dec = decide(dec_frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer)
+        dec = decide(dec_frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer, fit=fit)
 
     with clock.stage("tables"):
         run = {"run_id": run_id, "day": day}

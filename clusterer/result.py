@@ -92,7 +92,7 @@ class Result:
             manifest["stages"]["write"] = {"seconds": round(secs, 3), "peak_rss_mb": peak_rss_mb()}
             manifest["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
 
-        artifacts.replace_set(out, files, self.manifest, set(outputs.OUTPUT_FILES), "--out", before_manifest=stamp)
+        artifacts.replace_set(out, files, self.manifest, set(outputs.KNOWN_FILES), "--out", before_manifest=stamp)
         log.info("wrote %s (run %s)", out, self.run_id, extra={"out": str(out), "run_id": self.run_id})
         if self.registry_update is not None:
             from .registry import save_registry

@@ -42,6 +42,7 @@ class Templates:
     rigidity: NDArray[np.float32]
     coverage: NDArray[np.float32]
     key: list[str]
+    fit: NDArray[np.float32]  # mean share of the frequent shingles each member carries (see _core)
     frequent: list[NDArray[np.uint64]]  # shingles in at least half the members, per cluster (sorted)
     common: list[NDArray[np.uint64]]  # shingles in at least a tenth of the members: every variant's scaffold
 
@@ -57,20 +58,23 @@ def _members(labels: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDAr
 
 def _core(
     mem: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int
-) -> tuple[NDArray[np.uint64], NDArray[np.uint64], str]:
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64], str, float]:
     """For one cluster's member rows: its frequent shingles (in at least half the members), the shingles of
-    every member concatenated, and its template text rendered from the member that carries most of the
-    frequent shingles (tokens outside them become ``{…}``; '' when there are none)."""
+    every member concatenated, its template text rendered from the member that carries most of the
+    frequent shingles (tokens outside them become ``{…}``; '' when there are none), and its *template fit*:
+    the mean share of the frequent shingles each member carries (how uniformly the members share one
+    scaffold, whatever their payloads)."""
     lens = sk.indptr[mem + 1] - sk.indptr[mem]
     take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
     member_hashes = sk.hashes[take]
     freq = frequent_shingles(member_hashes, len(mem))
     if not len(freq):
-        return freq, member_hashes, ""
+        return freq, member_hashes, "", 0.0
     owner_row = np.repeat(np.arange(len(mem)), lens)
     counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=len(mem))
     best = mem[int(np.argmax(counts))]
-    return freq, member_hashes, render_template(texts[int(best)], freq, ngram, sk.common_cores)[:TEMPLATE_CHARS]
+    text = render_template(texts[int(best)], freq, ngram, sk.common_cores)[:TEMPLATE_CHARS]
+    return freq, member_hashes, text, float(counts.mean() / len(freq))
 
 
 def core_texts(labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int) -> list[str]:
@@ -90,7 +94,7 @@ def describe_templates(
     """
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k == 0:
-        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], [], [])
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], np.zeros(0, np.float32), [], [])
     rng = np.random.default_rng(seed)
     member = labels >= 0
     rows_sorted, bounds = _members(labels, k)
@@ -103,6 +107,7 @@ def describe_templates(
     out_freq: list[NDArray[np.uint64]] = []
     out_common: list[NDArray[np.uint64]] = []
     seen: dict[str, int] = {}  # keys are made unique in cluster order (clusters are numbered by first row)
+    out_fit: list[float] = []
     for c in range(k):
         mem = rows_sorted[bounds[c] : bounds[c + 1]]
         m = len(mem)
@@ -114,7 +119,8 @@ def describe_templates(
             pj.append(mem[b])
             owner.append(np.full(t, c))
         # the members' shingles, gathered once for both thresholds and the exemplar choice
-        freq, member_hashes, text = _core(mem, texts, sk, cfg.ngram)
+        freq, member_hashes, text, fit = _core(mem, texts, sk, cfg.ngram)
+        out_fit.append(fit)
         out_freq.append(freq)
         out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
         out_text.append(_join_unspaced(text))
@@ -138,6 +144,7 @@ def describe_templates(
         rigidity=rig,
         coverage=cov.astype(np.float32),
         key=out_key,
+        fit=np.asarray(out_fit, np.float32),
         frequent=out_freq,
         common=out_common,
     )

@@ -44,3 +44,33 @@ def fast_cfg(tmp_path):
         return load_config(None, **base)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory):
+    """A finished run (hashing model) over the bundled sample day plus `org_id` and `account_created_at`
+    columns, so every section of the HTML report has something to show. Returns the run directory."""
+    import datetime as dt
+    from pathlib import Path
+
+    from clusterer import pipeline
+
+    root = tmp_path_factory.mktemp("report_run")
+    day = pl.read_parquet(Path(__file__).resolve().parent.parent / "data" / "sample_day.parquet")
+    # campaign accounts (names with a dash and a number) are days old, everyone else years old
+    fresh = pl.col("account_id").str.contains(r"^[a-z]+-\d+$")
+    day = day.with_columns(
+        pl.when(fresh)
+        .then(pl.lit("org-") + pl.col("account_id"))
+        .otherwise(pl.lit("org-") + pl.col("account_id").str.slice(0, 3))
+        .alias("org_id"),
+        pl.when(fresh)
+        .then(pl.col("timestamp") - pl.duration(days=3))
+        .otherwise(pl.lit(dt.datetime(2023, 5, 1, tzinfo=dt.timezone.utc)))
+        .alias("account_created_at"),
+    )
+    logs = root / "day.parquet"
+    day.write_parquet(logs)
+    cfg = load_config(None, **{"embed.model": "hashing", "embed.cache_dir": "none", "quiet": True, "device": "cpu"})
+    pipeline.run([logs], root / "out", cfg)
+    return root / "out"
