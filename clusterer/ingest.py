@@ -8,6 +8,7 @@ naming the file, the column and example rows.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import glob as globlib
 import io
 import json
@@ -42,7 +43,7 @@ class InputFile:
     path: str
     format: str
     bytes: int
-    xxh3_64: str  # fingerprint of the file's bytes
+    xxh3_64: str  # fingerprint of the file's bytes (of the content for an in-memory table)
     rows: int
 
 
@@ -432,7 +433,10 @@ def read_frame(table: Any, cfg: IngestConfig) -> Prompts:
         pl.lit(0, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
     )
     info = InputFile(where, kind, int(df.estimated_size()), "", df.height)
-    return _validate([df], [info], [where], cfg)
+    prompts = _validate([df], [info], [where], cfg)
+    # an in-memory table has no file bytes: its fingerprint is that of its content
+    info = dataclasses.replace(info, xxh3_64=content_digest(prompts.frame))
+    return dataclasses.replace(prompts, files=(info,))
 
 
 def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
