@@ -73,3 +73,10 @@ def normalise(texts: pl.Series, cfg: NormaliseConfig) -> Normalised:
     norm = out["norm"]
     empty = (norm.str.len_bytes() == 0).to_numpy()
     return Normalised(text=norm, key=text_keys(norm), empty=empty, truncated=out["truncated"].to_numpy())
+
+
+def unspace(texts: pl.Series) -> pl.Series:
+    """Undo :func:`normalise_expr`'s one-token-per-character spacing of scripts written without spaces (for
+    the encoder, which reads them as written); a no-op on text without such characters."""
+    pair = f"([{NO_SPACE_CHARS}]\\p{{M}}*) ([{NO_SPACE_CHARS}])"
+    return texts.str.replace_all(pair, "$1$2").str.replace_all(pair, "$1$2")  # two passes: overlapping pairs

@@ -29,7 +29,7 @@ from .families import group_fragments
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
 from .history import annotate_clusters
 from .ingest import Prompts, content_digest
-from .normalise import normalise, text_keys
+from .normalise import normalise, text_keys, unspace
 from .overlap import pair_overlap, signatures
 from .progress import Reporter, peak_rss_mb
 from .registry import Family, Registry, check_dim, match_families, update_registry
@@ -119,6 +119,7 @@ def compute(
         # embed the scaffold view of templated prompts (payload masked), the text itself otherwise
         templated = sk.coverage >= cfg.skeleton.view_min_coverage
         to_embed = pl.select(pl.when(pl.Series(templated)).then(sk.view).otherwise(texts)).to_series()
+        to_embed = unspace(to_embed)  # the encoder reads CJK / Thai as written; only shingles need the spaces
         tkeys = text_keys(to_embed)
         keys, first, inverse = fastops.unique_first_inverse(tkeys)
         uniq_texts = to_embed.gather(first).to_list()
