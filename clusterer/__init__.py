@@ -1,3 +1,68 @@
-"""clusterer: expose templated extraction campaigns in a day of LLM prompt logs."""
+"""clusterer: expose templated extraction campaigns in a day of LLM prompt logs.
 
-__version__ = "0.1.0"
+In-process API (the CLI calls the same functions)::
+
+    import clusterer
+    result = clusterer.cluster(frame_or_paths, model="static")   # -> clusterer.Result (polars tables)
+    result.write("out/day")                                      # what `clusterer run` writes
+    labels = clusterer.assign(new_prompts, registry="registry").labels
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+__all__ = ["Assignment", "Result", "RunConfig", "__version__", "assign", "cluster", "verify"]
+
+if TYPE_CHECKING:
+    from .api import Assignment, assign, cluster, verify
+    from .config import RunConfig
+    from .result import Result
+
+
+class _Package(types.ModuleType):
+    """``clusterer.cluster`` and ``clusterer.assign`` are the API functions although submodules carry the
+    same names: importing ``clusterer.cluster`` (the HDBSCAN stage) would otherwise rebind the package
+    attribute to that module. Use ``from clusterer.cluster import ...`` for the stage's functions."""
+
+    @property
+    def cluster(self) -> Any:
+        from .api import cluster
+
+        return cluster
+
+    @cluster.setter
+    def cluster(self, value: Any) -> None:  # the import system binding the submodule: keep the function
+        pass
+
+    @property
+    def assign(self) -> Any:
+        from .api import assign
+
+        return assign
+
+    @assign.setter
+    def assign(self, value: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: `import clusterer` stays light (CLI start-up)
+    if name in ("verify", "Assignment"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "Result":
+        from .result import Result
+
+        return Result
+    if name == "RunConfig":
+        from .config import RunConfig
+
+        return RunConfig
+    raise AttributeError(f"module 'clusterer' has no attribute {name!r}")

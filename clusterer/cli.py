@@ -1,18 +1,24 @@
-"""Command line: ``clusterer run`` (the batch job) and ``clusterer doctor`` (what this machine can do).
+"""Command line: ``clusterer run`` (the batch job), ``assign``, ``show``, ``history`` and ``doctor``.
 
 Exit codes: 0 success, 2 a problem the user can fix (bad input, config, device, output dir), 1 anything
-unexpected (traceback kept).
+unexpected (traceback kept). The end-of-run summary (or ``--json``) goes to stdout, logs to stderr.
+Arguments and input are validated before the heavy libraries are imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .errors import ClustererError, InputError
+from . import __version__
+from .errors import ClustererError
+
+log = logging.getLogger("clusterer")
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +27,47 @@ app = typer.Typer(
     help="Cluster a day of LLM prompt logs into template families (campaigns).",
 )
 
+
+def _default(path: str) -> str:
+    """The config default of ``section.field`` as --help shows it (one source of truth: config.py)."""
+    from . import config
+
+    section, name = path.split(".")
+    cls = {
+        "ingest": config.IngestConfig,
+        "embed": config.EmbedConfig,
+        "graph": config.GraphConfig,
+        "cluster": config.ClusterConfig,
+        "run": config.RunConfig,
+    }[section]
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return "none" if value is None else str(value)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clusterer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Cluster a day of LLM prompt logs into template families (campaigns)."""
+
+
+def _fail(err: Exception, log_format: str = "text") -> NoReturn:
+    if log_format == "json":
+        log.error("%s", err, extra={"exit_code": 2, "error": type(err).__name__})
+    else:
+        typer.secho(f"error: {err}", err=True, fg="red")
+    raise typer.Exit(code=2) from err
+
+
 LogsArg = Annotated[
     list[str],
     typer.Argument(
@@ -28,6 +75,34 @@ LogsArg = Annotated[
     ),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (created if missing).")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Logs on stderr as 'text' or 'json' (one per line).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only; no progress or summary.")]
+
+
+def _check_log_format(log_format: str) -> None:
+    if log_format not in ("text", "json"):
+        typer.secho(f"error: --log-format must be 'text' or 'json' (got {log_format!r})", err=True, fg="red")
+        raise typer.Exit(code=2)
+
+
+def _top_families(clusters: Any, top: int) -> list[dict[str, Any]]:
+    cols = [
+        c
+        for c in (
+            "cluster_id",
+            "campaign_id",
+            "campaign_score",
+            "flagged",
+            "size",
+            "n_accounts",
+            "tags",
+            "template",
+            "first_seen",
+            "last_seen",
+        )
+        if c in clusters.columns
+    ]
+    return json.loads(json.dumps(clusters.head(top).select(cols).to_dicts(), default=str))
 
 
 @app.command()
@@ -35,41 +110,73 @@ def run(
     logs: LogsArg,
     out: OutOpt,
     config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda  [default: auto]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda", show_default=_default("run.device"))] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'static' (model2vec distilled from it: "
-            "the fast CPU path for big days), 'hashing', or a sentence-transformers path.  [default: default]"
+            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'static' (model2vec distilled from it "
+            "on first use: the fast CPU path), 'hashing', or a sentence-transformers path.",
+            show_default=_default("embed.model"),
         ),
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Opening tokens embedded per prompt. [default: 64]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Embedding batch size. [default: 64]")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Opening tokens embedded per prompt.", show_default=_default("embed.max_tokens"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Embedding batch size.", show_default=_default("embed.batch_size"))
+    ] = None,
     cache_dir: Annotated[
         str | None,
-        typer.Option(help="Embedding cache dir; 'none' disables.  [default: $CLUSTERER_CACHE or ~/.cache/clusterer]"),
+        typer.Option(
+            help="Embedding cache dir; 'none' disables it.", show_default="$CLUSTERER_CACHE or ~/.cache/clusterer"
+        ),
     ] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Neighbours per prompt in the kNN graph. [default: 15]")] = None,
-    min_cluster_size: Annotated[int | None, typer.Option(help="HDBSCAN min cluster size. [default: 10]")] = None,
-    min_samples: Annotated[int | None, typer.Option(help="HDBSCAN min samples (<= k). [default: 5]")] = None,
-    prompt_id_col: Annotated[str | None, typer.Option(help="Prompt ID column. [default: prompt_id]")] = None,
-    account_col: Annotated[str | None, typer.Option(help="Account column. [default: account_id]")] = None,
-    timestamp_col: Annotated[str | None, typer.Option(help="Timestamp column. [default: timestamp]")] = None,
-    text_col: Annotated[str | None, typer.Option(help="Prompt text column. [default: text]")] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Neighbours per prompt in the kNN graph.", show_default=_default("graph.k")),
+    ] = None,
+    min_cluster_size: Annotated[
+        int | None, typer.Option(help="HDBSCAN min cluster size.", show_default=_default("cluster.min_cluster_size"))
+    ] = None,
+    min_samples: Annotated[
+        int | None, typer.Option(help="HDBSCAN min samples (<= k).", show_default=_default("cluster.min_samples"))
+    ] = None,
+    prompt_id_col: Annotated[
+        str | None, typer.Option(help="Prompt ID column.", show_default=_default("ingest.prompt_id_col"))
+    ] = None,
+    account_col: Annotated[
+        str | None, typer.Option(help="Account column.", show_default=_default("ingest.account_col"))
+    ] = None,
+    timestamp_col: Annotated[
+        str | None, typer.Option(help="Timestamp column.", show_default=_default("ingest.timestamp_col"))
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Prompt text column.", show_default=_default("ingest.text_col"))
+    ] = None,
     messages_col: Annotated[
         str | None,
         typer.Option(
-            help="Chat messages column (list of {role, content}), used when the text column is absent. "
-            "[default: messages]"
+            help="Chat messages column (list of {role, content}), used when the text column is absent.",
+            show_default=_default("ingest.messages_col"),
         ),
     ] = None,
     input_format: Annotated[
-        str | None, typer.Option("--format", help="auto | parquet | jsonl | csv  [default: auto, by extension]")
+        str | None,
+        typer.Option("--format", help="auto (by extension) | parquet | jsonl | csv", show_default="auto"),
     ] = None,
-    on_bad_utf8: Annotated[str | None, typer.Option(help="error | replace  [default: error]")] = None,
+    on_bad_utf8: Annotated[
+        str | None, typer.Option(help="error | replace", show_default=_default("ingest.on_bad_utf8"))
+    ] = None,
     fill_account: Annotated[
         str | None,
-        typer.Option(help="Account ID for rows whose account is null or empty (default: such rows are an error)."),
+        typer.Option(help="Account ID for rows whose account is null or empty (unset: such rows are an error)."),
+    ] = None,
+    null_timestamps: Annotated[
+        str | None,
+        typer.Option(
+            help="Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp).",
+            show_default=_default("ingest.null_timestamps"),
+        ),
     ] = None,
     new_prompt_ids: Annotated[
         bool, typer.Option("--new-prompt-ids", help="Ignore the input's prompt IDs and number rows instead.")
@@ -82,55 +189,66 @@ def run(
         Path | None,
         typer.Option(help="History folder (`clusterer history add`): annotate clusters with earlier days' matches."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed recorded with the run. [default: 0]")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed recorded with the run.", show_default=_default("run.seed"))
+    ] = None,
     report: Annotated[
         bool, typer.Option("--report", help="Also write the self-contained HTML report to OUT/report.html.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's manifest and top families as JSON on stdout.")
+    ] = False,
+    log_format: LogFormatOpt = "text",
+    quiet: QuietOpt = False,
 ) -> None:
     """Cluster one day of prompt logs and write parquet outputs plus manifest.json."""
-    from . import pipeline
-    from .config import load_config
+    from . import api
+    from .progress import setup_logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("clusterer").setLevel(logging.WARNING if quiet else logging.INFO)
+    _check_log_format(log_format)
+    setup_logging(quiet, log_format)
     try:
-        cfg = load_config(
+        cfg = api.resolve_config(
             config,
-            **{
-                "device": device,
-                "seed": seed,
-                "quiet": quiet or None,
-                "embed.model": model,
-                "embed.max_tokens": max_tokens,
-                "embed.batch_size": batch_size,
-                "embed.cache_dir": cache_dir,
-                "graph.k": k,
-                "cluster.min_cluster_size": min_cluster_size,
-                "cluster.min_samples": min_samples,
-                "ingest.prompt_id_col": prompt_id_col,
-                "ingest.account_col": account_col,
-                "ingest.timestamp_col": timestamp_col,
-                "ingest.text_col": text_col,
-                "ingest.messages_col": messages_col,
-                "ingest.format": input_format,
-                "ingest.on_bad_utf8": on_bad_utf8,
-                "ingest.fill_account": fill_account,
-                "ingest.new_prompt_ids": new_prompt_ids or None,
-            },
+            device=device,
+            seed=seed,
+            quiet=quiet or None,
+            model=model,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            k=k,
+            min_cluster_size=min_cluster_size,
+            min_samples=min_samples,
+            prompt_id_col=prompt_id_col,
+            account_col=account_col,
+            timestamp_col=timestamp_col,
+            text_col=text_col,
+            messages_col=messages_col,
+            format=input_format,
+            on_bad_utf8=on_bad_utf8,
+            fill_account=fill_account,
+            null_timestamps=null_timestamps,
+            new_prompt_ids=new_prompt_ids or None,
         )
-        if history is not None and not (history / "history.json").is_file():
-            raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
-        pipeline.run(logs, out, cfg, registry=registry, history=history)
+        api.check_out(out, logs, registry, history)
+        result = api.cluster(logs, cfg, registry=registry, history=history)
+        manifest = result.write(out)
         if report:
             from .htmlreport import build_report
 
             res = build_report(out, registry=registry)
-            if not quiet:
-                typer.echo(f"report: {res.path} ({res.bytes / 1e6:.2f} MB, {res.seconds:.1f} s)")
+            log.info("report: %s (%.2f MB, %.1f s)", res.path, res.bytes / 1e6, res.seconds)
     except ClustererError as err:
-        typer.secho(f"error: {err}", err=True, fg="red")
-        raise typer.Exit(code=2) from err
+        _fail(err, log_format)
+    if as_json:
+        typer.echo(json.dumps({"out": str(out), **manifest, "top_families": _top_families(result.clusters, 10)}))
+    elif not quiet:
+        from rich.console import Console
+
+        from .report import summary_table
+
+        Console().print(summary_table(manifest, result.clusters))
 
 
 @app.command()
@@ -139,21 +257,26 @@ def assign(
     registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output parquet file.")],
     config: Annotated[Path | None, typer.Option(help="TOML config file (ingest, normalise, campaign).")] = None,
-    text_col: Annotated[str | None, typer.Option(help="Prompt text column. [default: text]")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    text_col: Annotated[
+        str | None, typer.Option(help="Prompt text column.", show_default=_default("ingest.text_col"))
+    ] = None,
+    log_format: LogFormatOpt = "text",
+    quiet: QuietOpt = False,
 ) -> None:
     """Label new prompts with known campaigns from a registry, without re-clustering."""
-    from . import assign as assign_mod
-    from .config import load_config
+    from . import api
+    from .progress import setup_logging
 
+    _check_log_format(log_format)
+    setup_logging(quiet, log_format)
     try:
-        cfg = load_config(config, **{"ingest.text_col": text_col})
-        n, hits = assign_mod.assign_logs(logs, registry, out, cfg)
+        result = api.assign(logs, registry, config, text_col=text_col)
+        result.write(out)
     except ClustererError as err:
-        typer.secho(f"error: {err}", err=True, fg="red")
-        raise typer.Exit(code=2) from err
+        _fail(err, log_format)
     if not quiet:
-        typer.echo(f"{hits:,} of {n:,} prompts matched a known campaign; wrote {out}")
+        m = result.manifest
+        typer.echo(f"{m['matched']:,} of {m['prompts']:,} prompts matched a known campaign; wrote {out}")
 
 
 @app.command()
@@ -164,9 +287,34 @@ def show(
         str | None,
         typer.Option(help="Print one campaign in full (its campaign ID, or a cluster number for an unflagged family)."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run and its top families as JSON (full campaign IDs).")
+    ] = False,
 ) -> None:
-    """Print the top template families of a finished run, by campaign score (or one campaign in full)."""
+    """Print the top template families of a finished run, by campaign score (or one campaign in full); the
+    output set is checked against its manifest first."""
     import polars as pl
+
+    from .artifacts import verify_set
+
+    try:
+        manifest = verify_set(run_dir, "run")
+    except ClustererError as err:
+        _fail(err)
+    clusters = pl.read_parquet(Path(run_dir) / "clusters.parquet")
+    if as_json:
+        doc = {
+            "run_dir": str(run_dir),
+            "run_id": manifest.get("run_id"),
+            "day": manifest.get("day"),
+            "version": manifest.get("version"),
+            "rows": manifest.get("rows"),
+            "clusters": clusters.height,
+            "campaigns": manifest.get("campaigns"),
+            "top_families": _top_families(clusters, top),
+        }
+        typer.echo(json.dumps(doc))
+        return
     from rich.console import Console
 
     from .report import campaigns_table
@@ -180,15 +328,10 @@ def show(
             day = day_profile(run_data)
             fams, _ = gather_families(run_data, day, find_family(run_data, campaign), with_texts=False)
         except ClustererError as err:
-            typer.secho(f"error: {err}", err=True, fg="red")
-            raise typer.Exit(code=2) from err
+            _fail(err)
         Console().print(campaign_detail(fams[0], day))
         return
-    path = Path(run_dir) / "clusters.parquet"
-    if not path.is_file():
-        typer.secho(f"error: {path} not found; pass the --out directory of a finished run", err=True, fg="red")
-        raise typer.Exit(code=2)
-    Console().print(campaigns_table(pl.read_parquet(path), top=top))
+    Console().print(campaigns_table(clusters, top=top))
 
 
 @app.command("report")
@@ -233,13 +376,14 @@ def history_add(
     ] = 4096,
 ) -> None:
     """Append a run's distinct vectors to the history index as one day's shard."""
+    from .artifacts import verify_set
     from .history import HistoryConfig, add_day, history_stats
 
     try:
+        verify_set(run_dir, "run")
         entry = add_day(run_dir, index, HistoryConfig(nlist=nlist))
     except ClustererError as err:
-        typer.secho(f"error: {err}", err=True, fg="red")
-        raise typer.Exit(code=2) from err
+        _fail(err)
     st = history_stats(index)
     typer.echo(
         f"added day {entry['day']} ({entry['vectors']:,} distinct vectors, {entry['rows']:,} prompts); "

@@ -12,6 +12,7 @@ separate at the top of the hierarchy instead of failing. Condensation and cluste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -115,23 +116,76 @@ def cluster_graph(knn: Knn, cfg: ClusterConfig) -> Clusters:
     return cluster_edges(knn.idx.shape[0], *knn_edges(knn), cfg)
 
 
+# The `hdbscan` package has no public entry point for "labels from a minimum spanning tree", so the tree
+# condensation and cluster selection are called in its private modules, pinned to the tested release in
+# pyproject.toml. tests/test_cluster.py checks these names and parameters, so an upgrade that changes them
+# fails there, loudly, instead of mis-clustering. (fast_hdbscan's public precomputed-graph path was measured
+# as the alternative: bench/bench_hdbscan.py, README "Pipeline and which library does what".)
+HDBSCAN_TESTED = "0.8.44"
+HDBSCAN_PRIVATE_API = {
+    "hdbscan._hdbscan_linkage.label": ("L",),
+    "hdbscan._hdbscan_tree.condense_tree": ("hierarchy", "min_cluster_size"),
+    "hdbscan._hdbscan_tree.compute_stability": ("condensed_tree",),
+    "hdbscan._hdbscan_tree.get_clusters": (
+        "tree",
+        "stability",
+        "cluster_selection_method",
+        "allow_single_cluster",
+        "match_reference_implementation",
+        "cluster_selection_epsilon",
+        "max_cluster_size",
+    ),
+}
+
+
+def hdbscan_tree_api() -> tuple[Any, Any, Any, Any]:
+    """``label, condense_tree, compute_stability, get_clusters`` from the installed ``hdbscan``.
+
+    Raises:
+        RuntimeError: the installed hdbscan lacks one of them (a release other than the tested one).
+    """
+    try:
+        from hdbscan._hdbscan_linkage import label
+        from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
+    except ImportError as err:  # pragma: no cover - only with an untested hdbscan
+        raise RuntimeError(
+            f"the installed hdbscan lacks the tree routines clusterer uses (tested with hdbscan=={HDBSCAN_TESTED}); "
+            f"install that version: {err}"
+        ) from err
+    return label, condense_tree, compute_stability, get_clusters
+
+
 def cluster_edges(
     n: int, i: NDArray[np.int64], j: NDArray[np.int64], d: NDArray[np.float64], cfg: ClusterConfig
 ) -> Clusters:
     """HDBSCAN labels for n nodes joined by undirected edges (i, j) at distance d (any non-negative
     scale). Raises nothing for disconnected graphs; fewer than ``min_cluster_size`` nodes give all noise.
     """
-    from hdbscan._hdbscan_linkage import label
-    from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
-
     if n < max(cfg.min_cluster_size, 2):
         return _empty(n)
+    label, condense_tree, compute_stability, get_clusters = hdbscan_tree_api()
     mst = mutual_reachability_mst(n, i, j, d, cfg.min_samples)
     slt = label(mst)
-    condensed = condense_tree(slt, cfg.min_cluster_size)
+    condensed = condense_tree(slt, min_cluster_size=cfg.min_cluster_size)
     stability = compute_stability(condensed)
-    raw, prob, stab = get_clusters(condensed, stability, cfg.selection, False, False, cfg.epsilon, 0)
-    raw = np.asarray(raw, dtype=np.int64)
+
+    def select(single: bool, epsilon: float) -> tuple[NDArray[np.int64], Any, Any]:
+        raw, prob, stab = get_clusters(
+            condensed,
+            stability,
+            cluster_selection_method=cfg.selection,
+            allow_single_cluster=single,
+            match_reference_implementation=False,
+            cluster_selection_epsilon=epsilon,
+            max_cluster_size=0,
+        )
+        return np.asarray(raw, dtype=np.int64), prob, stab
+
+    raw, prob, stab = select(False, cfg.epsilon)
+    if not (raw >= 0).any():
+        # nothing selected below the root: a day that is one dense group (one template, payloads that
+        # normalise alike) is that group, not all noise (epsilon 0: the root's own density decides)
+        raw, prob, stab = select(True, 0.0)
     # canonical numbering: cluster order = order of each cluster's first row
     labels = np.full(n, -1, np.int64)
     ids = np.unique(raw[raw >= 0])

@@ -55,6 +55,8 @@ class IngestConfig:
     on_bad_utf8: Literal["error", "replace"] = "error"  # replace: U+FFFD for invalid bytes (CSV/JSONL)
     fill_account: str | None = None  # value for null / empty account IDs; None (default) makes them an error
     new_prompt_ids: bool = False  # ignore the input's prompt IDs and number rows instead
+    # null timestamps: "error" (default) names the rows; "skip" keeps them unclustered (status no_timestamp)
+    null_timestamps: Literal["error", "skip"] = "error"
 
     def __post_init__(self) -> None:
         for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col"):

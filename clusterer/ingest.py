@@ -8,12 +8,16 @@ naming the file, the column and example rows.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import glob as globlib
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 import xxhash
 
@@ -30,6 +34,7 @@ SUFFIXES = {
 }
 # Columns of the prompt frame, in order; `_row` is the 0-based position over all input files.
 CORE = ["_row", "prompt_id", "account_id", "timestamp", "text"]
+_MESSAGES_AS_TEXT = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 _EXAMPLES = 3
 
 
@@ -38,7 +43,7 @@ class InputFile:
     path: str
     format: str
     bytes: int
-    xxh3_64: str  # fingerprint of the file's bytes
+    xxh3_64: str  # fingerprint of the file's bytes (of the content for an in-memory table)
     rows: int
 
 
@@ -145,38 +150,203 @@ def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
             )
         if kind == "csv":
             return pl.scan_csv(path, encoding="utf8-lossy" if bad else "utf8", infer_schema_length=10000)
+        # chat logs: read message content as text whatever its shape (a string or a list of parts, in any
+        # mix); _messages_text takes the text parts out of the JSON of a list
+        source: Path | io.BytesIO = path
         if bad is not None:  # JSONL with bad bytes: decode with replacement, then parse from memory
-            text = path.read_bytes().decode("utf-8", errors="replace").encode("utf-8")
-            return pl.read_ndjson(io.BytesIO(text), infer_schema_length=10000).lazy()
-        return pl.scan_ndjson(path, infer_schema_length=10000)
+            source = io.BytesIO(path.read_bytes().decode("utf-8", errors="replace").encode("utf-8"))
+        inferred = pl.scan_ndjson(source, infer_schema_length=10000).collect_schema()
+        overrides = None
+        for col in (cfg.text_col, cfg.messages_col):
+            if col in inferred.names() and _is_chat(inferred[col]):
+                overrides = {col: _MESSAGES_AS_TEXT}
+                break
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+            return pl.read_ndjson(source, infer_schema_length=10000, schema_overrides=overrides).lazy()
+        return pl.scan_ndjson(source, infer_schema_length=10000, schema_overrides=overrides)
     except InputError:
         raise
     except (pl.exceptions.PolarsError, OSError) as err:
-        raise InputError(f"{path}: cannot be read as {kind}: {err}") from err
+        raise InputError(f"{path}: cannot be read as {kind}: {_first_line(err)}") from err
 
 
-def _flatten_messages(col: str) -> pl.Expr:
-    """Chat format: system prompt and user turns, in order, joined by newlines."""
-    el = pl.element()
-    return (
-        pl.col(col)
-        .list.eval(
-            pl.when(el.struct.field("role").cast(pl.String).str.to_lowercase().is_in(["system", "user"]))
-            .then(el.struct.field("content").cast(pl.String))
-            .otherwise(None)
+CHAT_ROLES = ("system", "developer", "user")  # turns kept from chat logs; assistant / tool turns are not the prompt
+_TEXT_PART_TYPES = ("text", "input_text")  # content parts that carry text (OpenAI chat / responses formats)
+
+
+def _parts_text(value: str | None) -> str | None:
+    """Text of a content value that is the JSON of a list of parts (``[{"type": "text", "text": ...}]``)."""
+    if value is None or not value.lstrip().startswith("[{"):
+        return value
+    try:
+        parts = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        return value
+    texts = [
+        p["text"]
+        for p in parts
+        if isinstance(p.get("text"), str) and (p.get("type") is None or p.get("type") in _TEXT_PART_TYPES)
+    ]
+    return "\n".join(texts)
+
+
+def _content_expr(dtype: pl.DataType) -> pl.Expr | None:
+    """Expression turning a message's ``content`` (string, list of strings or list of parts) into text."""
+    c = pl.col("__content")
+    if dtype in (pl.String, pl.Null):
+        return c.cast(pl.String)
+    if isinstance(dtype, pl.List):
+        inner = dtype.inner
+        if inner == pl.String:
+            return c.list.join("\n")
+        if isinstance(inner, pl.Struct) and "text" in {f.name for f in inner.fields}:
+            el = pl.element()
+            keep = el.struct.field("text").cast(pl.String)
+            if "type" in {f.name for f in inner.fields}:
+                kind = el.struct.field("type").cast(pl.String)
+                keep = pl.when(kind.is_null() | kind.is_in(list(_TEXT_PART_TYPES))).then(keep).otherwise(None)
+            return c.list.eval(keep).list.drop_nulls().list.join("\n")
+    return None
+
+
+def _messages_text(msgs: pl.Series, where: str, col: str) -> pl.Series:
+    """Chat format: system / developer and user turns, in order, joined by newlines (null when none).
+
+    ``content`` may be a string, a list of strings, or a list of parts of which the text parts are taken
+    (also when the parts arrive as JSON text, as JSONL readers give a column that mixes both forms).
+
+    Raises:
+        InputError: the column is not a list of structs with ``role`` and ``content``.
+    """
+    dtype = msgs.dtype
+    fields = (
+        {f.name: f.dtype for f in dtype.inner.fields}
+        if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+        else {}
+    )
+    if "role" not in fields or "content" not in fields:
+        raise InputError(f"{where}: column '{col}' must be a list of {{role, content}} messages (got {dtype})")
+    content = _content_expr(fields["content"])
+    if content is None:
+        raise InputError(
+            f"{where}: column '{col}': message content has type {fields['content']}; expected a string or a "
+            "list of {type, text} parts"
         )
-        .list.drop_nulls()
-        .list.join("\n")
+    ex = (
+        pl.DataFrame({"__m": msgs})
+        .with_row_index("__r")
+        .explode("__m")
+        .select(
+            "__r",
+            pl.col("__m").struct.field("role").cast(pl.String).str.to_lowercase().alias("__role"),
+            pl.col("__m").struct.field("content").alias("__content"),
+        )
+        .filter(pl.col("__role").is_in(list(CHAT_ROLES)))
+        .with_columns(content.alias("__content"))
+    )
+    if ex["__content"].str.starts_with("[{").any():
+        ex = ex.with_columns(pl.col("__content").map_elements(_parts_text, return_dtype=pl.String, skip_nulls=True))
+    joined = ex.drop_nulls("__content").group_by("__r", maintain_order=True).agg(pl.col("__content").str.join("\n"))
+    out = pl.DataFrame({"__r": pl.int_range(0, len(msgs), dtype=pl.UInt32, eager=True)}).join(
+        joined, on="__r", how="left", maintain_order="left"
+    )
+    return out["__content"].alias("__text")
+
+
+_TEXT_TYPES = (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)
+
+
+def _check_text_type(lf: pl.LazyFrame, dtype: pl.DataType, where: str, cfg: IngestConfig) -> None:
+    """Refuse a text column that holds structures instead of strings (it would be stringified silently)."""
+    if isinstance(dtype, _TEXT_TYPES) or dtype in _TEXT_TYPES or dtype.is_numeric() or dtype == pl.Boolean:
+        return
+    try:
+        sample = lf.select(pl.col(cfg.text_col)).head(_EXAMPLES).collect()[cfg.text_col].to_list()
+    except pl.exceptions.PolarsError:
+        sample = []
+    shown = "; ".join(f"row {i}: {str(v)[:80]!r}" for i, v in enumerate(sample))
+    raise InputError(
+        f"{where}: column '{cfg.text_col}' holds {dtype} values, not text (e.g. {shown or 'no rows'}); pass "
+        "--text-col NAME for the column that holds the prompt text (chat logs: a list of {role, content} "
+        "messages is read as such)"
     )
 
 
-def _rows_example(df: pl.DataFrame, mask: pl.Series, files: list[Path]) -> str:
+def _is_chat(dtype: pl.DataType) -> bool:
+    inner = dtype.inner if isinstance(dtype, pl.List) else None
+    return isinstance(inner, pl.Struct) and {"role", "content"} <= {f.name for f in inner.fields}
+
+
+def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.DataFrame:
+    """Collect the columns a run needs from one source as ``__text``, ``__account``, ``__ts``, ``__pid``
+    (when present) and the extra columns.
+
+    Raises:
+        InputError: missing columns, a text column of structures, malformed chat messages, invalid UTF-8.
+    """
+    try:
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+    names = list(schema.names())
+    has_text = cfg.text_col in names
+    if not has_text and cfg.messages_col not in names:
+        raise InputError(
+            f"{where}: missing column '{cfg.text_col}' (nor a chat '{cfg.messages_col}' column); "
+            f"columns present: {', '.join(names) or '(none)'}; pass --text-col NAME"
+        )
+    for col, flag in ((cfg.account_col, "--account-col"), (cfg.timestamp_col, "--timestamp-col")):
+        if col not in names:
+            raise InputError(f"{where}: missing column '{col}'; columns present: {', '.join(names)}; pass {flag} NAME")
+    chat_col = None if has_text else cfg.messages_col
+    if has_text and _is_chat(schema[cfg.text_col]):
+        chat_col = cfg.text_col  # the text column holds chat messages: read them as such
+    if chat_col is not None:
+        text = pl.col(chat_col)
+    else:
+        _check_text_type(lf, schema[cfg.text_col], where, cfg)
+        text = pl.col(cfg.text_col)
+        text = text.cast(pl.String, strict=False) if schema[cfg.text_col] != pl.String else text
+    drop = {cfg.text_col, cfg.messages_col, cfg.account_col, cfg.timestamp_col, cfg.prompt_id_col}
+    extras = [c for c in names if c not in drop and not c.startswith("_")]
+    sel = [text.alias("__text"), pl.col(cfg.account_col).alias("__account"), pl.col(cfg.timestamp_col).alias("__ts")]
+    if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
+        sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
+    sel += [pl.col(c) for c in extras]
+    try:
+        df = lf.select(sel).collect()
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+    if chat_col is not None:
+        df = df.with_columns(_messages_text(df["__text"], where, chat_col))
+    elif schema[cfg.text_col] == pl.Binary:
+        raw = lf.select(pl.col(cfg.text_col)).collect()[cfg.text_col]
+        bad = df["__text"].is_null() & raw.is_not_null()
+        if bad.any():
+            rows = bad.arg_true().head(_EXAMPLES).to_list()
+            raise InputError(
+                f"{where}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} "
+                f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
+            )
+    return df
+
+
+def _first_line(err: Exception) -> str:
+    """A library error's first line (polars appends multi-line context stacks)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _rows_example(df: pl.DataFrame, mask: pl.Series, files: list[str]) -> str:
     bad = df.filter(mask).head(_EXAMPLES)
     parts = [f"{files[f]} row {r}" for f, r in zip(bad["_file"].to_list(), bad["_file_row"].to_list(), strict=True)]
     return ", ".join(parts)
 
 
-def _parse_timestamps(df: pl.DataFrame, name: str, files: list[Path]) -> pl.Series:
+def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
     """Parse the raw timestamp column ``__ts`` (reported to users as ``name``) to datetime[us, UTC]."""
     col = "__ts"
     s = df[col]
@@ -222,14 +392,15 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[Path]) -> pl.Seri
 
 
 def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
-    """Read and validate one day of logs.
+    """Read and validate one day of logs from files.
 
     ``paths`` are files, globs or directories. ``cfg.fill_account`` replaces null / empty accounts (None
-    makes them an error); ``cfg.new_prompt_ids`` numbers rows instead of reading the prompt_id column.
+    makes them an error); ``cfg.new_prompt_ids`` numbers rows instead of reading the prompt_id column;
+    ``cfg.null_timestamps`` says whether null timestamps are an error or rows left unclustered.
 
     Raises:
-        InputError: missing column, duplicate prompt IDs, null accounts, unparseable timestamps,
-        invalid UTF-8, unreadable files or an empty selection of files.
+        InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,
+        a text column that is not text, invalid UTF-8, unreadable files or an empty selection of files.
     """
     files = discover(paths, cfg.format)
     frames: list[pl.DataFrame] = []
@@ -239,70 +410,61 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
         if lf is None:
             infos.append(InputFile(str(path), kind, 0, _fingerprint(path), 0))
             continue
-        try:
-            schema = lf.collect_schema()
-        except pl.exceptions.PolarsError as err:
-            raise InputError(f"{path}: cannot be read as {kind}: {err}") from err
-        names = list(schema.names())
-        has_text = cfg.text_col in names
-        if not has_text and cfg.messages_col not in names:
-            raise InputError(
-                f"{path}: missing column '{cfg.text_col}' (nor a chat '{cfg.messages_col}' column); "
-                f"columns present: {', '.join(names) or '(none)'}; pass --text-col NAME"
-            )
-        for col, flag in ((cfg.account_col, "--account-col"), (cfg.timestamp_col, "--timestamp-col")):
-            if col not in names:
-                raise InputError(
-                    f"{path}: missing column '{col}'; columns present: {', '.join(names)}; pass {flag} NAME"
-                )
-        if has_text:
-            text = pl.col(cfg.text_col)
-            if schema[cfg.text_col] == pl.Binary:
-                text = text.cast(pl.String, strict=False)
-            elif schema[cfg.text_col] != pl.String:
-                text = text.cast(pl.String)
-        else:
-            if not isinstance(schema[cfg.messages_col], pl.List):
-                raise InputError(
-                    f"{path}: column '{cfg.messages_col}' must be a list of {{role, content}} "
-                    f"(got {schema[cfg.messages_col]})"
-                )
-            text = _flatten_messages(cfg.messages_col)
-        drop = {cfg.text_col, cfg.messages_col, cfg.account_col, cfg.timestamp_col, cfg.prompt_id_col}
-        extras = [c for c in names if c not in drop and not c.startswith("_")]
-        sel = [
-            text.alias("__text"),
-            pl.col(cfg.account_col).alias("__account"),
-            pl.col(cfg.timestamp_col).alias("__ts"),
-        ]
-        if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
-            sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
-        sel += [pl.col(c) for c in extras]
-        try:
-            df = lf.select(sel).collect()
-        except pl.exceptions.PolarsError as err:
-            raise InputError(f"{path}: cannot be read as {kind}: {err}") from err
-        if schema[cfg.text_col if has_text else cfg.messages_col] == pl.Binary and has_text:
-            raw = lf.select(pl.col(cfg.text_col)).collect()[cfg.text_col]
-            bad = df["__text"].is_null() & raw.is_not_null()
-            if bad.any():
-                rows = bad.arg_true().head(_EXAMPLES).to_list()
-                raise InputError(
-                    f"{path}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} "
-                    f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
-                )
+        df = _select(lf, str(path), kind, cfg)
         df = df.with_columns(
             pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
         )
         frames.append(df)
         infos.append(InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height))
+    return _validate(frames, infos, [str(p) for p, _ in files], cfg)
 
-    paths_only = [p for p, _ in files]
+
+def read_frame(table: Any, cfg: IngestConfig) -> Prompts:
+    """Read and validate one day of logs held in memory: a polars DataFrame / LazyFrame, a pandas DataFrame
+    or a pyarrow Table, with the same columns a log file has.
+
+    Raises:
+        TypeError: ``table`` is none of those.
+        InputError: as :func:`read_logs`.
+    """
+    kind, lf = _as_lazy(table)
+    where = f"<{kind}>"
+    df = _select(lf, where, kind, cfg).with_columns(
+        pl.lit(0, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
+    )
+    info = InputFile(where, kind, int(df.estimated_size()), "", df.height)
+    prompts = _validate([df], [info], [where], cfg)
+    # an in-memory table has no file bytes: its fingerprint is that of its content
+    info = dataclasses.replace(info, xxh3_64=content_digest(prompts.frame))
+    return dataclasses.replace(prompts, files=(info,))
+
+
+def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
+    if isinstance(table, pl.DataFrame):
+        return "polars.DataFrame", table.lazy()
+    if isinstance(table, pl.LazyFrame):
+        return "polars.LazyFrame", table
+    mod = type(table).__module__.split(".")[0]
+    try:
+        if mod == "pandas" and type(table).__name__ == "DataFrame":
+            return "pandas.DataFrame", pl.from_pandas(table).lazy()
+        if mod == "pyarrow" and type(table).__name__ in ("Table", "RecordBatch"):
+            return f"pyarrow.{type(table).__name__}", pl.DataFrame(pl.from_arrow(table)).lazy()
+    except (pl.exceptions.PolarsError, TypeError, ValueError, ArithmeticError) as err:
+        raise InputError(f"<{mod} table>: cannot be converted to a polars frame: {_first_line(err)}") from err
+    raise TypeError(
+        "logs must be a polars DataFrame / LazyFrame, a pandas DataFrame, a pyarrow Table, or log file paths "
+        f"(got {type(table).__module__}.{type(table).__name__})"
+    )
+
+
+def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
+    """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
     if frames:
         try:
             df = pl.concat(frames, how="diagonal_relaxed")
         except pl.exceptions.PolarsError as err:
-            raise InputError(f"input files have incompatible column types: {err}") from err
+            raise InputError(f"input files have incompatible column types: {_first_line(err)}") from err
     else:
         df = pl.DataFrame(
             schema={
@@ -322,10 +484,17 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
         if cfg.fill_account is None:
             raise InputError(
                 f"column '{cfg.account_col}' is null or empty in {int(missing.sum())} rows "
-                f"(e.g. {_rows_example(df, missing, paths_only)}); drop them or pass --fill-account"
+                f"(e.g. {_rows_example(df, missing, sources)}); drop them or pass --fill-account"
             )
         acc = pl.select(pl.when(missing).then(pl.lit(cfg.fill_account)).otherwise(acc)).to_series()
-    ts = _parse_timestamps(df, cfg.timestamp_col, paths_only)
+    ts = _parse_timestamps(df, cfg.timestamp_col, sources)
+    null_ts = ts.is_null()
+    if null_ts.any() and cfg.null_timestamps == "error":
+        raise InputError(
+            f"column '{cfg.timestamp_col}' is null or empty in {int(null_ts.sum())} rows "
+            f"(e.g. {_rows_example(df, null_ts, sources)}); fill or drop them, or pass --null-timestamps skip "
+            "to keep them unclustered (status 'no_timestamp')"
+        )
 
     # prompt ids
     generated = "__pid" not in df.columns
@@ -337,7 +506,7 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
         if null.any():
             raise InputError(
                 f"column '{cfg.prompt_id_col}' is null in {int(null.sum())} rows "
-                f"(e.g. {_rows_example(df, null, paths_only)}); fill them or pass --new-prompt-ids"
+                f"(e.g. {_rows_example(df, null, sources)}); fill them or pass --new-prompt-ids"
             )
         dup = pid.is_duplicated()
         if dup.any():
@@ -345,7 +514,7 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
             raise InputError(
                 f"column '{cfg.prompt_id_col}' has {int(dup.sum())} rows sharing "
                 f"{pid.filter(dup).n_unique()} duplicated IDs (e.g. {', '.join(map(repr, vals))} at "
-                f"{_rows_example(df, dup, paths_only)}); IDs must be unique to join on; "
+                f"{_rows_example(df, dup, sources)}); IDs must be unique to join on; "
                 "de-duplicate the logs or pass --new-prompt-ids"
             )
     extras = [c for c in df.columns if not c.startswith("_")]
@@ -359,3 +528,29 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
         }
     ).hstack(df.select(extras))
     return Prompts(frame=frame, files=tuple(infos), extra_columns=tuple(extras), generated_prompt_ids=generated)
+
+
+def content_digest(frame: pl.DataFrame) -> str:
+    """xxh3-64 hex digest of a prompt frame's content (column names, types, values and nulls, in row
+    order), the same whether the rows came from a file or an in-memory table. ``_``-columns are skipped."""
+    h = xxhash.xxh3_64()
+    for name in frame.columns:
+        if name.startswith("_"):
+            continue
+        s = frame[name]
+        if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+            s = s.cast(pl.String)
+        h.update(f"{name}\x00{s.dtype}\x00".encode())
+        h.update(np.packbits(s.is_null().to_numpy()).tobytes())
+        if s.dtype == pl.String:
+            h.update(s.str.len_bytes().fill_null(0).to_numpy().astype(np.int64).tobytes())
+            arr = s.fill_null("").to_arrow(compat_level=pl.CompatLevel.oldest())
+            arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+            if len(offsets):
+                h.update(memoryview(arr.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+        elif s.dtype.is_numeric() or s.dtype.is_temporal() or s.dtype == pl.Boolean:
+            h.update(s.to_physical().fill_null(0).to_numpy().tobytes())
+        else:  # nested extras: their printed values (rare; slow but canonical)
+            h.update(repr(s.to_list()).encode())
+    return h.hexdigest()

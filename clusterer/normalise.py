@@ -22,6 +22,10 @@ UUID = r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 # long tokens mixing letters and digits (request IDs, nonces, hashes); plain words and numbers untouched
 NONCE = r"\b(?:[a-z_]+\d|\d+[a-z_])[a-z0-9_]{6,}\b"
 NUMBER = r"\d+(?:[.,]\d+)*"
+# scripts written without spaces between words (CJK ideographs, kana, CJK punctuation, Thai, Lao, Khmer,
+# Myanmar): each character is made a token of its own, so word n-gram shingles become character n-grams
+# there and templates in those scripts get skeletons (as CJK analysers in search engines do)
+NO_SPACE_CHARS = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ def normalise_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
         e = e.str.replace_all(UUID, " <id> ").str.replace_all(NONCE, " <id> ")
     if cfg.mask_numbers:
         e = e.str.replace_all(NUMBER, "<num>")
+    e = e.str.replace_all(f"([{NO_SPACE_CHARS}&&\\P{{M}}]\\p{{M}}*)", " $1 ")  # a character and its marks
     return e.str.replace_all(r"\s+", " ").str.strip_chars()
 
 
@@ -68,3 +73,10 @@ def normalise(texts: pl.Series, cfg: NormaliseConfig) -> Normalised:
     norm = out["norm"]
     empty = (norm.str.len_bytes() == 0).to_numpy()
     return Normalised(text=norm, key=text_keys(norm), empty=empty, truncated=out["truncated"].to_numpy())
+
+
+def unspace(texts: pl.Series) -> pl.Series:
+    """Undo :func:`normalise_expr`'s one-token-per-character spacing of scripts written without spaces (for
+    the encoder, which reads them as written); a no-op on text without such characters."""
+    pair = f"([{NO_SPACE_CHARS}]\\p{{M}}*) ([{NO_SPACE_CHARS}])"
+    return texts.str.replace_all(pair, "$1$2").str.replace_all(pair, "$1$2")  # two passes: overlapping pairs

@@ -1,45 +1,59 @@
-"""Outputs: the parquet tables and manifest of a run, each written atomically (temp file, then rename).
+"""Outputs: the parquet tables of a run, their schemas, and how they are written.
 
-Schemas (also in the README):
+Schemas (also in the README); every table starts with ``run_id`` and ``day``:
   assignments.parquet  one row per input row, in input order
   clusters.parquet     one row per cluster
   accounts.parquet     one row per account
-  manifest.json        version, config, inputs, row counts, per-stage seconds and memory, device
+  operators.parquet    one row per operator group
+  manifest.json        version, config, inputs, row counts, per-stage seconds and memory, device, and
+                       per output file its rows, bytes and SHA-256 (written by ``artifacts.replace_set``)
+
+Columns listed in ``NOT_NULL`` are declared non-null in the parquet schema (``required`` fields), so a
+consumer's schema check catches a contract change. The whole set is replaced as a unit
+(:func:`clusterer.artifacts.replace_set`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from . import fastops
-from .campaigns import Decisions
-from .cluster import centroids
+from . import artifacts, fastops
 from .config import SCORE_TERMS
 from .embed import RowVectors
 from .errors import OutputError
-from .templates import Templates
+
+if TYPE_CHECKING:  # the table builders' inputs; writing a set needs none of these heavy modules
+    from .campaigns import Decisions
+    from .templates import Templates
 
 ASSIGNMENTS = "assignments.parquet"
 CLUSTERS = "clusters.parquet"
 ACCOUNTS = "accounts.parquet"
 OPERATORS = "operators.parquet"
-MANIFEST = "manifest.json"
+MANIFEST = artifacts.MANIFEST
+VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors
+VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS for each assignments row, -1 = not embedded
+OUTPUT_FILES = (ASSIGNMENTS, CLUSTERS, ACCOUNTS, OPERATORS, VECTORS, VECTOR_OF_ROW)
+REPORT = "report.html"  # `run --report` / `clusterer report`: written beside the set, replaced with it
+KNOWN_FILES = frozenset({*OUTPUT_FILES, MANIFEST, REPORT})  # what an --out directory may hold
 
 STATUS_CLUSTERED = "clustered"
 STATUS_NOISE = "noise"
 STATUS_EMPTY = "empty_text"  # null, blank, or nothing left after normalisation: not embedded
+STATUS_NO_TIMESTAMP = "no_timestamp"  # null timestamp with ingest.null_timestamps = "skip": not clustered
+STATUSES = (STATUS_CLUSTERED, STATUS_NOISE, STATUS_EMPTY, STATUS_NO_TIMESTAMP)
+RUN_COLUMNS = {"run_id": pl.String, "day": pl.Date}  # first two columns of every table
 EXEMPLAR_CHARS = 300
 
 ASSIGNMENT_SCHEMA = {
+    **RUN_COLUMNS,
     "prompt_id": pl.String,
     "account_id": pl.String,
     "timestamp": pl.Datetime("us", "UTC"),
@@ -53,6 +67,7 @@ ASSIGNMENT_SCHEMA = {
     "flagged": pl.Boolean,
 }
 CLUSTER_SCHEMA = {
+    **RUN_COLUMNS,
     "cluster_id": pl.Int64,
     "size": pl.UInt32,
     "n_accounts": pl.UInt32,
@@ -87,6 +102,7 @@ CLUSTER_SCHEMA = {
     "campaign_logit": pl.Float64,
 }
 ACCOUNT_SCHEMA = {
+    **RUN_COLUMNS,
     "account_id": pl.String,
     "prompts": pl.UInt32,
     "clustered_prompts": pl.UInt32,
@@ -100,6 +116,7 @@ ACCOUNT_SCHEMA = {
     "operator_group": pl.Int64,
 }
 OPERATOR_SCHEMA = {
+    **RUN_COLUMNS,
     "operator_group": pl.Int64,
     "accounts": pl.UInt32,
     "flagged_prompts": pl.UInt32,
@@ -109,52 +126,131 @@ OPERATOR_SCHEMA = {
 }
 
 
+# Columns never null (declared ``required`` in the parquet schema); list columns' elements are never null either.
+NOT_NULL: dict[str, frozenset[str]] = {
+    ASSIGNMENTS: frozenset(
+        {
+            "run_id",
+            "day",
+            "prompt_id",
+            "account_id",
+            "cluster_id",
+            "status",
+            "membership",
+            "template_coverage",
+            "truncated",
+            "campaign_score",
+            "flagged",
+        }
+    ),
+    CLUSTERS: frozenset(
+        {
+            "run_id",
+            "day",
+            "cluster_id",
+            "size",
+            "n_accounts",
+            "top_account_share",
+            "cohesion",
+            "rigidity",
+            "template_coverage",
+            "first_seen",
+            "last_seen",
+            "exemplar_prompt_id",
+            "exemplar_text",
+            "template",
+            "campaign_score",
+            "flagged",
+            "tags",
+        }
+    ),
+    ACCOUNTS: frozenset(
+        {
+            "run_id",
+            "day",
+            "account_id",
+            "prompts",
+            "clustered_prompts",
+            "n_clusters",
+            "cluster_ids",
+            "flagged",
+            "flagged_share",
+            "campaigns",
+            "operator_group",
+        }
+    ),
+    OPERATORS: frozenset(set(OPERATOR_SCHEMA)),
+}
+
+
 def check_writable(out: Path) -> None:
-    """Create ``out`` if needed and prove a file can be written there, before any heavy work.
+    """Prove ``out`` can take an output set, before any heavy work: its parent can be created and written
+    (the set is staged beside ``out`` and swapped in) and ``out`` holds nothing clusterer did not write.
 
     Raises:
-        OutputError: the directory cannot be created or written.
+        OutputError: the directory cannot be created or written, or holds foreign files.
     """
+    out = Path(out).absolute()
+    artifacts.check_target(out, set(KNOWN_FILES), "--out")
+    probe = out.parent / f".{out.name}{artifacts.TAG}probe-{secrets.token_hex(4)}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
-        os.close(fd)
-        os.unlink(probe)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(probe)
+        os.rmdir(probe)
     except OSError as err:
         raise OutputError(f"--out {out} is not writable: {err.strerror or err}") from err
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {c: t for c, t in schema.items() if c not in RUN_COLUMNS}
 
 
-def write_parquet(df: pl.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: df.write_parquet(tmp, compression="zstd"))
+def with_run_columns(df: pl.DataFrame, run_id: str, day: Any) -> pl.DataFrame:
+    """``df`` with ``run_id`` (str) and ``day`` (date) as its first two columns."""
+    return df.select(pl.lit(run_id, pl.String).alias("run_id"), pl.lit(day, pl.Date).alias("day"), pl.all())
 
 
-def write_npy(arr: NDArray[Any], path: Path) -> None:
-    def _w(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.save would append '.npy' to a temp name
-            np.save(fh, arr)
+def _arrow_schema(df: pl.DataFrame, not_null: frozenset[str]) -> Any:
+    import pyarrow as pa
 
-    _atomic(path, _w)
+    table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+    fields = []
+    for f in table.schema:
+        typ = f.type
+        required = f.name in not_null
+        if required and (pa.types.is_large_list(typ) or pa.types.is_list(typ)):
+            typ = pa.large_list(pa.field("item", typ.value_type, nullable=False))
+        fields.append(pa.field(f.name, typ, nullable=not required))
+    return table, pa.schema(fields)
 
 
-def write_json(obj: dict[str, Any], path: Path) -> None:
-    def _w(tmp: Path) -> None:
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+def write_table(df: pl.DataFrame, path: Path, not_null: frozenset[str] = frozenset()) -> int:
+    """Write ``df`` as zstd parquet with ``not_null`` columns declared required; returns its rows.
 
-    _atomic(path, _w)
+    Raises:
+        ValueError: a column declared non-null holds nulls (a bug: the tables are built not to).
+    """
+    import pyarrow.parquet as pq
+
+    table, schema = _arrow_schema(df.rechunk(), not_null)  # one chunk: the same table gives the same bytes
+    pq.write_table(table.cast(schema).combine_chunks(), path, compression="zstd")
+    return df.height
+
+
+def write_parquet(df: pl.DataFrame, path: Path, not_null: frozenset[str] = frozenset()) -> None:
+    """Write one parquet file atomically (temp file + rename, umask mode).
+
+    Raises:
+        OutputError: the file system refused the write.
+    """
+    artifacts.write_file_atomic(Path(path), lambda tmp: write_table(df, tmp, not_null))
+
+
+def write_npy(arr: NDArray[Any], path: Path) -> int:
+    """Write an array as .npy; returns its length."""
+    with open(path, "wb") as fh:  # a file object: np.save would append '.npy' to other names
+        np.save(fh, arr)
+    return len(arr)
 
 
 def assignments_frame(
@@ -166,6 +262,9 @@ def assignments_frame(
     truncated: NDArray[np.bool_],
     dec: Decisions,
     extra_columns: tuple[str, ...],
+    *,
+    run_id: str,
+    day: Any,
 ) -> pl.DataFrame:
     """Per-prompt table: every input row exactly once, in input order, extras carried through."""
     core = pl.DataFrame(
@@ -182,8 +281,9 @@ def assignments_frame(
             "campaign_score": pl.Series(dec.prompt_score, dtype=pl.Float32),
             "flagged": pl.Series(dec.prompt_flagged, dtype=pl.Boolean),
         },
-        schema=ASSIGNMENT_SCHEMA,
+        schema=_body(ASSIGNMENT_SCHEMA),
     )
+    core = with_run_columns(core, run_id, day)
     extras = [c for c in extra_columns if c not in ASSIGNMENT_SCHEMA]
     return core.hstack(frame.select(extras)) if extras else core
 
@@ -195,15 +295,21 @@ def clusters_frame(
     rows: NDArray[np.int64],
     tmpl: Templates,
     dec: Decisions,
+    *,
+    run_id: str,
+    day: Any,
 ) -> pl.DataFrame:
     """Per-cluster table. ``emb_rows[i]`` is the embedding of input row ``rows[i]``.
 
     The exemplar is the member closest to the cluster's mean direction; cohesion is the mean cosine of
     members to that direction.
     """
+    from .cluster import centroids
+
     n_clusters = len(tmpl.text)
     if n_clusters == 0:
         return pl.DataFrame(schema=CLUSTER_SCHEMA)
+    body = _body(CLUSTER_SCHEMA)
     lab = labels[rows]
     member = lab >= 0
     pos_m = np.flatnonzero(member)
@@ -250,22 +356,30 @@ def clusters_frame(
         }
     )
     out = per.join(meta, on="cluster_id", how="left")
-    dcols = [c for c in dec.clusters.columns if c in CLUSTER_SCHEMA and c not in out.columns]
+    dcols = [c for c in dec.clusters.columns if c in body and c not in out.columns]
     out = out.join(dec.clusters.select("cluster_id", *dcols), on="cluster_id", how="left")
-    out = out.with_columns([pl.lit(None).alias(c) for c in CLUSTER_SCHEMA if c not in out.columns])
-    return out.select([pl.col(c).cast(t) for c, t in CLUSTER_SCHEMA.items()]).sort(
+    out = out.with_columns([pl.lit(None).alias(c) for c in body if c not in out.columns])
+    # a cluster the campaign stage did not score is not flagged, and carries no tags
+    out = out.with_columns(
+        pl.col("campaign_score").fill_null(0.0), pl.col("flagged").fill_null(False), pl.col("tags").fill_null([])
+    )
+    out = out.select([pl.col(c).cast(t) for c, t in body.items()]).sort(
         ["campaign_score", "n_accounts", "cluster_id"], descending=[True, True, False], nulls_last=True
     )
+    return with_run_columns(out, run_id, day)
 
 
-def operators_frame(dec: Decisions) -> pl.DataFrame:
+def operators_frame(dec: Decisions, *, run_id: str, day: Any) -> pl.DataFrame:
     """One row per operator group (accounts that share flagged template families)."""
     if dec.operators.height == 0:
         return pl.DataFrame(schema=OPERATOR_SCHEMA)
-    return dec.operators.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()])
+    out = dec.operators.select([pl.col(c).cast(t) for c, t in _body(OPERATOR_SCHEMA).items()])
+    return with_run_columns(out, run_id, day)
 
 
-def accounts_frame(frame: pl.DataFrame, labels: NDArray[np.int64], dec: Decisions) -> pl.DataFrame:
+def accounts_frame(
+    frame: pl.DataFrame, labels: NDArray[np.int64], dec: Decisions, *, run_id: str, day: Any
+) -> pl.DataFrame:
     """Per-account table: volume, clustered volume, the clusters touched, flags and operator group."""
     df = pl.DataFrame(
         {
@@ -285,6 +399,12 @@ def accounts_frame(frame: pl.DataFrame, labels: NDArray[np.int64], dec: Decision
         )
         .with_columns(pl.col("cluster_ids").list.len().cast(pl.UInt32).alias("n_clusters"))
         .join(dec.accounts, on="account_id", how="left")
-        .with_columns(pl.col("flagged").fill_null(False), pl.col("operator_group").fill_null(-1))
+        .with_columns(
+            pl.col("flagged").fill_null(False),
+            pl.col("operator_group").fill_null(-1),
+            pl.col("flagged_share").fill_null(0.0),
+            pl.col("campaigns").fill_null([]),
+        )
     )
-    return out.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]).sort("account_id")
+    out = out.select([pl.col(c).cast(t) for c, t in _body(ACCOUNT_SCHEMA).items()]).sort("account_id")
+    return with_run_columns(out, run_id, day)

@@ -1,23 +1,23 @@
-"""run(logs, out, cfg): the stages in order, with progress, timings and memory; nothing else."""
+"""compute(prompts, cfg) -> Result: the stages in order, with progress, timings and memory; nothing else.
+
+Reading and validating the input, the registry and the output directory happen before this module is
+imported (``clusterer.api``), so bad input is refused without loading the heavy libraries.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
+import json
 import platform
-import resource
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import xxhash
 
 from . import __version__, fastops, outputs
 from .backend import Backend, Device, resolve
@@ -27,36 +27,15 @@ from .config import RunConfig
 from .embed import RowVectors, distinct_rows, embed_texts, load_encoder
 from .families import group_fragments
 from .graph import knn_graph, knn_pairs, lsh_pairs, merge_pairs, score_edges
-from .history import VECTOR_OF_ROW, VECTORS, annotate_clusters
-from .ingest import read_logs
-from .normalise import normalise, text_keys
+from .history import annotate_clusters
+from .ingest import Prompts, content_digest
+from .normalise import normalise, text_keys, unspace
 from .overlap import pair_overlap, signatures
-from .registry import Family, load_registry, match_families, save_registry, update_registry
+from .progress import Reporter, peak_rss_mb
+from .registry import Family, Registry, check_dim, match_families, update_registry
+from .result import Result
 from .skeleton import build_skeletons
 from .templates import describe_templates
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-@dataclass
-class StageClock:
-    """Seconds and peak RSS (MiB, process-wide high-water mark at stage end) per stage."""
-
-    console: Console
-    quiet: bool
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        yield
-        secs = time.perf_counter() - t0
-        self.stages[name] = {"seconds": round(secs, 3), "peak_rss_mb": _peak_rss_mb()}
-        if not self.quiet:
-            self.console.log(f"{name}: {secs:.1f}s, peak RSS {self.stages[name]['peak_rss_mb']:.0f} MiB")
 
 
 def _device_name(backend: Backend) -> str:
@@ -70,40 +49,69 @@ def _device_name(backend: Backend) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def run(
-    logs: Sequence[str | Path],
-    out: Path,
-    cfg: RunConfig,
-    console: Console | None = None,
-    registry: Path | None = None,
-    history: Path | None = None,
-) -> dict[str, Any]:
-    """Cluster one day of prompt logs into ``out``; returns the manifest that was written.
+def day_of(timestamps: pl.Series) -> dt.date | None:
+    """The day a log covers: the UTC date of its median timestamp (None without timestamps)."""
+    ts = timestamps.drop_nulls().sort()
+    return ts[len(ts) // 2].date() if len(ts) else None
 
-    With ``registry``, flagged families are matched to known campaigns there (stable IDs across days) and
-    the registry is updated after the outputs are written. With ``history`` (a folder made by
-    ``clusterer history add``), each cluster is annotated with its near-duplicates on earlier days.
+
+def run_identity(
+    prompts: Prompts, cfg: RunConfig, backend: Backend, reg: Registry | None, history: Path | None
+) -> tuple[str, dt.date | None]:
+    """``(run_id, day)``. The run ID is derived from what determines the results: the tool version, the
+    configuration (less ``quiet`` and the cache folder), the device backend, the content of the input rows,
+    and the registry campaigns and history folder used, so the same input and config give the same ID and
+    every table of the run can be told from another run's by it. Form: ``<day>-<12 hex digits>``."""
+    conf = cfg.to_dict()
+    conf.pop("quiet", None)
+    conf["embed"].pop("cache_dir", None)
+    material = {
+        "version": __version__,
+        "config": conf,
+        "backend": str(backend),
+        "rows": content_digest(prompts.frame),
+        "registry": sorted(reg.campaigns["campaign_id"].to_list()) if reg is not None else None,
+        "history": str(history) if history is not None else None,
+    }
+    digest = xxhash.xxh3_64_hexdigest(json.dumps(material, sort_keys=True, default=str).encode())[:12]
+    day = day_of(prompts.frame["timestamp"])
+    return f"{day.isoformat() if day else 'empty'}-{digest}", day
+
+
+def compute(
+    prompts: Prompts,
+    cfg: RunConfig,
+    *,
+    reporter: Reporter | None = None,
+    registry: Registry | None = None,
+    registry_dir: Path | None = None,
+    history: Path | None = None,
+    argv: Sequence[str] | None = None,
+) -> Result:
+    """Cluster one validated day of prompts; nothing is written (see :meth:`Result.write`).
+
+    With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
+    IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
+    ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
+    near-duplicates on earlier days.
 
     Raises:
-        InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
+        ConfigError, BackendUnavailable: problems the user can fix.
     """
-    console = console or Console(stderr=True, quiet=cfg.quiet)
+    reporter = reporter or Reporter(quiet=cfg.quiet)
+    clock = reporter
     started = dt.datetime.now(dt.timezone.utc)
-    clock = StageClock(console, cfg.quiet)
-    out = Path(out)
     backend = resolve(Device(cfg.device))
-    outputs.check_writable(out)
-    reg = load_registry(registry) if registry is not None else None
+    reg = registry
     np.random.seed(cfg.seed)
-
-    with clock.stage("ingest"):
-        prompts = read_logs(logs, cfg.ingest)
+    run_id, day = run_identity(prompts, cfg, backend, reg, history)
     frame = prompts.frame
     n = frame.height
 
     with clock.stage("normalise"):
         norm = normalise(frame["text"], cfg.normalise)
-        rows = np.flatnonzero(~norm.empty)  # rows that are embedded and clustered
+        no_time = frame["timestamp"].is_null().to_numpy()  # only with ingest.null_timestamps = "skip"
+        rows = np.flatnonzero(~norm.empty & ~no_time)  # rows that are embedded and clustered
         texts = norm.text.gather(rows)
 
     with clock.stage("skeleton"):
@@ -111,25 +119,16 @@ def run(
         # embed the scaffold view of templated prompts (payload masked), the text itself otherwise
         templated = sk.coverage >= cfg.skeleton.view_min_coverage
         to_embed = pl.select(pl.when(pl.Series(templated)).then(sk.view).otherwise(texts)).to_series()
+        to_embed = unspace(to_embed)  # the encoder reads CJK / Thai as written; only shingles need the spaces
         tkeys = text_keys(to_embed)
         keys, first, inverse = fastops.unique_first_inverse(tkeys)
         uniq_texts = to_embed.gather(first).to_list()
 
-    with clock.stage("embed"):
+    with clock.stage("embed", total=len(uniq_texts)) as advance:
         encoder = load_encoder(cfg.embed, backend)
-        with Progress(
-            TextColumn("embed"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=cfg.quiet,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("embed", total=len(uniq_texts))
-            emb = embed_texts(
-                uniq_texts, keys, encoder, cfg.embed.resolved_cache_dir(), progress=lambda k: bar.advance(task, k)
-            )
+        if reg is not None and registry_dir is not None:  # a model path's dimension is known only now
+            check_dim(reg, registry_dir, encoder.dim, cfg.embed.model)
+        emb = embed_texts(uniq_texts, keys, encoder, cfg.embed.resolved_cache_dir(), progress=advance)
         # distinct texts can share a vector (equal opening tokens): index each vector once
         vectors, of_vec = distinct_rows(emb.emb)
         of_row = of_vec[inverse.ravel()]
@@ -162,11 +161,11 @@ def run(
         attached = attach_by_template(attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles)
         fit = np.zeros(n, np.float32)  # per prompt: share of its fragment's scaffold it carries
         fit[rows] = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
-        org_col = cfg.campaign.org_col
+        frame_orgs = _orgs_filled(frame, cfg.campaign.org_col)
         org_codes = None
-        if org_col in frame.columns:
-            org = frame[org_col].gather(rows).cast(pl.String)
-            org_codes = np.where(org.is_null().to_numpy(), -1, org.fill_null("").cast(pl.Categorical).to_physical())
+        if frame_orgs is not None:
+            org = frame_orgs[cfg.campaign.org_col].gather(rows)
+            org_codes = np.where(org.is_null().to_numpy(), -1, fastops.unique_inverse(org.fill_null("").to_numpy())[1])
             org_codes = org_codes.astype(np.int64)
         grouping = group_fragments(
             attached,
@@ -188,6 +187,7 @@ def run(
         coverage = np.zeros(n, np.float32)
         coverage[rows] = sk.coverage
         status = np.full(n, outputs.STATUS_EMPTY, dtype=object)
+        status[no_time] = outputs.STATUS_NO_TIMESTAMP
         status[rows] = np.where(fam >= 0, outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE)
 
     with clock.stage("templates"):
@@ -211,27 +211,24 @@ def run(
                 families[c] = Family(c, p, centroid[c], tmpl.frequent[c], tmpl.common[c], tmpl.text[c], 0, 0, 0.0)
             return match_families(reg, list(families.values()), cfg.campaign) if reg is not None else {}
 
-        dec = decide(frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer, fit=fit)
+        dec_frame = frame_orgs if frame_orgs is not None else frame
+        dec = decide(dec_frame, labels, norm.key, cl_info, tmpl.key, cfg.campaign, namer=namer, fit=fit)
 
-    with clock.stage("write"):
+    with clock.stage("tables"):
+        run = {"run_id": run_id, "day": day}
         assign = outputs.assignments_frame(
-            frame, labels, status, membership, coverage, norm.truncated, dec, prompts.extra_columns
+            frame, labels, status, membership, coverage, norm.truncated, dec, prompts.extra_columns, **run
         )
-        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl, dec)
+        cl = outputs.clusters_frame(frame, labels, emb_rows, rows, tmpl, dec, **run)
         if history is not None:
             hist = annotate_clusters(history, emb.model_key, vectors, of_row, fam, cl.height)
             cl = cl.join(hist, on="cluster_id", how="left")
         vector_of_row = np.full(n, -1, np.int64)
         vector_of_row[rows] = of_row
-        outputs.write_npy(vectors.astype(np.float16), out / VECTORS)
-        outputs.write_npy(vector_of_row, out / VECTOR_OF_ROW)
-        acc = outputs.accounts_frame(frame, labels, dec)
-        ops = outputs.operators_frame(dec)
-        outputs.write_parquet(assign, out / outputs.ASSIGNMENTS)
-        outputs.write_parquet(cl, out / outputs.CLUSTERS)
-        outputs.write_parquet(acc, out / outputs.ACCOUNTS)
-        outputs.write_parquet(ops, out / outputs.OPERATORS)
-        if reg is not None:
+        acc = outputs.accounts_frame(frame, labels, dec, **run)
+        ops = outputs.operators_frame(dec, **run)
+        reg_update = None
+        if reg is not None and registry_dir is not None:
             flagged = dec.clusters.filter(pl.col("flagged"))
             fams = [
                 dataclasses.replace(families[c], prompts=int(p), accounts=int(a), score=float(s))
@@ -244,19 +241,17 @@ def run(
                 )
             ]
             ids = dict(zip(flagged["cluster_id"].to_list(), flagged["campaign_id"].to_list(), strict=True))
-            day = frame["timestamp"].drop_nulls().sort()
-            day = day[len(day) // 2].date() if len(day) else started.date()
-            save_registry(registry, update_registry(reg, fams, ids, day))
+            reg_update = (Path(registry_dir), update_registry(reg, fams, ids, day or started.date()))
 
-    counts = {
-        s: int((status == s).sum()) for s in (outputs.STATUS_CLUSTERED, outputs.STATUS_NOISE, outputs.STATUS_EMPTY)
-    }
+    counts = {s: int((status == s).sum()) for s in outputs.STATUSES}
     manifest: dict[str, Any] = {
         "tool": "clusterer",
         "version": __version__,
+        "run_id": run_id,
+        "day": day.isoformat() if day else None,
         "started_at": started.isoformat(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "argv": sys.argv[1:],
+        "argv": list(argv) if argv is not None else sys.argv[1:],
         "device": {"requested": cfg.device, "backend": str(backend), "name": _device_name(backend)},
         "config": cfg.to_dict(),
         "inputs": [dataclasses.asdict(f) for f in prompts.files],
@@ -266,7 +261,10 @@ def run(
             "out": assign.height,
             "clustered": counts[outputs.STATUS_CLUSTERED],
             "noise": counts[outputs.STATUS_NOISE],
-            "not_clustered": {outputs.STATUS_EMPTY: counts[outputs.STATUS_EMPTY]},
+            "not_clustered": {
+                outputs.STATUS_EMPTY: counts[outputs.STATUS_EMPTY],
+                outputs.STATUS_NO_TIMESTAMP: counts[outputs.STATUS_NO_TIMESTAMP],
+            },
             "truncated": int(norm.truncated.sum()),
             "distinct_embedded_texts": len(uniq_texts),
             "distinct_vectors": len(vectors),
@@ -295,21 +293,49 @@ def run(
         },
         "accounts": acc.height,
         "stages": clock.stages,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "history": str(history) if history is not None else None,
-        "outputs": [
-            outputs.ASSIGNMENTS,
-            outputs.CLUSTERS,
-            outputs.ACCOUNTS,
-            outputs.OPERATORS,
-            VECTORS,
-            VECTOR_OF_ROW,
-            outputs.MANIFEST,
-        ],
+        "registry": str(registry_dir) if registry_dir is not None else None,
     }
-    outputs.write_json(manifest, out / outputs.MANIFEST)
-    if not cfg.quiet:
-        from .report import summary_table
+    return Result(
+        assignments=assign,
+        clusters=cl,
+        accounts=acc,
+        operators=ops,
+        manifest=manifest,
+        vectors=vectors.astype(np.float16),
+        vector_of_row=vector_of_row,
+        registry_update=reg_update,
+        reporter=reporter,
+    )
 
-        console.print(summary_table(manifest, cl))
-    return manifest
+
+def _orgs_filled(frame: pl.DataFrame, org_col: str) -> pl.DataFrame | None:
+    """The prompt frame with null organisation IDs replaced by one organisation per account (an account with
+    no organisation is its own), or None without an organisation column. A column that is null throughout
+    stays so (the signal is then missing). A null used to wrap to 2^32 - 1 as a code and sized arrays by it.
+    """
+    if org_col not in frame.columns:
+        return None
+    org = frame[org_col].cast(pl.String, strict=False)
+    if 0 < org.null_count() < len(org):
+        org = pl.select(pl.coalesce(org, pl.lit("\x00account:") + frame["account_id"])).to_series()
+    return frame.with_columns(org.alias(org_col))
+
+
+def run(
+    logs: Sequence[str | Path],
+    out: Path,
+    cfg: RunConfig,
+    registry: Path | None = None,
+    history: Path | None = None,
+) -> dict[str, Any]:
+    """``clusterer run``: cluster ``logs`` and write the output set to ``out``; returns the manifest written.
+
+    Raises:
+        InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
+    """
+    from .api import check_out, cluster
+
+    check_out(out, logs, registry, history)
+    return cluster(logs, cfg, registry=registry, history=history).write(out)

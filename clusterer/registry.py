@@ -1,6 +1,7 @@
 """Campaign registry: stable campaign IDs across days, and assigning new prompts to known campaigns.
 
-A registry is a directory with two parquet files, each rewritten atomically after a run:
+A registry is a directory with two parquet files and a ``manifest.json`` of their hashes, replaced as one
+unit after a run (:func:`clusterer.artifacts.replace_set`) and checked before the next:
 
 - ``campaigns.parquet``: one row per known campaign: ``campaign_id``, ``first_seen`` / ``last_seen``
   (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
@@ -24,12 +25,14 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from . import artifacts
 from .config import CampaignConfig
-from .errors import InputError
-from .outputs import write_parquet
+from .errors import InputError, OutputError
+from .outputs import write_table
 
 CAMPAIGNS_FILE = "campaigns.parquet"
 DAILY_FILE = "daily.parquet"
+REGISTRY_FILES = (CAMPAIGNS_FILE, DAILY_FILE)
 CAMPAIGN_SCHEMA = {
     "campaign_id": pl.String,
     "first_seen": pl.Date,
@@ -72,26 +75,85 @@ class Family:
 
 
 def load_registry(path: Path) -> Registry:
-    """Read a registry directory (an absent or empty directory is an empty registry).
+    """Read and check a registry directory (an absent or empty directory is an empty registry).
+
+    A registry written by this version carries a ``manifest.json`` with each file's SHA-256, checked here;
+    one written before lists no hashes and is checked for both files and their columns.
 
     Raises:
-        InputError: a registry file that cannot be read or lacks columns.
+        InputError: ``path`` is a file; the directory holds foreign files; one of the two tables is missing
+        while the other is there; a file does not match the manifest, cannot be read or lacks columns;
+        campaigns without daily rows (a damaged registry is refused, never silently rebuilt).
     """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--registry {path} is a file; a registry is a directory (created when absent)")
+    if not path.is_dir():
+        return Registry(campaigns=pl.DataFrame(schema=CAMPAIGN_SCHEMA), daily=pl.DataFrame(schema=DAILY_SCHEMA))
+    try:
+        artifacts.check_target(path, set(REGISTRY_FILES) | {artifacts.MANIFEST}, "--registry")
+    except OutputError as err:
+        raise InputError(str(err)) from err
+    present = [name for name in REGISTRY_FILES if (path / name).is_file()]
+    if present and len(present) < len(REGISTRY_FILES):
+        missing = [name for name in REGISTRY_FILES if name not in present]
+        raise InputError(
+            f"registry {path} is damaged: it has {', '.join(present)} but no {', '.join(missing)}; restore the "
+            "missing file (or point --registry at a new directory); refusing to run, which would lose campaigns"
+        )
+    if (path / artifacts.MANIFEST).is_file():
+        artifacts.verify_set(path, "registry")
     out = []
     for name, schema in ((CAMPAIGNS_FILE, CAMPAIGN_SCHEMA), (DAILY_FILE, DAILY_SCHEMA)):
-        f = Path(path) / name
+        f = path / name
         if not f.is_file():
             out.append(pl.DataFrame(schema=schema))
             continue
         try:
             df = pl.read_parquet(f)
         except (pl.exceptions.PolarsError, OSError) as err:
-            raise InputError(f"registry file {f} cannot be read: {err}") from err
+            raise InputError(f"registry file {f} cannot be read: {_first_line(err)}") from err
         missing = [c for c in schema if c not in df.columns]
         if missing:
             raise InputError(f"registry file {f} lacks columns {missing}; is {path} a clusterer registry?")
         out.append(df.select([pl.col(c).cast(t) for c, t in schema.items()]))
-    return Registry(campaigns=out[0], daily=out[1])
+    reg = Registry(campaigns=out[0], daily=out[1])
+    orphans = reg.campaigns.filter(~pl.col("campaign_id").is_in(reg.daily["campaign_id"].implode()))
+    if orphans.height:
+        raise InputError(
+            f"registry {path} is damaged: {orphans.height} campaigns have no rows in {DAILY_FILE} (e.g. "
+            f"{', '.join(orphans['campaign_id'].head(3).to_list())}); restore {DAILY_FILE} from a backup"
+        )
+    dims = {len(c) for c in reg.campaigns["centroid"].to_list()}
+    if len(dims) > 1:
+        raise InputError(f"registry {path} is damaged: its centroids have several dimensions {sorted(dims)}")
+    return reg
+
+
+def registry_dim(reg: Registry) -> int | None:
+    """Embedding dimension of the registry's centroids (None when it holds no campaigns)."""
+    if reg.campaigns.height == 0:
+        return None
+    return len(reg.campaigns["centroid"][0])
+
+
+def check_dim(reg: Registry, path: Path, dim: int, model: str) -> None:
+    """Refuse a registry whose centroids were made by a model of another dimension.
+
+    Raises:
+        InputError: the dimensions differ.
+    """
+    have = registry_dim(reg)
+    if have is not None and have != dim:
+        raise InputError(
+            f"registry {path} holds {have}-dim campaign centroids; this run embeds with {model!r} ({dim}-dim); "
+            "use the model the registry was built with, or a new --registry directory"
+        )
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _jaccard(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> float:
@@ -178,9 +240,26 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
 
 
 def save_registry(path: Path, reg: Registry) -> None:
-    Path(path).mkdir(parents=True, exist_ok=True)
-    write_parquet(reg.campaigns, Path(path) / CAMPAIGNS_FILE)
-    write_parquet(reg.daily, Path(path) / DAILY_FILE)
+    """Replace the registry directory's content as one unit (both tables and a manifest with their hashes).
+
+    Raises:
+        OutputError: the directory cannot be written (the previous registry stays as it was).
+    """
+    from . import __version__
+
+    manifest = {
+        "tool": "clusterer",
+        "kind": "registry",
+        "version": __version__,
+        "campaigns": reg.campaigns.height,
+        "dim": registry_dim(reg),
+        "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    files = {
+        CAMPAIGNS_FILE: lambda p: write_table(reg.campaigns, p, frozenset(CAMPAIGN_SCHEMA) - {"template"}),
+        DAILY_FILE: lambda p: write_table(reg.daily, p, frozenset(DAILY_SCHEMA)),
+    }
+    artifacts.replace_set(Path(path), files, manifest, set(REGISTRY_FILES), "--registry")
 
 
 def assign_to_known(

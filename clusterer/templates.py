@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from numpy.typing import NDArray
 
 from . import reference
 from .config import SkeletonConfig
+from .normalise import NO_SPACE_CHARS, text_keys
 from .overlap import Signatures
 from .skeleton import Skeletons, frequent_shingles, render_template
 
@@ -20,12 +22,21 @@ COMMON_SHARE = 0.1
 MAX_COMMON = 4000
 
 
+_UNSPACED = re.compile(f"(?<=[{NO_SPACE_CHARS}]) (?=[{NO_SPACE_CHARS}])")
+
+
+def _join_unspaced(text: str) -> str:
+    """Undo normalisation's one-token-per-character spacing of CJK / Thai-like scripts for display."""
+    return _UNSPACED.sub("", text)
+
+
 @dataclass(frozen=True, slots=True)
 class Templates:
     """Aligned with cluster IDs 0..k-1: ``text`` the scaffold with ``{…}`` slots; ``rigidity`` float32
     (k,) mean estimated skeleton Jaccard of sampled member pairs; ``coverage`` float32 (k,) mean share of
-    members' shingles that are skeleton; ``key``: content-derived template key per cluster (xxh3 of the 8
-    smallest frequent-shingle hashes, '' when the cluster has no common skeleton)."""
+    members' shingles that are skeleton; ``key``: content-derived template key per cluster, unique within
+    the run (xxh3 of the 8 smallest frequent-shingle hashes; of the 8 smallest member-text keys when the
+    cluster has no common skeleton)."""
 
     text: list[str]
     rigidity: NDArray[np.float32]
@@ -95,6 +106,7 @@ def describe_templates(
     out_key: list[str] = []
     out_freq: list[NDArray[np.uint64]] = []
     out_common: list[NDArray[np.uint64]] = []
+    seen: dict[str, int] = {}  # keys are made unique in cluster order (clusters are numbered by first row)
     out_fit: list[float] = []
     for c in range(k):
         mem = rows_sorted[bounds[c] : bounds[c + 1]]
@@ -111,8 +123,15 @@ def describe_templates(
         out_fit.append(fit)
         out_freq.append(freq)
         out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
-        out_text.append(text)
-        out_key.append(xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes()) if len(freq) else "")
+        out_text.append(_join_unspaced(text))
+        if len(freq):
+            key = xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes())
+        else:  # no common skeleton: the key still comes from content (the members' texts), never from position
+            member_keys = np.unique(text_keys(texts.gather(mem)))[:8]
+            key = xxhash.xxh3_64_hexdigest(b"texts" + member_keys.tobytes())
+        n_same = seen.get(key, 0)
+        seen[key] = n_same + 1
+        out_key.append(key if n_same == 0 else xxhash.xxh3_64_hexdigest(f"{key}#{n_same}".encode()))
     rig = np.zeros(k, np.float32)
     if pi:
         ov = reference.skeleton_overlap(sigs.sig, sigs.sizes, np.concatenate(pi), np.concatenate(pj))

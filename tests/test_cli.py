@@ -130,3 +130,86 @@ def test_doctor_plan_prints_a_memory_plan():
     assert predict(1_000_000, k=30).peak_mb > big.peak_mb
     assert predict(1_000_000, pairs_per_row=60).peak_mb > big.peak_mb
     assert predict(1_000_000, model="static").seconds < big.seconds
+
+
+def test_version():
+    from clusterer import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"clusterer {__version__}"
+
+
+def test_run_json_on_stdout_logs_on_stderr_and_show_json(tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", str(out), "--json", "--log-format", "json")]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # stdout is one JSON document, nothing else
+    assert doc["out"] == str(out) and doc["run_id"] and doc["schema_version"] == 2
+    assert {f["name"] for f in doc["files"]} >= {"assignments.parquet", "clusters.parquet"}
+    logs = [json.loads(line) for line in res.stderr.splitlines() if line.strip()]
+    assert {r["logger"] for r in logs} == {"clusterer"} and any(r.get("stage") == "embed" for r in logs)
+    shown = runner.invoke(app, ["show", str(out), "--json", "--top", "50"])
+    assert shown.exit_code == 0, shown.output
+    top = json.loads(shown.stdout)
+    assert top["run_id"] == doc["run_id"] and top["clusters"] == doc["clusters"]
+    ids = [f["campaign_id"] for f in top["top_families"] if f["campaign_id"]]
+    assert ids and all(len(i) == len("cmp-") + 16 for i in ids)  # full IDs, never cut to a column width
+
+
+def test_help_shows_defaults():
+    res = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for text in ("[default: (15)]", "[default: (default)]", "[default: (64)]", "[default: (error)]"):
+        assert text in res.stdout, text
+
+
+def test_progress_lines_when_not_a_terminal(caplog):
+    import logging
+    import time
+
+    from clusterer.progress import Reporter
+
+    rep = Reporter(quiet=False, interval=0.05, live=False)
+    with caplog.at_level(logging.INFO, logger="clusterer"):
+        with rep.stage("embed", total=10) as advance:
+            advance(4)
+            time.sleep(0.3)
+    beats = [r.getMessage() for r in caplog.records if "running for" in r.getMessage()]
+    assert beats and "4 / 10 done" in beats[-1]
+    assert rep.stages["embed"]["seconds"] >= 0.3
+
+
+def test_bad_input_fails_fast_without_heavy_imports(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "x.csv"
+    path.write_text("prompt_id,text\n1,hello\n")
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom clusterer.cli import app\n"
+        f"r = CliRunner().invoke(app, ['run', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}])\n"
+        "print(r.exit_code)\n"
+        "print(sorted(m for m in ('torch', 'faiss', 'numba', 'scipy', 'sentence_transformers', 'hdbscan') "
+        "if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.split("\n")[:2] == ["2", "[]"]
+
+
+def test_quiet_silences_third_party_output():
+    import logging
+    import os
+
+    from clusterer.progress import setup_logging
+
+    setup_logging(quiet=True)
+    try:
+        assert os.environ.get("TQDM_DISABLE") == "1" and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"
+        for name in ("transformers", "model2vec", "sentence_transformers"):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.ERROR
+        assert logging.getLogger("clusterer").getEffectiveLevel() == logging.WARNING
+    finally:
+        setup_logging(quiet=False)

@@ -78,3 +78,32 @@ def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
     assert grown[8] == -1  # a single vote for cluster 1 is not enough
     assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
     assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
+
+
+def test_hdbscan_private_tree_api_is_the_tested_one():
+    """cluster_edges calls hdbscan's private tree routines by keyword; an hdbscan release that renames or
+    drops them (or their parameters) must fail here, loudly, before it mis-clusters a day."""
+    import importlib
+    import inspect
+    from importlib.metadata import version
+
+    from clusterer.cluster import HDBSCAN_PRIVATE_API, HDBSCAN_TESTED
+
+    assert version("hdbscan") == HDBSCAN_TESTED, (
+        f"hdbscan {version('hdbscan')} is installed; clusterer is tested with {HDBSCAN_TESTED} (pyproject pin)"
+    )
+    for dotted, params in HDBSCAN_PRIVATE_API.items():
+        module, name = dotted.rsplit(".", 1)
+        fn = getattr(importlib.import_module(module), name)
+        assert tuple(inspect.signature(fn).parameters)[: len(params)] == params, dotted
+
+
+def test_one_dense_group_is_a_cluster_not_noise():
+    """Every edge at one distance (a day of one template): no split below the root, yet one cluster."""
+    from clusterer.cluster import cluster_edges
+
+    n = 300
+    i = np.arange(n - 1)
+    j = i + 1
+    got = cluster_edges(n, i, j, np.ones(n - 1), ClusterConfig())
+    assert (got.labels == 0).all()

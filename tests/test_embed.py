@@ -84,3 +84,39 @@ def test_distinct_rows_round_trip():
     assert len(vec) == len(np.unique(emb, axis=0))
     np.testing.assert_array_equal(vec[idx], emb)
     assert idx[0] == 0 and (np.diff(np.unique(idx, return_index=True)[1]) > 0).all()  # first-seen order
+
+
+def test_static_model_lives_in_the_cache_root_even_with_the_cache_off(tmp_path, monkeypatch):
+    """`--cache-dir none --model static` turns the embedding cache off, not the model store: the distilled
+    model is kept under $CLUSTERER_CACHE (or ~/.cache/clusterer), so it is distilled once, not every run."""
+    from clusterer.config import EmbedConfig
+    from clusterer.embed import _model_folder
+
+    monkeypatch.setenv("CLUSTERER_CACHE", str(tmp_path / "root"))
+    off = _model_folder(EmbedConfig(model="static", cache_dir="none"), "m2v-x")
+    on = _model_folder(EmbedConfig(model="static", cache_dir=""), "m2v-x")
+    assert off == on == tmp_path / "root" / "models" / "m2v-x"
+    assert _model_folder(EmbedConfig(model="static", cache_dir=str(tmp_path / "c")), "m2v-x") == (
+        tmp_path / "c" / "models" / "m2v-x"
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("CLUSTERER_CACHE", str(blocker / "root"))  # unwritable: the temp folder, with a warning
+    assert "clusterer" in str(_model_folder(EmbedConfig(model="static", cache_dir="none"), "m2v-x"))
+
+
+def test_cache_sweeps_temp_shards_a_killed_run_left(tmp_path):
+    import os
+    import time
+
+    from clusterer.embed import EmbeddingCache
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    stale, fresh = folder / ".tmp-123-shard-a.npz", folder / ".tmp-456-shard-b.npz"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    EmbeddingCache(tmp_path, "m", 4)
+    assert not stale.exists() and fresh.exists()  # a live writer's temp file is left alone

@@ -44,3 +44,15 @@ def test_keys_are_stable_across_calls():
     k1, k2 = normalise(s, NormaliseConfig()).key, normalise(s, NormaliseConfig()).key
     assert (k1 == k2).all() and k1[0] == k1[2] and k1[0] != k1[1]
     assert int(k1[0]) == 10457265594366419360  # xxh3_64(b"one"): keys must not change between versions
+
+
+def test_scripts_without_spaces_get_one_token_per_character_and_unspace_undoes_it():
+    import polars as pl
+
+    from clusterer.config import NormaliseConfig
+    from clusterer.normalise import normalise, unspace
+
+    got = normalise(pl.Series(["请一步一步思考", "สวัสดีครับ", "hello world"]), NormaliseConfig()).text
+    assert got.to_list()[0] == "请 一 步 一 步 思 考"
+    assert got.to_list()[1] == "ส วั ส ดี ค รั บ"  # a character keeps its combining marks
+    assert unspace(got).to_list() == ["请一步一步思考", "สวัสดีครับ", "hello world"]

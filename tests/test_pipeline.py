@@ -46,6 +46,7 @@ def test_run_writes_all_outputs(tmp_path, day_file, day, fast_cfg):
         "cluster",
         "templates",
         "campaigns",
+        "tables",
         "write",
     ]
     assert m["inputs"][0]["rows"] == traffic.height

@@ -68,6 +68,9 @@ def test_assign_labels_late_prompts_of_known_campaigns(tmp_path, fast_cfg):
 
 def test_assign_needs_a_registry_with_campaigns(tmp_path, fast_cfg):
     p1, _ = _day(tmp_path, 1, (0,), seed=5)
+    with pytest.raises(InputError, match="does not exist"):
+        assign_logs([p1], tmp_path / "absent", tmp_path / "x.parquet", fast_cfg())
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no campaigns"):
         assign_logs([p1], tmp_path / "empty", tmp_path / "x.parquet", fast_cfg())
 
@@ -76,6 +79,7 @@ def test_corrupt_registry_is_reported(tmp_path):
     reg = tmp_path / "reg"
     reg.mkdir()
     (reg / "campaigns.parquet").write_bytes(b"not parquet")
+    pl.DataFrame({"x": [1]}).write_parquet(reg / "daily.parquet")
     with pytest.raises(InputError, match="cannot be read"):
         load_registry(reg)
     pl.DataFrame({"x": [1]}).write_parquet(reg / "campaigns.parquet")
