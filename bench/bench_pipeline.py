@@ -1,7 +1,8 @@
 """The whole pipeline beside two peers, on the same generated days and the same cached embeddings.
 
     python bench/bench_pipeline.py [--sizes 10000 100000] [--model default|static] [--pools DIR]
-                                   [--peers minhash bertopic] [--score PATH/TO/score.py] [--work DIR]
+                                   [--peers minhash bertopic tfidf] [--score PATH/TO/score.py] [--work DIR]
+                                   [--days DAY_DIR ...]  (labelled days instead of generated sizes)
 
 For each size a labelled day is generated (``scripts/gen_scenario.py``: this project's own template
 families, legitimate templated customers, shared prompts, trending topics, background prompts from the
@@ -12,6 +13,8 @@ bundled sample or ``--pools``). Then, each method in a subprocess of its own so 
   minhash   MinHash-LSH near-duplicate grouping with datasketch: 128-permutation MinHash of each prompt's
             word 3-gram shingles (the same shingles as ours), ``MinHashLSH(threshold=0.5)``, connected
             components of the query results; singletons are noise.
+  tfidf     the textbook baseline: TF-IDF (word 1-2-grams + char 3-5-grams, sublinear) -> SVD(100) -> unit
+            rows -> HDBSCAN(min_cluster_size 20); slow on 2 cores at 100k (HDBSCAN in 100 dimensions).
   bertopic  the BERTopic recipe without its topic-word step: UMAP (n_neighbors 15, 5 components,
             min_dist 0, cosine) then HDBSCAN (min_cluster_size 10, eom) over the embeddings our run used
             (``vectors.npy``): same vectors, no embedding time.
@@ -237,23 +240,36 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="embedding model for ours (and so the shared vectors)")
     ap.add_argument("--pools", type=Path, default=None, help="prompt pools for the generator (default: bundled)")
     ap.add_argument("--hard", action="store_true", help="generate hard days")
-    ap.add_argument("--peers", nargs="*", default=["minhash", "bertopic"], choices=["minhash", "bertopic"])
+    ap.add_argument("--peers", nargs="*", default=["minhash", "bertopic"], choices=["minhash", "bertopic", "tfidf"])
+    ap.add_argument(
+        "--days",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="existing labelled day folders (traffic.parquet + labels.parquet) to run instead of generated sizes",
+    )
     ap.add_argument("--score", type=Path, default=None, help="path to the evaluation's score.py (optional)")
     ap.add_argument("--work", type=Path, default=Path("bench_out/pipeline"))
     a = ap.parse_args()
     cache = a.work / "cache"
     table = []
-    for n in a.sizes:
+    runs: list[tuple[str, Path, Path]] = []  # (name, day folder with labels, folder for this bench's files)
+    for n in [] if a.days else a.sizes:
         day = a.work / f"day_{n}{'_hard' if a.hard else ''}"
         _gen(n, day, a.pools, a.hard)
+        runs.append((str(n), day, day))
+    for d in a.days:
+        runs.append((d.name, d, a.work / d.name))
+    for n, day, work in runs:
+        work.mkdir(parents=True, exist_ok=True)
         labels = pl.read_parquet(day / "labels.parquet")
-        ours_dir = day / f"ours_{a.model}"
+        ours_dir = work / f"ours_{a.model}"
         first = _spawn("ours", str(day), str(ours_dir), a.model, str(cache))  # fills the embedding cache
         res = {"ours": _spawn("ours", str(day), str(ours_dir), a.model, str(cache))}
         res["ours"]["shared_embedding_seconds"] = first["embed_seconds"]
         preds = {"ours": ours_dir / "assignments.parquet"}
         for peer in a.peers:
-            pred = day / f"{peer}.parquet"
+            pred = work / f"{peer}.parquet"
             res[peer] = (
                 _spawn(peer, str(day), str(pred), str(ours_dir))
                 if peer == "bertopic"

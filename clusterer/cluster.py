@@ -16,6 +16,7 @@ from typing import Any
 
 import numba
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
 from scipy.sparse import csgraph, csr_matrix
 
@@ -295,42 +296,50 @@ def propagate_labels(
 
 def _cores(
     labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
-) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.uint64], NDArray[np.int64]]:
-    """Each cluster's *core*: the skeleton shingles held by at least half its members (cores smaller than
-    ``min_shingles`` are left empty). Returns (binary (k × shingles) core matrix, core sizes, the sorted
-    shingle hashes its columns stand for, the row of every skeleton entry)."""
+) -> tuple[pl.DataFrame, NDArray[np.float64]]:
+    """Each cluster's *core*: the skeleton shingles held by at least half its members, less generic wording
+    found in the cores of more than max(64, clusters / 200) clusters; cores smaller than ``min_shingles``
+    are left empty. Returns (a frame of (cluster ``c``, shingle ``h``) pairs, core size per
+    cluster). A polars group-by over (cluster, shingle) pairs: no (clusters × shingles) matrix."""
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
-    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
-    member = labels[row_of] >= 0
-    code = labels[row_of[member]].astype(np.int64)
-    uniq_h, inv = fastops.unique_inverse(sk_hashes[member])
-    counts = csr_matrix((np.ones(len(inv)), (code, inv)), shape=(k, max(len(uniq_h), 1)))
-    counts.sum_duplicates()
-    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
-    core = csr_matrix(counts.multiply(1.0 / np.maximum(size, 1.0)[:, None]))
-    core.data = (core.data >= 0.5).astype(np.float64)
-    core.eliminate_zeros()
-    core_size = np.asarray(core.sum(axis=1)).ravel()
-    core = csr_matrix(core.multiply((core_size >= min_shingles)[:, None].astype(np.float64)))
-    core.eliminate_zeros()
-    return core, np.asarray(core.sum(axis=1)).ravel(), uniq_h, row_of
+    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
+    lab = labels[row_of]
+    member = lab >= 0
+    size = np.bincount(labels[labels >= 0], minlength=k)
+    pairs = (
+        pl.DataFrame({"c": lab[member].astype(np.int32), "h": sk_hashes[member]})
+        .group_by("c", "h")
+        .len()
+        .filter(pl.col("len") >= 0.5 * pl.col("c").replace_strict(np.arange(k), size, return_dtype=pl.Int64))
+        .select("c", "h")
+    )
+    # a shingle in the cores of very many clusters (generic wording) tells no template apart: it is left out
+    # of every core, which also keeps joins on shingles linear
+    spread = pairs.group_by("h").len().filter(pl.col("len") <= max(64, k // 200)).select("h")
+    pairs = pairs.join(spread, on="h", how="semi")
+    core_size = np.bincount(pairs["c"].to_numpy(), minlength=k).astype(np.float64)
+    big = np.flatnonzero(core_size >= min_shingles)
+    pairs = pairs.filter(pl.col("c").is_in(big.astype(np.int32)))
+    core_size[core_size < min_shingles] = 0.0
+    return pairs, core_size
 
 
 def _held(
-    rows_mask: NDArray[np.bool_],
-    row_of: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
     sk_hashes: NDArray[np.uint64],
-    uniq_h: NDArray[np.uint64],
-    core: csr_matrix,
-    n: int,
-) -> csr_matrix:
-    """(rows × clusters) number of each cluster's core shingles that each selected row holds."""
-    sel = rows_mask[row_of]
-    h = sk_hashes[sel]
-    pos = np.minimum(np.searchsorted(uniq_h, h), max(len(uniq_h) - 1, 0))
-    hit = uniq_h[pos] == h if len(uniq_h) else np.zeros(len(h), bool)
-    x = csr_matrix((np.ones(int(hit.sum())), (row_of[sel][hit], pos[hit])), shape=(n, core.shape[1]))
-    return (x @ core.T).tocsr()
+    core: pl.DataFrame,
+    own: NDArray[np.int64] | None = None,
+) -> pl.DataFrame:
+    """For the given rows: (row ``r``, cluster ``c``, ``len`` = number of the cluster's core shingles the row
+    holds), over every cluster, or only over each row's own cluster ``own[i]`` when given."""
+    lens = np.diff(sk_indptr)[rows]
+    take = np.repeat(sk_indptr[rows] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+    held = pl.DataFrame({"r": np.repeat(rows, lens), "h": sk_hashes[take]})
+    if own is None:
+        return held.join(core, on="h", how="inner").group_by("r", "c").len()
+    held = held.with_columns(pl.Series("c", np.repeat(own, lens).astype(np.int32)))
+    return held.join(core, on=["c", "h"], how="inner").group_by("r", "c").len()
 
 
 def core_share(
@@ -342,10 +351,12 @@ def core_share(
     out = np.zeros(len(labels), np.float32)
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
-    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
-    held = _held(labels >= 0, row_of, sk_hashes, uniq_h, core, len(labels)).tocoo()
-    own = labels[held.row] == held.col
-    out[held.row[own]] = held.data[own] / np.maximum(core_size[held.col[own]], 1.0)
+    core, core_size = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    members = np.flatnonzero(labels >= 0)
+    held = _held(members, sk_indptr, sk_hashes, core, own=labels[members])
+    r, c, n = held["r"].to_numpy(), held["c"].to_numpy().astype(np.int64), held["len"].to_numpy()
+    own = labels[r] == c
+    out[r[own]] = n[own] / np.maximum(core_size[c[own]], 1.0)
     return out
 
 
@@ -371,13 +382,14 @@ def attach_by_template(
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     if k == 0 or min_share > 1.0 or len(sk_hashes) == 0:
         return labels
-    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
-    if core.nnz == 0:
+    core, core_size = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    if core.height == 0:
         return labels
-    held = _held(labels < 0, row_of, sk_hashes, uniq_h, core, len(labels)).tocoo()
-    share = held.data / np.maximum(core_size[held.col], 1.0)
-    ok = (share >= min_share) & (held.data >= min_shingles)
-    r, c, s = held.row[ok].astype(np.int64), held.col[ok].astype(np.int64), share[ok]
+    held = _held(np.flatnonzero(labels < 0), sk_indptr, sk_hashes, core)
+    r, c, n = held["r"].to_numpy(), held["c"].to_numpy().astype(np.int64), held["len"].to_numpy()
+    share = n / np.maximum(core_size[c], 1.0)
+    ok = (share >= min_share) & (n >= min_shingles)
+    r, c, s = r[ok], c[ok], share[ok]
     if len(r) == 0:
         return labels
     order = fastops.lexsort(c, -s, r)  # per row: best share first, ties to the lowest cluster

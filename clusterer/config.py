@@ -89,7 +89,6 @@ class SkeletonConfig:
     relative_df: float = 0.1  # ... nor one this much rarer than the row's scaffold (re-used payload text)
     scaffold_min_shingles: int = 8  # the row's scaffold frequency = that of its k-th most frequent shingle
     mask_repeated_slots: bool = True  # a rare word repeated inside one prompt (a persona name) is a slot
-    function_word_share: float = 0.005  # words in this share of ordinary prompts: the day's function words
     num_perm: int = 128  # MinHash signature width (uint32 values)
     view_min_coverage: float = 0.3  # embed the scaffold view of prompts at least this templated
 
@@ -150,7 +149,7 @@ class GraphConfig:
     template_weight: float = 0.5  # w in sim = w * skeleton Jaccard + (1 - w) * embedding cosine
     # auto: exact below approx_min_rows distinct vectors; above, HNSW on the CPU, IVF-Flat with faiss-gpu
     index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
-    approx_min_rows: int = 200_000
+    approx_min_rows: int = 100_000
     ivf_nprobe: int = 64  # IVF lists searched per query (nlist = 4 * sqrt(n))
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40

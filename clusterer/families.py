@@ -112,15 +112,24 @@ def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], k: int) -> tuple[N
 
 
 def _skeleton_profiles(labels: NDArray[np.int64], sk: Skeletons, k: int, min_share: float) -> csr_matrix:
-    """(k × shingles) share of each fragment's members holding each skeleton shingle, kept at >= min_share."""
-    row_of = np.repeat(np.arange(len(labels)), np.diff(sk.indptr))
-    codes = fastops.unique_inverse(sk.hashes)[1] if len(sk.hashes) else np.zeros(0, np.int64)
-    counts = _count_matrix(labels[row_of], codes, k, int(codes.max()) + 1 if len(codes) else 1)
+    """(k × shingles) share of each fragment's members holding each skeleton shingle, kept at >= min_share.
+    Counted with a polars group-by over (fragment, shingle) pairs; only the kept entries become a matrix."""
+    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk.indptr))
+    lab = labels[row_of]
+    member = lab >= 0
     size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
-    share = csr_matrix(counts.multiply(1.0 / np.maximum(size, 1.0)[:, None]))
-    share.data[share.data < min_share] = 0.0
-    share.eliminate_zeros()
-    return share
+    kept = (
+        pl.DataFrame({"c": lab[member].astype(np.int32), "h": sk.hashes[member]})
+        .group_by("c", "h")
+        .len()
+        .with_columns(
+            (pl.col("len") / pl.col("c").replace_strict(np.arange(k), size, return_dtype=pl.Float64)).alias("s")
+        )
+        .filter(pl.col("s") >= min_share)
+    )
+    codes = fastops.unique_inverse(kept["h"].to_numpy())[1] if kept.height else np.zeros(0, np.int64)
+    width = int(codes.max()) + 1 if len(codes) else 1
+    return csr_matrix((kept["s"].to_numpy(), (kept["c"].to_numpy().astype(np.int64), codes)), shape=(k, width))
 
 
 def _centred_centroids(labels: NDArray[np.int64], emb: RowVectors, k: int) -> NDArray[np.float32]:
@@ -234,7 +243,12 @@ def _template_stage(
     whether the encoder reads the fragment's language; the semantic term counts only between two such.
     Returns (group id per fragment, merges, the scored fragment pairs (a, b, similarity))."""
     share = _skeleton_profiles(labels, sk, k, cfg.family_profile_share)
-    prof = share.copy()
+    # candidate pairs share a profile shingle; a shingle in the profiles of very many fragments (generic
+    # wording) proposes no pairs — its co-occurrence would be quadratic in its spread — though it still
+    # counts in the similarity of pairs proposed otherwise
+    prof = share.tocsc()
+    spread = np.diff(prof.indptr)
+    prof = prof[:, np.flatnonzero(spread <= max(64, k // 200))].tocsr()
     prof.data[:] = 1.0
     shared = triu(prof @ prof.T, 1).tocoo()
     cent = _centred_centroids(labels, emb, k)

@@ -28,6 +28,7 @@ from .reference import mix64 as _mix
 SLOT = "{…}"
 SLOT_WORD = "<slot>"  # a repeated rare word inside one prompt (see _tokens)
 SLOT_BUCKETS = 1 << 20
+SLOT_SAMPLE = 64  # payload words kept per row (the first ones), for payload-pool profiles
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -40,11 +41,9 @@ class Skeletons:
     ``n_shingles``: int32 (n,) all distinct shingles of the row; ``coverage``: float32 (n,) share of the
     row's shingles that are skeleton; ``view``: the scaffold view text per row; ``slot_indptr`` /
     ``slot_tokens``: CSR of uint32 buckets (token hash mod 2^20) of each row's payload tokens, the words
-    outside the skeleton; ``scaffold_indptr`` / ``scaffold_tokens``: the same for the tokens inside it (the
-    scaffold's words); ``function_words``: sorted buckets of the words found in at least
-    ``function_word_share`` of the day's ordinary (untemplated) prompts, the day's function words, which
-    tell whether two scaffolds are written in the same language; ``common_cores``: sorted hashes of the
-    common word cores, used to mask repeated slots (None when masking is off).
+    outside the skeleton (the first SLOT_SAMPLE per row: a payload profile, not the payload);
+    ``common_cores``: sorted hashes of the common word cores, used to mask repeated slots (None when
+    masking is off).
     """
 
     indptr: NDArray[np.int64]
@@ -54,10 +53,7 @@ class Skeletons:
     view: pl.Series
     slot_indptr: NDArray[np.int64]
     slot_tokens: NDArray[np.uint32]
-    scaffold_indptr: NDArray[np.int64]
-    scaffold_tokens: NDArray[np.uint32]
     common_cores: NDArray[np.uint64] | None = None  # word cores not masked as repeated slots (see _tokens)
-    function_words: NDArray[np.uint32] | None = None  # word buckets common in ordinary prompts (sorted)
 
     @property
     def sizes(self) -> NDArray[np.int32]:
@@ -198,17 +194,26 @@ def _isin_sorted(values: NDArray[np.uint64], sorted_set: NDArray[np.uint64]) -> 
     return sorted_set[pos] == values
 
 
-def _row_thresholds(
-    prow: NDArray[np.int64], df_of: NDArray[np.int64], n_rows: int, min_df: int, cfg: SkeletonConfig
-) -> NDArray[np.int64]:
-    """Per row, the document frequency a shingle needs to be skeleton (see :func:`build_skeletons`).
+_ROW_BLOCK = 50_000  # rows per block when thresholds are set (bounds the per-block lookup arrays)
 
-    ``prow`` / ``df_of``: row and day-wide document frequency of every recurring row-shingle.
-    """
-    thr = np.full(n_rows, min_df, np.int64)
+
+def _lookup_df(g: NDArray[np.uint64], rec_hash: NDArray[np.uint64], rec_df: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Document frequency of each hash among the recurring ones (0 when it is not recurring)."""
+    if len(rec_hash) == 0:
+        return np.zeros(len(g), np.int64)
+    pos = np.minimum(np.searchsorted(rec_hash, g), len(rec_hash) - 1)
+    return np.where(rec_hash[pos] == g, rec_df[pos], 0)
+
+
+def _row_thresholds(
+    prow: NDArray[np.int64], df_of: NDArray[np.int64], thr: NDArray[np.int64], min_df: int, cfg: SkeletonConfig
+) -> None:
+    """Set, in ``thr``, the document frequency a shingle needs to be skeleton in each row of ``prow`` (see
+    :func:`build_skeletons`). ``prow`` / ``df_of``: row and day-wide document frequency of every recurring
+    row-shingle of whole rows."""
     k = cfg.scaffold_min_shingles
     if cfg.relative_df <= 0 or len(prow) == 0:
-        return thr
+        return
     order = fastops.lexsort(-df_of, prow)  # by row, most frequent first
     r, d = prow[order], df_of[order]
     starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
@@ -216,7 +221,6 @@ def _row_thresholds(
     ok = counts >= k
     ref = d[starts[ok] + k - 1]  # the k-th most frequent shingle of the row: its scaffold's frequency
     thr[r[starts[ok]]] = np.maximum(min_df, np.ceil(cfg.relative_df * ref)).astype(np.int64)
-    return thr
 
 
 def build_skeletons(
@@ -269,35 +273,36 @@ def build_skeletons(
     recurring = (df >= min_df) & (df <= max_df)
     rec_hash, rec_df = uniq[recurring], df[recurring]  # sorted by hash
     del uniq, df, recurring
-    pos = np.minimum(np.searchsorted(rec_hash, pg), max(len(rec_hash) - 1, 0))
-    is_rec = rec_hash[pos] == pg if len(rec_hash) else np.zeros(len(pg), bool)
-    df_of = np.where(is_rec, rec_df[pos] if len(rec_hash) else 0, 0)
-    del pos
-    thr = _row_thresholds(prow[is_rec].astype(np.int64), df_of[is_rec], n_rows, min_df, cfg)
-    in_skel = is_rec & (df_of >= thr[prow])
-    hashes = pg[in_skel]
+    # per-row thresholds and skeletons, in blocks of whole rows so the lookups never span the whole day
+    thr = np.full(n_rows, min_df, np.int64)
+    keep_parts: list[NDArray[np.uint64]] = []
+    skel_counts = np.zeros(n_rows, np.int64)
+    bounds = np.searchsorted(prow, np.arange(0, n_rows + _ROW_BLOCK, _ROW_BLOCK).clip(0, n_rows))
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        r_b, g_b = prow[lo:hi].astype(np.int64), pg[lo:hi]
+        df_b = _lookup_df(g_b, rec_hash, rec_df)
+        rec = df_b > 0
+        _row_thresholds(r_b[rec], df_b[rec], thr, min_df, cfg)
+        in_skel = rec & (df_b >= thr[r_b])
+        keep_parts.append(g_b[in_skel])
+        skel_counts += np.bincount(r_b[in_skel], minlength=n_rows)
+    hashes = np.concatenate(keep_parts) if keep_parts else np.zeros(0, np.uint64)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(prow[in_skel], minlength=n_rows), out=indptr[1:])
-    del prow, pg, in_skel, is_rec, df_of
+    np.cumsum(skel_counts, out=indptr[1:])
+    del prow, pg, keep_parts
     coverage = (np.diff(indptr) / np.maximum(n_sh, 1)).astype(np.float32)
 
     views: list[pl.Series] = []
     slot_counts = np.zeros(n_rows, dtype=np.int64)
     slot_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
-    scaffold_counts = np.zeros(n_rows, dtype=np.int64)
-    scaffold_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
-    word_df = np.zeros(SLOT_BUCKETS, np.int64)
-    plain_rows = (coverage < cfg.view_min_coverage) & (n_sh > 0)
-    n_plain = 0
     for start, length in chunks:
         tok = _tokens(texts.slice(start, length), common)
         row = tok["row"].to_numpy()
         th = tok["th"].to_numpy()
         g, valid = _windows(row, th, cfg.ngram)
         # a token is template when any skeleton window covers it
-        pos = np.minimum(np.searchsorted(rec_hash, g), max(len(rec_hash) - 1, 0))
-        hit = (rec_hash[pos] == g) if len(rec_hash) else np.zeros(len(g), bool)
-        begins = valid & hit & (np.where(hit, rec_df[pos] if len(rec_hash) else 0, 0) >= thr[row + start])
+        df_g = _lookup_df(g, rec_hash, rec_df)
+        begins = valid & (df_g > 0) & (df_g >= thr[row + start])
         covered = begins.copy()
         for s in range(1, cfg.ngram):
             covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
@@ -318,36 +323,27 @@ def build_skeletons(
             .join(view, on="row", how="left", maintain_order="left")["w"]
             .fill_null("")
         )
+        # payload words, the first SLOT_SAMPLE of each row: enough for a payload-pool profile, and a day of
+        # long documents does not keep every word of them
         slot = ~covered
+        seen = np.cumsum(slot)  # payload tokens so far in the chunk
+        row_first = np.r_[True, row[1:] != row[:-1]] if len(row) else np.zeros(0, bool)
+        first_idx = np.maximum.accumulate(np.where(row_first, np.arange(len(row)), 0))
+        slot &= seen - np.where(first_idx > 0, seen[np.maximum(first_idx - 1, 0)], 0) <= SLOT_SAMPLE
         slot_counts[start : start + length] = np.bincount(row[slot].astype(np.int64), minlength=length)
         slot_parts.append((th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
-        scaffold_counts[start : start + length] = np.bincount(row[covered].astype(np.int64), minlength=length)
-        scaffold_parts.append((th[covered] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
-        # the day's function words: words common in ordinary (untemplated) prompts
-        plain = coverage[row + start] < cfg.view_min_coverage
-        code = np.unique(
-            row[plain].astype(np.int64) * SLOT_BUCKETS + (th[plain] % np.uint64(SLOT_BUCKETS)).astype(np.int64)
-        )
-        word_df += np.bincount(code % SLOT_BUCKETS, minlength=SLOT_BUCKETS)
-        n_plain += int(np.count_nonzero(plain_rows[start : start + length]))
     slot_indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(slot_counts, out=slot_indptr[1:])
-    scaffold_indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(scaffold_counts, out=scaffold_indptr[1:])
-    function_words = np.flatnonzero(word_df >= max(cfg.function_word_share * n_plain, 2.0)).astype(np.uint32)
     full_view = pl.concat(views) if views else pl.Series("w", [], dtype=pl.String)
     return Skeletons(
         slot_indptr=slot_indptr,
         slot_tokens=np.concatenate(slot_parts),
-        scaffold_indptr=scaffold_indptr,
-        scaffold_tokens=np.concatenate(scaffold_parts),
         indptr=indptr,
         hashes=hashes,
         n_shingles=n_sh,
         coverage=coverage,
         view=full_view.alias("view"),
         common_cores=common,
-        function_words=function_words,
     )
 
 
