@@ -17,7 +17,7 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from clusterer.cluster import _MIN_W, mutual_reachability_mst
+from clusterer.clustering.hdbscan import _MIN_W, mutual_reachability_mst
 from clusterer.config import ClusterConfig
 
 
@@ -53,7 +53,7 @@ def fast(n, i, j, d, cfg):
 def capture_edges(logs: str, model: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """The clustering stage's input for one day: (n, i, j, d)."""
     import clusterer
-    import clusterer.pipeline as pipeline
+    import clusterer.run.pipeline as pipeline
 
     seen: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     original = pipeline.cluster_edges

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from . import artifacts
 from .config import RunConfig, load_config
 from .errors import ConfigError, InputError, OutputError
-from .ingest import Prompts, read_frame, read_logs
+from .io import artifacts
+from .io.ingest import Prompts, read_frame, read_logs
 
 if TYPE_CHECKING:
     from .progress import Reporter
-    from .registry import Registry
     from .result import Result
+    from .store.registry import Registry
 
 # short names for the options a caller sets most (the CLI flags); any field is reachable as
 # ``section={"field": value}``, ``section__field=value`` or ``**{"section.field": value}``
@@ -196,7 +196,7 @@ def check_out(
     for other, flag in ((registry, "--registry"), (history, "--history")):
         if other is not None and (_inside(Path(other), out) or _inside(out, Path(other))):
             raise OutputError(f"--out {out} and {flag} {other} overlap; keep them in separate directories")
-    from .outputs import check_writable
+    from .io.outputs import check_writable
 
     check_writable(out)
     return out
@@ -216,7 +216,7 @@ def load_checked_registry(registry: str | Path, cfg: RunConfig) -> Registry:
     Raises:
         InputError: a damaged registry, or one whose centroids have another dimension than the model's.
     """
-    from .registry import check_dim, load_registry
+    from .store.registry import check_dim, load_registry
 
     reg = load_registry(Path(registry))
     model = cfg.embed.model
@@ -267,7 +267,7 @@ def cluster(
             raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
     with reporter.stage("ingest"):
         prompts = read_input(logs, cfg)
-    from . import pipeline  # the heavy imports, after every cheap check
+    from .run import pipeline  # the heavy imports, after every cheap check
 
     return pipeline.compute(
         prompts,
@@ -304,7 +304,7 @@ class Assignment:
         Raises:
             OutputError: the file cannot be written.
         """
-        from .outputs import write_parquet
+        from .io.outputs import write_parquet
 
         path = Path(path)
         if path.is_dir():
@@ -325,9 +325,9 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     """
     import xxhash
 
-    from .normalise import normalise
-    from .registry import assign_to_known, load_registry
-    from .skeleton import shingle_sets
+    from .store.registry import assign_to_known, load_registry
+    from .text.normalise import normalise
+    from .text.skeleton import shingle_sets
 
     cfg = resolve_config(config, **overrides)
     if not isinstance(registry, (str, Path)):
@@ -343,8 +343,8 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     ids, cont = assign_to_known(
         reg, indptr, hashes, cfg.campaign.assign_min_containment, cfg.campaign.assign_min_shingles
     )
-    from .ingest import content_digest
-    from .pipeline import day_of
+    from .io.ingest import content_digest
+    from .run.pipeline import day_of
 
     day = day_of(prompts.frame["timestamp"])
     material = f"assign|{content_digest(prompts.frame)}|{sorted(reg.campaigns['campaign_id'].to_list())}"

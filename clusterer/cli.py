@@ -235,7 +235,7 @@ def run(
         result = api.cluster(logs, cfg, registry=registry, history=history)
         manifest = result.write(out)
         if report:
-            from .htmlreport import build_report
+            from .report.html import build_report
 
             res = build_report(out, registry=registry)
             log.info("report: %s (%.2f MB, %.1f s)", res.path, res.bytes / 1e6, res.seconds)
@@ -246,7 +246,7 @@ def run(
     elif not quiet:
         from rich.console import Console
 
-        from .report import summary_table
+        from .report.console import summary_table
 
         Console().print(summary_table(manifest, result.clusters))
 
@@ -295,7 +295,7 @@ def show(
     output set is checked against its manifest first."""
     import polars as pl
 
-    from .artifacts import verify_set
+    from .io.artifacts import verify_set
 
     try:
         manifest = verify_set(run_dir, "run")
@@ -317,11 +317,11 @@ def show(
         return
     from rich.console import Console
 
-    from .report import campaigns_table
+    from .report.console import campaigns_table
 
     if campaign is not None:
-        from .htmlreport.data import day_profile, find_family, gather_families, load_run
-        from .report import campaign_detail
+        from .report.console import campaign_detail
+        from .report.html.data import day_profile, find_family, gather_families, load_run
 
         try:
             run_data = load_run(Path(run_dir))
@@ -347,7 +347,7 @@ def report_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Write a self-contained HTML report of a finished run (no network needed to open it)."""
-    from .htmlreport import build_report
+    from .report.html import build_report
 
     try:
         if map_points < 0:
@@ -376,8 +376,8 @@ def history_add(
     ] = 4096,
 ) -> None:
     """Append a run's distinct vectors to the history index as one day's shard."""
-    from .artifacts import verify_set
-    from .history import HistoryConfig, add_day, history_stats
+    from .io.artifacts import verify_set
+    from .store.history import HistoryConfig, add_day, history_stats
 
     try:
         verify_set(run_dir, "run")
@@ -414,7 +414,7 @@ def calibrate(
 ) -> None:
     """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
     config; prints precision / recall before and after, on the verdicts and on --test ones."""
-    from . import calibrate as cal
+    from .campaigns import calibrate as cal
     from .config import load_config
 
     try:
@@ -465,7 +465,7 @@ def doctor(
     if plan is not None:
         from rich.console import Console
 
-        from .plan import plan_table, predict
+        from .run.plan import plan_table, predict
 
         p = predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct, pairs_per_row=pairs_per_row)
         Console().print(plan_table(p))
@@ -480,7 +480,7 @@ def _doctor() -> None:
     from rich.table import Table
 
     from . import __version__
-    from .backend import cupy_available, faiss_gpu_count, gpu_count
+    from .accel.backend import cupy_available, faiss_gpu_count, gpu_count
 
     t = Table(title="clusterer doctor", show_header=False)
     t.add_row("clusterer", __version__)
@@ -513,14 +513,14 @@ def _doctor() -> None:
     t.add_row("CuPy sees a GPU", str(cupy_available()))
     t.add_row("FAISS GPUs", str(faiss_gpu_count()))
     if cupy_available():
-        from .kernels import compile_all
+        from .accel.kernels import compile_all
 
         for name, state in compile_all().items():
             t.add_row(f"kernel {name}", state)
     else:
         t.add_row("CUDA kernels", "not compiled (no CuPy / GPU); CPU path uses the Numba twins")
     try:
-        from .embed import default_model_path
+        from .vectors.encoders import default_model_path
 
         p = default_model_path()
         ok = (p / "config.json").is_file() and any(p.glob("*.safetensors"))

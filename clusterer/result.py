@@ -13,11 +13,11 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from . import artifacts, outputs
+from .io import artifacts, outputs
 
 if TYPE_CHECKING:
     from .progress import Reporter
-    from .registry import Registry
+    from .store.registry import Registry
 
 log = logging.getLogger("clusterer")
 
@@ -95,7 +95,7 @@ class Result:
         artifacts.replace_set(out, files, self.manifest, set(outputs.KNOWN_FILES), "--out", before_manifest=stamp)
         log.info("wrote %s (run %s)", out, self.run_id, extra={"out": str(out), "run_id": self.run_id})
         if self.registry_update is not None:
-            from .registry import save_registry
+            from .store.registry import save_registry
 
             path, reg = self.registry_update
             save_registry(path, reg)

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from clusterer import synth
-from clusterer.backend import Backend, gpu_count
+from clusterer.accel.backend import Backend, gpu_count
 from clusterer.config import load_config
 
 
@@ -53,7 +53,7 @@ def report_run(tmp_path_factory):
     import datetime as dt
     from pathlib import Path
 
-    from clusterer import pipeline
+    from clusterer.run import pipeline
 
     root = tmp_path_factory.mktemp("report_run")
     day = pl.read_parquet(Path(__file__).resolve().parent.parent / "data" / "sample_day.parquet")

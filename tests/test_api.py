@@ -15,8 +15,8 @@ from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 import clusterer
-from clusterer import artifacts, outputs
 from clusterer.cli import app
+from clusterer.io import artifacts, outputs
 
 runner = CliRunner()
 
