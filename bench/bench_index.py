@@ -26,7 +26,9 @@ from clusterer.graph.knn import knn_graph
 from clusterer.io.ingest import read_logs
 from clusterer.text.normalise import normalise, text_keys
 from clusterer.text.skeleton import build_skeletons
-from clusterer.vectors.encoders import distinct_rows, embed_texts, load_encoder
+from clusterer.vectors.cache import embed_texts
+from clusterer.vectors.encoders import load_encoder
+from clusterer.vectors.rows import distinct_rows
 
 
 def day_embeddings(logs: list[str], model: str) -> np.ndarray:

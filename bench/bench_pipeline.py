@@ -101,11 +101,11 @@ def quality(labels: pl.DataFrame, pred: pl.DataFrame) -> dict[str, float]:
 
 
 def worker_ours(day: Path, out: Path, model: str, cache: Path) -> dict:
+    from clusterer import api
     from clusterer.config import load_config
-    from clusterer.run import pipeline
 
     cfg = load_config(None, quiet=True, **{"embed.model": model, "embed.cache_dir": str(cache)})
-    m = pipeline.run([day / "traffic.parquet"], out, cfg)
+    m = api.run([day / "traffic.parquet"], out, cfg)
     stages = {k: v["seconds"] for k, v in m["stages"].items()}
     return {
         "seconds": round(sum(v for k, v in stages.items() if k != "embed"), 2),

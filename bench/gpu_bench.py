@@ -150,13 +150,13 @@ def day_of(n: int, work: Path) -> Path:
 
 def bench_whole(n: int, model: str, work: Path) -> dict:
     """The whole pipeline on a generated day of n prompts; per-stage seconds from its manifest."""
+    from clusterer import api
     from clusterer.config import load_config
-    from clusterer.run import pipeline
 
     day = day_of(n, work)
     cfg = load_config(None, quiet=True, **{"embed.model": model, "embed.cache_dir": str(work / "cache")})
     t0 = time.perf_counter()
-    m = pipeline.run([day], work / f"run_{n}", cfg)
+    m = api.run([day], work / f"run_{n}", cfg)
     secs = time.perf_counter() - t0
     return {
         "case": "whole_run",

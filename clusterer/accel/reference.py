@@ -1,8 +1,8 @@
 """Numba / NumPy twins of every function in ``kernels.py`` (same names, same arguments, NumPy arrays).
 
 They are the CPU path of the pipeline and the ground truth for the GPU kernels: a ``gpu``-marked test
-checks that both give the same numbers. The hash mixing here must stay bit-identical to
-``kernels/minhash.cu`` (splitmix64 finaliser).
+checks that both give the same numbers. The hash mixer is :mod:`clusterer.accel.hashing`, bit-identical to
+``kernels/minhash.cu``.
 """
 
 from __future__ import annotations
@@ -11,35 +11,9 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from .hashing import mix64_scalar as _mix64
+
 EMPTY = np.uint32(0xFFFFFFFF)  # signature value of an empty skeleton
-
-
-@numba.njit(inline="always")
-def _mix64(x: np.uint64) -> np.uint64:
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def perm_seeds(num_perm: int, seed: int) -> NDArray[np.uint64]:
-    """Per-permutation 64-bit seeds, derived from ``seed`` (same on every machine)."""
-    base = np.arange(1, num_perm + 1, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
-    return _mix_array(base)
-
-
-@numba.njit(cache=True)
-def _mix_array(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = _mix64(x[i])
-    return out
-
-
-def mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """splitmix64 finaliser of every element (uint64 in, uint64 out): the one hash mixer of the project."""
-    return _mix_array(np.ascontiguousarray(x, dtype=np.uint64))
 
 
 @numba.njit(parallel=True, cache=True)

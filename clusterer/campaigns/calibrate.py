@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from ..config import SCORE_TERMS, CampaignConfig
 from ..errors import InputError
+from ..io.artifacts import CLUSTERS
 
 POSITIVE = {"confirmed", "confirm", "true", "yes", "1", "campaign", "tp"}
 NEGATIVE = {"rejected", "reject", "false", "no", "0", "not", "not_campaign", "fp"}
@@ -91,7 +92,7 @@ def load_verdicts(paths: list[Path]) -> Verdicts:
             run_dir = Path(str(run[0]))
             if not run_dir.is_absolute():
                 run_dir = Path(path).parent / run_dir
-            cl_path = run_dir / "clusters.parquet"
+            cl_path = run_dir / CLUSTERS
             if not cl_path.is_file():
                 raise InputError(f"{path}: run {run[0]!r} has no clusters.parquet at {cl_path}")
             cl = pl.read_parquet(cl_path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -82,7 +83,11 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.f
     shared accounts).
     """
     cl = per_acct["cluster_id"].to_numpy().astype(np.int64)
-    acc = fastops.unique_inverse(per_acct["account_id"].to_numpy())[1]
+    # account codes: the day's (column ``account``) when the caller has them, else numbered here
+    if "account" in per_acct.columns:
+        acc = per_acct["account"].to_numpy().astype(np.int64)
+    else:
+        acc = fastops.unique_inverse(per_acct["account_id"].to_numpy())[1]
     k = per_acct["_k"].to_numpy().astype(np.float64)
     n_cl, n_acc = int(cl.max()) + 1, int(acc.max()) + 1
     a = coo_matrix((k, (cl, acc)), shape=(n_cl, n_acc)).tocsr()  # clusters x accounts, prompt counts
@@ -138,6 +143,7 @@ def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfi
     expected = (
         p.group_by("cluster_id", pl.col("timestamp").dt.truncate("1h").alias("_h"))
         .agg(pl.len().alias("_nh"))
+        .sort("cluster_id", "_h")  # one summation order (see campaign_features)
         .group_by("cluster_id")
         .agg(((pl.col("_nh") * tail).sum() / pl.col("_nh").sum()).alias("_expected"))
     )
@@ -170,8 +176,9 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     """Per-cluster campaign features.
 
     ``prompts``: one row per input prompt with ``cluster_id``, ``account_id``, ``timestamp``, ``key`` (u64
-    normalised-text key) and optionally ``org_id`` / ``account_created_at``. ``clusters``: ``cluster_id``,
-    ``rigidity``, ``template_coverage``, ``template``. Returns one row per cluster (see README).
+    normalised-text key) and optionally ``account`` (int64 account code), ``org_id`` / ``account_created_at``.
+    ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``. Returns one row per cluster
+    (see README).
     """
     has_org = "org_id" in prompts.columns and prompts["org_id"].null_count() < prompts.height
     has_age = "account_created_at" in prompts.columns and prompts["account_created_at"].null_count() < prompts.height
@@ -179,11 +186,18 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
     p = prompts.filter(pl.col("cluster_id") >= 0).join(acct_total, on="account_id", how="left")
     if p.height == 0:
         return pl.DataFrame()
-    per_acct = p.group_by("cluster_id", "account_id").agg(
-        pl.len().alias("_k"),
-        pl.col("_acct_total").first(),
-        pl.col("timestamp").min().alias("_first"),
-        pl.col("timestamp").max().alias("_last"),
+    # sorted: a group-by's row order varies from run to run, and the float sums over these rows below must
+    # add in one order (else features such as effective_accounts differ in their last digit between runs)
+    per_acct = (
+        p.group_by("cluster_id", "account_id")
+        .agg(
+            pl.len().alias("_k"),
+            pl.col("_acct_total").first(),
+            pl.col("timestamp").min().alias("_first"),
+            pl.col("timestamp").max().alias("_last"),
+            *([pl.col("account").first()] if "account" in p.columns else []),
+        )
+        .sort("cluster_id", "account_id")
     )
     per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)))
     multi = pl.col("_acct_total") >= 2
@@ -398,15 +412,6 @@ class Decisions:
     signals: Signals
 
 
-def _optional_datetime(s: pl.Series) -> pl.Series | None:
-    if s.dtype == pl.String:
-        s = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-    if not isinstance(s.dtype, pl.Datetime):
-        return None
-    s = s.dt.cast_time_unit("us")
-    return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
-
-
 def decide(
     frame: pl.DataFrame,
     labels: NDArray[np.int64],
@@ -416,11 +421,17 @@ def decide(
     cfg: CampaignConfig,
     namer: Callable[[list[int], list[str]], dict[int, str]] | None = None,
     fit: NDArray[np.float32] | None = None,
+    *,
+    accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
+    orgs: pl.Series | None = None,
+    created: pl.Series | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
-    ``frame``: the prompt frame (``account_id``, ``timestamp`` and any optional metadata columns named in
-    ``cfg``); ``labels``: int64 (n,) cluster per prompt; ``keys``: uint64 (n,) normalised-text keys;
+    ``frame``: the prompt frame (``account_id``, ``timestamp``); ``accounts``: (account IDs, int64 (n,) code per
+    prompt), numbered here when not given; ``orgs`` / ``created``: the organisation and account creation time
+    per prompt when the log carries them (see ``io.ingest.sender_metadata``); ``labels``: int64 (n,) cluster per
+    prompt; ``keys``: uint64 (n,) normalised-text keys;
     ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``; ``template_keys[c]``:
     the content key of cluster c's template; ``fit``: float32 (n,) share of its fragment's scaffold each
     prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
@@ -428,18 +439,21 @@ def decide(
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     """
     n = frame.height
+    acc_codes, acc_index = accounts if accounts is not None else fastops.unique_inverse(frame["account_id"].to_numpy())
     prompts = pl.DataFrame(
-        {"cluster_id": labels, "account_id": frame["account_id"], "timestamp": frame["timestamp"], "key": keys}
+        {
+            "cluster_id": labels,
+            "account_id": frame["account_id"],
+            "account": acc_index,
+            "timestamp": frame["timestamp"],
+            "key": keys,
+        }
     )
-    signals = Signals(org=False, account_age=False)
-    if cfg.org_col in frame.columns and frame[cfg.org_col].null_count() < n:
-        prompts = prompts.with_columns(frame[cfg.org_col].cast(pl.String).alias("org_id"))
-        signals = Signals(org=True, account_age=False)
-    if cfg.account_created_col in frame.columns:
-        created = _optional_datetime(frame[cfg.account_created_col])
-        if created is not None and created.null_count() < n:
-            prompts = prompts.with_columns(created.alias("account_created_at"))
-            signals = Signals(org=signals.org, account_age=True)
+    if orgs is not None:
+        prompts = prompts.with_columns(orgs.alias("org_id"))
+    if created is not None:
+        prompts = prompts.with_columns(created.alias("account_created_at"))
+    signals = Signals(org=orgs is not None, account_age=created is not None)
     feats = campaign_features(prompts, clusters, cfg)
     if feats.height == 0:
         scored = pl.DataFrame(
@@ -473,7 +487,6 @@ def decide(
     in_flagged = member & (flag_of[np.maximum(labels, 0)] if k else False)
     prompt_campaign = [id_of[c] if c >= 0 else None for c in labels.tolist()]
 
-    acc_codes, acc_index = fastops.unique_inverse(frame["account_id"].to_numpy())
     acc_index = acc_index.ravel()
     share = np.bincount(acc_index, weights=in_flagged, minlength=len(acc_codes)) / np.maximum(
         np.bincount(acc_index, minlength=len(acc_codes)), 1

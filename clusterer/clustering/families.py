@@ -50,7 +50,8 @@ from scipy.sparse import coo_matrix, csr_matrix, triu
 from ..accel import fastops
 from ..config import ClusterConfig
 from ..text.skeleton import SLOT, SLOT_BUCKETS, Skeletons
-from ..vectors.encoders import RowVectors
+from ..vectors.rows import RowVectors
+from .labels import by_first_row, n_labels
 
 LANG_MIN_PROB = 0.7  # a fragment's language counts only when py3langid is at least this sure
 # the languages py3langid chooses among: the widely used ones (its full set of 97 splits short scaffolds
@@ -369,15 +370,7 @@ def _behaviour_stage(
 
 def _renumber(groups: NDArray[np.int64], labels: NDArray[np.int64]) -> NDArray[np.int64]:
     """Per-row labels of ``groups[labels]``, numbered by each group's first row (−1 stays −1)."""
-    member = labels >= 0
-    merged = np.where(member, groups[np.maximum(labels, 0)], -1)
-    if not member.any():
-        return merged
-    ids, first = fastops.unique_first(merged[member])
-    order = ids[np.argsort(np.flatnonzero(member)[first], kind="stable")]
-    remap = np.full(int(ids.max()) + 1, -1, np.int64)
-    remap[order] = np.arange(len(order))
-    return np.where(member, remap[np.maximum(merged, 0)], -1)
+    return by_first_row(np.where(labels >= 0, groups[np.maximum(labels, 0)], -1))[0]
 
 
 def group_fragments(
@@ -400,7 +393,7 @@ def group_fragments(
     the languages the encoder reads (None: all), where the semantic evidence is trusted; ``times``:
     int64 (n,) epoch seconds per row, for the rhythm evidence.
     """
-    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    k = n_labels(labels)
     lang0 = fragment_languages(labels, texts, sk, ngram, k) if k else []
     if k < 2 or not cfg.merge:
         return Grouping(labels, k, k, 0, 0, lang0)

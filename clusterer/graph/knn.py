@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..accel import fastops
 from ..accel.backend import Backend, faiss_gpu_count
-from ..accel.reference import mix64 as _mix
 from ..config import GraphConfig
-from ..vectors.encoders import RowVectors
 
 _BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
 
@@ -183,103 +180,3 @@ def expand_knn(knn_u: Knn, of_row: NDArray[np.int64], k: int) -> Knn:
         idx[other, j] = order[start[v] + (pos[other] + slot_c[u[other], s_]) % size[v]]
         sim[other, j] = slot_sim[u[other], s_]
     return Knn(idx=idx, sim=sim)
-
-
-@dataclass(frozen=True, slots=True)
-class Pairs:
-    """Candidate pairs, ``i < j``, unique, sorted: int64 (m,) each."""
-
-    i: NDArray[np.int64]
-    j: NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Edges:
-    """Scored candidate pairs: ``sem`` cosine of embeddings, ``tmpl`` estimated skeleton Jaccard and
-    ``sim`` the combined similarity the clustering uses; float32 (m,) each."""
-
-    i: NDArray[np.int64]
-    j: NDArray[np.int64]
-    sem: NDArray[np.float32]
-    tmpl: NDArray[np.float32]
-    sim: NDArray[np.float32]
-
-
-def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
-    """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
-    keep = (i != j) & (i >= 0) & (j >= 0)
-    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-    code = fastops.unique(a.astype(np.int64) * n + b)
-    return Pairs(i=code // n, j=code % n)
-
-
-def knn_pairs(knn: Knn) -> Pairs:
-    """The kNN graph's edges as pairs."""
-    n, k = knn.idx.shape
-    return unique_pairs(np.repeat(np.arange(n, dtype=np.int64), k), knn.idx.ravel(), n)
-
-
-def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfig) -> Pairs:
-    """Candidate pairs from MinHash-LSH bands of skeleton signatures, with memory O(n · bands).
-
-    Rows whose band values agree share a bucket. A bucket of any size links each member to the next
-    ``lsh_links`` members in a per-band pseudo-random order, so a template bucket of 100,000 prompts
-    adds 100,000 · lsh_links pairs per band rather than 10^10; over the bands each member meets
-    different bucket-mates. Rows with an empty skeleton take no part.
-    """
-    n, p = sig.shape
-    rows = np.flatnonzero(sizes > 0).astype(np.int64)
-    if len(rows) < 2 or cfg.lsh_bands == 0:
-        return Pairs(i=np.zeros(0, np.int64), j=np.zeros(0, np.int64))
-    r = p // cfg.lsh_bands
-    codes: list[NDArray[np.int64]] = []
-    held = folded = 0
-    for b in range(cfg.lsh_bands):
-        key = np.full(len(rows), np.uint64(b + 1))
-        for c in range(b * r, (b + 1) * r):
-            key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sig[rows, c].astype(np.uint64))
-        shuffle = _mix(rows.astype(np.uint64) ^ np.uint64(((b + 1) * 0x632BE59BD9B4E019) % 2**64))
-        order = fastops.lexsort(shuffle, key)
-        k_o, r_o = key[order], rows[order]
-        del key, shuffle, order
-        for step in range(1, cfg.lsh_links + 1):
-            same = k_o[step:] == k_o[:-step]
-            a, c_ = r_o[:-step][same], r_o[step:][same]
-            codes.append(np.minimum(a, c_) * n + np.maximum(a, c_))
-            held += len(codes[-1])
-        if held - folded > max(folded, 4 * len(rows) * cfg.lsh_links):  # fold found pairs (amortised)
-            codes = [fastops.unique(np.concatenate(codes))]
-            held = folded = len(codes[0])
-    code = fastops.unique(np.concatenate(codes))
-    return Pairs(i=code // n, j=code % n)
-
-
-def merge_pairs(*parts: Pairs, n: int) -> Pairs:
-    """Union of candidate sets."""
-    return unique_pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]), n)
-
-
-def pair_cosine(
-    emb: NDArray[np.float32] | RowVectors, i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
-) -> NDArray[np.float32]:
-    """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d)."""
-    take = emb.take if isinstance(emb, RowVectors) else emb.__getitem__
-    out = np.empty(len(i), np.float32)
-    for s in range(0, len(i), chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", take(i[s : s + chunk]), take(j[s : s + chunk]))
-    return out
-
-
-def score_edges(
-    pairs: Pairs, emb: NDArray[np.float32] | RowVectors, tmpl: NDArray[np.float32], cfg: GraphConfig
-) -> Edges:
-    """Combined similarity ``sim = w · tmpl + (1 − w) · cos`` with ``w = cfg.template_weight``.
-
-    ``tmpl`` is the estimated skeleton Jaccard of each pair (0 when either prompt has no skeleton), ``cos``
-    the cosine of the two embeddings. Template evidence pulls prompts of one scaffold together whatever
-    their payload; the semantic term links paraphrased or re-worded variants the shingles miss.
-    """
-    sem = pair_cosine(emb, pairs.i, pairs.j)
-    w = np.float32(cfg.template_weight)
-    sim = w * tmpl.astype(np.float32) + (np.float32(1.0) - w) * sem
-    return Edges(i=pairs.i, j=pairs.j, sem=sem, tmpl=tmpl.astype(np.float32), sim=sim)

@@ -1,7 +1,8 @@
-"""Template overlap: MinHash signatures of skeletons and the overlap of every candidate pair.
+"""MinHash-LSH over skeletons: signatures, bucket linking, and the overlap of every candidate pair.
 
-The hot path (N·k pairs) runs in the CUDA kernels of ``kernels/`` on a GPU backend and in their Numba
-twins (``reference.py``) on the CPU; both give the same numbers.
+Signatures and the pairwise overlap (the hot path, N·k pairs) run in the CUDA kernels of ``kernels/`` on a GPU
+backend and in their Numba twins (``accel.reference``) on the CPU; both give the same numbers. Band keys and
+the per-band shuffle mix through :mod:`clusterer.accel.hashing`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..accel import reference
+from ..accel import fastops, reference
 from ..accel.backend import Backend
-from ..config import SkeletonConfig
+from ..accel.hashing import mix64 as _mix
+from ..accel.hashing import perm_seeds
+from ..config import GraphConfig, SkeletonConfig
 from ..text.skeleton import Skeletons
+from .edges import Pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +31,7 @@ class Signatures:
 
 def signatures(sk: Skeletons, cfg: SkeletonConfig, seed: int, backend: Backend) -> Signatures:
     """MinHash signatures of the skeletons (seeded: the same seed gives the same signatures)."""
-    seeds = reference.perm_seeds(cfg.num_perm, seed)
+    seeds = perm_seeds(cfg.num_perm, seed)
     if backend is Backend.GPU:
         from ..accel import kernels
 
@@ -44,3 +48,38 @@ def pair_overlap(sigs: Signatures, i: NDArray[np.int64], j: NDArray[np.int64], b
 
         return kernels.skeleton_overlap(sigs.sig, sigs.sizes, i, j).get()
     return reference.skeleton_overlap(sigs.sig, sigs.sizes, i, j)
+
+
+def lsh_pairs(sig: NDArray[np.uint32], sizes: NDArray[np.int32], cfg: GraphConfig) -> Pairs:
+    """Candidate pairs from MinHash-LSH bands of skeleton signatures, with memory O(n · bands).
+
+    Rows whose band values agree share a bucket. A bucket of any size links each member to the next
+    ``lsh_links`` members in a per-band pseudo-random order, so a template bucket of 100,000 prompts
+    adds 100,000 · lsh_links pairs per band rather than 10^10; over the bands each member meets
+    different bucket-mates. Rows with an empty skeleton take no part.
+    """
+    n, p = sig.shape
+    rows = np.flatnonzero(sizes > 0).astype(np.int64)
+    if len(rows) < 2 or cfg.lsh_bands == 0:
+        return Pairs(i=np.zeros(0, np.int64), j=np.zeros(0, np.int64))
+    r = p // cfg.lsh_bands
+    codes: list[NDArray[np.int64]] = []
+    held = folded = 0
+    for b in range(cfg.lsh_bands):
+        key = np.full(len(rows), np.uint64(b + 1))
+        for c in range(b * r, (b + 1) * r):
+            key = _mix(key * np.uint64(0x9E3779B97F4A7C15) + sig[rows, c].astype(np.uint64))
+        shuffle = _mix(rows.astype(np.uint64) ^ np.uint64(((b + 1) * 0x632BE59BD9B4E019) % 2**64))
+        order = fastops.lexsort(shuffle, key)
+        k_o, r_o = key[order], rows[order]
+        del key, shuffle, order
+        for step in range(1, cfg.lsh_links + 1):
+            same = k_o[step:] == k_o[:-step]
+            a, c_ = r_o[:-step][same], r_o[step:][same]
+            codes.append(np.minimum(a, c_) * n + np.maximum(a, c_))
+            held += len(codes[-1])
+        if held - folded > max(folded, 4 * len(rows) * cfg.lsh_links):  # fold found pairs (amortised)
+            codes = [fastops.unique(np.concatenate(codes))]
+            held = folded = len(codes[0])
+    code = fastops.unique(np.concatenate(codes))
+    return Pairs(i=code // n, j=code % n)

@@ -38,6 +38,16 @@ from ..errors import InputError, OutputError
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# the files of a run's output set (``clusterer run --out``); schemas in :mod:`clusterer.io.outputs`
+ASSIGNMENTS = "assignments.parquet"
+CLUSTERS = "clusters.parquet"
+ACCOUNTS = "accounts.parquet"
+OPERATORS = "operators.parquet"
+VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors
+VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS for each assignments row, -1 = not embedded
+OUTPUT_FILES = (ASSIGNMENTS, CLUSTERS, ACCOUNTS, OPERATORS, VECTORS, VECTOR_OF_ROW)
+REPORT = "report.html"  # `run --report` / `clusterer report`: written beside the set, replaced with it
+KNOWN_FILES = frozenset({*OUTPUT_FILES, MANIFEST, REPORT})  # what an --out directory may hold
 SCHEMA_VERSION = 2  # 1: outputs without run_id / day / hashes (clusterer <= 0.1); 2: this contract
 TAG = ".clusterer-"  # staging / replaced directories: .<target name>.clusterer-<new|old>-<token>
 _CHUNK = 1 << 22
@@ -99,6 +109,11 @@ def write_file_atomic(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """:func:`write_file_atomic` of a bytes value."""
+    write_file_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _fsync_path(path: Path, directory: bool = False) -> None:

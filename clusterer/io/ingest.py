@@ -12,7 +12,7 @@ import dataclasses
 import glob as globlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,8 +391,13 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
     raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")
 
 
-def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
-    """Read and validate one day of logs from files.
+def read_logs(
+    paths: Sequence[str | Path],
+    cfg: IngestConfig,
+    map_files: Callable[[Callable[..., Any], list[Any]], list[Any]] | None = None,
+) -> Prompts:
+    """Read and validate one day of logs from files; ``map_files(read_file, items)`` reads them (an engine's
+    workers; in this process when None).
 
     ``paths`` are files, globs or directories. ``cfg.fill_account`` replaces null / empty accounts (None
     makes them an error); ``cfg.new_prompt_ids`` numbers rows instead of reading the prompt_id column;
@@ -403,20 +408,27 @@ def read_logs(paths: Sequence[str | Path], cfg: IngestConfig) -> Prompts:
         a text column that is not text, invalid UTF-8, unreadable files or an empty selection of files.
     """
     files = discover(paths, cfg.format)
-    frames: list[pl.DataFrame] = []
-    infos: list[InputFile] = []
-    for fi, (path, kind) in enumerate(files):
-        lf = _scan_one(path, kind, cfg)
-        if lf is None:
-            infos.append(InputFile(str(path), kind, 0, _fingerprint(path), 0))
-            continue
-        df = _select(lf, str(path), kind, cfg)
-        df = df.with_columns(
-            pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
-        )
-        frames.append(df)
-        infos.append(InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height))
-    return _validate(frames, infos, [str(p) for p, _ in files], cfg)
+    items = [(fi, path, kind, cfg) for fi, (path, kind) in enumerate(files)]
+    read = map_files(read_file, items) if map_files is not None else [read_file(*item) for item in items]
+    frames = [df for df, _ in read if df is not None]
+    return _validate(frames, [info for _, info in read], [str(p) for p, _ in files], cfg)
+
+
+def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.DataFrame | None, InputFile]:
+    """One input file's selected columns (with ``_file`` = ``fi`` and ``_file_row``) and its description;
+    None for an empty file.
+
+    Raises:
+        InputError: as :func:`read_logs`, for this file.
+    """
+    lf = _scan_one(path, kind, cfg)
+    if lf is None:
+        return None, InputFile(str(path), kind, 0, _fingerprint(path), 0)
+    df = _select(lf, str(path), kind, cfg)
+    df = df.with_columns(
+        pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
+    )
+    return df, InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height)
 
 
 def read_frame(table: Any, cfg: IngestConfig) -> Prompts:
@@ -554,3 +566,38 @@ def content_digest(frame: pl.DataFrame) -> str:
         else:  # nested extras: their printed values (rare; slow but canonical)
             h.update(repr(s.to_list()).encode())
     return h.hexdigest()
+
+
+def optional_datetime(s: pl.Series) -> pl.Series | None:
+    """An optional metadata column as UTC microsecond datetimes (strings parsed leniently, unparseable ones
+    null), or None when it holds no dates at all."""
+    if s.dtype == pl.String:
+        s = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    if not isinstance(s.dtype, pl.Datetime):
+        return None
+    s = s.dt.cast_time_unit("us")
+    return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+
+
+def sender_metadata(
+    frame: pl.DataFrame, cfg: IngestConfig, fill_orgs: bool = True
+) -> tuple[pl.Series | None, pl.Series | None]:
+    """The optional sender columns of a prompt frame: (organisation, account creation time).
+
+    The organisation (``cfg.org_col``, as strings) is None when the column is absent; with ``fill_orgs`` a null
+    among non-null values becomes one organisation per account (an account with no organisation is its own; a
+    null used to wrap to 2^32 - 1 as a code). A column null throughout stays so: the signal is missing. The
+    creation time (``cfg.account_created_col``, UTC) is None when absent, not dates, or null throughout.
+    """
+    orgs = None
+    if cfg.org_col in frame.columns:
+        orgs = frame[cfg.org_col].cast(pl.String, strict=False)
+        if fill_orgs and 0 < orgs.null_count() < len(orgs):
+            orgs = pl.select(pl.coalesce(orgs, pl.lit("\x00account:") + frame["account_id"])).to_series()
+        orgs = orgs.alias(cfg.org_col)
+    created = None
+    if cfg.account_created_col in frame.columns:
+        created = optional_datetime(frame[cfg.account_created_col])
+        if created is not None and created.null_count() == len(created):
+            created = None
+    return orgs, created

@@ -24,26 +24,15 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..accel import fastops
 from ..config import SCORE_TERMS
 from ..errors import OutputError
-from ..vectors.encoders import RowVectors
 from . import artifacts
+from .artifacts import ACCOUNTS, ASSIGNMENTS, CLUSTERS, KNOWN_FILES, OPERATORS
 
 if TYPE_CHECKING:  # the table builders' inputs; writing a set needs none of these heavy modules
     from ..campaigns.decisions import Decisions
+    from ..clustering.summary import Summary
     from ..text.templates import Templates
-
-ASSIGNMENTS = "assignments.parquet"
-CLUSTERS = "clusters.parquet"
-ACCOUNTS = "accounts.parquet"
-OPERATORS = "operators.parquet"
-MANIFEST = artifacts.MANIFEST
-VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors
-VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS for each assignments row, -1 = not embedded
-OUTPUT_FILES = (ASSIGNMENTS, CLUSTERS, ACCOUNTS, OPERATORS, VECTORS, VECTOR_OF_ROW)
-REPORT = "report.html"  # `run --report` / `clusterer report`: written beside the set, replaced with it
-KNOWN_FILES = frozenset({*OUTPUT_FILES, MANIFEST, REPORT})  # what an --out directory may hold
 
 STATUS_CLUSTERED = "clustered"
 STATUS_NOISE = "noise"
@@ -292,43 +281,20 @@ def assignments_frame(
 def clusters_frame(
     frame: pl.DataFrame,
     labels: NDArray[np.int64],
-    emb_rows: NDArray[np.float32] | RowVectors,
-    rows: NDArray[np.int64],
     tmpl: Templates,
+    summary: Summary,
     dec: Decisions,
     *,
     run_id: str,
     day: Any,
 ) -> pl.DataFrame:
-    """Per-cluster table. ``emb_rows[i]`` is the embedding of input row ``rows[i]``.
-
-    The exemplar is the member closest to the cluster's mean direction; cohesion is the mean cosine of
-    members to that direction.
-    """
-    from ..clustering.hdbscan import centroids
-
+    """Per-cluster table; ``labels``: int64 (n,) cluster per input row; cohesion and the exemplar come from
+    ``summary`` (the member closest to the cluster's mean direction; the mean cosine of members to it)."""
     n_clusters = len(tmpl.text)
     if n_clusters == 0:
         return pl.DataFrame(schema=CLUSTER_SCHEMA)
     body = _body(CLUSTER_SCHEMA)
-    lab = labels[rows]
-    member = lab >= 0
-    pos_m = np.flatnonzero(member)
-    lab_m, rows_m = lab[member], rows[member]
-    centroid = centroids(lab, emb_rows, n_clusters)
-    take = emb_rows.take if isinstance(emb_rows, RowVectors) else emb_rows.__getitem__
-    cos = np.empty(len(pos_m), np.float64)
-    for s in range(0, len(pos_m), 65536):
-        sl = slice(s, s + 65536)
-        cos[sl] = np.einsum("ij,ij->i", take(pos_m[sl]), centroid[lab_m[sl]])
-    cohesion = np.bincount(lab_m, weights=cos, minlength=n_clusters) / np.maximum(
-        np.bincount(lab_m, minlength=n_clusters), 1
-    )
-    # exemplar: highest cosine per cluster, ties to the earliest row
-    order = fastops.lexsort(rows_m, -cos, lab_m)
-    first = np.searchsorted(lab_m[order], np.arange(n_clusters))
-    exemplar_rows = rows_m[order][first]
-    ex = frame[exemplar_rows.tolist()]
+    ex = frame[summary.exemplar.tolist()]
     per = (
         pl.DataFrame({"cluster_id": labels, "account_id": frame["account_id"], "timestamp": frame["timestamp"]})
         .filter(pl.col("cluster_id") >= 0)
@@ -347,7 +313,7 @@ def clusters_frame(
     meta = pl.DataFrame(
         {
             "cluster_id": np.arange(n_clusters, dtype=np.int64),
-            "cohesion": cohesion.astype(np.float64),
+            "cohesion": summary.cohesion.astype(np.float64),
             "rigidity": tmpl.rigidity,
             "template_coverage": tmpl.coverage,
             "template_fit": tmpl.fit,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,51 +28,27 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from ..config import HistoryConfig
 from ..errors import ConfigError, InputError
-from ..io.artifacts import write_file_atomic
+from ..io.artifacts import ASSIGNMENTS, MANIFEST, VECTOR_OF_ROW, VECTORS, write_bytes_atomic, write_file_atomic
 
-VECTORS = "vectors.npy"  # float16 (U, d): the run's distinct embedding vectors (outputs.VECTORS)
-VECTOR_OF_ROW = "vector_of_row.npy"  # int64 (n,): row of VECTORS per assignments row, -1 = not embedded
 META = "history.json"
 _ID_SHIFT = 32
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryConfig:
-    nlist: int = 4096  # coarse lists; ~sqrt(total vectors) to 16·sqrt is the usual range (65,536 for 1e9)
-    pq_m: int = 0  # PQ sub-quantizers (bytes per code); 0 = d / 8
-    train_rows: int = 200_000  # vectors sampled from the first day to train the index
-    nprobe: int = 32
-    k: int = 32  # neighbours fetched per query vector
-    min_cos: float = 0.9  # a stored vector this close to a query is a near-duplicate
-    queries_per_cluster: int = 16  # distinct member vectors of each cluster sent as queries
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """One file via temp file + rename, with the umask's mode (not mkstemp's 0600)."""
-    write_file_atomic(path, lambda tmp: tmp.write_bytes(data))
-
-
 def _load_run(run_dir: Path) -> tuple[NDArray[np.float16], NDArray[np.int64], pl.DataFrame, dict[str, Any]]:
     run_dir = Path(run_dir)
-    need = [run_dir / VECTORS, run_dir / VECTOR_OF_ROW, run_dir / "assignments.parquet", run_dir / "manifest.json"]
+    need = [run_dir / VECTORS, run_dir / VECTOR_OF_ROW, run_dir / ASSIGNMENTS, run_dir / MANIFEST]
     missing = [p.name for p in need if not p.is_file()]
     if missing:
         raise InputError(f"{run_dir} is not a finished run with saved vectors (missing: {', '.join(missing)})")
     vecs = np.load(run_dir / VECTORS, mmap_mode="r")
     of_row = np.load(run_dir / VECTOR_OF_ROW)
-    assign = pl.read_parquet(run_dir / "assignments.parquet", columns=["cluster_id", "campaign_id", "timestamp"])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assign = pl.read_parquet(run_dir / ASSIGNMENTS, columns=["cluster_id", "campaign_id"])
+    manifest = json.loads((run_dir / MANIFEST).read_text())
     if len(of_row) != assign.height:
         raise InputError(f"{run_dir}: {VECTOR_OF_ROW} has {len(of_row)} rows, assignments {assign.height}")
     return vecs, of_row, assign, manifest
-
-
-def _day_of(assign: pl.DataFrame, manifest: dict[str, Any]) -> str:
-    ts = assign["timestamp"].drop_nulls().sort()
-    if len(ts):
-        return str(ts[len(ts) // 2].date())
-    return manifest.get("started_at", dt.datetime.now(dt.timezone.utc).isoformat())[:10]
 
 
 def _vector_table(of_row: NDArray[np.int64], assign: pl.DataFrame, n_vec: int) -> pl.DataFrame:
@@ -142,7 +117,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
     write_file_atomic(index_dir / "days" / f"{name}.parquet", lambda tmp: table.write_parquet(tmp))
     entry = {
         "seq": seq,
-        "day": _day_of(assign, manifest),
+        "day": manifest.get("day") or manifest["started_at"][:10],  # the run's (its start without timestamps)
         "run_started_at": manifest["started_at"],
         "run_dir": str(Path(run_dir).resolve().name),
         "vectors": int(n_vec),
@@ -150,7 +125,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
         "shard_bytes": (index_dir / "days" / f"{name}.faiss").stat().st_size,
     }
     meta["days"].append(entry)
-    _write_atomic(meta_path, json.dumps(meta, indent=2).encode())
+    write_bytes_atomic(meta_path, json.dumps(meta, indent=2).encode())
     return entry
 
 

@@ -10,13 +10,14 @@ unit after a run (:func:`clusterer.artifacts.replace_set`) and checked before th
 - ``daily.parquet``: ``campaign_id``, ``day``, ``prompts``, ``accounts``, ``campaign_score``.
 
 Today's flagged families are matched one-to-one to known campaigns (greedy, best first) when their
-shingle sets overlap (Jaccard ≥ ``registry_min_jaccard``) or their centroids agree (cosine ≥
-``registry_min_cos``); matched families keep the known ID, the others get a new one, so no new campaign
+shingle sets overlap (Jaccard ≥ ``registry.min_jaccard``) or their centroids agree (cosine ≥
+``registry.min_cos``); matched families keep the known ID, the others get a new one, so no new campaign
 inherits an old ID.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..config import CampaignConfig
+from ..config import RegistryConfig
 from ..errors import InputError, OutputError
 from ..io import artifacts
 from ..io.outputs import write_table
@@ -163,7 +164,7 @@ def _jaccard(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def match_families(reg: Registry, families: list[Family], cfg: CampaignConfig) -> dict[int, str]:
+def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -> dict[int, str]:
     """Campaign ID for each of today's families: a known ID when it matches, else a new unused one."""
     known = reg.campaigns
     ids: dict[int, str] = {}
@@ -176,7 +177,7 @@ def match_families(reg: Registry, families: list[Family], cfg: CampaignConfig) -
             cos = cents @ fam.centroid if cents.size else np.zeros(0)
             for ki in range(known.height):
                 jac = _jaccard(fam.shingles, shingles[ki])
-                if jac >= cfg.registry_min_jaccard or cos[ki] >= cfg.registry_min_cos:
+                if jac >= cfg.min_jaccard or cos[ki] >= cfg.min_cos:
                     cands.append((jac + float(cos[ki]), fi, ki))
         taken_f, taken_k = set(), set()
         for _, fi, ki in sorted(cands, key=lambda c: (-c[0], c[1], c[2])):
@@ -308,3 +309,46 @@ def assign_to_known(
         if vv >= min_containment and nn >= min_shingles:
             ids[rr] = names[cc]
     return ids, best
+
+
+class Naming:
+    """The registry's part in one run: names today's flagged families (the ``namer`` that
+    :func:`clusterer.campaigns.decisions.decide` calls) by matching them to known campaigns, and makes the
+    registry after the day from the decisions.
+
+    ``centroid``: float32 (k, d) per family; ``frequent`` / ``common``: per family its frequent template
+    shingles and every variant's scaffold shingles; ``template``: its rendered template.
+    """
+
+    def __init__(
+        self,
+        reg: Registry,
+        cfg: RegistryConfig,
+        centroid: NDArray[np.float32],
+        frequent: list[NDArray[np.uint64]],
+        common: list[NDArray[np.uint64]],
+        template: list[str],
+    ) -> None:
+        self.reg, self.cfg = reg, cfg
+        self._centroid, self._frequent, self._common, self._template = centroid, frequent, common, template
+        self.families: dict[int, Family] = {}
+
+    def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
+        for c, p in zip(cids, proposed, strict=True):
+            self.families[c] = Family(
+                c, p, self._centroid[c], self._frequent[c], self._common[c], self._template[c], 0, 0, 0.0
+            )
+        return match_families(self.reg, list(self.families.values()), self.cfg)
+
+    def updated(self, clusters: pl.DataFrame, day: dt.date) -> Registry:
+        """The registry after ``day``, from the decided clusters (``cluster_id``, ``flagged``, ``prompts``,
+        ``accounts``, ``campaign_score``, ``campaign_id``)."""
+        flagged = clusters.filter(pl.col("flagged"))
+        fams = [
+            dataclasses.replace(self.families[c], prompts=int(p), accounts=int(a), score=float(s))
+            for c, p, a, s in zip(
+                flagged["cluster_id"], flagged["prompts"], flagged["accounts"], flagged["campaign_score"], strict=True
+            )
+        ]
+        ids = dict(zip(flagged["cluster_id"].to_list(), flagged["campaign_id"].to_list(), strict=True))
+        return update_registry(self.reg, fams, ids, day)

@@ -22,7 +22,8 @@ import xxhash
 from numpy.typing import NDArray
 
 from ..accel import fastops
-from ..accel.reference import mix64 as _mix
+from ..accel.hashing import mix64 as _mix
+from ..accel.parallel import SERIAL, Executor
 from ..config import SkeletonConfig
 
 SLOT = "{…}"
@@ -121,18 +122,23 @@ def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) ->
     return df.join(vocab, on="tok", how="left", maintain_order="left")
 
 
-def common_word_cores(texts: pl.Series, min_df: int, chunks: list[tuple[int, int]]) -> NDArray[np.uint64]:
+def _row_cores(texts: pl.Series, start: int) -> NDArray[np.uint64]:
+    """Pass 0 over one chunk: the hash of every distinct word core of each row (one entry per row and core)."""
+    df = _split(texts)
+    cores = _cores(df.select(pl.col("tok").unique())).select("tok", "ch")
+    per_row = df.join(cores, on="tok", how="left").select("row", "ch").unique()
+    return per_row["ch"].to_numpy().astype(np.uint64)
+
+
+def common_word_cores(
+    texts: pl.Series, min_df: int, chunks: list[tuple[int, int]], executor: Executor = SERIAL
+) -> NDArray[np.uint64]:
     """Sorted hashes of the word cores (see :func:`_tokens`) found in at least ``min_df`` of ``texts``."""
-    parts: list[pl.DataFrame] = []
-    for start, length in chunks:
-        df = _split(texts.slice(start, length))
-        cores = _cores(df.select(pl.col("tok").unique())).select("tok", "ch")
-        per_row = df.join(cores, on="tok", how="left").select("row", "ch").unique()
-        parts.append(per_row.group_by("ch").agg(pl.len().alias("n")))
+    parts = executor.map_chunks(_row_cores, texts, chunks)
     if not parts:
         return np.zeros(0, np.uint64)
-    df_ = pl.concat(parts).group_by("ch").agg(pl.col("n").sum())
-    return np.sort(df_.filter(pl.col("n") >= min_df)["ch"].to_numpy().astype(np.uint64))
+    cores, df_ = executor.count(np.concatenate(parts))
+    return np.sort(cores[df_ >= min_df])
 
 
 def _windows(row: NDArray[np.uint32], th: NDArray[np.uint64], n: int) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
@@ -219,8 +225,132 @@ def _row_thresholds(
     return thr
 
 
+def _row_shingles(
+    texts: pl.Series, start: int, common: NDArray[np.uint64] | None, ngram: int
+) -> tuple[NDArray[np.uint32], NDArray[np.uint64]]:
+    """Pass 1 over one chunk: each row's distinct shingle hashes as (row, hash) sorted by row, then hash."""
+    tok = _tokens(texts, common)
+    row = tok["row"].to_numpy()
+    g, valid = _windows(row, tok["th"].to_numpy(), ngram)
+    del tok
+    prow, pg = row[valid].astype(np.int64) + start, g[valid]
+    order = fastops.lexsort(pg, prow)
+    prow, pg = prow[order], pg[order]
+    first = np.ones(len(pg), dtype=bool)
+    first[1:] = (prow[1:] != prow[:-1]) | (pg[1:] != pg[:-1])
+    return prow[first].astype(np.uint32), pg[first]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recurring:
+    """What pass 2 needs to know of the day: the recurring shingles (sorted) with their document frequency,
+    and per row the frequency a shingle needs to be skeleton and its coverage."""
+
+    hashes: NDArray[np.uint64]
+    df: NDArray[np.int64]
+    thr: NDArray[np.int64]
+    coverage: NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkViews:
+    view: pl.Series
+    slot_counts: NDArray[np.int64]
+    slot_tokens: NDArray[np.uint32]
+    scaffold_counts: NDArray[np.int64]
+    scaffold_tokens: NDArray[np.uint32]
+    plain_words: NDArray[np.int64]  # word buckets of the chunk's untemplated rows, once per row and word
+
+
+def _chunk_views(
+    texts: pl.Series, start: int, common: NDArray[np.uint64] | None, rec: _Recurring, cfg: SkeletonConfig
+) -> _ChunkViews:
+    """Pass 2 over one chunk: mark the tokens covered by skeleton shingles (scaffold view, payload tokens)."""
+    length = len(texts)
+    rec_hash, rec_df, thr, coverage = rec.hashes, rec.df, rec.thr, rec.coverage
+    tok = _tokens(texts, common)
+    row = tok["row"].to_numpy()
+    th = tok["th"].to_numpy()
+    g, valid = _windows(row, th, cfg.ngram)
+    # a token is template when any skeleton window covers it
+    pos = np.minimum(np.searchsorted(rec_hash, g), max(len(rec_hash) - 1, 0))
+    hit = (rec_hash[pos] == g) if len(rec_hash) else np.zeros(len(g), bool)
+    begins = valid & hit & (np.where(hit, rec_df[pos] if len(rec_hash) else 0, 0) >= thr[row + start])
+    covered = begins.copy()
+    for s in range(1, cfg.ngram):
+        covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
+    view = (
+        tok.select("row", "tok")
+        .with_columns(pl.Series("c", covered))
+        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
+        .filter(  # one slot per run of payload tokens (the first token of a chunk has no predecessor)
+            ~(
+                (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
+            ).fill_null(False)
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("w").str.join(" "))
+    )
+    slot = ~covered
+    # the day's function words: words common in ordinary (untemplated) prompts
+    plain = coverage[row + start] < cfg.view_min_coverage
+    code = np.unique(
+        row[plain].astype(np.int64) * SLOT_BUCKETS + (th[plain] % np.uint64(SLOT_BUCKETS)).astype(np.int64)
+    )
+    return _ChunkViews(
+        view=pl.DataFrame({"row": np.arange(length, dtype=np.uint32)})
+        .join(view, on="row", how="left", maintain_order="left")["w"]
+        .fill_null(""),
+        slot_counts=np.bincount(row[slot].astype(np.int64), minlength=length),
+        slot_tokens=(th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32),
+        scaffold_counts=np.bincount(row[covered].astype(np.int64), minlength=length),
+        scaffold_tokens=(th[covered] % np.uint64(SLOT_BUCKETS)).astype(np.uint32),
+        plain_words=code % SLOT_BUCKETS,
+    )
+
+
+def _recurring(
+    prow: NDArray[np.uint32],
+    pg: NDArray[np.uint64],
+    n_rows: int,
+    min_df: int,
+    max_df: int,
+    cfg: SkeletonConfig,
+    executor: Executor,
+) -> tuple[_Recurring, NDArray[np.int64], NDArray[np.uint64], NDArray[np.int32]]:
+    """The day-wide document frequencies of the row-shingles (``prow``, ``pg``: sorted by row, then hash) and
+    what follows from them: (:class:`_Recurring`, skeleton indptr, skeleton hashes, shingles per row)."""
+    n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
+    uniq, df = executor.count(pg)
+    recurring = (df >= min_df) & (df <= max_df)
+    rec_hash, rec_df = uniq[recurring], df[recurring]  # sorted by hash
+    del uniq, df, recurring
+    pos = np.minimum(np.searchsorted(rec_hash, pg), max(len(rec_hash) - 1, 0))
+    is_rec = rec_hash[pos] == pg if len(rec_hash) else np.zeros(len(pg), bool)
+    df_of = np.where(is_rec, rec_df[pos] if len(rec_hash) else 0, 0)
+    del pos
+    thr = _row_thresholds(prow[is_rec].astype(np.int64), df_of[is_rec], n_rows, min_df, cfg)
+    in_skel = is_rec & (df_of >= thr[prow])
+    hashes = pg[in_skel]
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(prow[in_skel], minlength=n_rows), out=indptr[1:])
+    coverage = (np.diff(indptr) / np.maximum(n_sh, 1)).astype(np.float32)
+    return _Recurring(rec_hash, rec_df, thr, coverage), indptr, hashes, n_sh
+
+
+def _csr(counts: list[NDArray[np.int64]], n_rows: int) -> NDArray[np.int64]:
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    return indptr
+
+
 def build_skeletons(
-    texts: pl.Series, cfg: SkeletonConfig, chunk_bytes: int = 16 << 20, chunk_rows: int = 100_000
+    texts: pl.Series,
+    cfg: SkeletonConfig,
+    chunk_bytes: int = 16 << 20,
+    chunk_rows: int = 100_000,
+    executor: Executor = SERIAL,
 ) -> Skeletons:
     """Skeleton of every text (already normalised; '' rows get empty skeletons).
 
@@ -246,105 +376,29 @@ def build_skeletons(
     # times in a million-prompt day are not a template
     min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
     max_df = max(int(cfg.max_df * n_docs), min_df)
-    common = common_word_cores(texts, min_df, chunks) if cfg.mask_repeated_slots else None
-    rows_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
-    hash_parts: list[NDArray[np.uint64]] = [np.zeros(0, np.uint64)]
-    for start, length in chunks:
-        tok = _tokens(texts.slice(start, length), common)
-        row = tok["row"].to_numpy()
-        g, valid = _windows(row, tok["th"].to_numpy(), cfg.ngram)
-        del tok
-        prow, pg = row[valid].astype(np.int64) + start, g[valid]
-        order = fastops.lexsort(pg, prow)
-        prow, pg = prow[order], pg[order]
-        first = np.ones(len(pg), dtype=bool)
-        first[1:] = (prow[1:] != prow[:-1]) | (pg[1:] != pg[:-1])
-        rows_parts.append(prow[first].astype(np.uint32))
-        hash_parts.append(pg[first])
-    prow = np.concatenate(rows_parts)  # sorted by row, then hash
-    pg = np.concatenate(hash_parts)
-    del rows_parts, hash_parts
-    n_sh = np.bincount(prow, minlength=n_rows).astype(np.int32)
-    uniq, df = fastops.unique_counts(pg)
-    recurring = (df >= min_df) & (df <= max_df)
-    rec_hash, rec_df = uniq[recurring], df[recurring]  # sorted by hash
-    del uniq, df, recurring
-    pos = np.minimum(np.searchsorted(rec_hash, pg), max(len(rec_hash) - 1, 0))
-    is_rec = rec_hash[pos] == pg if len(rec_hash) else np.zeros(len(pg), bool)
-    df_of = np.where(is_rec, rec_df[pos] if len(rec_hash) else 0, 0)
-    del pos
-    thr = _row_thresholds(prow[is_rec].astype(np.int64), df_of[is_rec], n_rows, min_df, cfg)
-    in_skel = is_rec & (df_of >= thr[prow])
-    hashes = pg[in_skel]
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(prow[in_skel], minlength=n_rows), out=indptr[1:])
-    del prow, pg, in_skel, is_rec, df_of
-    coverage = (np.diff(indptr) / np.maximum(n_sh, 1)).astype(np.float32)
-
-    views: list[pl.Series] = []
-    slot_counts = np.zeros(n_rows, dtype=np.int64)
-    slot_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
-    scaffold_counts = np.zeros(n_rows, dtype=np.int64)
-    scaffold_parts: list[NDArray[np.uint32]] = [np.zeros(0, np.uint32)]
+    common = common_word_cores(texts, min_df, chunks, executor) if cfg.mask_repeated_slots else None
+    parts = executor.map_chunks(_row_shingles, texts, chunks, common, cfg.ngram)
+    prow = np.concatenate([np.zeros(0, np.uint32), *(p[0] for p in parts)])  # sorted by row, then hash
+    pg = np.concatenate([np.zeros(0, np.uint64), *(p[1] for p in parts)])
+    del parts
+    rec, indptr, hashes, n_sh = _recurring(prow, pg, n_rows, min_df, max_df, cfg, executor)
+    del prow, pg
+    out = executor.map_chunks(_chunk_views, texts, chunks, common, rec, cfg)
     word_df = np.zeros(SLOT_BUCKETS, np.int64)
-    plain_rows = (coverage < cfg.view_min_coverage) & (n_sh > 0)
-    n_plain = 0
-    for start, length in chunks:
-        tok = _tokens(texts.slice(start, length), common)
-        row = tok["row"].to_numpy()
-        th = tok["th"].to_numpy()
-        g, valid = _windows(row, th, cfg.ngram)
-        # a token is template when any skeleton window covers it
-        pos = np.minimum(np.searchsorted(rec_hash, g), max(len(rec_hash) - 1, 0))
-        hit = (rec_hash[pos] == g) if len(rec_hash) else np.zeros(len(g), bool)
-        begins = valid & hit & (np.where(hit, rec_df[pos] if len(rec_hash) else 0, 0) >= thr[row + start])
-        covered = begins.copy()
-        for s in range(1, cfg.ngram):
-            covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
-        view = (
-            tok.select("row", "tok")
-            .with_columns(pl.Series("c", covered))
-            .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
-            .filter(  # one slot per run of payload tokens (the first token of a chunk has no predecessor)
-                ~(
-                    (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
-                ).fill_null(False)
-            )
-            .group_by("row", maintain_order=True)
-            .agg(pl.col("w").str.join(" "))
-        )
-        views.append(
-            pl.DataFrame({"row": np.arange(length, dtype=np.uint32)})
-            .join(view, on="row", how="left", maintain_order="left")["w"]
-            .fill_null("")
-        )
-        slot = ~covered
-        slot_counts[start : start + length] = np.bincount(row[slot].astype(np.int64), minlength=length)
-        slot_parts.append((th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
-        scaffold_counts[start : start + length] = np.bincount(row[covered].astype(np.int64), minlength=length)
-        scaffold_parts.append((th[covered] % np.uint64(SLOT_BUCKETS)).astype(np.uint32))
-        # the day's function words: words common in ordinary (untemplated) prompts
-        plain = coverage[row + start] < cfg.view_min_coverage
-        code = np.unique(
-            row[plain].astype(np.int64) * SLOT_BUCKETS + (th[plain] % np.uint64(SLOT_BUCKETS)).astype(np.int64)
-        )
-        word_df += np.bincount(code % SLOT_BUCKETS, minlength=SLOT_BUCKETS)
-        n_plain += int(np.count_nonzero(plain_rows[start : start + length]))
-    slot_indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(slot_counts, out=slot_indptr[1:])
-    scaffold_indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(scaffold_counts, out=scaffold_indptr[1:])
+    for c in out:
+        word_df += np.bincount(c.plain_words, minlength=SLOT_BUCKETS)
+    n_plain = int(np.count_nonzero((rec.coverage < cfg.view_min_coverage) & (n_sh > 0)))
     function_words = np.flatnonzero(word_df >= max(cfg.function_word_share * n_plain, 2.0)).astype(np.uint32)
-    full_view = pl.concat(views) if views else pl.Series("w", [], dtype=pl.String)
+    full_view = pl.concat([c.view for c in out]) if out else pl.Series("w", [], dtype=pl.String)
     return Skeletons(
-        slot_indptr=slot_indptr,
-        slot_tokens=np.concatenate(slot_parts),
-        scaffold_indptr=scaffold_indptr,
-        scaffold_tokens=np.concatenate(scaffold_parts),
+        slot_indptr=_csr([c.slot_counts for c in out], n_rows),
+        slot_tokens=np.concatenate([np.zeros(0, np.uint32), *(c.slot_tokens for c in out)]),
+        scaffold_indptr=_csr([c.scaffold_counts for c in out], n_rows),
+        scaffold_tokens=np.concatenate([np.zeros(0, np.uint32), *(c.scaffold_tokens for c in out)]),
         indptr=indptr,
         hashes=hashes,
         n_shingles=n_sh,
-        coverage=coverage,
+        coverage=rec.coverage,
         view=full_view.alias("view"),
         common_cores=common,
         function_words=function_words,

@@ -119,13 +119,12 @@ def test_tags_of_uses_lexicons():
 
 
 def test_one_operator_running_two_campaigns_is_one_group(tmp_path, fast_cfg):
-    from clusterer import synth
-    from clusterer.run import pipeline
+    from clusterer import api, synth
 
     traffic, labels = synth.fake_day(seed=11, campaign_sizes=(90, 90), one_operator=True, accounts_per_campaign=15)
     path = tmp_path / "day.parquet"
     traffic.write_parquet(path)
-    pipeline.run([path], tmp_path / "out", fast_cfg())
+    api.run([path], tmp_path / "out", fast_cfg())
     acc = pl.read_parquet(tmp_path / "out" / "accounts.parquet")
     op = acc.filter(pl.col("account_id").str.starts_with("op-"))
     assert op["flagged"].all() and op["operator_group"].n_unique() == 1 and op["operator_group"][0] >= 0

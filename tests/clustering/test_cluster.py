@@ -2,8 +2,9 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from clusterer.accel.backend import Backend
-from clusterer.clustering.hdbscan import cluster_graph, knn_edges, mutual_reachability_mst
+from clusterer.clustering.hdbscan import cluster_graph, mutual_reachability_mst
 from clusterer.config import ClusterConfig, GraphConfig
+from clusterer.graph.edges import knn_edges
 from clusterer.graph.knn import knn_graph
 
 
@@ -64,7 +65,7 @@ def test_too_few_points_are_noise():
 
 
 def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
-    from clusterer.clustering.hdbscan import attach_noise, propagate_labels
+    from clusterer.clustering.refine import attach_noise, propagate_labels
 
     labels = np.array([0, 0, 0, 1, 1, 1, -1, -1, -1])
     i = np.array([6, 6, 6, 6, 7, 7, 7, 8])

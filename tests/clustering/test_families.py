@@ -9,9 +9,8 @@ import polars as pl
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from clusterer import synth
+from clusterer import api, synth
 from clusterer.clustering.families import average_linkage
-from clusterer.run import pipeline
 
 EN = (
     "Summarise the document below in exactly five bullet points. Each bullet must stay under twenty words. "
@@ -76,7 +75,7 @@ def _families(tmp_path, traffic, cfg):
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "day.parquet"
     traffic.write_parquet(path)
-    pipeline.run([path], tmp_path / "out", cfg)
+    api.run([path], tmp_path / "out", cfg)
     return pl.read_parquet(tmp_path / "out" / "assignments.parquet")["cluster_id"].to_numpy()
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from clusterer.accel import hashing, reference
 from clusterer.accel.backend import Backend
 from clusterer.config import GraphConfig
 from clusterer.graph.knn import knn_graph
@@ -38,8 +39,7 @@ def test_fewer_points_than_k_are_padded():
 
 
 def test_lsh_pairs_find_template_mates_with_bounded_count():
-    from clusterer.accel import reference
-    from clusterer.graph.knn import lsh_pairs
+    from clusterer.graph.lsh import lsh_pairs
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 2**62, 40).astype(np.uint64)
@@ -47,7 +47,7 @@ def test_lsh_pairs_find_template_mates_with_bounded_count():
     rows += [np.unique(rng.integers(0, 2**62, 40).astype(np.uint64)) for _ in range(300)]
     rows += [np.zeros(0, np.uint64)] * 10
     indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    sig = reference.minhash_signatures(indptr, np.concatenate(rows), reference.perm_seeds(128, 0))
+    sig = reference.minhash_signatures(indptr, np.concatenate(rows), hashing.perm_seeds(128, 0))
     pairs = lsh_pairs(sig, np.diff(indptr).astype(np.int32), GraphConfig(lsh_bands=32, lsh_links=2))
     assert (pairs.i < pairs.j).all()
     tmpl = (pairs.i < 300) & (pairs.j < 300)
@@ -58,7 +58,7 @@ def test_lsh_pairs_find_template_mates_with_bounded_count():
 
 
 def test_score_edges_combines_template_and_semantic():
-    from clusterer.graph.knn import Pairs, score_edges
+    from clusterer.graph.edges import Pairs, score_edges
 
     x = _unit(4, 8, 1)
     pairs = Pairs(i=np.array([0, 1]), j=np.array([2, 3]))

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clusterer.accel import reference
+from clusterer.accel import hashing, reference
 from clusterer.config import SkeletonConfig
 from clusterer.graph.lsh import Signatures, pair_overlap, signatures
 from clusterer.synth import overlap_case
@@ -42,7 +42,7 @@ def test_overlap_invariants(a, b, seed):
     rows = [sorted(a), sorted(b), sorted(a)]
     indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
     hashes = np.array([h for r in rows for h in r], dtype=np.uint64)
-    sig = reference.minhash_signatures(indptr, hashes, reference.perm_seeds(64, seed))
+    sig = reference.minhash_signatures(indptr, hashes, hashing.perm_seeds(64, seed))
     sizes = np.diff(indptr).astype(np.int32)
     ov = reference.skeleton_overlap(sig, sizes, np.array([0, 1, 0]), np.array([1, 0, 2]))
     np.testing.assert_array_equal(ov[0], ov[1])  # symmetric
@@ -77,7 +77,7 @@ def test_stage_functions_use_the_backend(backend):
         scaffold_tokens=np.zeros(0, np.uint32),
     )
     sigs = signatures(sk, SkeletonConfig(), seed=3, backend=backend)
-    ref = reference.minhash_signatures(indptr, hashes, reference.perm_seeds(128, 3))
+    ref = reference.minhash_signatures(indptr, hashes, hashing.perm_seeds(128, 3))
     np.testing.assert_array_equal(sigs.sig, ref)
     got = pair_overlap(Signatures(sig=ref, sizes=sk.sizes), i, j, backend)
     np.testing.assert_allclose(got, reference.skeleton_overlap(ref, sk.sizes, i, j), rtol=0, atol=1e-6)

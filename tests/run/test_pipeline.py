@@ -8,14 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
+from clusterer import api
 from clusterer.errors import OutputError
 from clusterer.io.outputs import ACCOUNT_SCHEMA, ASSIGNMENT_SCHEMA, CLUSTER_SCHEMA
-from clusterer.run import pipeline
 
 
 def test_run_writes_all_outputs(tmp_path, day_file, day, fast_cfg):
     out = tmp_path / "out"
-    manifest = pipeline.run([day_file], out, fast_cfg())
+    manifest = api.run([day_file], out, fast_cfg())
     traffic, labels = day
     a = pl.read_parquet(out / "assignments.parquet")
     assert a.columns[: len(ASSIGNMENT_SCHEMA)] == list(ASSIGNMENT_SCHEMA)
@@ -55,15 +55,15 @@ def test_run_writes_all_outputs(tmp_path, day_file, day, fast_cfg):
 
 def test_same_input_same_ids_and_cache_reuse(tmp_path, day_file, fast_cfg):
     cfg = fast_cfg()
-    m1 = pipeline.run([day_file], tmp_path / "r1", cfg)
-    m2 = pipeline.run([day_file], tmp_path / "r2", cfg)
+    m1 = api.run([day_file], tmp_path / "r1", cfg)
+    m2 = api.run([day_file], tmp_path / "r2", cfg)
     a1 = pl.read_parquet(tmp_path / "r1" / "assignments.parquet")
     a2 = pl.read_parquet(tmp_path / "r2" / "assignments.parquet")
     assert a1["cluster_id"].to_list() == a2["cluster_id"].to_list()
     assert m1["embedding"]["computed"] > 0 and m2["embedding"]["computed"] == 0
     assert m2["embedding"]["from_cache"] == m1["embedding"]["computed"]
     # and with no cache at all (vectors go through float16 either way)
-    pipeline.run([day_file], tmp_path / "r3", fast_cfg(**{"embed.cache_dir": "none"}))
+    api.run([day_file], tmp_path / "r3", fast_cfg(**{"embed.cache_dir": "none"}))
     a3 = pl.read_parquet(tmp_path / "r3" / "assignments.parquet")
     assert a3["cluster_id"].to_list() == a1["cluster_id"].to_list()
 
@@ -76,7 +76,7 @@ def test_empty_and_huge_texts_are_kept(tmp_path, day, fast_cfg):
     texts[5] = "word " * 200_000  # 1 MB prompt
     path = tmp_path / "x.parquet"
     traffic.with_columns(pl.Series("text", texts)).write_parquet(path)
-    m = pipeline.run([path], tmp_path / "out", fast_cfg())
+    m = api.run([path], tmp_path / "out", fast_cfg())
     a = pl.read_parquet(tmp_path / "out" / "assignments.parquet")
     assert a.height == 60
     assert a["status"][3] == a["status"][4] == "empty_text"
@@ -88,7 +88,7 @@ def test_empty_and_huge_texts_are_kept(tmp_path, day, fast_cfg):
 def test_empty_input_gives_valid_empty_outputs(tmp_path, day, fast_cfg):
     path = tmp_path / "e.parquet"
     day[0].head(0).write_parquet(path)
-    m = pipeline.run([path], tmp_path / "out", fast_cfg())
+    m = api.run([path], tmp_path / "out", fast_cfg())
     for name, schema in (
         ("assignments", ASSIGNMENT_SCHEMA),
         ("clusters", CLUSTER_SCHEMA),
@@ -104,7 +104,7 @@ def test_unwritable_out(tmp_path, day_file, fast_cfg):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputError, match=r"--out .*file/sub is not writable"):
-        pipeline.run([day_file], blocker / "sub", fast_cfg())
+        api.run([day_file], blocker / "sub", fast_cfg())
 
 
 _text = st.one_of(st.none(), st.text(max_size=40), st.sampled_from(["same prompt", "Same  PROMPT", ""]))
@@ -125,9 +125,7 @@ def test_every_row_exactly_once(tmp_path_factory, fast_cfg, texts, accounts):
     )
     path = tmp / "in.parquet"
     df.write_parquet(path)
-    pipeline.run(
-        [path], tmp / "out", fast_cfg(**{"cluster.min_cluster_size": 2, "cluster.min_samples": 1, "graph.k": 3})
-    )
+    api.run([path], tmp / "out", fast_cfg(**{"cluster.min_cluster_size": 2, "cluster.min_samples": 1, "graph.k": 3}))
     a = pl.read_parquet(tmp / "out" / "assignments.parquet")
     assert a["prompt_id"].to_list() == df["prompt_id"].to_list()
     assert a["status"].is_in(["clustered", "noise", "empty_text"]).all()

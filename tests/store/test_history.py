@@ -4,9 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clusterer import synth
+from clusterer import api, synth
 from clusterer.errors import ConfigError, InputError
-from clusterer.run import pipeline
 from clusterer.store.history import VECTOR_OF_ROW, VECTORS, HistoryConfig, add_day, history_stats
 
 
@@ -15,7 +14,7 @@ def _run(tmp_path, name, cfg, history=None, **day_kw):
     path = tmp_path / f"{name}.parquet"
     traffic.write_parquet(path)
     out = tmp_path / name
-    pipeline.run([path], out, cfg, history=history)
+    api.run([path], out, cfg, history=history)
     return out, labels
 
 

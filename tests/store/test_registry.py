@@ -1,10 +1,9 @@
 import polars as pl
 import pytest
 
-from clusterer import synth
+from clusterer import api, synth
 from clusterer.api import assign
 from clusterer.errors import InputError
-from clusterer.run import pipeline
 from clusterer.store.registry import load_registry
 
 
@@ -32,10 +31,10 @@ def test_campaign_ids_are_stable_across_days_and_new_campaigns_get_new_ids(tmp_p
     cfg = fast_cfg()
     p1, l1 = _day(tmp_path, 1, (0, 1), seed=1)  # campaigns 0 and 1
     p2, l2 = _day(tmp_path, 2, (0, 2), seed=2)  # 0 continues (new payloads), 1 ends, 2 starts
-    pipeline.run([p1], tmp_path / "r1", cfg, registry=reg)
+    api.run([p1], tmp_path / "r1", cfg, registry=reg)
     ids1 = _ids(tmp_path / "r1", l1)
     assert set(ids1) == {"campaign_0", "campaign_1"} and len(set(ids1.values())) == 2
-    pipeline.run([p2], tmp_path / "r2", cfg, registry=reg)
+    api.run([p2], tmp_path / "r2", cfg, registry=reg)
     ids2 = _ids(tmp_path / "r2", l2)
     assert ids2["campaign_0"] == ids1["campaign_0"]
     assert ids2["campaign_2"] not in ids1.values()
@@ -45,7 +44,7 @@ def test_campaign_ids_are_stable_across_days_and_new_campaigns_get_new_ids(tmp_p
     assert row[ids1["campaign_1"]]["days_seen"] == 1 and str(row[ids1["campaign_1"]]["last_seen"]) == "2026-11-01"
     # re-running day 2 does not count it twice
     rows_before = load_registry(reg).daily.height
-    pipeline.run([p2], tmp_path / "r2b", cfg, registry=reg)
+    api.run([p2], tmp_path / "r2b", cfg, registry=reg)
     again = {r["campaign_id"]: r for r in load_registry(reg).campaigns.iter_rows(named=True)}
     assert again[ids1["campaign_0"]]["days_seen"] == 2
     assert load_registry(reg).daily.height == rows_before
@@ -54,7 +53,7 @@ def test_campaign_ids_are_stable_across_days_and_new_campaigns_get_new_ids(tmp_p
 def test_assign_labels_late_prompts_of_known_campaigns(tmp_path, fast_cfg):
     reg = tmp_path / "registry"
     p1, l1 = _day(tmp_path, 1, (0, 1), seed=3)
-    pipeline.run([p1], tmp_path / "r1", fast_cfg(), registry=reg)
+    api.run([p1], tmp_path / "r1", fast_cfg(), registry=reg)
     ids1 = _ids(tmp_path / "r1", l1)
     p2, l2 = _day(tmp_path, 2, (0, 2), seed=4)
     res = assign([p2], reg, fast_cfg())

@@ -4,7 +4,8 @@ import pytest
 from clusterer.accel.backend import Backend
 from clusterer.config import EmbedConfig
 from clusterer.text.normalise import text_keys
-from clusterer.vectors.encoders import EmbeddingCache, embed_texts, load_encoder
+from clusterer.vectors.cache import EmbeddingCache, embed_texts
+from clusterer.vectors.encoders import load_encoder
 
 
 def _keys(texts):
@@ -75,7 +76,7 @@ def test_gpu_embedding_matches_cpu():
 
 
 def test_distinct_rows_round_trip():
-    from clusterer.vectors.encoders import distinct_rows
+    from clusterer.vectors.rows import distinct_rows
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(20, 8)).astype(np.float32)
@@ -109,7 +110,7 @@ def test_cache_sweeps_temp_shards_a_killed_run_left(tmp_path):
     import os
     import time
 
-    from clusterer.vectors.encoders import EmbeddingCache
+    from clusterer.vectors.cache import EmbeddingCache
 
     folder = tmp_path / "m"
     folder.mkdir()

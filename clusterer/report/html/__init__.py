@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,8 @@ import polars as pl
 
 from ... import __version__
 from ...errors import OutputError
-from ...store.history import VECTORS
+from ...io import artifacts
+from ...io.artifacts import VECTORS
 from . import charts
 from .data import (
     MAX_FLAGGED_PAGES,
@@ -39,7 +38,7 @@ from .data import (
 from .page import render, span
 from .projection import MAP_POINTS, day_map
 
-REPORT_FILE = "report.html"
+REPORT_FILE = artifacts.REPORT
 TEMPLATE_PREVIEW = 160
 
 __all__ = ["REPORT_FILE", "ReportResult", "build_report"]
@@ -161,12 +160,9 @@ def _map(run: Run, flagged: pl.DataFrame, families: list[Family], points: int, s
 def _write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    artifacts.write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def build_report(

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ...config import IngestConfig
 from ...errors import ClustererError, InputError
-from ...io.outputs import ACCOUNTS, ASSIGNMENTS, CLUSTERS, MANIFEST, OPERATORS
+from ...io.artifacts import ACCOUNTS, ASSIGNMENTS, CLUSTERS, MANIFEST, OPERATORS
+from ...io.ingest import sender_metadata
 
 TOP_ACCOUNTS = 15
 TOP_ORGS = 8
@@ -115,16 +117,6 @@ def _read(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
         raise InputError(f"{path} cannot be read: {err}") from err
 
 
-def _as_utc(s: pl.Series) -> pl.Series | None:
-    """A datetime column (or ISO strings) as datetime[us, UTC]; None when it is neither."""
-    if s.dtype == pl.String:
-        s = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-    if not isinstance(s.dtype, pl.Datetime):
-        return None
-    s = s.dt.cast_time_unit("us")
-    return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
-
-
 def load_run(path: Path) -> Run:
     """Read a run directory's manifest and tables.
 
@@ -146,9 +138,14 @@ def load_run(path: Path) -> Run:
         raise InputError(f"{path / MANIFEST} cannot be read: {err}") from err
     if not isinstance(manifest, dict):
         raise InputError(f"{path / MANIFEST} is not a clusterer manifest (expected a JSON object)")
-    camp = manifest.get("config", {}).get("campaign", {})
-    org_col = camp.get("org_col", "org_id")
-    created_col = camp.get("account_created_col", "account_created_at")
+    conf = manifest.get("config", {})
+    # the metadata column names the run used ([ingest]; [campaign] in runs before clusterer 0.3)
+    names = {**conf.get("campaign", {}), **conf.get("ingest", {})}
+    cols = IngestConfig(
+        org_col=names.get("org_col", "org_id"),
+        account_created_col=names.get("account_created_col", "account_created_at"),
+    )
+    org_col, created_col = cols.org_col, cols.account_created_col
     schema = pl.read_parquet_schema(path / ASSIGNMENTS)
     want = ["prompt_id", "account_id", "timestamp", "cluster_id", "flagged"]
     absent = [c for c in want if c not in schema]
@@ -156,15 +153,13 @@ def load_run(path: Path) -> Run:
         raise InputError(f"{path / ASSIGNMENTS} lacks columns {absent}; is it a clusterer output?")
     extra = [c for c in (org_col, created_col) if c in schema and c not in want]
     a = _read(path / ASSIGNMENTS, want + extra)
-    has_orgs = org_col in a.columns and a[org_col].null_count() < a.height
+    orgs, created = sender_metadata(a, cols, fill_orgs=False)
+    has_orgs = orgs is not None and orgs.null_count() < a.height
     if has_orgs:
-        a = a.with_columns(pl.col(org_col).cast(pl.String).alias("_org"))
-    has_ages = False
-    if created_col in a.columns:
-        created = _as_utc(a[created_col])
-        if created is not None and created.null_count() < a.height:
-            a = a.with_columns(created.alias("_created"))
-            has_ages = True
+        a = a.with_columns(orgs.alias("_org"))
+    has_ages = created is not None
+    if created is not None:
+        a = a.with_columns(created.alias("_created"))
     a = a.select(want + [c for c in ("_org", "_created") if c in a.columns]).rename(
         {"_org": "org_id", "_created": "account_created_at"}, strict=False
     )
