@@ -47,7 +47,11 @@ def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
     """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
     keep = (i != j) & (i >= 0) & (j >= 0)
     a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-    code = fastops.unique(a.astype(np.int64) * n + b)
+    return pairs_of_codes(fastops.unique(a.astype(np.int64) * n + b), n)
+
+
+def pairs_of_codes(code: NDArray[np.int64], n: int) -> Pairs:
+    """Pairs from sorted unique codes ``i·n + j``."""
     return Pairs(i=code // n, j=code % n)
 
 

@@ -121,6 +121,12 @@ def knn_graph(
         idx, sim = _torch_search(emb, kk)
     else:
         idx, sim = _faiss_search(emb, kk, backend is Backend.GPU, cfg)
+    return pad_knn(idx, sim, kk, k)
+
+
+def pad_knn(idx: NDArray[np.int64], sim: NDArray[np.float32], kk: int, k: int) -> Knn:
+    """A search's (n, kk) result, self included, as :class:`Knn`: each row's own index dropped, padded with -1
+    / -inf to ``k`` columns."""
     knn = _drop_self(idx, sim, kk - 1)
     if kk - 1 < k:
         pad = k - (kk - 1)

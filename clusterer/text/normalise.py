@@ -63,16 +63,26 @@ def text_keys(texts: pl.Series) -> NDArray[np.uint64]:
     return np.fromiter((h(t.encode("utf-8")) for t in texts.to_list()), dtype=np.uint64, count=len(texts))
 
 
-def normalise(texts: pl.Series, cfg: NormaliseConfig) -> Normalised:
-    """Normalise a string Series (nulls allowed)."""
+def normalise_frame(texts: pl.Series, cfg: NormaliseConfig) -> pl.DataFrame:
+    """Columns ``norm`` (the normalised text) and ``truncated`` of a string Series (nulls allowed), row by
+    row: any batch of rows normalises alike, so an engine can split the day into batches."""
     frame = pl.DataFrame({"t": texts.cast(pl.String)})
-    out = frame.select(
+    return frame.select(
         normalise_expr("t", cfg).alias("norm"),
         (pl.col("t").str.len_chars().fill_null(0) > cfg.max_chars).alias("truncated"),
     )
+
+
+def normalised(out: pl.DataFrame) -> Normalised:
+    """:class:`Normalised` from :func:`normalise_frame`'s columns (of the whole day, in row order)."""
     norm = out["norm"]
     empty = (norm.str.len_bytes() == 0).to_numpy()
     return Normalised(text=norm, key=text_keys(norm), empty=empty, truncated=out["truncated"].to_numpy())
+
+
+def normalise(texts: pl.Series, cfg: NormaliseConfig) -> Normalised:
+    """Normalise a string Series (nulls allowed)."""
+    return normalised(normalise_frame(texts, cfg))
 
 
 def unspace(texts: pl.Series) -> pl.Series:

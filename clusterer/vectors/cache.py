@@ -126,8 +126,10 @@ class EmbeddingCache:
             raise
 
 
-def _to_unit_f16(emb: NDArray[np.float32]) -> NDArray[np.float16]:
-    return emb.astype(np.float16)
+def encode_f16(encoder: Encoder, texts: list[str]) -> NDArray[np.float16]:
+    """float16 (len(texts), d): the encoder's unit vectors as the cache stores them (every vector of a run goes
+    through float16, cached or not, so cached and fresh runs agree)."""
+    return encoder.encode(texts).astype(np.float16)
 
 
 def _from_f16(vecs: NDArray[np.float16]) -> NDArray[np.float32]:
@@ -142,10 +144,13 @@ def embed_texts(
     encoder: Encoder,
     cache_root: Path | None,
     progress: Callable[[int], None] | None = None,
+    encode_all: Callable[[list[str]], NDArray[np.float16]] | None = None,
 ) -> Embeddings:
     """Embed distinct texts (``keys[i]`` is the key of ``texts[i]``), reading and filling the cache.
 
-    Returns float32 (len(texts), d) unit rows. ``progress`` is called with the number of rows done.
+    Returns float32 (len(texts), d) unit rows. ``progress`` is called with the number of rows done. With
+    ``encode_all`` (an engine's workers: :func:`encode_f16` of a list of texts, in order), the texts the cache
+    lacks are encoded in one call and then stored; otherwise here, chunk by chunk.
     """
     n = len(texts)
     cache = EmbeddingCache(cache_root, encoder.key, encoder.dim) if cache_root is not None else None
@@ -158,15 +163,21 @@ def embed_texts(
     todo = np.flatnonzero(~found)
     # longest first within the run so that padding waste stays low across chunks too
     todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
+    done = encode_all([texts[i] for i in todo]) if encode_all is not None and len(todo) else None
     for start in range(0, len(todo), _CHUNK):
         idx = todo[start : start + _CHUNK]
-        chunk = np.empty((len(idx), encoder.dim), np.float16)
-        step = max(_PROGRESS_STEP, 4 * int(getattr(encoder, "batch_size", 0)))
-        for s in range(0, len(idx), step):  # progress within a chunk: small days are one chunk
-            sub = idx[s : s + step]
-            chunk[s : s + len(sub)] = _to_unit_f16(encoder.encode([texts[i] for i in sub]))
+        if done is not None:
+            chunk = done[start : start + _CHUNK]
             if progress is not None:
-                progress(len(sub))
+                progress(len(idx))
+        else:
+            chunk = np.empty((len(idx), encoder.dim), np.float16)
+            step = max(_PROGRESS_STEP, 4 * int(getattr(encoder, "batch_size", 0)))
+            for s in range(0, len(idx), step):  # progress within a chunk: small days are one chunk
+                sub = idx[s : s + step]
+                chunk[s : s + len(sub)] = encode_f16(encoder, [texts[i] for i in sub])
+                if progress is not None:
+                    progress(len(sub))
         vecs[idx] = chunk
         if cache is not None:
             cache.store(keys[idx], chunk)
