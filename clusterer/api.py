@@ -251,7 +251,7 @@ def cluster(
     engine = None
     if cfg.engine.kind != "local":  # reading the input is the engine's first stage
         from .accel.backend import Device, resolve
-        from .run.engine import make_engine
+        from .run.engines import make_engine
 
         engine = make_engine(cfg, resolve(Device(cfg.device)))
     try:

@@ -394,6 +394,9 @@ def doctor(
     pairs_per_row: Annotated[
         float, typer.Option(help="Candidate pairs per prompt (kNN + template), for --plan.")
     ] = 30.0,
+    engine: Annotated[str, typer.Option(help="Engine for --plan: local | ray.")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray workers (2 CPU cores each) for --plan --engine ray.")] = 4,
+    gpus: Annotated[int, typer.Option(help="GPUs in the Ray cluster for --plan --engine ray.")] = 0,
 ) -> None:
     """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present;
     with --plan N, the memory and time a run over N prompts needs on this machine."""
@@ -402,8 +405,15 @@ def doctor(
 
         from .run.plan import plan_table, predict
 
-        p = predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct, pairs_per_row=pairs_per_row)
-        Console().print(plan_table(p))
+        kw = {"k": k, "model": model, "avg_chars": avg_chars, "distinct": distinct, "pairs_per_row": pairs_per_row}
+        if engine == "ray":
+            from .run.plan import predict_ray, ray_plan_table
+
+            Console().print(ray_plan_table(predict_ray(plan, workers, gpus, **kw)))
+        elif engine == "local":
+            Console().print(plan_table(predict(plan, **kw)))
+        else:
+            _fail(ClustererError(f"--engine must be 'local' or 'ray' (got {engine!r})"))
         return
     _doctor()
 

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from ..accel.backend import Backend
 from ..accel.parallel import Serial
-from ..config import EmbedConfig, EngineConfig, GraphConfig, NormaliseConfig, RunConfig
+from ..config import EmbedConfig, EngineConfig, GraphConfig, NormaliseConfig
 from ..graph.edges import Pairs
 from ..graph.knn import Knn, knn_graph
 from ..graph.lsh import Signatures, lsh_pairs, pair_overlap
@@ -47,8 +47,14 @@ class LocalEngine(Serial):
         cfg: EmbedConfig,
         progress: Callable[[int], None] | None = None,
     ) -> Embeddings:
-        """Vectors of distinct ``texts`` (``keys[i]`` the key of ``texts[i]``) through the embedding cache."""
-        return embed_texts(texts, keys, encoder, cfg.resolved_cache_dir(), progress=progress)
+        """Vectors of distinct ``texts`` (``keys[i]`` the key of ``texts[i]``) through the embedding cache; the
+        texts it lacks are encoded by :meth:`encoder_map` when the engine has one, else here."""
+        encode_all = self.encoder_map(cfg)
+        return embed_texts(texts, keys, encoder, cfg.resolved_cache_dir(), progress=progress, encode_all=encode_all)
+
+    def encoder_map(self, cfg: EmbedConfig) -> Callable[[list[str]], NDArray[np.float16]] | None:
+        """``encode(texts) -> float16 (len, d)`` on the engine's workers; None: in this process."""
+        return None
 
     def knn(self, vectors: NDArray[np.float32], cfg: GraphConfig) -> Knn:
         """kNN among the distinct vectors (see :func:`clusterer.graph.knn.knn_graph`)."""
@@ -67,16 +73,3 @@ class LocalEngine(Serial):
 
     def close(self) -> None:
         """Release what the engine holds (nothing, locally)."""
-
-
-def make_engine(cfg: RunConfig, device: Backend) -> LocalEngine:
-    """The engine ``cfg.engine.kind`` names.
-
-    Raises:
-        ConfigError: ``ray`` without the ``ray`` package, or a cluster that cannot be reached.
-    """
-    if cfg.engine.kind == "ray":
-        from .ray_engine import RayEngine
-
-        return RayEngine(cfg.engine, device)
-    return LocalEngine(cfg.engine, device)

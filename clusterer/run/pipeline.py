@@ -20,7 +20,8 @@ from ..progress import Reporter, peak_rss_mb
 from ..result import Result
 from ..store.registry import Registry
 from . import stages as st
-from .engine import LocalEngine, make_engine
+from .engine import LocalEngine
+from .engines import make_engine
 from .manifest import build_manifest, run_identity
 from .stages import Artefacts
 

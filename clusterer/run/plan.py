@@ -126,3 +126,95 @@ def plan_table(p: Plan) -> Table:
         t.add_row(name, f"{mb:,.0f}", f"{secs:,.0f}")
     t.add_row("[b]run[/b]", f"[b]{p.peak_mb:,.0f}[/b]", f"[b]{p.seconds:,.0f}[/b]")
     return t
+
+
+# The Ray engine (``doctor --plan N --engine ray --workers W --gpus G``). Which stages run on the workers and
+# which on the driver is what ray_engine.py does; a worker is taken as the reference machine (2 CPU cores),
+# and distributed stages as scaling with workers, plus a fixed cost per stage for scheduling Ray tasks and
+# datasets (seconds, measured on a local 2-CPU Ray at 20k and 100k prompts).
+RAY_STAGE_OVERHEAD_S = {
+    "ingest+normalise": 3.0,
+    "skeleton": 20.0,
+    "embed": 5.0,
+    "knn": 2.0,
+    "candidates": 3.0,
+    "overlap": 4.0,
+}
+ON_WORKERS = {"ingest+normalise", "skeleton", "embed", "knn", "candidates", "overlap"}
+GPU_EMBED_PER_SEC = {"default": 10_000.0, "static": 200_000.0, "hashing": 50_000.0}  # per GPU (assumed, not measured)
+ACTOR_SIG_B_PER_ROW = SIG_B_PER_ROW  # each overlap actor holds every row's signature
+
+
+@dataclass
+class RayPlan:
+    """Per stage: (name, where, driver MiB, per-worker MiB, seconds)."""
+
+    n: int
+    workers: int
+    gpus: int
+    local: Plan
+    stages: list[tuple[str, str, float, float, float]] = field(default_factory=list)
+
+    @property
+    def driver_peak_mb(self) -> float:
+        return max((d for _, _, d, _, _ in self.stages), default=BASE_MB)
+
+    @property
+    def worker_peak_mb(self) -> float:
+        return max((w for _, _, _, w, _ in self.stages), default=0.0)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s for *_, s in self.stages)
+
+
+def predict_ray(n: int, workers: int, gpus: int = 0, **kw: object) -> RayPlan:
+    """The local plan's stages placed as the Ray engine places them: worker stages' time divided over
+    ``workers`` (embedding over ``gpus`` when there are any), the driver's kept; the driver's memory is what it
+    gathers (per-row arrays, the edge list, the clustering's transient), a worker's the largest share it holds
+    at once (a text chunk's token frame, its kNN shard with every query's results, an overlap actor's copy of
+    the signatures)."""
+    local = predict(n, **kw)  # type: ignore[arg-type]
+    per = {name: (mb, secs) for name, mb, secs in local.stages}
+    u = max(1.0, local.distinct * n)
+    shard = u / max(workers, 1) * local.dim * 4 / MIB + n * (local.k + 1) * 12 / MIB
+    chunk_rows = min(n, CHUNK_BYTES / max(local.avg_chars, 1))
+    token_frame = chunk_rows * (local.avg_chars / CHARS_PER_WORD) * TOKEN_FRAME_B_PER_WORD / MIB
+    worker_mb = {
+        "ingest+normalise": BASE_MB + min(n, 1 << 20) * TEXT_B_PER_CHAR * local.avg_chars / MIB,
+        "skeleton": BASE_MB + token_frame,
+        "embed": BASE_MB + MODEL_MB.get(local.model, 250.0),
+        "knn": BASE_MB + shard + FAISS_MB,
+        "candidates": BASE_MB + n * ACTOR_SIG_B_PER_ROW / MIB,
+        "overlap": BASE_MB + n * ACTOR_SIG_B_PER_ROW / MIB + NUMBA_MB,
+    }
+    out = RayPlan(n, workers, gpus, local)
+    for name, (mb, secs) in per.items():
+        if name in ON_WORKERS:
+            if name == "embed" and gpus > 0:
+                secs = u / (GPU_EMBED_PER_SEC.get(local.model, 10_000.0) * gpus)
+            else:
+                secs = secs / max(workers, 1)
+            out.stages.append((name, "workers", mb, worker_mb[name], secs + RAY_STAGE_OVERHEAD_S[name]))
+        else:
+            out.stages.append((name, "driver", mb, 0.0, secs))
+    return out
+
+
+def ray_plan_table(p: RayPlan) -> Table:
+    t = Table(
+        title=f"plan: {p.n:,} prompts on Ray, {p.workers} workers (2 CPU cores each), {p.gpus} GPUs, "
+        f"model {p.local.model}, {p.local.distinct:.0%} distinct"
+    )
+    for col in ("stage", "runs on", "driver peak (MiB)", "worker peak (MiB)", "seconds"):
+        t.add_column(col, justify="left" if col in ("stage", "runs on") else "right")
+    for name, where, d, w, secs in p.stages:
+        t.add_row(name, where, f"{d:,.0f}", f"{w:,.0f}" if w else "-", f"{secs:,.0f}")
+    t.add_row(
+        "[b]run[/b]",
+        "",
+        f"[b]{p.driver_peak_mb:,.0f}[/b]",
+        f"[b]{p.worker_peak_mb:,.0f}[/b]",
+        f"[b]{p.seconds:,.0f}[/b]",
+    )
+    return t

@@ -45,8 +45,8 @@ from ..graph.edges import Pairs, pairs_of_codes
 from ..graph.knn import Knn, knn_graph
 from ..graph.lsh import Signatures, link_band, lsh_rows
 from ..text.normalise import Normalised, normalise_frame, normalised
-from ..vectors.cache import Embeddings, embed_texts, encode_f16
-from ..vectors.encoders import Encoder, load_encoder
+from ..vectors.cache import encode_f16
+from ..vectors.encoders import load_encoder
 from .engine import LocalEngine
 
 log = logging.getLogger("clusterer")
@@ -203,21 +203,9 @@ class RayEngine(LocalEngine):
         out = {k: v for k, v in opts.items() if k != "actors"}
         return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"])}
 
-    def embed(
-        self,
-        texts: list[str],
-        keys: NDArray[np.uint64],
-        encoder: Encoder,
-        cfg: EmbedConfig,
-        progress: Callable[[int], None] | None = None,
-    ) -> Embeddings:
-        """The cache is read and written here; the texts it lacks are encoded by actors holding the encoder."""
-        return embed_texts(
-            texts, keys, encoder, cfg.resolved_cache_dir(), progress=progress, encode_all=self.encoder_map(cfg)
-        )
-
     def encoder_map(self, cfg: EmbedConfig) -> Callable[[list[str]], NDArray[np.float16]]:
-        """``encode(texts) -> float16 (len, d)`` on the engine's embedding actors (Ray Data ``map_batches``)."""
+        """``encode(texts) -> float16 (len, d)`` on the engine's embedding actors (Ray Data ``map_batches``); the
+        cache is read and written on the driver (``LocalEngine.embed``)."""
         ray = _ray()
         import pyarrow as pa
 
