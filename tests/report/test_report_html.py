@@ -151,6 +151,7 @@ def test_contributions_are_rendered_largest_first_against_the_threshold(report_r
     c = pl.read_parquet(run / "clusters.parquet")
     top = c["cluster_id"][0]
     terms = {"contrib_bias": -16.0, "contrib_focus": 11.5, "contrib_spread": 1.25, "contrib_one_org": -0.5}
+    c = c.with_columns([pl.lit(0.0).alias(k) for k in c.columns if k.startswith("contrib_")])
     c = c.with_columns(
         [pl.when(pl.col("cluster_id") == top).then(pl.lit(v)).otherwise(pl.lit(0.0)).alias(k) for k, v in terms.items()]
     )

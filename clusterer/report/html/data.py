@@ -253,7 +253,8 @@ def operator_group_counts(per_account: pl.DataFrame) -> dict[int, int]:
 def score_terms(info: dict[str, Any], columns: list[str], manifest: dict[str, Any]) -> ScoreTerms:
     """The ``contrib_*`` terms of one family (largest first) and its raw features."""
     contrib = [(c.removeprefix("contrib_"), info.get(c)) for c in columns if c.startswith("contrib_")]
-    contrib = [(n, float(v) + 0.0) for n, v in contrib if v is not None and math.isfinite(float(v))]  # no -0.00
+    # terms that moved the logit (a term with weight 0, or no evidence, is left out); no -0.00
+    contrib = [(n, float(v) + 0.0) for n, v in contrib if v is not None and math.isfinite(float(v)) and v != 0]
     contrib.sort(key=lambda t: (-abs(t[1]), t[0]))
     threshold = manifest.get("config", {}).get("campaign", {}).get("threshold")
     thr_logit = None
