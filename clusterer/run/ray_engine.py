@@ -159,8 +159,9 @@ class RayEngine(LocalEngine):
             out = normalise_frame(pl.from_arrow(batch["t"]).alias("t"), cfg)
             return out.to_arrow()
 
-        ds = ray.data.from_arrow(table).repartition(blocks)
-        ds = ds.map_batches(norm, batch_format="pyarrow", batch_size=self.cfg.batch_rows, num_cpus=0.5)
+        ds = _blocks(table, blocks).map_batches(
+            norm, batch_format="pyarrow", batch_size=self.cfg.batch_rows, num_cpus=0.5
+        )
         parts = [pl.from_arrow(t) for t in ray.get(ds.to_arrow_refs())]
         return normalised(pl.concat([p for p in parts if p.height], how="vertical"))
 
@@ -183,7 +184,7 @@ class RayEngine(LocalEngine):
         import pyarrow as pa
 
         blocks = max(1, min(int(self.cpus) * 2, -(-len(keys) // (1 << 20))))
-        ds = ray.data.from_arrow(pa.table({"h": pa.array(keys, pa.uint64())})).repartition(blocks)
+        ds = _blocks(pa.table({"h": pa.array(keys, pa.uint64())}), blocks)
         counted = ds.groupby("h", num_partitions=blocks).count()
         table = pl.concat([pl.from_arrow(t) for t in ray.get(counted.to_arrow_refs())]).sort("h")
         return table["h"].to_numpy().astype(np.uint64), table[table.columns[1]].to_numpy().astype(np.int64)
@@ -215,8 +216,7 @@ class RayEngine(LocalEngine):
         def encode(texts: list[str]) -> NDArray[np.float16]:
             table = pa.table({"i": np.arange(len(texts), dtype=np.int64), "text": pa.array(texts, pa.string())})
             blocks = max(1, min(int(self.cpus) * 4, -(-len(texts) // batch)))
-            ds = ray.data.from_arrow(table).repartition(blocks)
-            ds = ds.map_batches(
+            ds = _blocks(table, blocks).map_batches(
                 _Embedder,
                 fn_constructor_args=(cfg, device),
                 batch_size=batch,
@@ -275,8 +275,7 @@ class RayEngine(LocalEngine):
         sig_ref = ray.put((sigs.sig, sigs.sizes))
         table = pa.table({"i": pairs.i, "j": pairs.j})
         rows = max(self.cfg.batch_rows, 1 << 16)
-        ds = ray.data.from_arrow(table).repartition(max(1, min(int(self.cpus) * 2, -(-m // rows))))
-        ds = ds.map_batches(
+        ds = _blocks(table, max(1, min(int(self.cpus) * 2, -(-m // rows)))).map_batches(
             _Overlap,
             fn_constructor_args=(sig_ref,),
             batch_size=rows,
@@ -313,6 +312,14 @@ def merge_topk(sim: NDArray[np.float32], idx: NDArray[np.int64], kk: int, k: int
     order = np.lexsort((np.where(idx >= 0, idx, np.iinfo(np.int64).max), key), axis=1)[:, :kk]
     rows = np.arange(n)[:, None]
     return pad_knn(idx[rows, order], sim[rows, order], kk, k)
+
+
+def _blocks(table: Any, n: int) -> Any:
+    """A Ray dataset of ``table`` in ``n`` blocks of consecutive rows, split here: a ``repartition`` would need
+    whole CPUs for its tasks, which a node whose CPUs the actors hold does not have (the job then hangs)."""
+    ray = _ray()
+    step = -(-table.num_rows // max(n, 1))
+    return ray.data.from_arrow([table.slice(s, step) for s in range(0, table.num_rows, step)] or [table])
 
 
 def _call_chunk(fn: Callable[..., Any], texts: Any, start: int, *args: Any) -> Any:

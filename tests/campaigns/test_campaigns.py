@@ -175,3 +175,32 @@ def test_cover_traffic_does_not_sink_a_campaign():
     }
     assert scored[0]["account_focus"] < 0.3 and scored[0]["contrib_focus"] < 0
     assert scored[0]["flagged"]
+
+
+def test_campaign_features_are_the_same_to_the_bit_on_every_call():
+    # float sums over a group-by's rows used to add in the order the (multi-threaded) group-by produced,
+    # so effective_accounts and burst_excess moved in their last digit from run to run
+    rng = np.random.default_rng(0)
+    n = 60_000
+    ts = np.datetime64("2026-11-01") + rng.integers(0, 86_400, n).astype("timedelta64[s]")
+    df = pl.DataFrame(
+        {
+            "cluster_id": rng.integers(-1, 40, n).astype(np.int64),
+            "account_id": [f"a{x}" for x in rng.integers(0, 5_000, n)],
+            "timestamp": ts.astype("datetime64[us]"),
+            "key": rng.integers(0, 2**63, n).astype(np.uint64),
+        }
+    ).with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+    clusters = pl.DataFrame(
+        {
+            "cluster_id": np.arange(40, dtype=np.int64),
+            "rigidity": np.ones(40, np.float32),
+            "template_coverage": np.ones(40, np.float32),
+            "template": ["x"] * 40,
+        }
+    )
+    first = campaign_features(df, clusters, CampaignConfig())
+    for _ in range(4):
+        again = campaign_features(df, clusters, CampaignConfig())
+        for col in ("effective_accounts", "account_focus", "burst_excess"):
+            assert again[col].equals(first[col]), col
