@@ -226,7 +226,8 @@ def cluster(
     TOML file path or a dict shaped like it; ``overrides`` set fields by short name (``model="static"``,
     ``k=20``), ``section__field=value`` or ``section={...}``. ``registry``: a campaign registry directory
     for stable campaign IDs across days (saved by ``Result.write``); ``history``: a ``clusterer history``
-    folder to annotate clusters with earlier days.
+    folder to annotate clusters with earlier days. ``engine="ray"`` (and ``address=...``) runs the stages' heavy
+    primitives on a Ray cluster (a local one when no address is given); the results are the same.
 
     Raises:
         TypeError: an argument of the wrong type or an unknown override.

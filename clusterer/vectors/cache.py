@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
+from ..errors import OutputError
+from ..io.artifacts import write_file_atomic
 from .encoders import Encoder
 
 _CHUNK = 2048  # prompts per cache shard; a crash loses at most one chunk of work
@@ -109,21 +110,19 @@ class EmbeddingCache:
         return found, vecs
 
     def store(self, keys: NDArray[np.uint64], vecs: NDArray[np.float16]) -> None:
-        """Save one shard (temp file + rename, umask mode); a write failure is a warning, not an error."""
+        """Save one shard (atomically, umask mode); a write failure is a warning, not an error."""
         if not self.writable:
             return
         name = f"shard-{xxhash.xxh3_64_hexdigest(keys.tobytes())}.npz"
-        tmp = self.dir / f".tmp-{os.getpid()}-{name}"
-        try:
+
+        def save(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 np.savez(fh, keys=keys, emb=vecs)
-            os.replace(tmp, self.dir / name)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            self._read_only(err)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+        try:
+            write_file_atomic(self.dir / name, save)
+        except OutputError as err:
+            self._read_only(err.__cause__ if isinstance(err.__cause__, OSError) else OSError(str(err)))
 
 
 def encode_f16(encoder: Encoder, texts: list[str]) -> NDArray[np.float16]:
