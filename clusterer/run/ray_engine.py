@@ -68,6 +68,29 @@ def quiet_ray_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a Ray address nothing answers at (``ray.init`` would retry for minutes before failing).
+
+    Raises:
+        ConfigError: the host does not accept a TCP connection on the address's port.
+    """
+    if not address or address == "auto":
+        return
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT (GCS, 6379) or ray://HOST:PORT (client, 10001)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({err.strerror or err}); start one with `ray start "
+            "--head` / `ray up`, or leave --address out for a local Ray"
+        ) from err
+
+
 def local_runtime_env() -> dict[str, Any]:
     """A local Ray's workers import this very ``clusterer`` (a source checkout or an installed one)."""
     root = str(Path(__file__).resolve().parents[2])
@@ -86,6 +109,7 @@ class RayEngine(LocalEngine):
         ray = _ray()
         self._owned = False
         if not ray.is_initialized():
+            check_reachable(cfg.address)
             try:
                 ray.init(
                     address=cfg.address or None,

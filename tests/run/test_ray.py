@@ -104,3 +104,11 @@ def test_a_bad_input_file_is_named_through_the_ray_engine(local_ray, tmp_path):
     good.drop("account_id").write_parquet(tmp_path / "b.parquet")
     with pytest.raises(InputError, match=r"b\.parquet"):
         api.cluster([tmp_path], **CFG, engine="ray")
+
+
+def test_an_address_nobody_answers_at_is_a_clear_error():
+    from clusterer.errors import ConfigError
+
+    traffic, _ = synth.fake_day(seed=1)
+    with pytest.raises(ConfigError, match="no Ray cluster answers there"):
+        api.cluster(traffic, **CFG, engine="ray", address="127.0.0.1:1")
