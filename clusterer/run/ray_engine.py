@@ -227,7 +227,8 @@ class RayEngine(LocalEngine):
     def _pool(self, opts: dict[str, Any]) -> dict[str, Any]:
         ray = _ray()
         out = {k: v for k, v in opts.items() if k != "actors"}
-        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"]), "scheduling_strategy": "SPREAD"}
+        spread = {"scheduling_strategy": "SPREAD"}  # one actor per node before two on one
+        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"]), "ray_remote_args_fn": lambda: spread}
 
     def encoder_map(self, cfg: EmbedConfig) -> Callable[[list[str]], NDArray[np.float16]]:
         """``encode(texts) -> float16 (len, d)`` on the engine's embedding actors (Ray Data ``map_batches``); the
