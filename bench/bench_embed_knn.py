@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from clusterer.backend import Backend, Device, resolve
+from clusterer.accel.backend import Backend, Device, resolve
 from clusterer.config import EmbedConfig, GraphConfig
-from clusterer.embed import load_encoder
-from clusterer.graph import knn_graph
+from clusterer.graph.knn import knn_graph
 from clusterer.synth import fake_day
+from clusterer.vectors.encoders import load_encoder
 
 
 def _sync(backend: Backend) -> None:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from clusterer.cluster import _MIN_W, mutual_reachability_mst
+from clusterer.clustering.hdbscan import _MIN_W, mutual_reachability_mst
 from clusterer.config import ClusterConfig
 
 
@@ -53,20 +53,20 @@ def fast(n, i, j, d, cfg):
 def capture_edges(logs: str, model: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """The clustering stage's input for one day: (n, i, j, d)."""
     import clusterer
-    import clusterer.pipeline as pipeline
+    import clusterer.run.stages as stages
 
     seen: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
-    original = pipeline.cluster_edges
+    original = stages.cluster_edges
 
     def spy(n, i, j, d, cfg):
         seen.append((n, i.copy(), j.copy(), d.copy()))
         return original(n, i, j, d, cfg)
 
-    pipeline.cluster_edges = spy
+    stages.cluster_edges = spy
     try:
         clusterer.cluster([logs], model=model, quiet=True)
     finally:
-        pipeline.cluster_edges = original
+        stages.cluster_edges = original
     return seen[0]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from clusterer.history import HistoryConfig, add_day, annotate_clusters, history_stats
+from clusterer.store.history import HistoryConfig, add_day, annotate_clusters, history_stats
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -20,13 +20,15 @@ import time
 import numpy as np
 import polars as pl
 
-from clusterer.backend import Backend
+from clusterer.accel.backend import Backend
 from clusterer.config import load_config
-from clusterer.embed import distinct_rows, embed_texts, load_encoder
-from clusterer.graph import knn_graph
-from clusterer.ingest import read_logs
-from clusterer.normalise import normalise, text_keys
-from clusterer.skeleton import build_skeletons
+from clusterer.graph.knn import knn_graph
+from clusterer.io.ingest import read_logs
+from clusterer.text.normalise import normalise, text_keys
+from clusterer.text.skeleton import build_skeletons
+from clusterer.vectors.cache import embed_texts
+from clusterer.vectors.encoders import load_encoder
+from clusterer.vectors.rows import distinct_rows
 
 
 def day_embeddings(logs: list[str], model: str) -> np.ndarray:

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from clusterer import reference
-from clusterer.backend import gpu_count
+from clusterer.accel import reference
+from clusterer.accel.backend import gpu_count
 from clusterer.synth import overlap_case
 
 
@@ -101,7 +101,7 @@ def main() -> None:
         if gpu:
             import cupy as cp
 
-            from clusterer import kernels
+            from clusterer.accel import kernels
 
             d_sig, d_sizes, d_i, d_j = (cp.asarray(x) for x in (sig, sizes, i, j))
             got = kernels.skeleton_overlap(d_sig, d_sizes, d_i[: want.shape[0]], d_j[: want.shape[0]]).get()

@@ -104,11 +104,11 @@ def quality(labels: pl.DataFrame, pred: pl.DataFrame) -> dict[str, float]:
 
 
 def worker_ours(day: Path, out: Path, model: str, cache: Path) -> dict:
-    from clusterer import pipeline
+    from clusterer import api
     from clusterer.config import load_config
 
     cfg = load_config(None, quiet=True, **{"embed.model": model, "embed.cache_dir": str(cache)})
-    m = pipeline.run([day / "traffic.parquet"], out, cfg)
+    m = api.run([day / "traffic.parquet"], out, cfg)
     stages = {k: v["seconds"] for k, v in m["stages"].items()}
     return {
         "seconds": round(sum(v for k, v in stages.items() if k != "embed"), 2),
@@ -121,7 +121,7 @@ def worker_ours(day: Path, out: Path, model: str, cache: Path) -> dict:
 
 def _texts(day: Path) -> tuple[pl.DataFrame, list[str]]:
     from clusterer.config import NormaliseConfig
-    from clusterer.normalise import normalise
+    from clusterer.text.normalise import normalise
 
     frame = pl.read_parquet(day / "traffic.parquet", columns=["prompt_id", "text"])
     return frame, normalise(frame["text"], NormaliseConfig()).text.to_list()

@@ -59,7 +59,7 @@ def worker(run_dir: Path, out: Path) -> dict:
     sys.path.insert(0, str(ROOT))  # this checkout's package, whichever one the environment installed
     import polars as pl
 
-    from clusterer.htmlreport import build_report
+    from clusterer.report.html import build_report
 
     res = build_report(run_dir, out)
     html = out.read_text(encoding="utf-8")

@@ -76,9 +76,9 @@ def bench_embed(n: int, tokens: int) -> dict:
 def bench_knn(n: int, k: int = 15) -> dict:
     import torch
 
-    from clusterer.backend import Backend, gpu_count
+    from clusterer.accel.backend import Backend, gpu_count
     from clusterer.config import GraphConfig
-    from clusterer.graph import knn_graph
+    from clusterer.graph.knn import knn_graph
 
     backend = Backend.GPU if gpu_count() else Backend.CPU
     x = np.random.default_rng(0).normal(size=(n, 384)).astype(np.float32)
@@ -150,13 +150,13 @@ def day_of(n: int, work: Path) -> Path:
 
 def bench_whole(n: int, model: str, work: Path) -> dict:
     """The whole pipeline on a generated day of n prompts; per-stage seconds from its manifest."""
-    from clusterer import pipeline
+    from clusterer import api
     from clusterer.config import load_config
 
     day = day_of(n, work)
     cfg = load_config(None, quiet=True, **{"embed.model": model, "embed.cache_dir": str(work / "cache")})
     t0 = time.perf_counter()
-    m = pipeline.run([day], work / f"run_{n}", cfg)
+    m = api.run([day], work / f"run_{n}", cfg)
     secs = time.perf_counter() - t0
     return {
         "case": "whole_run",

@@ -10,8 +10,6 @@ In-process API (the CLI calls the same functions)::
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
@@ -23,37 +21,8 @@ if TYPE_CHECKING:
     from .result import Result
 
 
-class _Package(types.ModuleType):
-    """``clusterer.cluster`` and ``clusterer.assign`` are the API functions although submodules carry the
-    same names: importing ``clusterer.cluster`` (the HDBSCAN stage) would otherwise rebind the package
-    attribute to that module. Use ``from clusterer.cluster import ...`` for the stage's functions."""
-
-    @property
-    def cluster(self) -> Any:
-        from .api import cluster
-
-        return cluster
-
-    @cluster.setter
-    def cluster(self, value: Any) -> None:  # the import system binding the submodule: keep the function
-        pass
-
-    @property
-    def assign(self) -> Any:
-        from .api import assign
-
-        return assign
-
-    @assign.setter
-    def assign(self, value: Any) -> None:
-        pass
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 def __getattr__(name: str) -> Any:  # imported on first use: `import clusterer` stays light (CLI start-up)
-    if name in ("verify", "Assignment"):
+    if name in ("cluster", "assign", "verify", "Assignment"):
         from . import api
 
         return getattr(api, name)

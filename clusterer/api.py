@@ -25,40 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from . import artifacts
-from .config import RunConfig, load_config
+from .config import SECTIONS, RunConfig, load_config, options
 from .errors import ConfigError, InputError, OutputError
-from .ingest import Prompts, read_frame, read_logs
+from .io import artifacts
+from .io.ingest import Prompts, read_frame, read_logs
 
 if TYPE_CHECKING:
     from .progress import Reporter
-    from .registry import Registry
     from .result import Result
+    from .store.registry import Registry
 
-# short names for the options a caller sets most (the CLI flags); any field is reachable as
-# ``section={"field": value}``, ``section__field=value`` or ``**{"section.field": value}``
-ALIASES = {
-    "model": "embed.model",
-    "max_tokens": "embed.max_tokens",
-    "batch_size": "embed.batch_size",
-    "cache_dir": "embed.cache_dir",
-    "static_dims": "embed.static_dims",
-    "k": "graph.k",
-    "min_cluster_size": "cluster.min_cluster_size",
-    "min_samples": "cluster.min_samples",
-    "prompt_id_col": "ingest.prompt_id_col",
-    "account_col": "ingest.account_col",
-    "timestamp_col": "ingest.timestamp_col",
-    "text_col": "ingest.text_col",
-    "messages_col": "ingest.messages_col",
-    "format": "ingest.format",
-    "on_bad_utf8": "ingest.on_bad_utf8",
-    "fill_account": "ingest.fill_account",
-    "new_prompt_ids": "ingest.new_prompt_ids",
-    "null_timestamps": "ingest.null_timestamps",
-}
+# short names for the options a caller sets most: the CLI's options, derived from the config fields marked
+# as options (``config.option``); any field is reachable as ``section={"field": value}``,
+# ``section__field=value`` or ``**{"section.field": value}``
+ALIASES = {o.name: o.key for o in options()}
 _TOP = {"seed", "device", "quiet"}
-_SECTIONS = {"ingest", "normalise", "skeleton", "embed", "graph", "cluster", "campaign"}
+_SECTIONS = set(SECTIONS)
 _PREDICTED_DIM = {"hashing": 384, "default": 384}  # known before the model loads; 'static' from static_dims
 
 
@@ -74,7 +56,7 @@ def resolve_config(config: Any = None, **overrides: Any) -> RunConfig:
     for key, value in overrides.items():
         if value is None:
             continue
-        if key in ALIASES:
+        if key in ALIASES and not (key in _SECTIONS and isinstance(value, dict)):
             flat[ALIASES[key]] = value
         elif key in _TOP or ("." in key and key.split(".", 1)[0] in _SECTIONS):
             flat[key] = value
@@ -147,8 +129,9 @@ def _paths(logs: Any) -> list[str | Path]:
     )
 
 
-def read_input(logs: Any, cfg: RunConfig) -> Prompts:
-    """Validated prompts from a table or from log paths (what ``clusterer run`` accepts).
+def read_input(logs: Any, cfg: RunConfig, engine: Any = None) -> Prompts:
+    """Validated prompts from a table or from log paths (what ``clusterer run`` accepts); ``engine`` (a
+    :class:`clusterer.run.engine.LocalEngine`) reads the files where it runs its stages.
 
     Raises:
         TypeError: ``logs`` is neither a table nor paths.
@@ -156,7 +139,7 @@ def read_input(logs: Any, cfg: RunConfig) -> Prompts:
     """
     if _is_table(logs):
         return read_frame(logs, cfg.ingest)
-    return read_logs(_paths(logs), cfg.ingest)
+    return read_logs(_paths(logs), cfg.ingest, engine.map_files if engine is not None else None)
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -196,7 +179,7 @@ def check_out(
     for other, flag in ((registry, "--registry"), (history, "--history")):
         if other is not None and (_inside(Path(other), out) or _inside(out, Path(other))):
             raise OutputError(f"--out {out} and {flag} {other} overlap; keep them in separate directories")
-    from .outputs import check_writable
+    from .io.outputs import check_writable
 
     check_writable(out)
     return out
@@ -216,7 +199,7 @@ def load_checked_registry(registry: str | Path, cfg: RunConfig) -> Registry:
     Raises:
         InputError: a damaged registry, or one whose centroids have another dimension than the model's.
     """
-    from .registry import check_dim, load_registry
+    from .store.registry import check_dim, load_registry
 
     reg = load_registry(Path(registry))
     model = cfg.embed.model
@@ -243,7 +226,8 @@ def cluster(
     TOML file path or a dict shaped like it; ``overrides`` set fields by short name (``model="static"``,
     ``k=20``), ``section__field=value`` or ``section={...}``. ``registry``: a campaign registry directory
     for stable campaign IDs across days (saved by ``Result.write``); ``history``: a ``clusterer history``
-    folder to annotate clusters with earlier days.
+    folder to annotate clusters with earlier days. ``engine="ray"`` (and ``address=...``) runs the stages' heavy
+    primitives on a Ray cluster (a local one when no address is given); the results are the same.
 
     Raises:
         TypeError: an argument of the wrong type or an unknown override.
@@ -265,18 +249,29 @@ def cluster(
             raise TypeError(f"history must be a str or Path (got {type(history).__name__})")
         if not (Path(history) / "history.json").is_file():
             raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
-    with reporter.stage("ingest"):
-        prompts = read_input(logs, cfg)
-    from . import pipeline  # the heavy imports, after every cheap check
+    engine = None
+    if cfg.engine.kind != "local":  # reading the input is the engine's first stage
+        from .accel.backend import Device, resolve
+        from .run.engines import make_engine
 
-    return pipeline.compute(
-        prompts,
-        cfg,
-        reporter=reporter,
-        registry=reg,
-        registry_dir=Path(registry) if registry is not None else None,
-        history=Path(history) if history is not None else None,
-    )
+        engine = make_engine(cfg, resolve(Device(cfg.device)))
+    try:
+        with reporter.stage("ingest"):
+            prompts = read_input(logs, cfg, engine)
+        from .run import pipeline  # the heavy imports, after every cheap check
+
+        return pipeline.compute(
+            prompts,
+            cfg,
+            reporter=reporter,
+            registry=reg,
+            registry_dir=Path(registry) if registry is not None else None,
+            history=Path(history) if history is not None else None,
+            engine=engine,
+        )
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 ASSIGN_SCHEMA = {
@@ -304,7 +299,7 @@ class Assignment:
         Raises:
             OutputError: the file cannot be written.
         """
-        from .outputs import write_parquet
+        from .io.outputs import write_parquet
 
         path = Path(path)
         if path.is_dir():
@@ -325,9 +320,9 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     """
     import xxhash
 
-    from .normalise import normalise
-    from .registry import assign_to_known, load_registry
-    from .skeleton import shingle_sets
+    from .store.registry import assign_to_known, load_registry
+    from .text.normalise import normalise
+    from .text.skeleton import shingle_sets
 
     cfg = resolve_config(config, **overrides)
     if not isinstance(registry, (str, Path)):
@@ -341,10 +336,10 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     norm = normalise(prompts.frame["text"], cfg.normalise)
     indptr, hashes = shingle_sets(norm.text, cfg.skeleton.ngram)
     ids, cont = assign_to_known(
-        reg, indptr, hashes, cfg.campaign.assign_min_containment, cfg.campaign.assign_min_shingles
+        reg, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
     )
-    from .ingest import content_digest
-    from .pipeline import day_of
+    from .io.ingest import content_digest
+    from .run.day import day_of
 
     day = day_of(prompts.frame["timestamp"])
     material = f"assign|{content_digest(prompts.frame)}|{sorted(reg.campaigns['campaign_id'].to_list())}"
@@ -369,6 +364,24 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     return Assignment(labels=labels, manifest=manifest)
+
+
+def run(
+    logs: Any,
+    out: str | Path,
+    config: Any = None,
+    *,
+    registry: str | Path | None = None,
+    history: str | Path | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """``clusterer run``: cluster ``logs`` and write the output set to ``out``; returns the manifest written.
+
+    Raises:
+        InputError, ConfigError, BackendUnavailable, OutputError: problems the user can fix.
+    """
+    check_out(out, logs, registry, history)
+    return cluster(logs, config, registry=registry, history=history, **overrides).write(out)
 
 
 def verify(out_dir: str | Path) -> dict[str, Any]:

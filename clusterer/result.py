@@ -13,11 +13,11 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from . import artifacts, outputs
+from .io import artifacts, outputs
 
 if TYPE_CHECKING:
     from .progress import Reporter
-    from .registry import Registry
+    from .store.registry import Registry
 
 log = logging.getLogger("clusterer")
 
@@ -75,14 +75,14 @@ class Result:
             raise TypeError(f"out_dir must be a str or Path (got {type(out_dir).__name__})")
         out = Path(out_dir)
         t0 = time.perf_counter()
-        n = outputs.NOT_NULL
+        n, a = outputs.NOT_NULL, artifacts
         files = {
-            outputs.ASSIGNMENTS: lambda p: outputs.write_table(self.assignments, p, n[outputs.ASSIGNMENTS]),
-            outputs.CLUSTERS: lambda p: outputs.write_table(self.clusters, p, n[outputs.CLUSTERS]),
-            outputs.ACCOUNTS: lambda p: outputs.write_table(self.accounts, p, n[outputs.ACCOUNTS]),
-            outputs.OPERATORS: lambda p: outputs.write_table(self.operators, p, n[outputs.OPERATORS]),
-            outputs.VECTORS: lambda p: outputs.write_npy(self.vectors, p),
-            outputs.VECTOR_OF_ROW: lambda p: outputs.write_npy(self.vector_of_row, p),
+            a.ASSIGNMENTS: lambda p: outputs.write_table(self.assignments, p, n[a.ASSIGNMENTS]),
+            a.CLUSTERS: lambda p: outputs.write_table(self.clusters, p, n[a.CLUSTERS]),
+            a.ACCOUNTS: lambda p: outputs.write_table(self.accounts, p, n[a.ACCOUNTS]),
+            a.OPERATORS: lambda p: outputs.write_table(self.operators, p, n[a.OPERATORS]),
+            a.VECTORS: lambda p: outputs.write_npy(self.vectors, p),
+            a.VECTOR_OF_ROW: lambda p: outputs.write_npy(self.vector_of_row, p),
         }
 
         def stamp(manifest: dict[str, Any]) -> None:
@@ -92,10 +92,10 @@ class Result:
             manifest["stages"]["write"] = {"seconds": round(secs, 3), "peak_rss_mb": peak_rss_mb()}
             manifest["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
 
-        artifacts.replace_set(out, files, self.manifest, set(outputs.KNOWN_FILES), "--out", before_manifest=stamp)
+        artifacts.replace_set(out, files, self.manifest, set(artifacts.KNOWN_FILES), "--out", before_manifest=stamp)
         log.info("wrote %s (run %s)", out, self.run_id, extra={"out": str(out), "run_id": self.run_id})
         if self.registry_update is not None:
-            from .registry import save_registry
+            from .store.registry import save_registry
 
             path, reg = self.registry_update
             save_registry(path, reg)

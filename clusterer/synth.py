@@ -102,7 +102,7 @@ def overlap_case(seed: int, n_prompts: int = 400, n_pairs: int = 3_000, num_perm
     Returns ``(indptr int64 (n+1,), hashes uint64, seeds uint64 (num_perm,), i int64 (m,), j int64 (m,))``;
     the first five rows are empty.
     """
-    from .reference import perm_seeds
+    from .accel.hashing import perm_seeds
 
     rng = np.random.default_rng(seed)
     pool = rng.integers(0, 2**63, 600, dtype=np.int64).astype(np.uint64)

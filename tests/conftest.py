@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from clusterer import synth
-from clusterer.backend import Backend, gpu_count
+from clusterer.accel.backend import Backend, gpu_count
 from clusterer.config import load_config
 
 
@@ -53,7 +53,7 @@ def report_run(tmp_path_factory):
     import datetime as dt
     from pathlib import Path
 
-    from clusterer import pipeline
+    from clusterer import api
 
     root = tmp_path_factory.mktemp("report_run")
     day = pl.read_parquet(Path(__file__).resolve().parent.parent / "data" / "sample_day.parquet")
@@ -72,5 +72,5 @@ def report_run(tmp_path_factory):
     logs = root / "day.parquet"
     day.write_parquet(logs)
     cfg = load_config(None, **{"embed.model": "hashing", "embed.cache_dir": "none", "quiet": True, "device": "cpu"})
-    pipeline.run([logs], root / "out", cfg)
+    api.run([logs], root / "out", cfg)
     return root / "out"

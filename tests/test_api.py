@@ -15,8 +15,8 @@ from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 import clusterer
-from clusterer import artifacts, outputs
 from clusterer.cli import app
+from clusterer.io import artifacts, outputs
 
 runner = CliRunner()
 
@@ -59,7 +59,7 @@ def test_manifest_lists_every_file_with_rows_and_sha256(cli_run):
     m = json.loads((cli_run / "manifest.json").read_text())
     assert m["schema_version"] == artifacts.SCHEMA_VERSION and m["run_id"] and m["day"] == "2026-11-01"
     files = {f["name"]: f for f in m["files"]}
-    assert sorted(files) == sorted(outputs.OUTPUT_FILES)
+    assert sorted(files) == sorted(artifacts.OUTPUT_FILES)
     for name, f in files.items():
         data = (cli_run / name).read_bytes()
         assert f["bytes"] == len(data) and f["sha256"] == hashlib.sha256(data).hexdigest()
@@ -69,7 +69,7 @@ def test_manifest_lists_every_file_with_rows_and_sha256(cli_run):
 
 def test_every_table_carries_run_id_and_day_and_declares_non_null_columns(cli_run):
     m = json.loads((cli_run / "manifest.json").read_text())
-    for name in (outputs.ASSIGNMENTS, outputs.CLUSTERS, outputs.ACCOUNTS, outputs.OPERATORS):
+    for name in (artifacts.ASSIGNMENTS, artifacts.CLUSTERS, artifacts.ACCOUNTS, artifacts.OPERATORS):
         schema = pq.read_schema(cli_run / name)
         assert schema.names[:2] == ["run_id", "day"], name
         required = {f.name for f in schema if not f.nullable}
@@ -77,7 +77,7 @@ def test_every_table_carries_run_id_and_day_and_declares_non_null_columns(cli_ru
         df = pl.read_parquet(cli_run / name)
         assert set(df["run_id"].unique().to_list()) <= {m["run_id"]}
         assert all(df[c].null_count() == 0 for c in required)
-    assert pq.read_schema(cli_run / outputs.ASSIGNMENTS).field("campaign_id").nullable
+    assert pq.read_schema(cli_run / artifacts.ASSIGNMENTS).field("campaign_id").nullable
 
 
 def test_files_follow_the_umask(tmp_path, day, fast_cfg):

@@ -44,7 +44,7 @@ def test_bad_option_value_exits_2(tmp_path):
 
 
 def test_cuda_requested_without_gpu_exits_2(tmp_path):
-    from clusterer.backend import gpu_count
+    from clusterer.accel.backend import gpu_count
 
     if gpu_count():
         pytest.skip("a GPU is visible")
@@ -120,7 +120,7 @@ def test_doctor_plan_prints_a_memory_plan():
     from typer.testing import CliRunner
 
     from clusterer.cli import app
-    from clusterer.plan import predict
+    from clusterer.run.plan import predict
 
     res = CliRunner().invoke(app, ["doctor", "--plan", "1000000", "--model", "static"])
     assert res.exit_code == 0, res.output

@@ -1,0 +1,1 @@
+"""Campaign decisions: features, the score, flags, operator groups; calibration to verdicts."""

@@ -1,0 +1,1 @@
+"""Clustering: HDBSCAN over the graph, noise attachment, family grouping, per-cluster summaries."""

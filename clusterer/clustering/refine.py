@@ -1,0 +1,173 @@
+"""Refinement after HDBSCAN: noise joins clusters through a strong edge, neighbour votes, or the template it
+carries; and how much of its cluster's scaffold each member carries."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse import csr_matrix
+
+from ..accel import fastops
+from .labels import n_labels
+
+
+def attach_noise(
+    labels: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64], sim: NDArray[np.float32], min_sim: float
+) -> NDArray[np.int64]:
+    """Give each noise node the cluster of its most similar clustered neighbour when that edge's similarity
+    is at least ``min_sim`` (HDBSCAN leaves the thin edge of a dense template family as noise; one strong
+    edge to a member is evidence enough). One pass, so attached nodes do not chain further."""
+    if min_sim > 1.0 or len(i) == 0:
+        return labels
+    src = np.concatenate([i, j])
+    dst = np.concatenate([j, i])
+    s = np.concatenate([sim, sim])
+    ok = (labels[src] < 0) & (labels[dst] >= 0) & (s >= min_sim)
+    if not ok.any():
+        return labels
+    src, dst, s = src[ok], dst[ok], s[ok]
+    order = fastops.lexsort(dst, -s, src)  # per noise node: best similarity first, ties to the lowest row
+    src, dst = src[order], dst[order]
+    first = np.r_[True, src[1:] != src[:-1]]
+    out = labels.copy()
+    out[src[first]] = labels[dst[first]]
+    return out
+
+
+def propagate_labels(
+    labels: NDArray[np.int64],
+    i: NDArray[np.int64],
+    j: NDArray[np.int64],
+    sim: NDArray[np.float32],
+    min_sim: float,
+    min_votes: int,
+    min_share: float,
+    rounds: int,
+) -> NDArray[np.int64]:
+    """Grow clusters into their noise fringe by neighbour votes.
+
+    A loose family (a scaffold paraphrased per prompt) beside dense ones can peel off point by point in the
+    hierarchy and read as noise, though its members' neighbours are each other and the family's cluster.
+    Each round, a noise node joins the cluster holding most of its neighbours over edges with similarity ≥
+    ``min_sim`` when that cluster has at least ``min_votes`` of them and at least ``min_share`` of all such
+    neighbours (noise included); nodes joined in one round vote in the next, for up to ``rounds`` rounds.
+    """
+    if rounds <= 0 or len(i) == 0:
+        return labels
+    src = np.concatenate([i, j])
+    dst = np.concatenate([j, i])
+    ok = np.concatenate([sim, sim]) >= min_sim
+    src, dst = src[ok], dst[ok]
+    deg = np.bincount(src, minlength=len(labels))
+    out = labels.copy()
+    for _ in range(rounds):
+        m = (out[src] < 0) & (out[dst] >= 0)
+        if not m.any():
+            break
+        width = int(out.max()) + 1
+        code, votes = fastops.unique_counts(src[m] * width + out[dst[m]])
+        node, cl = code // width, code % width
+        order = fastops.lexsort(cl, -votes, node)
+        node, cl, votes = node[order], cl[order], votes[order]
+        first = np.r_[True, node[1:] != node[:-1]]
+        node, cl, votes = node[first], cl[first], votes[first]
+        good = (votes >= min_votes) & (votes >= min_share * deg[node])
+        if not good.any():
+            break
+        out[node[good]] = cl[good]
+    return out
+
+
+def _cores(
+    labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
+) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.uint64], NDArray[np.int64]]:
+    """Each cluster's *core*: the skeleton shingles held by at least half its members (cores smaller than
+    ``min_shingles`` are left empty). Returns (binary (k × shingles) core matrix, core sizes, the sorted
+    shingle hashes its columns stand for, the row of every skeleton entry)."""
+    k = n_labels(labels)
+    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
+    member = labels[row_of] >= 0
+    code = labels[row_of[member]].astype(np.int64)
+    uniq_h, inv = fastops.unique_inverse(sk_hashes[member])
+    counts = csr_matrix((np.ones(len(inv)), (code, inv)), shape=(k, max(len(uniq_h), 1)))
+    counts.sum_duplicates()
+    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
+    core = csr_matrix(counts.multiply(1.0 / np.maximum(size, 1.0)[:, None]))
+    core.data = (core.data >= 0.5).astype(np.float64)
+    core.eliminate_zeros()
+    core_size = np.asarray(core.sum(axis=1)).ravel()
+    core = csr_matrix(core.multiply((core_size >= min_shingles)[:, None].astype(np.float64)))
+    core.eliminate_zeros()
+    return core, np.asarray(core.sum(axis=1)).ravel(), uniq_h, row_of
+
+
+def _held(
+    rows_mask: NDArray[np.bool_],
+    row_of: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    uniq_h: NDArray[np.uint64],
+    core: csr_matrix,
+    n: int,
+) -> csr_matrix:
+    """(rows × clusters) number of each cluster's core shingles that each selected row holds."""
+    sel = rows_mask[row_of]
+    h = sk_hashes[sel]
+    pos = np.minimum(np.searchsorted(uniq_h, h), max(len(uniq_h) - 1, 0))
+    hit = uniq_h[pos] == h if len(uniq_h) else np.zeros(len(h), bool)
+    x = csr_matrix((np.ones(int(hit.sum())), (row_of[sel][hit], pos[hit])), shape=(n, core.shape[1]))
+    return (x @ core.T).tocsr()
+
+
+def core_share(
+    labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
+) -> NDArray[np.float32]:
+    """float32 (n,): the share of its own cluster's core (see :func:`attach_by_template`) each row holds;
+    0 for noise and for clusters without a core. A member that carries its cluster's scaffold scores
+    high; a prompt that joined through a loose edge without the scaffold scores near 0."""
+    out = np.zeros(len(labels), np.float32)
+    if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
+        return out
+    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    held = _held(labels >= 0, row_of, sk_hashes, uniq_h, core, len(labels)).tocoo()
+    own = labels[held.row] == held.col
+    out[held.row[own]] = held.data[own] / np.maximum(core_size[held.col[own]], 1.0)
+    return out
+
+
+def attach_by_template(
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_share: float,
+    min_shingles: int,
+) -> NDArray[np.int64]:
+    """Give each noise row the cluster whose template it carries.
+
+    A cluster's *core* is the set of skeleton shingles held by at least half its members. A noise row
+    joins the cluster whose core it holds the largest share of, when that share is at least ``min_share``
+    and at least ``min_shingles`` core shingles (cores smaller than that take part in nothing). This is
+    what the prompt graph misses on big days: a member of a large family whose payload dominates its
+    text (a long document, a re-used problem) can have no graph neighbour inside the family, yet it
+    carries the family's scaffold. The rule is a share of the row's own shingles and of the core, so it
+    does not drift with the size of the day. Ties go to the lowest cluster id.
+
+    ``labels``: int64 (n,) (−1 noise); ``sk_indptr`` / ``sk_hashes``: per-row skeletons (CSR, sorted).
+    """
+    k = n_labels(labels)
+    if k == 0 or min_share > 1.0 or len(sk_hashes) == 0:
+        return labels
+    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    if core.nnz == 0:
+        return labels
+    held = _held(labels < 0, row_of, sk_hashes, uniq_h, core, len(labels)).tocoo()
+    share = held.data / np.maximum(core_size[held.col], 1.0)
+    ok = (share >= min_share) & (held.data >= min_shingles)
+    r, c, s = held.row[ok].astype(np.int64), held.col[ok].astype(np.int64), share[ok]
+    if len(r) == 0:
+        return labels
+    order = fastops.lexsort(c, -s, r)  # per row: best share first, ties to the lowest cluster
+    r, c = r[order], c[order]
+    first = np.r_[True, r[1:] != r[:-1]]
+    out = labels.copy()
+    out[r[first]] = c[first]
+    return out

@@ -1,0 +1,1 @@
+"""The prompt graph: kNN, MinHash-LSH candidates, scored edges."""

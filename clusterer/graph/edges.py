@@ -1,0 +1,100 @@
+"""Candidate pairs and scored edges: the prompt graph the clustering reads.
+
+Pairs come from the embedding kNN (:mod:`clusterer.graph.knn`) and from MinHash-LSH buckets
+(:mod:`clusterer.graph.lsh`); each is scored with ``sim = w · skeleton Jaccard + (1 − w) · cosine`` and read
+by the clustering as the distance :func:`distance` (``sqrt(2 − 2·sim)``, the Euclidean distance of unit vectors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..accel import fastops
+from ..config import GraphConfig
+from ..vectors.rows import RowVectors
+from .knn import Knn
+
+
+def distance(sim: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``sqrt(2 − 2·sim)`` in float64: the Euclidean distance between unit vectors of cosine ``sim`` (0 to 2)."""
+    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(sim, dtype=np.float64), 0.0, 4.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """Candidate pairs, ``i < j``, unique, sorted: int64 (m,) each."""
+
+    i: NDArray[np.int64]
+    j: NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """Scored candidate pairs: ``sem`` cosine of embeddings, ``tmpl`` estimated skeleton Jaccard and
+    ``sim`` the combined similarity the clustering uses; float32 (m,) each."""
+
+    i: NDArray[np.int64]
+    j: NDArray[np.int64]
+    sem: NDArray[np.float32]
+    tmpl: NDArray[np.float32]
+    sim: NDArray[np.float32]
+
+
+def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
+    """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
+    keep = (i != j) & (i >= 0) & (j >= 0)
+    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    return pairs_of_codes(fastops.unique(a.astype(np.int64) * n + b), n)
+
+
+def pairs_of_codes(code: NDArray[np.int64], n: int) -> Pairs:
+    """Pairs from sorted unique codes ``i·n + j``."""
+    return Pairs(i=code // n, j=code % n)
+
+
+def knn_pairs(knn: Knn) -> Pairs:
+    """The kNN graph's edges as pairs."""
+    n, k = knn.idx.shape
+    return unique_pairs(np.repeat(np.arange(n, dtype=np.int64), k), knn.idx.ravel(), n)
+
+
+def merge_pairs(*parts: Pairs, n: int) -> Pairs:
+    """Union of candidate sets."""
+    return unique_pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]), n)
+
+
+def pair_cosine(
+    emb: NDArray[np.float32] | RowVectors, i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
+) -> NDArray[np.float32]:
+    """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d)."""
+    take = emb.take if isinstance(emb, RowVectors) else emb.__getitem__
+    out = np.empty(len(i), np.float32)
+    for s in range(0, len(i), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", take(i[s : s + chunk]), take(j[s : s + chunk]))
+    return out
+
+
+def score_edges(
+    pairs: Pairs, emb: NDArray[np.float32] | RowVectors, tmpl: NDArray[np.float32], cfg: GraphConfig
+) -> Edges:
+    """Combined similarity ``sim = w · tmpl + (1 − w) · cos`` with ``w = cfg.template_weight``.
+
+    ``tmpl`` is the estimated skeleton Jaccard of each pair (0 when either prompt has no skeleton), ``cos``
+    the cosine of the two embeddings. Template evidence pulls prompts of one scaffold together whatever
+    their payload; the semantic term links paraphrased or re-worded variants the shingles miss.
+    """
+    sem = pair_cosine(emb, pairs.i, pairs.j)
+    w = np.float32(cfg.template_weight)
+    sim = w * tmpl.astype(np.float32) + (np.float32(1.0) - w) * sem
+    return Edges(i=pairs.i, j=pairs.j, sem=sem, tmpl=tmpl.astype(np.float32), sim=sim)
+
+
+def knn_edges(knn: Knn) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """The kNN graph as undirected edges (i, j, d) with d = :func:`distance` of the cosine."""
+    valid = knn.idx >= 0
+    i = np.repeat(np.arange(knn.idx.shape[0]), knn.idx.shape[1])[valid.ravel()]
+    j = knn.idx[valid]
+    return i.astype(np.int64), j.astype(np.int64), distance(knn.sim[valid])

@@ -1,0 +1,603 @@
+"""Ingest: one day of raw prompt logs (Parquet, JSONL or CSV) -> a validated prompt frame.
+
+Accepts one file, several files, a glob or a directory of part files. Files are scanned lazily with polars
+and only the needed columns are collected. Every problem a user can fix is raised as :class:`InputError`
+naming the file, the column and example rows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import glob as globlib
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import xxhash
+
+from ..config import IngestConfig
+from ..errors import InputError
+
+SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+}
+# Columns of the prompt frame, in order; `_row` is the 0-based position over all input files.
+CORE = ["_row", "prompt_id", "account_id", "timestamp", "text"]
+_MESSAGES_AS_TEXT = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    path: str
+    format: str
+    bytes: int
+    xxh3_64: str  # fingerprint of the file's bytes (of the content for an in-memory table)
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """Validated prompts, in input order.
+
+    ``frame`` columns: ``_row`` (u32), ``prompt_id`` (str), ``account_id`` (str), ``timestamp``
+    (datetime[us, UTC], may be null), ``text`` (str, may be null), then the input's extra columns.
+    """
+
+    frame: pl.DataFrame
+    files: tuple[InputFile, ...]
+    extra_columns: tuple[str, ...]
+    generated_prompt_ids: bool
+
+
+def discover(paths: Sequence[str | Path], fmt: str = "auto") -> list[tuple[Path, str]]:
+    """Expand files, globs and directories into a sorted list of ``(path, format)``.
+
+    Raises:
+        InputError: a path that does not exist, a directory or glob with no readable files, or a file
+        whose format cannot be told from its extension.
+    """
+    if not paths:
+        raise InputError("no input given: pass one or more files, a glob or a directory")
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not f.name.startswith((".", "_"))
+            )
+            if not files:
+                raise InputError(f"{p}: directory has no .parquet, .jsonl, .ndjson, .json or .csv files")
+            found.extend(files)
+        elif p.is_file():
+            found.append(p)
+        elif any(ch in str(raw) for ch in "*?["):
+            files = sorted(Path(f) for f in globlib.glob(str(raw), recursive=True) if Path(f).is_file())
+            if not files:
+                raise InputError(f"{raw}: glob matches no files")
+            found.extend(files)
+        else:
+            raise InputError(f"{raw}: no such file or directory")
+    out: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for f in found:
+        if f.resolve() in seen:
+            continue
+        seen.add(f.resolve())
+        kind = fmt if fmt != "auto" else SUFFIXES.get(f.suffix.lower())
+        if kind is None:
+            raise InputError(
+                f"{f}: cannot tell the format from the extension {f.suffix!r}; pass --format parquet|jsonl|csv"
+            )
+        out.append((f, kind))
+    return out
+
+
+def _fingerprint(path: Path) -> str:
+    h = xxhash.xxh3_64()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
+    """(line number, byte offset) of the first invalid UTF-8 sequence, or None. Streams the file."""
+    dec = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as err:
+                head = chunk[: max(err.start, 0)]
+                return line + head.count(b"\n"), offset + max(err.start, 0)
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    try:
+        dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return line, offset
+    return None
+
+
+def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
+    """Lazy frame for one file, or None for a zero-byte file (no rows, no columns)."""
+    if path.stat().st_size == 0:
+        return None
+    try:
+        if kind == "parquet":
+            return pl.scan_parquet(path)
+        bad = _first_bad_utf8(path)
+        if bad is not None and cfg.on_bad_utf8 == "error":
+            line, off = bad
+            raise InputError(
+                f"{path}: invalid UTF-8 bytes at line {line} (byte offset {off}); re-encode the "
+                "file as UTF-8 or pass --on-bad-utf8 replace to read them as U+FFFD"
+            )
+        if kind == "csv":
+            return pl.scan_csv(path, encoding="utf8-lossy" if bad else "utf8", infer_schema_length=10000)
+        # chat logs: read message content as text whatever its shape (a string or a list of parts, in any
+        # mix); _messages_text takes the text parts out of the JSON of a list
+        source: Path | io.BytesIO = path
+        if bad is not None:  # JSONL with bad bytes: decode with replacement, then parse from memory
+            source = io.BytesIO(path.read_bytes().decode("utf-8", errors="replace").encode("utf-8"))
+        inferred = pl.scan_ndjson(source, infer_schema_length=10000).collect_schema()
+        overrides = None
+        for col in (cfg.text_col, cfg.messages_col):
+            if col in inferred.names() and _is_chat(inferred[col]):
+                overrides = {col: _MESSAGES_AS_TEXT}
+                break
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+            return pl.read_ndjson(source, infer_schema_length=10000, schema_overrides=overrides).lazy()
+        return pl.scan_ndjson(source, infer_schema_length=10000, schema_overrides=overrides)
+    except InputError:
+        raise
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise InputError(f"{path}: cannot be read as {kind}: {_first_line(err)}") from err
+
+
+CHAT_ROLES = ("system", "developer", "user")  # turns kept from chat logs; assistant / tool turns are not the prompt
+_TEXT_PART_TYPES = ("text", "input_text")  # content parts that carry text (OpenAI chat / responses formats)
+
+
+def _parts_text(value: str | None) -> str | None:
+    """Text of a content value that is the JSON of a list of parts (``[{"type": "text", "text": ...}]``)."""
+    if value is None or not value.lstrip().startswith("[{"):
+        return value
+    try:
+        parts = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        return value
+    texts = [
+        p["text"]
+        for p in parts
+        if isinstance(p.get("text"), str) and (p.get("type") is None or p.get("type") in _TEXT_PART_TYPES)
+    ]
+    return "\n".join(texts)
+
+
+def _content_expr(dtype: pl.DataType) -> pl.Expr | None:
+    """Expression turning a message's ``content`` (string, list of strings or list of parts) into text."""
+    c = pl.col("__content")
+    if dtype in (pl.String, pl.Null):
+        return c.cast(pl.String)
+    if isinstance(dtype, pl.List):
+        inner = dtype.inner
+        if inner == pl.String:
+            return c.list.join("\n")
+        if isinstance(inner, pl.Struct) and "text" in {f.name for f in inner.fields}:
+            el = pl.element()
+            keep = el.struct.field("text").cast(pl.String)
+            if "type" in {f.name for f in inner.fields}:
+                kind = el.struct.field("type").cast(pl.String)
+                keep = pl.when(kind.is_null() | kind.is_in(list(_TEXT_PART_TYPES))).then(keep).otherwise(None)
+            return c.list.eval(keep).list.drop_nulls().list.join("\n")
+    return None
+
+
+def _messages_text(msgs: pl.Series, where: str, col: str) -> pl.Series:
+    """Chat format: system / developer and user turns, in order, joined by newlines (null when none).
+
+    ``content`` may be a string, a list of strings, or a list of parts of which the text parts are taken
+    (also when the parts arrive as JSON text, as JSONL readers give a column that mixes both forms).
+
+    Raises:
+        InputError: the column is not a list of structs with ``role`` and ``content``.
+    """
+    dtype = msgs.dtype
+    fields = (
+        {f.name: f.dtype for f in dtype.inner.fields}
+        if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+        else {}
+    )
+    if "role" not in fields or "content" not in fields:
+        raise InputError(f"{where}: column '{col}' must be a list of {{role, content}} messages (got {dtype})")
+    content = _content_expr(fields["content"])
+    if content is None:
+        raise InputError(
+            f"{where}: column '{col}': message content has type {fields['content']}; expected a string or a "
+            "list of {type, text} parts"
+        )
+    ex = (
+        pl.DataFrame({"__m": msgs})
+        .with_row_index("__r")
+        .explode("__m")
+        .select(
+            "__r",
+            pl.col("__m").struct.field("role").cast(pl.String).str.to_lowercase().alias("__role"),
+            pl.col("__m").struct.field("content").alias("__content"),
+        )
+        .filter(pl.col("__role").is_in(list(CHAT_ROLES)))
+        .with_columns(content.alias("__content"))
+    )
+    if ex["__content"].str.starts_with("[{").any():
+        ex = ex.with_columns(pl.col("__content").map_elements(_parts_text, return_dtype=pl.String, skip_nulls=True))
+    joined = ex.drop_nulls("__content").group_by("__r", maintain_order=True).agg(pl.col("__content").str.join("\n"))
+    out = pl.DataFrame({"__r": pl.int_range(0, len(msgs), dtype=pl.UInt32, eager=True)}).join(
+        joined, on="__r", how="left", maintain_order="left"
+    )
+    return out["__content"].alias("__text")
+
+
+_TEXT_TYPES = (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)
+
+
+def _check_text_type(lf: pl.LazyFrame, dtype: pl.DataType, where: str, cfg: IngestConfig) -> None:
+    """Refuse a text column that holds structures instead of strings (it would be stringified silently)."""
+    if isinstance(dtype, _TEXT_TYPES) or dtype in _TEXT_TYPES or dtype.is_numeric() or dtype == pl.Boolean:
+        return
+    try:
+        sample = lf.select(pl.col(cfg.text_col)).head(_EXAMPLES).collect()[cfg.text_col].to_list()
+    except pl.exceptions.PolarsError:
+        sample = []
+    shown = "; ".join(f"row {i}: {str(v)[:80]!r}" for i, v in enumerate(sample))
+    raise InputError(
+        f"{where}: column '{cfg.text_col}' holds {dtype} values, not text (e.g. {shown or 'no rows'}); pass "
+        "--text-col NAME for the column that holds the prompt text (chat logs: a list of {role, content} "
+        "messages is read as such)"
+    )
+
+
+def _is_chat(dtype: pl.DataType) -> bool:
+    inner = dtype.inner if isinstance(dtype, pl.List) else None
+    return isinstance(inner, pl.Struct) and {"role", "content"} <= {f.name for f in inner.fields}
+
+
+def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.DataFrame:
+    """Collect the columns a run needs from one source as ``__text``, ``__account``, ``__ts``, ``__pid``
+    (when present) and the extra columns.
+
+    Raises:
+        InputError: missing columns, a text column of structures, malformed chat messages, invalid UTF-8.
+    """
+    try:
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+    names = list(schema.names())
+    has_text = cfg.text_col in names
+    if not has_text and cfg.messages_col not in names:
+        raise InputError(
+            f"{where}: missing column '{cfg.text_col}' (nor a chat '{cfg.messages_col}' column); "
+            f"columns present: {', '.join(names) or '(none)'}; pass --text-col NAME"
+        )
+    for col, flag in ((cfg.account_col, "--account-col"), (cfg.timestamp_col, "--timestamp-col")):
+        if col not in names:
+            raise InputError(f"{where}: missing column '{col}'; columns present: {', '.join(names)}; pass {flag} NAME")
+    chat_col = None if has_text else cfg.messages_col
+    if has_text and _is_chat(schema[cfg.text_col]):
+        chat_col = cfg.text_col  # the text column holds chat messages: read them as such
+    if chat_col is not None:
+        text = pl.col(chat_col)
+    else:
+        _check_text_type(lf, schema[cfg.text_col], where, cfg)
+        text = pl.col(cfg.text_col)
+        text = text.cast(pl.String, strict=False) if schema[cfg.text_col] != pl.String else text
+    drop = {cfg.text_col, cfg.messages_col, cfg.account_col, cfg.timestamp_col, cfg.prompt_id_col}
+    extras = [c for c in names if c not in drop and not c.startswith("_")]
+    sel = [text.alias("__text"), pl.col(cfg.account_col).alias("__account"), pl.col(cfg.timestamp_col).alias("__ts")]
+    if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
+        sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
+    sel += [pl.col(c) for c in extras]
+    try:
+        df = lf.select(sel).collect()
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+    if chat_col is not None:
+        df = df.with_columns(_messages_text(df["__text"], where, chat_col))
+    elif schema[cfg.text_col] == pl.Binary:
+        raw = lf.select(pl.col(cfg.text_col)).collect()[cfg.text_col]
+        bad = df["__text"].is_null() & raw.is_not_null()
+        if bad.any():
+            rows = bad.arg_true().head(_EXAMPLES).to_list()
+            raise InputError(
+                f"{where}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} "
+                f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
+            )
+    return df
+
+
+def _first_line(err: Exception) -> str:
+    """A library error's first line (polars appends multi-line context stacks)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _rows_example(df: pl.DataFrame, mask: pl.Series, files: list[str]) -> str:
+    bad = df.filter(mask).head(_EXAMPLES)
+    parts = [f"{files[f]} row {r}" for f, r in zip(bad["_file"].to_list(), bad["_file_row"].to_list(), strict=True)]
+    return ", ".join(parts)
+
+
+def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
+    """Parse the raw timestamp column ``__ts`` (reported to users as ``name``) to datetime[us, UTC]."""
+    col = "__ts"
+    s = df[col]
+    dt = s.dtype
+    if dt == pl.Null:
+        return pl.Series("timestamp", [None] * len(s), dtype=pl.Datetime("us", "UTC"))
+    if isinstance(dt, pl.Datetime):
+        out = s.dt.cast_time_unit("us")
+        return (out.dt.replace_time_zone("UTC") if dt.time_zone is None else out.dt.convert_time_zone("UTC")).alias(
+            "timestamp"
+        )
+    if dt == pl.Date:
+        return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
+    if dt.is_integer() or dt.is_float():
+        # epoch numbers: the magnitude tells seconds, milliseconds or microseconds
+        mx = s.abs().max() or 0
+        unit = 1_000_000 if mx < 1e11 else (1_000 if mx < 1e14 else 1)
+        return (
+            (s.cast(pl.Float64) * unit)
+            .cast(pl.Int64)
+            .cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC")
+            .alias("timestamp")
+        )
+    if dt == pl.String:
+        parsed = s.str.strip_chars().str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        if parsed.null_count() > s.null_count():
+            # mixed offsets or plain dates: second try with a tolerant per-value format
+            alt = s.str.strip_chars().str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
+            parsed = parsed.fill_null(alt)
+        bad = parsed.is_null() & s.is_not_null() & (s.str.strip_chars() != "")
+        if bad.any():
+            ex = df.filter(bad).head(_EXAMPLES)
+            shown = "; ".join(
+                f"{files[f]} row {r}: {v!r}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex[col], strict=True)
+            )
+            raise InputError(
+                f"column '{name}' has {int(bad.sum())} unparseable timestamps (e.g. {shown}); "
+                "expected ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds"
+            )
+        return parsed.alias("timestamp")
+    raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")
+
+
+def read_logs(
+    paths: Sequence[str | Path],
+    cfg: IngestConfig,
+    map_files: Callable[[Callable[..., Any], list[Any]], list[Any]] | None = None,
+) -> Prompts:
+    """Read and validate one day of logs from files; ``map_files(read_file, items)`` reads them (an engine's
+    workers; in this process when None).
+
+    ``paths`` are files, globs or directories. ``cfg.fill_account`` replaces null / empty accounts (None
+    makes them an error); ``cfg.new_prompt_ids`` numbers rows instead of reading the prompt_id column;
+    ``cfg.null_timestamps`` says whether null timestamps are an error or rows left unclustered.
+
+    Raises:
+        InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,
+        a text column that is not text, invalid UTF-8, unreadable files or an empty selection of files.
+    """
+    files = discover(paths, cfg.format)
+    items = [(fi, path, kind, cfg) for fi, (path, kind) in enumerate(files)]
+    read = map_files(read_file, items) if map_files is not None else [read_file(*item) for item in items]
+    frames = [df for df, _ in read if df is not None]
+    return _validate(frames, [info for _, info in read], [str(p) for p, _ in files], cfg)
+
+
+def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.DataFrame | None, InputFile]:
+    """One input file's selected columns (with ``_file`` = ``fi`` and ``_file_row``) and its description;
+    None for an empty file.
+
+    Raises:
+        InputError: as :func:`read_logs`, for this file.
+    """
+    lf = _scan_one(path, kind, cfg)
+    if lf is None:
+        return None, InputFile(str(path), kind, 0, _fingerprint(path), 0)
+    df = _select(lf, str(path), kind, cfg)
+    df = df.with_columns(
+        pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
+    )
+    return df, InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height)
+
+
+def read_frame(table: Any, cfg: IngestConfig) -> Prompts:
+    """Read and validate one day of logs held in memory: a polars DataFrame / LazyFrame, a pandas DataFrame
+    or a pyarrow Table, with the same columns a log file has.
+
+    Raises:
+        TypeError: ``table`` is none of those.
+        InputError: as :func:`read_logs`.
+    """
+    kind, lf = _as_lazy(table)
+    where = f"<{kind}>"
+    df = _select(lf, where, kind, cfg).with_columns(
+        pl.lit(0, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
+    )
+    info = InputFile(where, kind, int(df.estimated_size()), "", df.height)
+    prompts = _validate([df], [info], [where], cfg)
+    # an in-memory table has no file bytes: its fingerprint is that of its content
+    info = dataclasses.replace(info, xxh3_64=content_digest(prompts.frame))
+    return dataclasses.replace(prompts, files=(info,))
+
+
+def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
+    if isinstance(table, pl.DataFrame):
+        return "polars.DataFrame", table.lazy()
+    if isinstance(table, pl.LazyFrame):
+        return "polars.LazyFrame", table
+    mod = type(table).__module__.split(".")[0]
+    try:
+        if mod == "pandas" and type(table).__name__ == "DataFrame":
+            return "pandas.DataFrame", pl.from_pandas(table).lazy()
+        if mod == "pyarrow" and type(table).__name__ in ("Table", "RecordBatch"):
+            return f"pyarrow.{type(table).__name__}", pl.DataFrame(pl.from_arrow(table)).lazy()
+    except (pl.exceptions.PolarsError, TypeError, ValueError, ArithmeticError) as err:
+        raise InputError(f"<{mod} table>: cannot be converted to a polars frame: {_first_line(err)}") from err
+    raise TypeError(
+        "logs must be a polars DataFrame / LazyFrame, a pandas DataFrame, a pyarrow Table, or log file paths "
+        f"(got {type(table).__module__}.{type(table).__name__})"
+    )
+
+
+def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
+    """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
+    if frames:
+        try:
+            df = pl.concat(frames, how="diagonal_relaxed")
+        except pl.exceptions.PolarsError as err:
+            raise InputError(f"input files have incompatible column types: {_first_line(err)}") from err
+    else:
+        df = pl.DataFrame(
+            schema={
+                "__text": pl.String,
+                "__account": pl.String,
+                "__ts": pl.Datetime("us", "UTC"),
+                "_file": pl.UInt32,
+                "_file_row": pl.UInt32,
+            }
+        )
+    df = df.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_row"))
+
+    # accounts
+    acc = df["__account"].cast(pl.String)
+    missing = acc.is_null() | (acc.str.strip_chars() == "")
+    if missing.any():
+        if cfg.fill_account is None:
+            raise InputError(
+                f"column '{cfg.account_col}' is null or empty in {int(missing.sum())} rows "
+                f"(e.g. {_rows_example(df, missing, sources)}); drop them or pass --fill-account"
+            )
+        acc = pl.select(pl.when(missing).then(pl.lit(cfg.fill_account)).otherwise(acc)).to_series()
+    ts = _parse_timestamps(df, cfg.timestamp_col, sources)
+    null_ts = ts.is_null()
+    if null_ts.any() and cfg.null_timestamps == "error":
+        raise InputError(
+            f"column '{cfg.timestamp_col}' is null or empty in {int(null_ts.sum())} rows "
+            f"(e.g. {_rows_example(df, null_ts, sources)}); fill or drop them, or pass --null-timestamps skip "
+            "to keep them unclustered (status 'no_timestamp')"
+        )
+
+    # prompt ids
+    generated = "__pid" not in df.columns
+    if generated:
+        pid = pl.select(pl.format("p{}", pl.int_range(0, df.height).cast(pl.String).str.zfill(9))).to_series()
+    else:
+        pid = df["__pid"]
+        null = pid.is_null()
+        if null.any():
+            raise InputError(
+                f"column '{cfg.prompt_id_col}' is null in {int(null.sum())} rows "
+                f"(e.g. {_rows_example(df, null, sources)}); fill them or pass --new-prompt-ids"
+            )
+        dup = pid.is_duplicated()
+        if dup.any():
+            vals = pid.filter(dup).unique(maintain_order=True).head(_EXAMPLES).to_list()
+            raise InputError(
+                f"column '{cfg.prompt_id_col}' has {int(dup.sum())} rows sharing "
+                f"{pid.filter(dup).n_unique()} duplicated IDs (e.g. {', '.join(map(repr, vals))} at "
+                f"{_rows_example(df, dup, sources)}); IDs must be unique to join on; "
+                "de-duplicate the logs or pass --new-prompt-ids"
+            )
+    extras = [c for c in df.columns if not c.startswith("_")]
+    frame = pl.DataFrame(
+        {
+            "_row": df["_row"],
+            "prompt_id": pid.alias("prompt_id"),
+            "account_id": acc.alias("account_id"),
+            "timestamp": ts.alias("timestamp"),
+            "text": df["__text"].alias("text"),
+        }
+    ).hstack(df.select(extras))
+    return Prompts(frame=frame, files=tuple(infos), extra_columns=tuple(extras), generated_prompt_ids=generated)
+
+
+def content_digest(frame: pl.DataFrame) -> str:
+    """xxh3-64 hex digest of a prompt frame's content (column names, types, values and nulls, in row
+    order), the same whether the rows came from a file or an in-memory table. ``_``-columns are skipped."""
+    h = xxhash.xxh3_64()
+    for name in frame.columns:
+        if name.startswith("_"):
+            continue
+        s = frame[name]
+        if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+            s = s.cast(pl.String)
+        h.update(f"{name}\x00{s.dtype}\x00".encode())
+        h.update(np.packbits(s.is_null().to_numpy()).tobytes())
+        if s.dtype == pl.String:
+            h.update(s.str.len_bytes().fill_null(0).to_numpy().astype(np.int64).tobytes())
+            arr = s.fill_null("").to_arrow(compat_level=pl.CompatLevel.oldest())
+            arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+            if len(offsets):
+                h.update(memoryview(arr.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+        elif s.dtype.is_numeric() or s.dtype.is_temporal() or s.dtype == pl.Boolean:
+            h.update(s.to_physical().fill_null(0).to_numpy().tobytes())
+        else:  # nested extras: their printed values (rare; slow but canonical)
+            h.update(repr(s.to_list()).encode())
+    return h.hexdigest()
+
+
+def optional_datetime(s: pl.Series) -> pl.Series | None:
+    """An optional metadata column as UTC microsecond datetimes (strings parsed leniently, unparseable ones
+    null), or None when it holds no dates at all."""
+    if s.dtype == pl.String:
+        s = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    if not isinstance(s.dtype, pl.Datetime):
+        return None
+    s = s.dt.cast_time_unit("us")
+    return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+
+
+def sender_metadata(
+    frame: pl.DataFrame, cfg: IngestConfig, fill_orgs: bool = True
+) -> tuple[pl.Series | None, pl.Series | None]:
+    """The optional sender columns of a prompt frame: (organisation, account creation time).
+
+    The organisation (``cfg.org_col``, as strings) is None when the column is absent; with ``fill_orgs`` a null
+    among non-null values becomes one organisation per account (an account with no organisation is its own; a
+    null used to wrap to 2^32 - 1 as a code). A column null throughout stays so: the signal is missing. The
+    creation time (``cfg.account_created_col``, UTC) is None when absent, not dates, or null throughout.
+    """
+    orgs = None
+    if cfg.org_col in frame.columns:
+        orgs = frame[cfg.org_col].cast(pl.String, strict=False)
+        if fill_orgs and 0 < orgs.null_count() < len(orgs):
+            orgs = pl.select(pl.coalesce(orgs, pl.lit("\x00account:") + frame["account_id"])).to_series()
+        orgs = orgs.alias(cfg.org_col)
+    created = None
+    if cfg.account_created_col in frame.columns:
+        created = optional_datetime(frame[cfg.account_created_col])
+        if created is not None and created.null_count() == len(created):
+            created = None
+    return orgs, created

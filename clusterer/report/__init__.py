@@ -1,0 +1,1 @@
+"""Reports of a finished run: console tables and the HTML report."""

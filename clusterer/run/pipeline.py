@@ -1,0 +1,97 @@
+"""compute(prompts, cfg) -> Result: the stages in order, each timed and reported; nothing else.
+
+Reading and validating the input, the registry and the output directory happen before this module is
+imported (``clusterer.api``), so bad input is refused without loading the heavy libraries. What each stage
+computes is in :mod:`clusterer.run.stages`; where its primitives run, in the engine (:mod:`.engine`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..accel.backend import Device, resolve
+from ..config import RunConfig
+from ..io.ingest import Prompts
+from ..progress import Reporter, peak_rss_mb
+from ..result import Result
+from ..store.registry import Registry
+from . import stages as st
+from .engine import LocalEngine
+from .engines import make_engine
+from .manifest import build_manifest, run_identity
+from .stages import Artefacts
+
+
+def compute(
+    prompts: Prompts,
+    cfg: RunConfig,
+    *,
+    reporter: Reporter | None = None,
+    registry: Registry | None = None,
+    registry_dir: Path | None = None,
+    history: Path | None = None,
+    argv: Sequence[str] | None = None,
+    engine: LocalEngine | None = None,
+) -> Result:
+    """Cluster one validated day of prompts; nothing is written (see :meth:`Result.write`).
+
+    With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
+    IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
+    ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
+    near-duplicates on earlier days. ``engine``: where the stages run (default: ``cfg.engine``, closed after).
+
+    Raises:
+        ConfigError, BackendUnavailable: problems the user can fix.
+    """
+    clock, started = reporter or Reporter(quiet=cfg.quiet), dt.datetime.now(dt.timezone.utc)
+    device = resolve(Device(cfg.device))
+    np.random.seed(cfg.seed)
+    eng = engine or make_engine(cfg, device)
+    a = Artefacts(cfg, clock, eng, run_identity(prompts, cfg, device, registry, history), history, registry_dir)
+    reg = (registry, registry_dir) if registry is not None and registry_dir is not None else None
+    try:
+        with clock.stage("normalise"):
+            a.day = st.normalise_stage(prompts, cfg, eng)
+        with clock.stage("skeleton"):
+            a.sk, a.todo = st.skeleton_stage(a.day, cfg, eng)
+        with clock.stage("embed", total=len(a.todo.texts)) as advance:
+            a.vec = st.embed_stage(a.day, cfg, eng, a.todo, reg, advance)
+        with clock.stage("knn"):
+            a.knn = st.knn_stage(a.day, cfg, eng, a.vec)
+        with clock.stage("signatures"):
+            a.sigs = st.signatures_stage(a.day, cfg, eng, a.sk)
+        with clock.stage("candidates"):
+            pairs = st.candidates_stage(a.day, cfg, eng, a.knn, a.sigs)
+        with clock.stage("overlap"):
+            edges, a.n_pairs = st.overlap_stage(a.day, cfg, eng, pairs, a.sigs, a.vec), len(pairs.i)
+            del pairs
+        with clock.stage("cluster"):
+            a.clustering = st.cluster_stage(a.day, cfg, eng, edges, a.sk, a.vec)
+        with clock.stage("templates"):
+            a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
+        with clock.stage("campaigns"):
+            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry)
+        with clock.stage("tables"):
+            a.tables = st.tables_stage(a.day, cfg, eng, a.run_id, a.clustering, a.sk, a.tmpl, a.camp, a.vec, history)
+    finally:
+        if engine is None:
+            eng.close()
+    naming, t = a.camp.naming, a.tables
+    update = None
+    if naming is not None and registry_dir is not None:
+        update = (registry_dir, naming.updated(a.camp.decisions.clusters, a.day.date or started.date()))
+    return Result(
+        assignments=t.assignments,
+        clusters=t.clusters,
+        accounts=t.accounts,
+        operators=t.operators,
+        manifest=build_manifest(a, started=started, argv=argv, peak_rss_mb=peak_rss_mb()),
+        vectors=a.vec.emb.vectors.astype(np.float16),
+        vector_of_row=t.vector_of_row,
+        registry_update=update,
+        reporter=clock,
+    )

@@ -1,0 +1,1 @@
+"""What outlives a run: the campaign registry and the history of earlier days."""

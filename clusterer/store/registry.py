@@ -1,0 +1,354 @@
+"""Campaign registry: stable campaign IDs across days, and assigning new prompts to known campaigns.
+
+A registry is a directory with two parquet files and a ``manifest.json`` of their hashes, replaced as one
+unit after a run (:func:`clusterer.artifacts.replace_set`) and checked before the next:
+
+- ``campaigns.parquet``: one row per known campaign: ``campaign_id``, ``first_seen`` / ``last_seen``
+  (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
+  direction, list[f32]), ``shingles`` (the family's frequent template shingles, list[u64], for matching
+  families across days) and ``scaffold_shingles`` (shingles of every scaffold variant, for ``assign``).
+- ``daily.parquet``: ``campaign_id``, ``day``, ``prompts``, ``accounts``, ``campaign_score``.
+
+Today's flagged families are matched one-to-one to known campaigns (greedy, best first) when their
+shingle sets overlap (Jaccard ≥ ``registry.min_jaccard``) or their centroids agree (cosine ≥
+``registry.min_cos``); matched families keep the known ID, the others get a new one, so no new campaign
+inherits an old ID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from ..config import RegistryConfig
+from ..errors import InputError, OutputError
+from ..io import artifacts
+from ..io.outputs import write_table
+
+CAMPAIGNS_FILE = "campaigns.parquet"
+DAILY_FILE = "daily.parquet"
+REGISTRY_FILES = (CAMPAIGNS_FILE, DAILY_FILE)
+CAMPAIGN_SCHEMA = {
+    "campaign_id": pl.String,
+    "first_seen": pl.Date,
+    "last_seen": pl.Date,
+    "days_seen": pl.UInt32,
+    "prompts_total": pl.UInt64,
+    "template": pl.String,
+    "centroid": pl.List(pl.Float32),
+    "shingles": pl.List(pl.UInt64),
+    "scaffold_shingles": pl.List(pl.UInt64),
+}
+DAILY_SCHEMA = {
+    "campaign_id": pl.String,
+    "day": pl.Date,
+    "prompts": pl.UInt32,
+    "accounts": pl.UInt32,
+    "campaign_score": pl.Float64,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    campaigns: pl.DataFrame
+    daily: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One of today's flagged families, as the registry sees it."""
+
+    cluster_id: int
+    proposed_id: str
+    centroid: NDArray[np.float32]
+    shingles: NDArray[np.uint64]
+    scaffold: NDArray[np.uint64]
+    template: str
+    prompts: int
+    accounts: int
+    score: float
+
+
+def load_registry(path: Path) -> Registry:
+    """Read and check a registry directory (an absent or empty directory is an empty registry).
+
+    A registry written by this version carries a ``manifest.json`` with each file's SHA-256, checked here;
+    one written before lists no hashes and is checked for both files and their columns.
+
+    Raises:
+        InputError: ``path`` is a file; the directory holds foreign files; one of the two tables is missing
+        while the other is there; a file does not match the manifest, cannot be read or lacks columns;
+        campaigns without daily rows (a damaged registry is refused, never silently rebuilt).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--registry {path} is a file; a registry is a directory (created when absent)")
+    if not path.is_dir():
+        return Registry(campaigns=pl.DataFrame(schema=CAMPAIGN_SCHEMA), daily=pl.DataFrame(schema=DAILY_SCHEMA))
+    try:
+        artifacts.check_target(path, set(REGISTRY_FILES) | {artifacts.MANIFEST}, "--registry")
+    except OutputError as err:
+        raise InputError(str(err)) from err
+    present = [name for name in REGISTRY_FILES if (path / name).is_file()]
+    if present and len(present) < len(REGISTRY_FILES):
+        missing = [name for name in REGISTRY_FILES if name not in present]
+        raise InputError(
+            f"registry {path} is damaged: it has {', '.join(present)} but no {', '.join(missing)}; restore the "
+            "missing file (or point --registry at a new directory); refusing to run, which would lose campaigns"
+        )
+    if (path / artifacts.MANIFEST).is_file():
+        artifacts.verify_set(path, "registry")
+    out = []
+    for name, schema in ((CAMPAIGNS_FILE, CAMPAIGN_SCHEMA), (DAILY_FILE, DAILY_SCHEMA)):
+        f = path / name
+        if not f.is_file():
+            out.append(pl.DataFrame(schema=schema))
+            continue
+        try:
+            df = pl.read_parquet(f)
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise InputError(f"registry file {f} cannot be read: {_first_line(err)}") from err
+        missing = [c for c in schema if c not in df.columns]
+        if missing:
+            raise InputError(f"registry file {f} lacks columns {missing}; is {path} a clusterer registry?")
+        out.append(df.select([pl.col(c).cast(t) for c, t in schema.items()]))
+    reg = Registry(campaigns=out[0], daily=out[1])
+    orphans = reg.campaigns.filter(~pl.col("campaign_id").is_in(reg.daily["campaign_id"].implode()))
+    if orphans.height:
+        raise InputError(
+            f"registry {path} is damaged: {orphans.height} campaigns have no rows in {DAILY_FILE} (e.g. "
+            f"{', '.join(orphans['campaign_id'].head(3).to_list())}); restore {DAILY_FILE} from a backup"
+        )
+    dims = {len(c) for c in reg.campaigns["centroid"].to_list()}
+    if len(dims) > 1:
+        raise InputError(f"registry {path} is damaged: its centroids have several dimensions {sorted(dims)}")
+    return reg
+
+
+def registry_dim(reg: Registry) -> int | None:
+    """Embedding dimension of the registry's centroids (None when it holds no campaigns)."""
+    if reg.campaigns.height == 0:
+        return None
+    return len(reg.campaigns["centroid"][0])
+
+
+def check_dim(reg: Registry, path: Path, dim: int, model: str) -> None:
+    """Refuse a registry whose centroids were made by a model of another dimension.
+
+    Raises:
+        InputError: the dimensions differ.
+    """
+    have = registry_dim(reg)
+    if have is not None and have != dim:
+        raise InputError(
+            f"registry {path} holds {have}-dim campaign centroids; this run embeds with {model!r} ({dim}-dim); "
+            "use the model the registry was built with, or a new --registry directory"
+        )
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _jaccard(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> float:
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -> dict[int, str]:
+    """Campaign ID for each of today's families: a known ID when it matches, else a new unused one."""
+    known = reg.campaigns
+    ids: dict[int, str] = {}
+    used: set[str] = set(known["campaign_id"].to_list())
+    if known.height and families:
+        cents = np.array(known["centroid"].to_list(), dtype=np.float32)
+        shingles = [np.asarray(s, dtype=np.uint64) for s in known["shingles"].to_list()]
+        cands = []
+        for fi, fam in enumerate(families):
+            cos = cents @ fam.centroid if cents.size else np.zeros(0)
+            for ki in range(known.height):
+                jac = _jaccard(fam.shingles, shingles[ki])
+                if jac >= cfg.min_jaccard or cos[ki] >= cfg.min_cos:
+                    cands.append((jac + float(cos[ki]), fi, ki))
+        taken_f, taken_k = set(), set()
+        for _, fi, ki in sorted(cands, key=lambda c: (-c[0], c[1], c[2])):
+            if fi in taken_f or ki in taken_k:
+                continue
+            taken_f.add(fi)
+            taken_k.add(ki)
+            ids[families[fi].cluster_id] = known["campaign_id"][ki]
+    for fam in families:
+        if fam.cluster_id in ids:
+            continue
+        new, n = fam.proposed_id, 2
+        while new in used:
+            new, n = f"{fam.proposed_id}-{n}", n + 1
+        used.add(new)
+        ids[fam.cluster_id] = new
+    return ids
+
+
+def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], day: dt.date) -> Registry:
+    """Registry after ``day``: today's families replace the day's rows of the daily table (a re-run of a day
+    counts once); each seen campaign takes today's template, centroid and shingles; first / last seen, days
+    seen and total prompts are recomputed from the daily table; campaigns not seen today stay as they were."""
+    daily_today = pl.DataFrame(
+        {
+            "campaign_id": [ids[f.cluster_id] for f in families],
+            "day": [day] * len(families),
+            "prompts": [f.prompts for f in families],
+            "accounts": [f.accounts for f in families],
+            "campaign_score": [f.score for f in families],
+        },
+        schema=DAILY_SCHEMA,
+    )
+    daily = pl.concat([reg.daily.filter(pl.col("day") != day), daily_today]).sort(["day", "campaign_id"])
+    stats = daily.group_by("campaign_id").agg(
+        pl.col("day").min().alias("first_seen"),
+        pl.col("day").max().alias("last_seen"),
+        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
+        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
+    )
+    today = pl.DataFrame(
+        {
+            "campaign_id": [ids[f.cluster_id] for f in families],
+            "template": [f.template for f in families],
+            "centroid": [f.centroid.astype(np.float32).tolist() for f in families],
+            "shingles": [f.shingles.astype(np.uint64).tolist() for f in families],
+            "scaffold_shingles": [f.scaffold.astype(np.uint64).tolist() for f in families],
+        },
+        schema={
+            c: CAMPAIGN_SCHEMA[c] for c in ("campaign_id", "template", "centroid", "shingles", "scaffold_shingles")
+        },
+    )
+    content = pl.concat(
+        [
+            reg.campaigns.select(today.columns).filter(~pl.col("campaign_id").is_in(today["campaign_id"].implode())),
+            today,
+        ]
+    )
+    campaigns = content.join(stats, on="campaign_id", how="inner").select(list(CAMPAIGN_SCHEMA))
+    return Registry(campaigns=campaigns.sort("campaign_id"), daily=daily)
+
+
+def save_registry(path: Path, reg: Registry) -> None:
+    """Replace the registry directory's content as one unit (both tables and a manifest with their hashes).
+
+    Raises:
+        OutputError: the directory cannot be written (the previous registry stays as it was).
+    """
+    from .. import __version__
+
+    manifest = {
+        "tool": "clusterer",
+        "kind": "registry",
+        "version": __version__,
+        "campaigns": reg.campaigns.height,
+        "dim": registry_dim(reg),
+        "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    files = {
+        CAMPAIGNS_FILE: lambda p: write_table(reg.campaigns, p, frozenset(CAMPAIGN_SCHEMA) - {"template"}),
+        DAILY_FILE: lambda p: write_table(reg.daily, p, frozenset(DAILY_SCHEMA)),
+    }
+    artifacts.replace_set(Path(path), files, manifest, set(REGISTRY_FILES), "--registry")
+
+
+def assign_to_known(
+    reg: Registry, indptr: NDArray[np.int64], hashes: NDArray[np.uint64], min_containment: float, min_shingles: int
+) -> tuple[list[str | None], NDArray[np.float32]]:
+    """Known campaign of each prompt from its shingles (CSR), without re-clustering.
+
+    A prompt is assigned to the campaign sharing the most scaffold shingles with it, when it shares at
+    least ``min_shingles`` of them and they are at least ``min_containment`` of the campaign's scaffold
+    set (a family of several scaffold variants keeps all of them in that set, so one variant's prompt holds
+    only its share). Returns the campaign ID per prompt (None when none qualifies) and the containment.
+    """
+    n = len(indptr) - 1
+    best = np.zeros(n, np.float32)
+    ids: list[str | None] = [None] * n
+    if reg.campaigns.height == 0 or n == 0:
+        return ids, best
+    sets = [np.asarray(s, dtype=np.uint64) for s in reg.campaigns["scaffold_shingles"].to_list()]
+    camp = np.concatenate([np.full(len(s), c, np.int64) for c, s in enumerate(sets)])
+    h = np.concatenate(sets)
+    order = np.argsort(h, kind="stable")
+    h, camp = h[order], camp[order]
+    row = np.repeat(np.arange(n), np.diff(indptr))
+    lo = np.searchsorted(h, hashes, side="left")
+    hi = np.searchsorted(h, hashes, side="right")
+    reps = hi - lo
+    prow = np.repeat(row, reps)
+    pcamp = (
+        camp[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
+        if reps.sum()
+        else np.zeros(0, np.int64)
+    )
+    if len(prow) == 0:
+        return ids, best
+    k = len(sets)
+    code, counts = np.unique(prow * k + pcamp, return_counts=True)
+    r, c = code // k, code % k
+    size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
+    cont = counts / size[c]
+    order = np.lexsort((c, -counts, r))
+    r, c, cont, counts = r[order], c[order], cont[order], counts[order]
+    first = np.r_[True, r[1:] != r[:-1]]
+    names = reg.campaigns["campaign_id"].to_list()
+    for rr, cc, vv, nn in zip(r[first], c[first], cont[first], counts[first], strict=True):
+        best[rr] = vv
+        if vv >= min_containment and nn >= min_shingles:
+            ids[rr] = names[cc]
+    return ids, best
+
+
+class Naming:
+    """The registry's part in one run: names today's flagged families (the ``namer`` that
+    :func:`clusterer.campaigns.decisions.decide` calls) by matching them to known campaigns, and makes the
+    registry after the day from the decisions.
+
+    ``centroid``: float32 (k, d) per family; ``frequent`` / ``common``: per family its frequent template
+    shingles and every variant's scaffold shingles; ``template``: its rendered template.
+    """
+
+    def __init__(
+        self,
+        reg: Registry,
+        cfg: RegistryConfig,
+        centroid: NDArray[np.float32],
+        frequent: list[NDArray[np.uint64]],
+        common: list[NDArray[np.uint64]],
+        template: list[str],
+    ) -> None:
+        self.reg, self.cfg = reg, cfg
+        self._centroid, self._frequent, self._common, self._template = centroid, frequent, common, template
+        self.families: dict[int, Family] = {}
+
+    def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
+        for c, p in zip(cids, proposed, strict=True):
+            self.families[c] = Family(
+                c, p, self._centroid[c], self._frequent[c], self._common[c], self._template[c], 0, 0, 0.0
+            )
+        return match_families(self.reg, list(self.families.values()), self.cfg)
+
+    def updated(self, clusters: pl.DataFrame, day: dt.date) -> Registry:
+        """The registry after ``day``, from the decided clusters (``cluster_id``, ``flagged``, ``prompts``,
+        ``accounts``, ``campaign_score``, ``campaign_id``)."""
+        flagged = clusters.filter(pl.col("flagged"))
+        fams = [
+            dataclasses.replace(self.families[c], prompts=int(p), accounts=int(a), score=float(s))
+            for c, p, a, s in zip(
+                flagged["cluster_id"], flagged["prompts"], flagged["accounts"], flagged["campaign_score"], strict=True
+            )
+        ]
+        ids = dict(zip(flagged["cluster_id"].to_list(), flagged["campaign_id"].to_list(), strict=True))
+        return update_registry(self.reg, fams, ids, day)

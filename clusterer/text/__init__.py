@@ -1,0 +1,1 @@
+"""Text: normalisation, shingle skeletons, rendered templates."""

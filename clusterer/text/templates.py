@@ -1,0 +1,150 @@
+"""Per-cluster template description: the common scaffold with slots, its rigidity and coverage."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import xxhash
+from numpy.typing import NDArray
+
+from ..accel import reference
+from ..config import SkeletonConfig
+from ..graph.lsh import Signatures
+from .normalise import NO_SPACE_CHARS, text_keys
+from .skeleton import Skeletons, frequent_shingles, render_template
+
+PAIRS_PER_CLUSTER = 256  # sampled member pairs for rigidity
+TEMPLATE_CHARS = 600
+COMMON_SHARE = 0.1
+MAX_COMMON = 4000
+
+
+_UNSPACED = re.compile(f"(?<=[{NO_SPACE_CHARS}]) (?=[{NO_SPACE_CHARS}])")
+
+
+def _join_unspaced(text: str) -> str:
+    """Undo normalisation's one-token-per-character spacing of CJK / Thai-like scripts for display."""
+    return _UNSPACED.sub("", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """Aligned with cluster IDs 0..k-1: ``text`` the scaffold with ``{…}`` slots; ``rigidity`` float32
+    (k,) mean estimated skeleton Jaccard of sampled member pairs; ``coverage`` float32 (k,) mean share of
+    members' shingles that are skeleton; ``key``: content-derived template key per cluster, unique within
+    the run (xxh3 of the 8 smallest frequent-shingle hashes; of the 8 smallest member-text keys when the
+    cluster has no common skeleton)."""
+
+    text: list[str]
+    rigidity: NDArray[np.float32]
+    coverage: NDArray[np.float32]
+    key: list[str]
+    fit: NDArray[np.float32]  # mean share of the frequent shingles each member carries (see _core)
+    frequent: list[NDArray[np.uint64]]  # shingles in at least half the members, per cluster (sorted)
+    common: list[NDArray[np.uint64]]  # shingles in at least a tenth of the members: every variant's scaffold
+
+
+def _members(labels: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Rows of every cluster 0..k-1 grouped by cluster (row order kept) and the group bounds (k + 1,)."""
+    member = labels >= 0
+    order = np.argsort(labels[member], kind="stable")
+    rows_sorted = np.flatnonzero(member)[order]
+    bounds = np.searchsorted(labels[member][order], np.arange(k + 1))
+    return rows_sorted, bounds
+
+
+def _core(
+    mem: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64], str, float]:
+    """For one cluster's member rows: its frequent shingles (in at least half the members), the shingles of
+    every member concatenated, its template text rendered from the member that carries most of the
+    frequent shingles (tokens outside them become ``{…}``; '' when there are none), and its *template fit*:
+    the mean share of the frequent shingles each member carries (how uniformly the members share one
+    scaffold, whatever their payloads)."""
+    lens = sk.indptr[mem + 1] - sk.indptr[mem]
+    take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+    member_hashes = sk.hashes[take]
+    freq = frequent_shingles(member_hashes, len(mem))
+    if not len(freq):
+        return freq, member_hashes, "", 0.0
+    owner_row = np.repeat(np.arange(len(mem)), lens)
+    counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=len(mem))
+    best = mem[int(np.argmax(counts))]
+    text = render_template(texts[int(best)], freq, ngram, sk.common_cores)[:TEMPLATE_CHARS]
+    return freq, member_hashes, text, float(counts.mean() / len(freq))
+
+
+def core_texts(labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int) -> list[str]:
+    """Template text of every cluster (see :func:`_core`), aligned with cluster IDs 0..k-1."""
+    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    rows_sorted, bounds = _members(labels, k)
+    return [_core(rows_sorted[bounds[c] : bounds[c + 1]], texts, sk, ngram)[2] for c in range(k)]
+
+
+def describe_templates(
+    labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, sigs: Signatures, cfg: SkeletonConfig, seed: int
+) -> Templates:
+    """Template text, rigidity and coverage of each cluster (``labels`` aligned with ``texts``).
+
+    The template is rendered from the member carrying most of the cluster's frequent shingles (those in
+    at least half of the members); tokens outside them become ``{…}``.
+    """
+    k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    if k == 0:
+        return Templates([], np.zeros(0, np.float32), np.zeros(0, np.float32), [], np.zeros(0, np.float32), [], [])
+    rng = np.random.default_rng(seed)
+    member = labels >= 0
+    rows_sorted, bounds = _members(labels, k)
+    cov = np.bincount(labels[member], weights=sk.coverage[member], minlength=k) / np.maximum(
+        np.bincount(labels[member], minlength=k), 1
+    )
+    pi, pj, owner = [], [], []
+    out_text: list[str] = []
+    out_key: list[str] = []
+    out_freq: list[NDArray[np.uint64]] = []
+    out_common: list[NDArray[np.uint64]] = []
+    seen: dict[str, int] = {}  # keys are made unique in cluster order (clusters are numbered by first row)
+    out_fit: list[float] = []
+    for c in range(k):
+        mem = rows_sorted[bounds[c] : bounds[c + 1]]
+        m = len(mem)
+        if m >= 2:
+            t = min(PAIRS_PER_CLUSTER, m * (m - 1) // 2)
+            a = rng.integers(0, m, t)
+            b = (a + rng.integers(1, m, t)) % m
+            pi.append(mem[a])
+            pj.append(mem[b])
+            owner.append(np.full(t, c))
+        # the members' shingles, gathered once for both thresholds and the exemplar choice
+        freq, member_hashes, text, fit = _core(mem, texts, sk, cfg.ngram)
+        out_fit.append(fit)
+        out_freq.append(freq)
+        out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
+        out_text.append(_join_unspaced(text))
+        if len(freq):
+            key = xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes())
+        else:  # no common skeleton: the key still comes from content (the members' texts), never from position
+            member_keys = np.unique(text_keys(texts.gather(mem)))[:8]
+            key = xxhash.xxh3_64_hexdigest(b"texts" + member_keys.tobytes())
+        n_same = seen.get(key, 0)
+        seen[key] = n_same + 1
+        out_key.append(key if n_same == 0 else xxhash.xxh3_64_hexdigest(f"{key}#{n_same}".encode()))
+    rig = np.zeros(k, np.float32)
+    if pi:
+        ov = reference.skeleton_overlap(sigs.sig, sigs.sizes, np.concatenate(pi), np.concatenate(pj))
+        own = np.concatenate(owner)
+        rig = (np.bincount(own, weights=ov[:, 0], minlength=k) / np.maximum(np.bincount(own, minlength=k), 1)).astype(
+            np.float32
+        )
+    return Templates(
+        text=out_text,
+        rigidity=rig,
+        coverage=cov.astype(np.float32),
+        key=out_key,
+        fit=np.asarray(out_fit, np.float32),
+        frequent=out_freq,
+        common=out_common,
+    )

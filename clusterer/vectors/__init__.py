@@ -1,0 +1,1 @@
+"""Vectors: encoders, the embedding cache, per-row vectors over a day's distinct ones."""

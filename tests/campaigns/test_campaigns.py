@@ -1,0 +1,206 @@
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from clusterer.campaigns.decisions import campaign_features, decide, operator_groups, score_campaigns, tags_of
+from clusterer.config import CampaignConfig
+
+DAY = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def _day(rng):
+    """Cluster 0: campaign (30 fresh accounts, 4 prompts each, nothing else, varied slot).
+    Cluster 1: legitimate customer (20 API keys of one old organisation, only this traffic).
+    Cluster 2: pasted shared prompt (25 old accounts, once each, identical text, plenty of other traffic).
+    Cluster 3: campaign over only 3 accounts (below the effective-accounts floor)."""
+    rows = []
+
+    def add(cluster, acct, key, org, age_days):
+        rows.append(
+            {
+                "cluster_id": cluster,
+                "account_id": acct,
+                "key": key,
+                "org_id": org,
+                "timestamp": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+                "account_created_at": DAY - dt.timedelta(days=age_days),
+            }
+        )
+
+    k = 0
+    for a in range(30):
+        for _ in range(4):
+            add(0, f"c{a}", k, f"o-c{a}", 5)
+            k += 1
+    for _ in range(200):
+        add(1, f"legit{rng.integers(20)}", k, "acme", 900)
+        k += 1
+    for a in range(25):
+        add(2, f"u{a}", 999_999, f"o-u{a}", 700)
+        for _ in range(6):
+            add(-1, f"u{a}", k, f"o-u{a}", 700)
+            k += 1
+    for _ in range(40):
+        add(3, f"small{rng.integers(3)}", k, "o-small", 3)
+        k += 1
+    df = pl.DataFrame(rows).with_columns(pl.col("key").cast(pl.UInt64), pl.col("cluster_id").cast(pl.Int64))
+    clusters = pl.DataFrame(
+        {
+            "cluster_id": [0, 1, 2, 3],
+            "rigidity": [0.6, 0.8, 1.0, 0.6],
+            "template_coverage": [0.7, 0.7, 1.0, 0.7],
+            "template": [
+                "solve step by step {…}",
+                "you are the acme helpdesk {…}",
+                "act as a travel guide",
+                "grade the answer {…}",
+            ],
+        }
+    )
+    return df, clusters
+
+
+def test_features_and_score_separate_campaign_from_hard_negatives():
+    df, clusters = _day(np.random.default_rng(0))
+    cfg = CampaignConfig()
+    feats = campaign_features(df, clusters, cfg)
+    f = {r["cluster_id"]: r for r in feats.iter_rows(named=True)}
+    assert f[0]["account_focus"] == 1.0 and f[0]["slot_variety"] == 1.0 and f[0]["new_account_share"] == 1.0
+    assert f[0]["single_prompt_account_share"] == 0.0 and 25 < f[0]["effective_accounts"] <= 30
+    assert f[1]["top_org_share"] == 1.0
+    assert f[2]["slot_variety"] == 1 / 25 and abs(f[2]["account_focus"] - 1 / 7) < 1e-9
+    assert f[0]["tags"] == ["reasoning_trace"] and f[3]["tags"] == ["grading"]
+    scored = {r["cluster_id"]: r for r in score_campaigns(feats, cfg).iter_rows(named=True)}
+    assert scored[0]["flagged"] and scored[0]["campaign_score"] > 0.9
+    assert not scored[1]["flagged"] and not scored[2]["flagged"]
+    assert scored[3]["campaign_score"] == 0.0  # fewer than 5 effective accounts
+    assert all(0.0 <= r["campaign_score"] <= 1.0 for r in scored.values())
+
+
+def test_score_runs_without_metadata_columns():
+    df, clusters = _day(np.random.default_rng(1))
+    feats = campaign_features(df.drop("org_id", "account_created_at"), clusters, CampaignConfig())
+    assert "top_org_share" not in feats.columns and "new_account_share" not in feats.columns
+    scored = score_campaigns(feats, CampaignConfig())
+    assert scored.filter(pl.col("cluster_id") == 0)["flagged"][0]
+
+
+def test_operator_groups_join_two_campaigns_on_one_pool_and_leave_others_alone():
+    # accounts 0-9 run flagged families 0 and 1; accounts 10-14 only family 2; 15-19 an unflagged family 3
+    accounts = np.concatenate([np.arange(10), np.arange(10), np.arange(10, 15), np.arange(15, 20)])
+    labels = np.concatenate([np.zeros(10), np.ones(10), np.full(5, 2), np.full(5, 3)]).astype(np.int64)
+    groups = operator_groups(accounts, labels, np.array([0, 1, 2]), CampaignConfig())
+    assert len(set(groups[:10].tolist())) == 1 and groups[0] >= 0
+    assert len(set(groups[10:15].tolist())) == 1 and groups[10] != groups[0]
+    assert (groups[15:20] == -1).all()
+
+
+def test_decide_reports_missing_signals_and_flags_accounts():
+    df, clusters = _day(np.random.default_rng(2))
+    frame = df.drop("org_id", "account_created_at").select("account_id", "timestamp")
+    dec = decide(
+        frame, df["cluster_id"].to_numpy(), df["key"].to_numpy(), clusters, ["k0", "k1", "k2", "k3"], CampaignConfig()
+    )
+    assert not dec.signals.org and not dec.signals.account_age
+    # without org_id a customer spread over 20 keys looks like a campaign (see README); the rest holds
+    assert dec.prompt_flagged[:120].all() and set(dec.prompt_campaign[i] for i in range(120)) == {"cmp-k0"}
+    labels = df["cluster_id"].to_numpy()
+    assert not dec.prompt_flagged[(labels == 2) | (labels == 3) | (labels == -1)].any()
+    acc = {r["account_id"]: r for r in dec.accounts.iter_rows(named=True)}
+    assert acc["c3"]["flagged"] and acc["c3"]["campaigns"] == ["cmp-k0"] and acc["c3"]["flagged_share"] == 1.0
+    assert not acc["u3"]["flagged"] and not acc["small1"]["flagged"]
+    assert dec.operators.height == 2 and sorted(dec.operators["accounts"].to_list()) == [20, 30]
+
+
+def test_tags_of_uses_lexicons():
+    assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
+    assert tags_of("hello there") == []
+
+
+def test_one_operator_running_two_campaigns_is_one_group(tmp_path, fast_cfg):
+    from clusterer import api, synth
+
+    traffic, labels = synth.fake_day(seed=11, campaign_sizes=(90, 90), one_operator=True, accounts_per_campaign=15)
+    path = tmp_path / "day.parquet"
+    traffic.write_parquet(path)
+    api.run([path], tmp_path / "out", fast_cfg())
+    acc = pl.read_parquet(tmp_path / "out" / "accounts.parquet")
+    op = acc.filter(pl.col("account_id").str.starts_with("op-"))
+    assert op["flagged"].all() and op["operator_group"].n_unique() == 1 and op["operator_group"][0] >= 0
+    assert all(len(c) == 2 for c in op["campaigns"].to_list())  # two campaigns, one operator
+    others = acc.filter(~pl.col("account_id").str.starts_with("op-"))
+    assert (others["operator_group"] != op["operator_group"][0]).all()
+    ops = pl.read_parquet(tmp_path / "out" / "operators.parquet")
+    mine = ops.filter(pl.col("operator_group") == op["operator_group"][0])
+    assert mine["accounts"][0] == 15 and len(mine["campaigns"][0]) == 2
+
+
+def test_contributions_explain_the_score_and_terms_are_bounded():
+    from clusterer.config import SCORE_TERMS
+
+    df, clusters = _day(np.random.default_rng(3))
+    cfg = CampaignConfig()
+    scored = score_campaigns(campaign_features(df, clusters, cfg), cfg)
+    for t in SCORE_TERMS:
+        assert scored[f"term_{t}"].is_between(-1.0, 1.0).all()
+    total = scored.select(pl.sum_horizontal("contrib_bias", *[f"contrib_{t}" for t in SCORE_TERMS]))
+    np.testing.assert_allclose(total.to_series().to_numpy(), scored["campaign_logit"].to_numpy())
+    # the customer is held back by its one organisation and established accounts
+    cust = scored.filter(pl.col("cluster_id") == 1)
+    assert cust["contrib_one_org"][0] < 0 and cust["contrib_fresh"][0] < 0
+
+
+def test_cover_traffic_does_not_sink_a_campaign():
+    """Campaign accounts that also send plenty of ordinary prompts lower its focus; fresh accounts, a varied
+    slot and many accounts still carry it (no single term vetoes)."""
+    df, clusters = _day(np.random.default_rng(4))
+    rng = np.random.default_rng(5)
+    cover = [
+        {
+            "cluster_id": -1,
+            "account_id": f"c{a}",
+            "key": 5_000_000 + 100 * a + j,
+            "org_id": f"o-c{a}",
+            "timestamp": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+            "account_created_at": DAY - dt.timedelta(days=5),
+        }
+        for a in range(30)
+        for j in range(12)
+    ]
+    df = pl.concat([df, pl.DataFrame(cover).with_columns(pl.col("key").cast(pl.UInt64))], how="vertical_relaxed")
+    cfg = CampaignConfig()
+    scored = {
+        r["cluster_id"]: r for r in score_campaigns(campaign_features(df, clusters, cfg), cfg).iter_rows(named=True)
+    }
+    assert scored[0]["account_focus"] < 0.3 and scored[0]["contrib_focus"] < 0
+    assert scored[0]["flagged"]
+
+
+def test_campaign_features_are_the_same_to_the_bit_on_every_call():
+    # float sums over a group-by's rows used to add in the order the (multi-threaded) group-by produced,
+    # so effective_accounts and burst_excess moved in their last digit from run to run
+    rng = np.random.default_rng(0)
+    n = 60_000
+    ts = np.datetime64("2026-11-01") + rng.integers(0, 86_400, n).astype("timedelta64[s]")
+    df = pl.DataFrame(
+        {
+            "cluster_id": rng.integers(-1, 40, n).astype(np.int64),
+            "account_id": [f"a{x}" for x in rng.integers(0, 5_000, n)],
+            "timestamp": ts.astype("datetime64[us]"),
+            "key": rng.integers(0, 2**63, n).astype(np.uint64),
+        }
+    ).with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+    clusters = pl.DataFrame(
+        {
+            "cluster_id": np.arange(40, dtype=np.int64),
+            "rigidity": np.ones(40, np.float32),
+            "template_coverage": np.ones(40, np.float32),
+            "template": ["x"] * 40,
+        }
+    )
+    first = campaign_features(df, clusters, CampaignConfig())
+    for _ in range(4):
+        again = campaign_features(df, clusters, CampaignConfig())
+        for col in ("effective_accounts", "account_focus", "burst_excess"):
+            assert again[col].equals(first[col]), col

@@ -1,0 +1,110 @@
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from clusterer.accel.backend import Backend
+from clusterer.clustering.hdbscan import cluster_graph, mutual_reachability_mst
+from clusterer.config import ClusterConfig, GraphConfig
+from clusterer.graph.edges import knn_edges
+from clusterer.graph.knn import knn_graph
+
+
+def _blobs(seed, n_blobs=4, per=50, noise=40, d=16, spread=0.08):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_blobs, d))
+    x = [c + spread * rng.normal(size=(per, d)) for c in centres] + [rng.normal(size=(noise, d))]
+    truth = np.repeat(np.arange(n_blobs + 1), [per] * n_blobs + [noise])
+    x = np.concatenate(x).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
+
+
+def test_recovers_blobs_like_reference_hdbscan():
+    import hdbscan
+
+    x, truth = _blobs(0)
+    labels = cluster_graph(knn_graph(x, GraphConfig(k=15), Backend.CPU), ClusterConfig()).labels
+    blob = truth < 4
+    assert adjusted_rand_score(truth[blob], labels[blob]) > 0.95
+    ref = hdbscan.HDBSCAN(min_cluster_size=10, min_samples=5).fit_predict(x)
+    assert adjusted_rand_score(ref, labels) > 0.9
+
+
+def test_disconnected_components_do_not_fail():
+    # two far-apart groups whose kNN graphs never touch
+    x, _ = _blobs(1, n_blobs=2, per=30, noise=0, spread=0.01)
+    knn = knn_graph(x, GraphConfig(k=5), Backend.CPU)
+    mst = mutual_reachability_mst(len(x), *knn_edges(knn), 5)
+    assert mst.shape == (len(x) - 1, 3)
+    assert np.all(np.diff(mst[:, 2]) >= 0)
+    labels = cluster_graph(knn, ClusterConfig(min_cluster_size=5)).labels
+    assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1 and labels[0] != labels[30]
+
+
+def test_labels_are_canonical_and_deterministic():
+    x, _ = _blobs(2)
+    knn = knn_graph(x, GraphConfig(k=15), Backend.CPU)
+    a = cluster_graph(knn, ClusterConfig())
+    b = cluster_graph(knn, ClusterConfig())
+    assert a.labels.tolist() == b.labels.tolist()
+    first_rows = [int(np.flatnonzero(a.labels == c)[0]) for c in range(a.labels.max() + 1)]
+    assert first_rows == sorted(first_rows)
+    assert len(a.persistence) == a.labels.max() + 1
+
+
+def test_exact_duplicates_form_a_cluster():
+    x, _ = _blobs(3, n_blobs=2, per=20, noise=60)
+    x[:20] = x[0]
+    x[20:40] = x[20]
+    labels = cluster_graph(knn_graph(x, GraphConfig(k=10), Backend.CPU), ClusterConfig()).labels
+    assert len(set(labels[:20])) == 1 and labels[0] >= 0
+    assert len(set(labels[20:40])) == 1 and labels[20] >= 0 and labels[20] != labels[0]
+
+
+def test_too_few_points_are_noise():
+    x, _ = _blobs(4, n_blobs=1, per=5, noise=0)
+    assert (cluster_graph(knn_graph(x, GraphConfig(k=4), Backend.CPU), ClusterConfig()).labels == -1).all()
+
+
+def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
+    from clusterer.clustering.refine import attach_noise, propagate_labels
+
+    labels = np.array([0, 0, 0, 1, 1, 1, -1, -1, -1])
+    i = np.array([6, 6, 6, 6, 7, 7, 7, 8])
+    j = np.array([0, 1, 2, 3, 6, 0, 1, 3])
+    sim = np.array([0.6, 0.6, 0.6, 0.55, 0.9, 0.1, 0.1, 0.52], np.float32)
+    # one strong edge: node 7 joins its neighbour's cluster (node 6 is noise, so nothing yet)
+    assert attach_noise(labels, i, j, sim, 0.8).tolist() == labels.tolist()
+    # votes: node 6 has three cluster-0 neighbours of four >= 0.5; then node 7 follows node 6 next round
+    grown = propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=5)
+    assert grown[6] == 0 and grown[7] == -1  # node 7 has one vote (node 6), fewer than 3
+    assert grown[8] == -1  # a single vote for cluster 1 is not enough
+    assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
+    assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
+
+
+def test_hdbscan_private_tree_api_is_the_tested_one():
+    """cluster_edges calls hdbscan's private tree routines by keyword; an hdbscan release that renames or
+    drops them (or their parameters) must fail here, loudly, before it mis-clusters a day."""
+    import importlib
+    import inspect
+    from importlib.metadata import version
+
+    from clusterer.clustering.hdbscan import HDBSCAN_PRIVATE_API, HDBSCAN_TESTED
+
+    assert version("hdbscan") == HDBSCAN_TESTED, (
+        f"hdbscan {version('hdbscan')} is installed; clusterer is tested with {HDBSCAN_TESTED} (pyproject pin)"
+    )
+    for dotted, params in HDBSCAN_PRIVATE_API.items():
+        module, name = dotted.rsplit(".", 1)
+        fn = getattr(importlib.import_module(module), name)
+        assert tuple(inspect.signature(fn).parameters)[: len(params)] == params, dotted
+
+
+def test_one_dense_group_is_a_cluster_not_noise():
+    """Every edge at one distance (a day of one template): no split below the root, yet one cluster."""
+    from clusterer.clustering.hdbscan import cluster_edges
+
+    n = 300
+    i = np.arange(n - 1)
+    j = i + 1
+    got = cluster_edges(n, i, j, np.ones(n - 1), ClusterConfig())
+    assert (got.labels == 0).all()

@@ -1,0 +1,136 @@
+"""Second-level grouping of fragments into template families (clusterer.families)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from clusterer import api, synth
+from clusterer.clustering.families import average_linkage
+
+EN = (
+    "Summarise the document below in exactly five bullet points. Each bullet must stay under twenty words. "
+    "Finish with a one-line conclusion.\n\nDocument: {p}"
+)
+ES = (
+    "Resume el documento siguiente en exactamente cinco viñetas. Cada viñeta debe tener menos de veinte "
+    "palabras. Termina con una conclusión de una línea.\n\nDocumento: {p}"
+)
+OTHER_EN = (
+    "Check whether the statement below is true. Explain your reasoning carefully and then answer with "
+    "VERDICT: true or VERDICT: false on the last line.\n\nStatement: {p}"
+)
+
+
+def test_average_linkage_needs_a_cohesive_group():
+    # 0-1 and 1-2 are strong, 0-2 unknown: connected components would chain all three
+    a, b, s = np.array([0, 1]), np.array([1, 2]), np.array([0.9, 0.9])
+    groups, merges = average_linkage(3, a, b, s, 0.5)
+    assert merges == 1 and groups.tolist() == [0, 0, 2]
+    # a third pair makes the group cohesive
+    groups, merges = average_linkage(3, np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([0.9, 0.9, 0.6]), 0.5)
+    assert merges == 2 and groups.tolist() == [0, 0, 0]
+    # a forbidden pair (negative) keeps a group from absorbing both
+    groups, _ = average_linkage(3, np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.9, 0.8, -1.0]), 0.5)
+    assert groups.tolist() == [0, 0, 2]
+    # nothing above the threshold: nothing merges; empty input is fine
+    assert average_linkage(3, a, b, np.array([0.4, 0.4]), 0.5)[0].tolist() == [0, 1, 2]
+    assert average_linkage(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0.5)[0].tolist() == []
+
+
+def _day(variants, n_per=60, orgs=True, seed=0):
+    """Traffic where each variant (scaffold, account pool, label, operator, (first hour, last hour)) sends
+    n_per prompts over one payload pool within those hours; a fifth of each pool's accounts sit in one of
+    four shell organisations of its operator."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for scaffold, pool, label, operator, (h0, h1) in variants:
+        for i in range(n_per):
+            acct = f"{pool}-{i % 20}"
+            org = f"{operator}-shell-{i % 4}" if i % 20 < 4 else f"org-{acct}"
+            secs = float(rng.uniform(h0, h1) * 3600)
+            rows.append((scaffold.format(p=synth._payload(rng, 0)), acct, org, label, secs))
+    for _ in range(400):
+        acct = f"user-{int(rng.integers(200))}"
+        rows.append((synth._benign(rng), acct, f"org-{acct}", None, float(rng.uniform(0, 86_399))))
+    rows.sort(key=lambda r: r[4])
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    traffic = pl.DataFrame(
+        {
+            "prompt_id": [f"p{i:05d}" for i in range(len(rows))],
+            "account_id": [r[1] for r in rows],
+            "timestamp": [start + dt.timedelta(seconds=r[4]) for r in rows],
+            "text": [r[0] for r in rows],
+            **({"org_id": [r[2] for r in rows]} if orgs else {}),
+        }
+    ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
+    return traffic, [r[3] for r in rows]
+
+
+def _families(tmp_path, traffic, cfg):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "day.parquet"
+    traffic.write_parquet(path)
+    api.run([path], tmp_path / "out", cfg)
+    return pl.read_parquet(tmp_path / "out" / "assignments.parquet")["cluster_id"].to_numpy()
+
+
+def _ari(labels, cluster):
+    camp = np.array([x is not None for x in labels])
+    return adjusted_rand_score(np.array(labels, dtype=object)[camp].astype(str), cluster[camp])
+
+
+@pytest.mark.slow
+def test_translated_variant_joins_through_shared_organisations(tmp_path, fast_cfg):
+    day = (0, 24)
+    variants = [
+        (EN, "en", "summary", "op", day),
+        (ES, "es", "summary", "op", day),
+        (OTHER_EN, "x", "verdict", "x", day),
+    ]
+    traffic, labels = _day(variants)
+    cl = _families(tmp_path / "with", traffic, fast_cfg())
+    assert _ari(labels, cl) == pytest.approx(1.0)
+    # without the organisation column nothing links the translation: two families of the same campaign
+    cl = _families(tmp_path / "without", traffic.drop("org_id"), fast_cfg())
+    summary = np.array([x == "summary" for x in labels])
+    assert len(set(cl[summary].tolist())) == 2 and (cl[summary] >= 0).all()
+
+
+@pytest.mark.slow
+def test_two_templates_of_one_operator_stay_apart(tmp_path, fast_cfg):
+    # same accounts, same organisations, same payload pool, two English scaffolds run as separate jobs:
+    # two campaigns
+    traffic, labels = _day([(EN, "op", "summary", "op", (0, 24)), (OTHER_EN, "op", "verdict", "op", (10, 20))])
+    cl = _families(tmp_path / "jobs", traffic, fast_cfg())
+    assert _ari(labels, cl) == pytest.approx(1.0)
+    # sent together by one job, two English scaffolds look like re-worded variants of one template to an
+    # English-only encoder: joined (a documented limit, see clusterer.families)
+    traffic, labels = _day([(EN, "op", "summary", "op", (0, 24)), (OTHER_EN, "op", "verdict", "op", (0, 24))])
+    cl = _families(tmp_path / "one_job", traffic, fast_cfg())
+    camp = np.array([x is not None for x in labels])
+    assert len(set(cl[camp].tolist())) == 1
+
+
+@pytest.mark.slow
+def test_heavy_accounts_posting_many_templates_do_not_join_them(tmp_path, fast_cfg):
+    # eight unrelated texts, every one posted by the same five heavy accounts
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(synth._WORDS, 40)) + " please answer in full." for _ in range(8)]
+    rows = [(t, f"heavy-{i % 5}", f"t{k}") for k, t in enumerate(texts) for i in range(15)]
+    rows += [(synth._benign(rng), f"user-{int(rng.integers(150))}", None) for _ in range(300)]
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    traffic = pl.DataFrame(
+        {
+            "prompt_id": [f"p{i:05d}" for i in range(len(rows))],
+            "account_id": [r[1] for r in rows],
+            "timestamp": [start + dt.timedelta(seconds=60 * i) for i in range(len(rows))],
+            "text": [r[0] for r in rows],
+        }
+    ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
+    cl = _families(tmp_path, traffic, fast_cfg())
+    assert _ari([r[2] for r in rows], cl) == pytest.approx(1.0)

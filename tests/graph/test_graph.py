@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from clusterer.accel import hashing, reference
+from clusterer.accel.backend import Backend
+from clusterer.config import GraphConfig
+from clusterer.graph.knn import knn_graph
+
+
+def _unit(n, d, seed):
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_knn_matches_brute_force(backend, seed):
+    x = _unit(300, 32, seed)
+    knn = knn_graph(x, GraphConfig(k=8), backend)
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    want = np.sort(s, axis=1)[:, ::-1][:, :8]
+    np.testing.assert_allclose(knn.sim, want, atol=2e-3 if backend is Backend.GPU else 1e-5)
+    assert not (knn.idx == np.arange(300)[:, None]).any()
+
+
+def test_exact_duplicates_never_list_themselves():
+    x = _unit(20, 8, 3)
+    x[5:12] = x[5]
+    knn = knn_graph(x, GraphConfig(k=4), Backend.CPU)
+    assert not (knn.idx == np.arange(20)[:, None]).any()
+    assert (knn.sim[5:12] > 0.999).all()
+
+
+def test_fewer_points_than_k_are_padded():
+    knn = knn_graph(_unit(3, 4, 0), GraphConfig(k=5), Backend.CPU)
+    assert knn.idx.shape == (3, 5)
+    assert (knn.idx[:, 2:] == -1).all() and (knn.idx[:, :2] >= 0).all()
+    assert knn_graph(_unit(1, 4, 0), GraphConfig(k=5), Backend.CPU).idx.tolist() == [[-1] * 5]
+
+
+def test_lsh_pairs_find_template_mates_with_bounded_count():
+    from clusterer.graph.lsh import lsh_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**62, 40).astype(np.uint64)
+    rows = [np.unique(np.concatenate([base, rng.integers(0, 2**62, 3).astype(np.uint64)])) for _ in range(300)]
+    rows += [np.unique(rng.integers(0, 2**62, 40).astype(np.uint64)) for _ in range(300)]
+    rows += [np.zeros(0, np.uint64)] * 10
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    sig = reference.minhash_signatures(indptr, np.concatenate(rows), hashing.perm_seeds(128, 0))
+    pairs = lsh_pairs(sig, np.diff(indptr).astype(np.int32), GraphConfig(lsh_bands=32, lsh_links=2))
+    assert (pairs.i < pairs.j).all()
+    tmpl = (pairs.i < 300) & (pairs.j < 300)
+    assert tmpl.mean() > 0.99  # unrelated sets almost never collide
+    assert len(pairs.i) <= 32 * 2 * 600
+    assert len(np.unique(np.concatenate([pairs.i[tmpl], pairs.j[tmpl]]))) == 300  # every template row linked
+    assert not np.isin(np.arange(600, 610), np.concatenate([pairs.i, pairs.j])).any()  # empty skeletons skipped
+
+
+def test_score_edges_combines_template_and_semantic():
+    from clusterer.graph.edges import Pairs, score_edges
+
+    x = _unit(4, 8, 1)
+    pairs = Pairs(i=np.array([0, 1]), j=np.array([2, 3]))
+    tmpl = np.array([1.0, 0.0], np.float32)
+    e = score_edges(pairs, x, tmpl, GraphConfig(template_weight=0.25))
+    cos = np.array([x[0] @ x[2], x[1] @ x[3]])
+    np.testing.assert_allclose(e.sim, 0.25 * tmpl + 0.75 * cos, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_find_most_exact_neighbours(kind):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32))
+    x = (centres[rng.integers(0, 40, 4000)] + 0.3 * rng.normal(size=(4000, 32))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    exact = knn_graph(x, GraphConfig(k=10, index="flat"), Backend.CPU)
+    got = knn_graph(x, GraphConfig(k=10, index=kind), Backend.CPU)
+    assert got.idx.shape == exact.idx.shape
+    recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(got.idx, exact.idx, strict=True)])
+    assert recall > 0.9
+    assert not (got.idx == np.arange(4000)[:, None]).any()
+
+
+def test_index_choice_by_size():
+    from clusterer.graph.knn import index_kind
+
+    assert index_kind(10_000, GraphConfig()) == "flat"
+    assert index_kind(5_000_000, GraphConfig()) == "hnsw"
+    assert index_kind(5_000_000, GraphConfig(), gpu=True) == "ivf"
+    assert index_kind(10, GraphConfig(index="hnsw")) == "hnsw"
+
+
+def test_knn_over_distinct_vectors_matches_exact_search_over_rows():
+    rng = np.random.default_rng(1)
+    uniq = _unit(300, 16, 2)
+    of_row = np.concatenate([np.arange(300), rng.integers(0, 40, 700)])  # 40 vectors with many copies
+    rng.shuffle(of_row)
+    rows = uniq[of_row]
+    k = 12
+    exact = knn_graph(rows, GraphConfig(k=k, index="flat"), Backend.CPU)
+    got = knn_graph(uniq, GraphConfig(k=k, index="flat"), Backend.CPU, of_row=of_row)
+    assert got.idx.shape == (1000, k)
+    assert not (got.idx == np.arange(1000)[:, None]).any()
+    # same similarities per row (which copy of a tied vector comes back is arbitrary)
+    np.testing.assert_allclose(got.sim, exact.sim, atol=1e-5)
+    np.testing.assert_allclose(np.einsum("ij,ikj->ik", rows, rows[got.idx]), got.sim, atol=1e-5)
+    # copies of one vector link to each other first
+    r = int(np.flatnonzero(np.bincount(of_row)[of_row] > k + 1)[0])
+    assert (of_row[got.idx[r]] == of_row[r]).all()

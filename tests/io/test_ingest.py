@@ -1,0 +1,193 @@
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from clusterer.config import IngestConfig
+from clusterer.errors import InputError
+from clusterer.io.ingest import read_logs
+
+
+def _rows(n=5, **extra):
+    base = {
+        "prompt_id": [f"id{i}" for i in range(n)],
+        "account_id": [f"a{i % 2}" for i in range(n)],
+        "timestamp": [f"2026-11-01T0{i % 10}:00:00Z" for i in range(n)],
+        "text": [f"prompt number {i}" for i in range(n)],
+    }
+    base.update(extra)
+    return pl.DataFrame(base)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_reads_each_format(tmp_path, fmt):
+    df = _rows(6, region=["eu", "us"] * 3)
+    path = tmp_path / f"day.{fmt}"
+    {"parquet": df.write_parquet, "jsonl": df.write_ndjson, "csv": df.write_csv}[fmt](path)
+    got = read_logs([path], IngestConfig())
+    assert got.frame["prompt_id"].to_list() == df["prompt_id"].to_list()
+    assert got.frame["text"].to_list() == df["text"].to_list()
+    assert got.frame["timestamp"].dtype == pl.Datetime("us", "UTC")
+    assert got.frame["timestamp"][1] == dt.datetime(2026, 11, 1, 1, tzinfo=dt.timezone.utc)
+    assert got.extra_columns == ("region",)
+    assert got.files[0].rows == 6 and len(got.files[0].xxh3_64) == 16
+
+
+def test_directory_glob_and_several_files(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    _rows(3).write_parquet(parts / "part-0.parquet")
+    _rows(4).with_columns(pl.col("prompt_id") + "b").write_parquet(parts / "part-1.parquet")
+    (parts / "_SUCCESS").write_text("")
+    by_dir = read_logs([parts], IngestConfig())
+    by_glob = read_logs([str(parts / "part-*.parquet")], IngestConfig())
+    by_list = read_logs([parts / "part-0.parquet", parts / "part-1.parquet"], IngestConfig())
+    for got in (by_dir, by_glob, by_list):
+        assert got.frame.height == 7
+        assert got.frame["_row"].to_list() == list(range(7))
+
+
+def test_renamed_columns_and_generated_ids(tmp_path):
+    df = _rows(3).rename({"text": "body", "account_id": "user", "timestamp": "ts"}).drop("prompt_id")
+    path = tmp_path / "x.parquet"
+    df.write_parquet(path)
+    got = read_logs([path], IngestConfig(text_col="body", account_col="user", timestamp_col="ts"))
+    assert got.generated_prompt_ids
+    assert got.frame["prompt_id"].to_list() == ["p000000000", "p000000001", "p000000002"]
+    assert got.frame["account_id"].to_list() == ["a0", "a1", "a0"]
+
+
+def test_chat_messages_are_flattened(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    rows = [
+        {
+            "prompt_id": "c1",
+            "account_id": "a",
+            "timestamp": "2026-11-01T00:00:00Z",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "solve 2+2"},
+            ],
+        },
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    got = read_logs([path], IngestConfig())
+    assert got.frame["text"].to_list() == ["You are terse.\nhi\nsolve 2+2"]
+
+
+def test_epoch_seconds_timestamps(tmp_path):
+    df = _rows(2).with_columns(pl.Series("timestamp", [1_764_000_000, 1_764_000_060]))
+    path = tmp_path / "e.parquet"
+    df.write_parquet(path)
+    got = read_logs([path], IngestConfig())
+    assert got.frame["timestamp"][1] - got.frame["timestamp"][0] == dt.timedelta(seconds=60)
+
+
+def test_missing_column_lists_columns(tmp_path):
+    path = tmp_path / "m.parquet"
+    _rows(2).drop("account_id").write_parquet(path)
+    with pytest.raises(
+        InputError,
+        match=r"missing column 'account_id'; columns present: prompt_id, timestamp, "
+        r"text; pass --account-col",
+    ):
+        read_logs([path], IngestConfig())
+
+
+def test_missing_text_column(tmp_path):
+    path = tmp_path / "m.csv"
+    _rows(2).rename({"text": "prompt"}).write_csv(path)
+    with pytest.raises(
+        InputError,
+        match=r"m.csv: missing column 'text' .*columns present: prompt_id, account_id, "
+        r"timestamp, prompt",
+    ):
+        read_logs([path], IngestConfig())
+
+
+def test_non_utf8_bytes(tmp_path):
+    path = tmp_path / "bad.csv"
+    good = "prompt_id,account_id,timestamp,text\n1,a,2026-11-01T00:00:00Z,hello\n"
+    path.write_bytes(good.encode() + b"2,a,2026-11-01T00:00:00Z,caf\xe9 au lait\n")
+    with pytest.raises(InputError, match=r"bad.csv: invalid UTF-8 bytes at line 3 .*--on-bad-utf8 replace"):
+        read_logs([path], IngestConfig())
+    got = read_logs([path], IngestConfig(on_bad_utf8="replace"))
+    assert got.frame["text"].to_list() == ["hello", "caf\ufffd au lait"]
+
+
+def test_non_utf8_bytes_jsonl_replace(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"prompt_id":"1","account_id":"a","timestamp":"2026-11-01T00:00:00Z","text":"x\xff"}\n')
+    with pytest.raises(InputError, match="line 1"):
+        read_logs([path], IngestConfig())
+    assert read_logs([path], IngestConfig(on_bad_utf8="replace")).frame["text"].to_list() == ["x\ufffd"]
+
+
+def test_duplicate_prompt_ids(tmp_path):
+    path = tmp_path / "d.parquet"
+    _rows(5).with_columns(pl.Series("prompt_id", ["x", "y", "x", "z", "y"])).write_parquet(path)
+    with pytest.raises(
+        InputError,
+        match=r"column 'prompt_id' has 4 rows sharing 2 duplicated IDs "
+        r"\(e.g. 'x', 'y' at .*d.parquet row 0.*--new-prompt-ids",
+    ):
+        read_logs([path], IngestConfig())
+    got = read_logs([path], IngestConfig(new_prompt_ids=True))
+    assert got.frame["prompt_id"].n_unique() == 5
+
+
+def test_unparseable_timestamps_show_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    _rows(4, timestamp=["2026-11-01T00:00:00Z", "yesterday", "2026-11-01T02:00:00Z", "32/13/2026"]).write_csv(path)
+    with pytest.raises(
+        InputError,
+        match=r"column 'timestamp' has 2 unparseable timestamps \(e.g. .*t.csv row 1: "
+        r"'yesterday'; .*t.csv row 3: '32/13/2026'\)",
+    ):
+        read_logs([path], IngestConfig())
+
+
+def test_null_account_needs_fill(tmp_path):
+    path = tmp_path / "n.parquet"
+    _rows(4, account_id=["a", None, "b", ""]).write_parquet(path)
+    with pytest.raises(
+        InputError,
+        match=r"column 'account_id' is null or empty in 2 rows \(e.g. .*n.parquet row 1, "
+        r".*n.parquet row 3\); drop them or pass --fill-account",
+    ):
+        read_logs([path], IngestConfig())
+    got = read_logs([path], IngestConfig(fill_account="unknown"))
+    assert got.frame["account_id"].to_list() == ["a", "unknown", "b", "unknown"]
+
+
+def test_directory_without_logs(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="directory has no .parquet, .jsonl"):
+        read_logs([tmp_path], IngestConfig())
+
+
+def test_glob_without_matches_and_missing_path(tmp_path):
+    with pytest.raises(InputError, match="glob matches no files"):
+        read_logs([str(tmp_path / "*.parquet")], IngestConfig())
+    with pytest.raises(InputError, match="no such file or directory"):
+        read_logs([tmp_path / "none.parquet"], IngestConfig())
+
+
+def test_empty_inputs(tmp_path):
+    empty = tmp_path / "empty.parquet"
+    _rows(0).write_parquet(empty)
+    assert read_logs([empty], IngestConfig()).frame.height == 0
+    zero = tmp_path / "zero.csv"
+    zero.write_bytes(b"")
+    got = read_logs([zero], IngestConfig())
+    assert got.frame.height == 0 and got.frame.columns[:5] == ["_row", "prompt_id", "account_id", "timestamp", "text"]
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "logs.txt"
+    path.write_text("x")
+    with pytest.raises(InputError, match="cannot tell the format"):
+        read_logs([path], IngestConfig())

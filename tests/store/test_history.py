@@ -1,0 +1,65 @@
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clusterer import api, synth
+from clusterer.errors import ConfigError, InputError
+from clusterer.store.history import VECTOR_OF_ROW, VECTORS, HistoryConfig, add_day, history_stats
+
+
+def _run(tmp_path, name, cfg, history=None, **day_kw):
+    traffic, labels = synth.fake_day(**day_kw)
+    path = tmp_path / f"{name}.parquet"
+    traffic.write_parquet(path)
+    out = tmp_path / name
+    api.run([path], out, cfg, history=history)
+    return out, labels
+
+
+def test_run_saves_its_distinct_vectors(tmp_path, fast_cfg):
+    out, _ = _run(tmp_path, "d1", fast_cfg(), seed=1)
+    vecs = np.load(out / VECTORS)
+    of_row = np.load(out / VECTOR_OF_ROW)
+    a = pl.read_parquet(out / "assignments.parquet")
+    assert vecs.dtype == np.float16 and len(of_row) == a.height
+    assert of_row.max() == len(vecs) - 1
+    assert ((of_row >= 0) == (a["status"] != "empty_text").to_numpy()).all()
+
+
+def test_history_marks_continuing_campaigns_and_not_new_ones(tmp_path, fast_cfg):
+    cfg = fast_cfg()
+    d1, _ = _run(tmp_path, "d1", cfg, seed=1, campaign_sizes=(80,), scaffolds=(0,), day=1)
+    index = tmp_path / "hist"
+    entry = add_day(d1, index, HistoryConfig(nlist=16))
+    assert entry["day"] == "2026-11-01" and entry["vectors"] > 0
+    st = history_stats(index)
+    assert st["days"] == 1 and st["vectors"] == entry["vectors"] and st["bytes_per_vector"] > 0
+    with pytest.raises(InputError, match="already in"):
+        add_day(d1, index)
+    # day 2: the same campaign continues, a new one starts
+    d2, labels = _run(tmp_path, "d2", cfg, history=index, seed=2, campaign_sizes=(80, 60), scaffolds=(0, 1), day=2)
+    a = pl.read_parquet(d2 / "assignments.parquet").join(labels, on="prompt_id")
+    cl = pl.read_parquet(d2 / "clusters.parquet")
+    assert {"history_first_seen", "history_days", "history_near_duplicates", "history_campaign_id"} <= set(cl.columns)
+
+    def main_cluster(label):
+        return a.filter(pl.col("label") == label)["cluster_id"].mode()[0]
+
+    old = cl.filter(pl.col("cluster_id") == main_cluster("campaign_0")).row(0, named=True)
+    new = cl.filter(pl.col("cluster_id") == main_cluster("campaign_1")).row(0, named=True)
+    assert old["history_days"] == 1 and old["history_first_seen"] == dt.date(2026, 11, 1)
+    assert old["history_near_duplicates"] > 0
+    assert new["history_days"] == 0 and new["history_first_seen"] is None
+
+
+def test_history_refuses_another_model(tmp_path, fast_cfg):
+    d1, _ = _run(tmp_path, "d1", fast_cfg(), seed=1)
+    index = tmp_path / "hist"
+    add_day(d1, index, HistoryConfig(nlist=16))
+    d2, _ = _run(tmp_path, "d2", fast_cfg(**{"embed.max_tokens": 32}), seed=2, day=2)
+    with pytest.raises(ConfigError, match="holds"):
+        add_day(d2, index)
+    with pytest.raises(InputError, match="missing"):
+        add_day(tmp_path, index)

@@ -1,0 +1,89 @@
+import polars as pl
+import pytest
+
+from clusterer import api, synth
+from clusterer.api import assign
+from clusterer.errors import InputError
+from clusterer.store.registry import load_registry
+
+
+def _day(tmp_path, day, scaffolds, seed):
+    traffic, labels = synth.fake_day(
+        seed=seed, campaign_sizes=(90,) * len(scaffolds), scaffolds=scaffolds, day=day, accounts_per_campaign=15
+    )
+    path = tmp_path / f"day{day}.parquet"
+    traffic.write_parquet(path)
+    return path, labels
+
+
+def _ids(out, labels):
+    a = pl.read_parquet(out / "assignments.parquet").join(labels, on="prompt_id")
+    got = (
+        a.filter(pl.col("campaign_id").is_not_null() & pl.col("label").is_not_null())
+        .group_by("label")
+        .agg(pl.col("campaign_id").mode().first())
+    )
+    return dict(got.iter_rows())
+
+
+def test_campaign_ids_are_stable_across_days_and_new_campaigns_get_new_ids(tmp_path, fast_cfg):
+    reg = tmp_path / "registry"
+    cfg = fast_cfg()
+    p1, l1 = _day(tmp_path, 1, (0, 1), seed=1)  # campaigns 0 and 1
+    p2, l2 = _day(tmp_path, 2, (0, 2), seed=2)  # 0 continues (new payloads), 1 ends, 2 starts
+    api.run([p1], tmp_path / "r1", cfg, registry=reg)
+    ids1 = _ids(tmp_path / "r1", l1)
+    assert set(ids1) == {"campaign_0", "campaign_1"} and len(set(ids1.values())) == 2
+    api.run([p2], tmp_path / "r2", cfg, registry=reg)
+    ids2 = _ids(tmp_path / "r2", l2)
+    assert ids2["campaign_0"] == ids1["campaign_0"]
+    assert ids2["campaign_2"] not in ids1.values()
+    known = load_registry(reg).campaigns
+    row = {r["campaign_id"]: r for r in known.iter_rows(named=True)}
+    assert row[ids1["campaign_0"]]["days_seen"] == 2 and str(row[ids1["campaign_0"]]["first_seen"]) == "2026-11-01"
+    assert row[ids1["campaign_1"]]["days_seen"] == 1 and str(row[ids1["campaign_1"]]["last_seen"]) == "2026-11-01"
+    # re-running day 2 does not count it twice
+    rows_before = load_registry(reg).daily.height
+    api.run([p2], tmp_path / "r2b", cfg, registry=reg)
+    again = {r["campaign_id"]: r for r in load_registry(reg).campaigns.iter_rows(named=True)}
+    assert again[ids1["campaign_0"]]["days_seen"] == 2
+    assert load_registry(reg).daily.height == rows_before
+
+
+def test_assign_labels_late_prompts_of_known_campaigns(tmp_path, fast_cfg):
+    reg = tmp_path / "registry"
+    p1, l1 = _day(tmp_path, 1, (0, 1), seed=3)
+    api.run([p1], tmp_path / "r1", fast_cfg(), registry=reg)
+    ids1 = _ids(tmp_path / "r1", l1)
+    p2, l2 = _day(tmp_path, 2, (0, 2), seed=4)
+    res = assign([p2], reg, fast_cfg())
+    res.write(tmp_path / "assigned.parquet")
+    n, hits = res.manifest["prompts"], res.manifest["matched"]
+    got = pl.read_parquet(tmp_path / "assigned.parquet").join(l2, on="prompt_id")
+    assert n == got.height
+    c0 = got.filter(pl.col("label") == "campaign_0")
+    assert (c0["campaign_id"] == ids1["campaign_0"]).mean() >= 0.95
+    assert got.filter(pl.col("label") == "campaign_2")["campaign_id"].is_null().all()
+    assert got.filter(pl.col("kind") == "benign")["campaign_id"].is_null().mean() >= 0.995
+    assert hits == int(got["campaign_id"].is_not_null().sum())
+
+
+def test_assign_needs_a_registry_with_campaigns(tmp_path, fast_cfg):
+    p1, _ = _day(tmp_path, 1, (0,), seed=5)
+    with pytest.raises(InputError, match="does not exist"):
+        assign([p1], tmp_path / "absent", fast_cfg())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no campaigns"):
+        assign([p1], tmp_path / "empty", fast_cfg())
+
+
+def test_corrupt_registry_is_reported(tmp_path):
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "campaigns.parquet").write_bytes(b"not parquet")
+    pl.DataFrame({"x": [1]}).write_parquet(reg / "daily.parquet")
+    with pytest.raises(InputError, match="cannot be read"):
+        load_registry(reg)
+    pl.DataFrame({"x": [1]}).write_parquet(reg / "campaigns.parquet")
+    with pytest.raises(InputError, match="lacks columns"):
+        load_registry(reg)
