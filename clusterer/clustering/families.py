@@ -42,6 +42,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -88,22 +89,59 @@ def _count_matrix(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int, n_co
     return out
 
 
-def _rows_dot(x: csr_matrix, y: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Dot product of row x[a[t]] with row y[b[t]] for every t, in chunks."""
+@numba.njit(cache=True, nogil=True)
+def _pair_sums(xp, xi, xv, yp, yi, yv, a, b, use_min):  # pragma: no cover - compiled
+    """For every t: Σ over the columns both rows x[a[t]] and y[b[t]] hold of x·y (or min(x, y) with
+    ``use_min``). Sorted column indices are merged; a short row against a long one is binary-searched in it.
+    Memory O(1) whatever the rows' lengths (an account pool of 10^5 senders is one long row)."""
     out = np.zeros(len(a))
-    for s in range(0, len(a), 200_000):
-        sl = slice(s, s + 200_000)
-        out[sl] = np.asarray(x[a[sl]].multiply(y[b[sl]]).sum(axis=1)).ravel()
+    for t in range(len(a)):
+        p, pe, q, qe = xp[a[t]], xp[a[t] + 1], yp[b[t]], yp[b[t] + 1]
+        s = 0.0
+        if (pe - p) * 16 < qe - q or (qe - q) * 16 < pe - p:
+            short_x = (pe - p) < (qe - q)
+            lo_s, hi_s = (p, pe) if short_x else (q, qe)
+            lo_l, hi_l = (q, qe) if short_x else (p, pe)
+            si, li = (xi, yi) if short_x else (yi, xi)
+            for u in range(lo_s, hi_s):
+                v = lo_l + np.searchsorted(li[lo_l:hi_l], si[u])
+                if v < hi_l and li[v] == si[u]:
+                    xu, yv_ = (xv[u], yv[v]) if short_x else (xv[v], yv[u])
+                    s += min(xu, yv_) if use_min else xu * yv_
+                    lo_l = v + 1
+        else:
+            while p < pe and q < qe:
+                if xi[p] == yi[q]:
+                    s += min(xv[p], yv[q]) if use_min else xv[p] * yv[q]
+                    p += 1
+                    q += 1
+                elif xi[p] < yi[q]:
+                    p += 1
+                else:
+                    q += 1
+        out[t] = s
     return out
+
+
+def _pair_op(x: csr_matrix, y: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64], use_min: bool):
+    x, y = csr_matrix(x), csr_matrix(y)
+    x.sort_indices()
+    y.sort_indices()
+    return _pair_sums(
+        x.indptr.astype(np.int64), x.indices.astype(np.int64), x.data.astype(np.float64),
+        y.indptr.astype(np.int64), y.indices.astype(np.int64), y.data.astype(np.float64),
+        np.ascontiguousarray(a, dtype=np.int64), np.ascontiguousarray(b, dtype=np.int64), use_min,
+    )  # fmt: skip
+
+
+def _rows_dot(x: csr_matrix, y: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Dot product of row x[a[t]] with row y[b[t]] for every t (x, y over one column space)."""
+    return _pair_op(x, y, a, b, use_min=False)
 
 
 def _rows_min_sum(x: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Σ_c min(x[a, c], x[b, c]) for every pair (the weighted Jaccard's numerator), in chunks."""
-    out = np.zeros(len(a))
-    for s in range(0, len(a), 200_000):
-        sl = slice(s, s + 200_000)
-        out[sl] = np.asarray(x[a[sl]].minimum(x[b[sl]]).sum(axis=1)).ravel()
-    return out
+    """Σ_c min(x[a, c], x[b, c]) for every pair (the weighted Jaccard's numerator)."""
+    return _pair_op(x, x, a, b, use_min=True)
 
 
 def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

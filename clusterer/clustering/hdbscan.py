@@ -88,8 +88,13 @@ def mutual_reachability_mst(
         code, first = fastops.unique_first(code)
         w = w[first]
     del i, j, d
-    graph = csr_matrix((w, (code // n, code % n)), shape=(n, n))
-    del code, w
+    # codes are sorted (unique_first sorts; otherwise they came strictly increasing): CSR straight from them,
+    # no (row, col) COO copies of the day's largest array
+    indptr = np.searchsorted(code, np.arange(n + 1, dtype=np.int64) * n)
+    indices = (code % n).astype(np.int32 if n < 2**31 else np.int64)
+    del code
+    graph = csr_matrix((w, indices, indptr), shape=(n, n))
+    del indices, w
     mst = csgraph.minimum_spanning_tree(graph).tocoo()
     ea, eb, ew = mst.row.astype(np.float64), mst.col.astype(np.float64), mst.data.astype(np.float64)
     n_comp, comp = csgraph.connected_components(mst, directed=False)

@@ -19,13 +19,19 @@ def attach_noise(
     edge to a member is evidence enough). One pass, so attached nodes do not chain further."""
     if min_sim > 1.0 or len(i) == 0:
         return labels
-    src = np.concatenate([i, j])
-    dst = np.concatenate([j, i])
-    s = np.concatenate([sim, sim])
-    ok = (labels[src] < 0) & (labels[dst] >= 0) & (s >= min_sim)
-    if not ok.any():
+    strong = sim >= min_sim
+    # both directions of each edge, filtered before they are put together (the edge list is the day's
+    # largest array: never copy it whole)
+    fwd = strong & (labels[i] < 0) & (labels[j] >= 0)
+    bwd = strong & (labels[j] < 0) & (labels[i] >= 0)
+    del strong
+    if not (fwd.any() or bwd.any()):
         return labels
-    src, dst, s = src[ok], dst[ok], s[ok]
+    src, dst, s = (
+        np.concatenate([i[fwd], j[bwd]]),
+        np.concatenate([j[fwd], i[bwd]]),
+        np.concatenate([sim[fwd], sim[bwd]]),
+    )
     order = fastops.lexsort(dst, -s, src)  # per noise node: best similarity first, ties to the lowest row
     src, dst = src[order], dst[order]
     first = np.r_[True, src[1:] != src[:-1]]
@@ -54,18 +60,21 @@ def propagate_labels(
     """
     if rounds <= 0 or len(i) == 0:
         return labels
-    src = np.concatenate([i, j])
-    dst = np.concatenate([j, i])
-    ok = np.concatenate([sim, sim]) >= min_sim
-    src, dst = src[ok], dst[ok]
-    deg = np.bincount(src, minlength=len(labels))
+    keep = sim >= min_sim
+    i, j = i[keep], j[keep]
+    del keep
+    deg = np.bincount(i, minlength=len(labels)) + np.bincount(j, minlength=len(labels))
     out = labels.copy()
     for _ in range(rounds):
-        m = (out[src] < 0) & (out[dst] >= 0)
-        if not m.any():
+        # half-edges from a noise node to a clustered one, both directions, without doubling the edge list
+        li, lj = out[i], out[j]
+        fwd, bwd = (li < 0) & (lj >= 0), (lj < 0) & (li >= 0)
+        if not (fwd.any() or bwd.any()):
             break
+        src, lab = np.concatenate([i[fwd], j[bwd]]), np.concatenate([lj[fwd], li[bwd]])
+        del li, lj, fwd, bwd
         width = int(out.max()) + 1
-        code, votes = fastops.unique_counts(src[m] * width + out[dst[m]])
+        code, votes = fastops.unique_counts(src * width + lab)
         node, cl = code // width, code % width
         order = fastops.lexsort(cl, -votes, node)
         node, cl, votes = node[order], cl[order], votes[order]

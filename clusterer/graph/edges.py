@@ -45,9 +45,7 @@ class Edges:
 
 def unique_pairs(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> Pairs:
     """Drop self-pairs, orient each pair as (min, max), de-duplicate and sort."""
-    keep = (i != j) & (i >= 0) & (j >= 0)
-    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-    return pairs_of_codes(fastops.unique(a.astype(np.int64) * n + b), n)
+    return pairs_of_codes(fastops.unique(_codes(i, j, n)), n)
 
 
 def pairs_of_codes(code: NDArray[np.int64], n: int) -> Pairs:
@@ -61,9 +59,16 @@ def knn_pairs(knn: Knn) -> Pairs:
     return unique_pairs(np.repeat(np.arange(n, dtype=np.int64), k), knn.idx.ravel(), n)
 
 
+def _codes(i: NDArray[np.int64], j: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    keep = (i != j) & (i >= 0) & (j >= 0)
+    a, b = i[keep], j[keep]
+    return np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+
+
 def merge_pairs(*parts: Pairs, n: int) -> Pairs:
-    """Union of candidate sets."""
-    return unique_pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]), n)
+    """Union of candidate sets (each part is turned into pair codes on its own: one array of the union's
+    size is built, not the concatenated (i, j) copies)."""
+    return pairs_of_codes(fastops.unique(np.concatenate([_codes(p.i, p.j, n) for p in parts])), n)
 
 
 def pair_cosine(

@@ -134,3 +134,25 @@ def test_heavy_accounts_posting_many_templates_do_not_join_them(tmp_path, fast_c
     ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
     cl = _families(tmp_path, traffic, fast_cfg())
     assert _ari([r[2] for r in rows], cl) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("density", [0.002, 0.05])
+def test_pair_products_match_scipy_also_for_one_long_row(density):
+    """The evidence between fragments sums products (or minima) over the columns two sparse rows share; a
+    fragment whose account pool is huge is one long row, searched rather than merged."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse import random as sparse_random
+
+    from clusterer.clustering.families import _rows_dot, _rows_min_sum
+
+    rng = np.random.default_rng(1)
+    x = sparse_random(300, 2000, density=density, random_state=1, format="lil")
+    x[7, :] = rng.random(2000)
+    x = csr_matrix(x)
+    y = csr_matrix(sparse_random(300, 2000, density=density, random_state=2))
+    a, b = rng.integers(0, 300, 5000), rng.integers(0, 300, 5000)
+    a[:40] = 7
+    b[40:80] = 7
+    np.testing.assert_allclose(_rows_dot(x, y, a, b), np.asarray(x[a].multiply(y[b]).sum(axis=1)).ravel())
+    np.testing.assert_allclose(_rows_min_sum(x, a, b), np.asarray(x[a].minimum(x[b]).sum(axis=1)).ravel())
+    assert _rows_dot(x, y, a[:0], b[:0]).shape == (0,)
