@@ -208,6 +208,7 @@ def campaigns_stage(
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,
+        network=day.network,
     )
     return Campaigns(dec, summary, naming)
 
