@@ -73,8 +73,6 @@ def test_stage_functions_use_the_backend(backend):
         view=None,
         slot_indptr=np.zeros(len(indptr), np.int64),
         slot_tokens=np.zeros(0, np.uint32),
-        scaffold_indptr=np.zeros(len(indptr), np.int64),
-        scaffold_tokens=np.zeros(0, np.uint32),
     )
     sigs = signatures(sk, SkeletonConfig(), seed=3, backend=backend)
     ref = reference.minhash_signatures(indptr, hashes, hashing.perm_seeds(128, 3))
