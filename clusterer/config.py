@@ -275,10 +275,12 @@ class CampaignConfig:
     w_one_org: float = 3.0  # (penalty) one organisation sends most of it: a customer's API keys
     w_synchrony: float = 0.0  # prompts in multi-account bursts beyond what its volume explains
     w_peaked: float = 0.0  # (penalty) its activity is one peak of the day (a trending topic)
-    w_crowded: float = 0.0  # senders crowded on client networks that carry little else
-    w_proxy: float = 0.0  # share of its traffic from proxy / hosting networks beyond the day's
-    w_rotation: float = 0.0  # its accounts hop between many networks (rotating proxies)
-    w_payment: float = 0.0  # its accounts pay with cards shared across senders
+    # network and payment terms (0 when the log lacks their columns): fitted with `clusterer calibrate
+    # --fit-only crowded,proxy,rotation,payment` on a generated --network day, the weights above kept (README)
+    w_crowded: float = 0.35  # senders crowded on client networks that carry little else
+    w_proxy: float = 3.0  # share of its traffic from proxy / hosting networks beyond the day's
+    w_rotation: float = 3.0  # its accounts hop between many networks (rotating proxies)
+    w_payment: float = 3.0  # its accounts pay with cards shared across senders
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
     spread_accounts: float = 300.0
