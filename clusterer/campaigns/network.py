@@ -5,8 +5,9 @@ few datacenter networks, rotating residential proxies, a handful of cards paying
 Ordinary users sit on consumer networks (one home address, perhaps a carrier's shared NAT) and pay for
 their own account; a legitimate customer sends all its API keys through one corporate egress and pays with
 one corporate card — so "many accounts on one network" and "one card for many accounts" count only between
-*senders* (organisations when the log has ``org_id``, else accounts), and a network counts as crowded only
-when the family's senders are most of the senders seen there that day.
+*senders* (organisations when the log has ``org_id``; else accounts, those that pay with one card from one
+fixed address taken together: :func:`senders`), and a network counts as crowded only when the family's
+senders are most of the senders seen there that day.
 
 Features (per family; null when the column they need is missing):
 
@@ -34,15 +35,38 @@ NET, ASN, PROXY, UA, PAY, SENDER = "_net", "_asn", "_proxy", "_ua", "_pay", "_se
 FEATURES = ("hosting_share", "hosting_excess", "crowded_share", "rotating_share", "shared_payment_share")
 
 
+def senders(account: pl.Series, orgs: pl.Series | None, network: Network) -> pl.Series:
+    """The sender of each row: its organisation when ``orgs`` is given. Without an organisation column, accounts
+    that each send all their prompts from one and the same client address and pay with one and the same
+    card are one sender (``pay:<card>@<address>``): a customer's API keys behind its corporate egress. Every
+    other account is a sender of its own — proxy pools rotate addresses, so their accounts stay apart (an
+    operator that sends every account through one address with one card is counted as one sender: the
+    price is one address and one card that carry the whole fleet)."""
+    if orgs is not None:
+        return orgs.cast(pl.String).alias(SENDER)
+    acct = account.cast(pl.String)
+    if network.ip is None or network.payment is None:
+        return acct.alias(SENDER)
+    df = pl.DataFrame({"a": acct, "ip": network.ip, "pay": network.payment})
+    per = df.group_by("a").agg(
+        pl.col("ip").n_unique().alias("_nip"),
+        pl.col("ip").first().alias("_ip"),
+        pl.col("pay").n_unique().alias("_npay"),
+        pl.col("pay").first().alias("_pay"),
+    )
+    one = (pl.col("_nip") == 1) & (pl.col("_npay") == 1) & pl.col("_ip").is_not_null() & pl.col("_pay").is_not_null()
+    per = per.select("a", pl.when(one).then("pay:" + pl.col("_pay") + "@" + pl.col("_ip")).otherwise(pl.col("a")))
+    return acct.replace_strict(per["a"], per.to_series(1), return_dtype=pl.String).alias(SENDER)
+
+
 def with_network(prompts: pl.DataFrame, network: Network | None, orgs: pl.Series | None) -> pl.DataFrame:
-    """``prompts`` (one row per input row) with the present network columns and the sender of each row (its
-    organisation when ``orgs`` is given, else its account)."""
+    """``prompts`` (one row per input row) with the present network columns and the sender of each row
+    (:func:`senders`)."""
     if network is None or not network.present:
         return prompts
     cols = {NET: network.net, ASN: network.asn, PROXY: network.proxy, UA: network.user_agent, PAY: network.payment}
     extra = [s.alias(name) for name, s in cols.items() if s is not None]
-    sender = orgs.cast(pl.String) if orgs is not None else prompts["account_id"].cast(pl.String)
-    return prompts.with_columns(*extra, sender.alias(SENDER))
+    return prompts.with_columns(*extra, senders(prompts["account_id"], orgs, network))
 
 
 def _hosting(prompts: pl.DataFrame, fam: pl.DataFrame) -> pl.DataFrame:

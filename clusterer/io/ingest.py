@@ -612,12 +612,14 @@ class Network:
     """The optional network and payment columns of a prompt frame, one value per input row (null = unknown).
 
     ``net``: the client network: the /24 of an IPv4 address (the /48 of an IPv6 one; a value already written
-    as a prefix is kept), or the ASN when the log has no IP column; ``asn``: the ASN as text; ``proxy``: bool,
+    as a prefix is kept), or the ASN when the log has no IP column; ``ip``: the client address as given (text);
+    ``asn``: the ASN as text; ``proxy``: bool,
     the row came from a proxy or hosting network; ``user_agent``; ``payment``: the payment fingerprint;
     ``present``: which of :data:`NETWORK_SIGNALS` the log carries (a column null throughout is missing).
     """
 
     net: pl.Series | None
+    ip: pl.Series | None
     asn: pl.Series | None
     proxy: pl.Series | None
     user_agent: pl.Series | None
@@ -688,6 +690,7 @@ def network_metadata(frame: pl.DataFrame, cfg: IngestConfig) -> Network:
     )
     return Network(
         net=net,
+        ip=ip.cast(pl.String).str.strip_chars() if ip is not None else None,
         asn=asn.cast(pl.String) if asn is not None else None,
         proxy=proxy,
         user_agent=ua.cast(pl.String) if ua is not None else None,

@@ -91,11 +91,16 @@ def test_proxy_pool_is_crowded_and_customer_egress_is_not():
         assert -1.0 <= r["hosting_excess"] <= 1.0
 
 
-def test_without_org_a_customer_egress_looks_crowded():
-    # documented limit (README): without org_id the senders are accounts, and 20 API keys behind one egress
-    # paying with one card look like a pool
-    f = _features(_day(np.random.default_rng(1)), orgs=False)
-    assert f[1]["crowded_share"] == 1.0 and f[1]["shared_payment_share"] == 1.0
+def test_without_org_one_card_from_one_address_is_one_sender():
+    df = _day(np.random.default_rng(1))
+    f = _features(df, orgs=False)
+    # 20 API keys paying with one card from one fixed address: one sender, not a pool
+    assert f[1]["crowded_share"] == 0.0 and f[1]["shared_payment_share"] == 0.0
+    # the pool rotates addresses: its accounts stay apart, crowded and sharing three cards
+    assert f[0]["crowded_share"] == 1.0 and f[0]["shared_payment_share"] == 1.0
+    # documented limit (README): without org_id and without a payment column, the keys look like a pool
+    f = _features(df.drop("payment_fingerprint"), orgs=False)
+    assert f[1]["crowded_share"] == 1.0
 
 
 def test_column_names_are_configurable_and_missing_ones_listed():
