@@ -188,6 +188,46 @@ def run(
 
 
 @app.command()
+@with_config_options("run")
+def stream(
+    logs: LogsArg,
+    out: OutOpt,
+    registry: Annotated[
+        Path,
+        typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
+    ],
+    window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
+    config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
+    log_format: LogFormatOpt = "text",
+    quiet: QuietOpt = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Cluster a day window by window as it arrives (time-ordered part files or one log): one output set per
+    window in OUT/<day>-wNNN, campaigns carried in the registry so a campaign keeps its ID and stays flagged;
+    OUT/stream.json lists the windows done, and a restart goes on after them."""
+    from . import api
+    from .progress import setup_logging
+    from .run.windows import check_stream_out, parse_every, stream
+
+    _check_log_format(log_format)
+    setup_logging(quiet, log_format)
+    try:
+        every = parse_every(window)
+        cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
+        check_stream_out(Path(out), logs, Path(registry))
+        prompts = api.read_input(logs, cfg)
+        state = stream(prompts, Path(out), cfg, every, Path(registry))
+    except ClustererError as err:
+        _fail(err, log_format)
+    if not quiet:
+        for w in state["windows"]:
+            typer.echo(
+                f"{w['dir']}: {w['rows']:,} prompts, {w['flagged_clusters']} flagged families "
+                f"({len(w['new_campaigns'])} new campaigns), {w['seconds']} s"
+            )
+
+
+@app.command()
 @with_config_options("assign")
 def assign(
     logs: LogsArg,
