@@ -434,7 +434,6 @@ def decide(
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
     network: Network | None = None,
-    sticky: frozenset[int] = frozenset(),
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
@@ -447,8 +446,7 @@ def decide(
     prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
     sends other things). ``namer(flagged cluster ids, proposed ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
-    ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``);
-    ``sticky``: clusters flagged whatever their score (a windowed run keeps a campaign it has flagged).
+    ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
     """
     n = frame.height
     acc_codes, acc_index = accounts if accounts is not None else fastops.unique_inverse(frame["account_id"].to_numpy())
@@ -480,8 +478,6 @@ def decide(
         )
     else:
         scored = score_campaigns(feats, cfg)
-        if sticky:
-            scored = scored.with_columns(pl.col("flagged") | pl.col("cluster_id").is_in(sorted(sticky)))
         proposed = {c: f"cmp-{template_keys[c] or f'x{c}'}" for c in scored["cluster_id"].to_list()}
         flagged_ids = scored.filter(pl.col("flagged"))["cluster_id"].to_list()
         if namer is not None:

@@ -29,7 +29,7 @@ from ..graph.lsh import Signatures, signatures
 from ..io import outputs
 from ..io.ingest import Prompts
 from ..store.history import annotate_clusters
-from ..store.registry import Naming, Registry, assign_to_known, check_dim, known_families
+from ..store.registry import Naming, Registry, assign_to_known, check_dim
 from ..text.normalise import text_keys, unspace
 from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
@@ -204,6 +204,27 @@ def held_campaigns(
     return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
 
 
+def anchored_campaigns(labels: NDArray[np.int64], anchors: dict[int, str], min_anchors: int = 3) -> dict[int, str]:
+    """Clusters holding at least ``min_anchors`` carried exemplars (``anchors``: input row → the campaign it was
+    flagged with in an earlier window), most of one campaign: cluster → that campaign's ID. ``labels``: the
+    cluster of each input row."""
+    if not anchors:
+        return {}
+    rows = np.fromiter(anchors, np.int64, len(anchors))
+    df = pl.DataFrame({"c": labels[rows], "id": pl.Series(list(anchors.values()), dtype=pl.String)})
+    top = (
+        df.filter(pl.col("c") >= 0)
+        .group_by("c", "id")
+        .agg(pl.len().alias("k"))
+        .with_columns(pl.col("k").sum().over("c").alias("n"))
+        .sort(["c", "k", "id"], descending=[False, True, False])
+        .group_by("c", maintain_order=True)
+        .first()
+        .filter((pl.col("k") >= min_anchors) & (2 * pl.col("k") > pl.col("n")))
+    )
+    return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
+
+
 class KeepNames:
     """A registry naming that gives every cluster of ``held`` (:func:`held_campaigns`) its campaign's ID and
     names the other flagged clusters as the registry does."""
@@ -228,19 +249,22 @@ def campaigns_stage(
     vec: Embedded,
     registry: Registry | None = None,
     keep: frozenset[str] = frozenset(),
+    anchors: dict[int, str] | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
-    registry when there is one. Families whose template matches one of the registry campaigns ``keep``
-    (template-shingle Jaccard ≥ ``registry.min_jaccard``) are flagged whatever their score."""
+    registry when there is one. A flagged family that holds one of the registry campaigns ``keep`` (most of
+    its prompts carry its scaffold, :func:`held_campaigns`, or most of its carried exemplars, ``anchors``,
+    were flagged with it: :func:`anchored_campaigns`) takes that campaign's ID. Flags stay the score's: a
+    family is not flagged for matching a campaign (measured: such flags only ever added ordinary families
+    that one window had flagged)."""
     k = len(tmpl.text)
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None
-    sticky: frozenset[int] = frozenset()
     if registry is not None:
         naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)
         if keep:
             held = held_campaigns(day, cfg, registry, keep, clu.labels)
-            sticky = known_families(registry, keep, tmpl.frequent, cfg.registry.min_jaccard) | frozenset(held)
+            held.update(anchored_campaigns(day.scatter(clu.labels, -1, np.int64), anchors or {}))
             naming = KeepNames(naming, held)
     info = pl.DataFrame(
         {
@@ -264,7 +288,6 @@ def campaigns_stage(
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,
         network=day.network,
-        sticky=sticky,
     )
     return Campaigns(dec, summary, naming)
 

@@ -1,23 +1,24 @@
 """Incremental detection: a day clustered window by window as it arrives (``clusterer stream``).
 
 The day's prompts are cut into windows of ``every`` (aligned to UTC midnight) by timestamp; each window is
-clustered alone with the campaign registry as the state carried between windows:
+clustered with what earlier windows learned, carried in the campaign registry and the open families:
 
-- a family whose template matches a campaign flagged in an earlier window of the day (template-shingle
-  Jaccard ≥ ``registry.min_jaccard``), or most of whose prompts carry that campaign's scaffold (the
-  ``assign`` rule), stays flagged whatever its score in this window (a campaign whose traffic thins out
-  keeps being marked) and takes that campaign's ID — several fragments of one campaign all take it; other
-  flagged families are named by the registry (a known campaign's ID when they match it, else a new one),
-  so a campaign keeps one ID for the rest of the day;
+- a flagged family most of whose prompts carry the scaffold of a campaign flagged earlier in the day (the
+  ``assign`` rule) takes that campaign's ID — several fragments of one campaign all take it; other flagged
+  families are named by the registry (a known campaign's ID when their template matches, else a new one),
+  so a campaign keeps one ID for the rest of the day. Flags stay the window's own score;
 - the registry accumulates the day: a campaign's daily row sums the windows' prompts (a day run windowed
   counts once, as a batch run of that day would), and campaigns of earlier windows stay when a later window
-  does not see them.
+  does not see them;
+- open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
+  are clustered again with the next window, as context and not output; a flagged family holding at least
+  three of them, most flagged with one campaign, takes that campaign's ID.
 
 Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
-dates, daily rows) and ``OUT/stream.json`` (the windows done). Nothing of the prompts themselves is carried.
-A restart reads ``stream.json`` and goes on with the first window not done; a window is done once its
-output set and the registry are written (the set first), so a crash between the two re-runs that window
-(its set is replaced; the registry had not counted it).
+dates, daily rows), ``OUT/carry.parquet`` (the open families' exemplars) and ``OUT/stream.json`` (the
+windows done). A restart reads ``stream.json`` and goes on with the first window not done. Per window: the
+output set, the registry, the carry, then ``stream.json``; a crash between the registry and ``stream.json``
+re-runs that window, and the registry's daily prompt count then counts it twice (IDs are unaffected).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from ..io.ingest import Prompts, content_digest
 from ..store.registry import Registry
 
 STATE = "stream.json"
+CARRY = "carry.parquet"
+CAMPAIGN = "_campaign"
 
 
 def parse_every(text: str) -> dt.timedelta:
@@ -160,8 +163,42 @@ def check_stream_out(out: Path, logs: Any, registry: Path) -> None:
     check_out(out / "w000", logs, registry, None)
 
 
+def next_carry(
+    carry: pl.DataFrame | None, win: pl.DataFrame, assignments: pl.DataFrame, per_campaign: int
+) -> pl.DataFrame:
+    """The exemplars carried into the next window: per campaign, its ``per_campaign`` latest flagged prompts
+    over the carried ones and this window's (``win``, the window's prompt rows; ``assignments`` its output),
+    with the campaign each was flagged with (``_campaign``)."""
+    flagged = assignments.filter(pl.col("flagged") & pl.col("campaign_id").is_not_null()).select(
+        "prompt_id", pl.col("campaign_id").alias(CAMPAIGN)
+    )
+    fresh = win.join(flagged, on="prompt_id", how="inner")
+    both = pl.concat([carry.select(fresh.columns), fresh]) if carry is not None and carry.height else fresh
+    return (
+        both.sort(["timestamp", "prompt_id"], descending=True)
+        .group_by(CAMPAIGN, maintain_order=True)
+        .head(per_campaign)
+        .sort([CAMPAIGN, "timestamp", "prompt_id"])
+    )
+
+
+def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write a parquet file through a temporary file and a rename."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
 def stream(
-    prompts: Prompts, out: Path, cfg: RunConfig, every: dt.timedelta, registry_dir: Path, reporter: Any = None
+    prompts: Prompts,
+    out: Path,
+    cfg: RunConfig,
+    every: dt.timedelta,
+    registry_dir: Path,
+    reporter: Any = None,
+    per_campaign: int = 32,
 ) -> dict[str, Any]:
     """Cluster ``prompts`` window by window into ``out/w<NNN>`` (one output set each, NNN the window of the
     day) with ``registry_dir`` as the carried state; resumes after the windows ``out/stream.json`` lists.
@@ -182,6 +219,7 @@ def stream(
         raise InputError("stream: every prompt needs a timestamp to fall in a window (pass --null-timestamps error)")
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame))
+    carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and state["windows"] else None
     done = {w["index"] for w in state["windows"]}
     idx = window_index(frame["timestamp"], every)
     frame = frame.with_columns(idx)
@@ -190,21 +228,40 @@ def stream(
         day_start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
         if w in done:
             continue
-        part = frame.filter(pl.col("_window") == w).drop("_window", "_row").with_row_index("_row")
+        win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
+        # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
+        ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
+        n_carry = ctx.height if ctx is not None else 0
+        anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
+        part = pl.concat([ctx.select(win.columns), win]) if n_carry else win
+        part = part.with_row_index("_row")
         sub = dataclasses.replace(prompts, frame=part)
         target = out / f"{day_start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
         check_out(target, None, registry_dir, None)
         t0 = time.perf_counter()
         prev = load_checked_registry(registry_dir, cfg)
         keep = frozenset(prev.daily.filter(pl.col("day") == day_start.date())["campaign_id"].to_list())
+        keep |= frozenset(anchors.values())
         result = pipeline.compute(
-            sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, keep_campaigns=keep
+            sub,
+            cfg,
+            reporter=reporter,
+            registry=prev,
+            registry_dir=registry_dir,
+            keep_campaigns=keep,
+            anchors=anchors,
         )
         reg_new = result.registry_update
         result.registry_update = None
+        # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
+        result.assignments = result.assignments.slice(n_carry)
+        result.vector_of_row = result.vector_of_row[n_carry:]
+        result.manifest["stream"] = {"window_s": sec, "window": w, "carried_exemplars": n_carry}
         result.write(target)
         merged = merge_day(prev, reg_new[1], day_start.date()) if reg_new is not None else prev
         save_registry(registry_dir, merged)
+        carry = next_carry(carry, win, result.assignments, per_campaign)
+        write_table_atomic(carry, out / CARRY)
         c = result.clusters.filter(pl.col("flagged").fill_null(False))
         ids = set(c["campaign_id"].drop_nulls().to_list())
         state["windows"].append(
@@ -223,6 +280,8 @@ def stream(
                 "registry_campaigns": merged.campaigns.height,
                 "registry_mem_bytes": int(merged.campaigns.estimated_size() + merged.daily.estimated_size()),
                 "peak_rss_mb": result.manifest.get("peak_rss_mb"),
+                "carried_exemplars": n_carry,
+                "carry_bytes": (out / CARRY).stat().st_size,
             }
         )
         _save_state(out, state)

@@ -197,22 +197,6 @@ def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -
     return ids
 
 
-def known_families(
-    reg: Registry, keep: frozenset[str], frequent: list[NDArray[np.uint64]], min_jaccard: float
-) -> frozenset[int]:
-    """The clusters (indexes into ``frequent``, each cluster's frequent template shingles) whose template
-    matches one of the campaigns ``keep`` of ``reg`` at template-shingle Jaccard ≥ ``min_jaccard``."""
-    known = reg.campaigns.filter(pl.col("campaign_id").is_in(sorted(keep)))
-    if known.height == 0:
-        return frozenset()
-    sets = [np.asarray(s, dtype=np.uint64) for s in known["shingles"].to_list()]
-    out = set()
-    for c, fam in enumerate(frequent):
-        if len(fam) and any(_jaccard(np.asarray(fam, dtype=np.uint64), s) >= min_jaccard for s in sets):
-            out.add(c)
-    return frozenset(out)
-
-
 def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], day: dt.date) -> Registry:
     """Registry after ``day``: today's families replace the day's rows of the daily table (a re-run of a day
     counts once); each seen campaign takes today's template, centroid and shingles; first / last seen, days

@@ -129,3 +129,39 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     # a stream.json of another window length is refused
     res = CliRunner().invoke(app, [*args[:-1], "6h", *OPTS])
     assert res.exit_code == 2 and "another stream" in res.output
+
+
+def test_anchors_name_the_cluster_they_sit_in():
+    import numpy as np
+
+    from clusterer.run.stages import anchored_campaigns
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, -1, 2, 2, 2, 2])
+    anchors = {0: "a", 1: "a", 2: "a", 3: "b", 4: "a", 5: "b", 7: "a", 8: "c", 9: "c", 10: "d", 11: "d"}
+    # cluster 0: three of four anchors are a; cluster 1: a split (1 a, 1 b); cluster 2: a tie; noise ignored
+    assert anchored_campaigns(labels, anchors) == {0: "a"}
+    assert anchored_campaigns(labels, anchors, min_anchors=1) == {0: "a"}  # splits and ties name nothing
+    assert anchored_campaigns(labels, {4: "a", 5: "a"}, min_anchors=2) == {1: "a"}
+    assert anchored_campaigns(labels, {4: "a", 5: "a"}) == {}  # fewer than three anchors
+
+
+def test_next_carry_keeps_the_latest_flagged_prompts_per_campaign():
+    from clusterer.run.windows import CAMPAIGN, next_carry
+
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    win = pl.DataFrame(
+        {"prompt_id": [f"p{i}" for i in range(6)], "timestamp": [t0 + dt.timedelta(minutes=i) for i in range(6)]}
+    )
+    asg = pl.DataFrame(
+        {
+            "prompt_id": [f"p{i}" for i in range(6)],
+            "flagged": [True, True, True, False, True, True],
+            "campaign_id": ["x", "x", "x", None, "y", None],
+        }
+    )
+    carry = next_carry(None, win, asg, per_campaign=2)
+    assert carry.filter(pl.col(CAMPAIGN) == "x")["prompt_id"].to_list() == ["p1", "p2"]
+    assert carry.filter(pl.col(CAMPAIGN) == "y")["prompt_id"].to_list() == ["p4"] and carry.height == 3
+    later = win.with_columns(pl.col("prompt_id") + "b", pl.col("timestamp") + dt.timedelta(hours=1))
+    carry2 = next_carry(carry, later, asg.with_columns(pl.col("prompt_id") + "b"), per_campaign=2)
+    assert carry2.filter(pl.col(CAMPAIGN) == "x")["prompt_id"].to_list() == ["p1b", "p2b"]
