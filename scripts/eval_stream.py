@@ -7,7 +7,8 @@ was first flagged and the delay (1 = flagged in the window it started in), the t
 to the end of that window (minutes); the median and worst delay, the share of campaigns flagged within two
 windows; the ID agreement with the batch run: each batch campaign ID is paired with the stream ID most of
 its prompts carry (one stream ID per batch ID), and the share of the batch run's flagged campaign prompts
-whose stream ID is that paired ID; stream IDs per campaign label; prompt precision / recall of the stream's
+whose stream ID is that paired ID; stream IDs per campaign label and the share of campaign prompts that
+carry their campaign's most common stream ID (no batch run needed); prompt precision / recall of the stream's
 flags; the carried state (registry bytes and campaigns after the last window).
 """
 
@@ -76,6 +77,10 @@ def main() -> None:
         (pl.col("campaign_id") == pl.col("paired")).fill_null(False).mean()
     )
     n_ids = camp.filter(pl.col("campaign_id").is_not_null()).group_by("label").agg(pl.col("campaign_id").n_unique())
+    # without a batch run: the share of each campaign's prompts that carry its most common stream ID
+    fl = camp.filter(pl.col("campaign_id").is_not_null())
+    top = fl.group_by("label", "campaign_id").agg(pl.len().alias("n")).group_by("label").agg(pl.col("n").max())
+    majority = int(top["n"].sum()) / max(camp.height, 1)
     tp = int((df["flagged"] & (df["kind"] == "campaign")).sum())
     last = state["windows"][-1]
     out = {
@@ -90,6 +95,7 @@ def main() -> None:
         "minutes_to_flag_worst": round(float(first["minutes_to_flag"].max()), 1),
         "batch_id_agreement": round(float(agree.item()), 4) if a.batch is not None else None,
         "stream_ids_per_campaign": dict(sorted(n_ids.iter_rows())),
+        "prompts_with_their_campaigns_main_id": round(majority, 4),
         "prompt_precision": round(tp / max(int(df["flagged"].sum()), 1), 4),
         "prompt_recall": round(tp / max(camp.height, 1), 4),
         "batch_prompt_recall": round(float(camp["batch_flagged"].fill_null(False).mean()), 4) if a.batch else None,

@@ -36,19 +36,16 @@ def compute(
     history: Path | None = None,
     argv: Sequence[str] | None = None,
     engine: LocalEngine | None = None,
-    keep_campaigns: frozenset[str] = frozenset(),
-    anchors: dict[int, str] | None = None,
+    carried: tuple[frozenset[str], dict[int, str]] | None = None,
 ) -> Result:
     """Cluster one validated day of prompts; nothing is written (see :meth:`Result.write`).
 
     With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
     IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
     ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
-    near-duplicates on earlier days. ``keep_campaigns``: registry campaigns whose families stay flagged
-    whatever their score (``clusterer stream``: the campaigns flagged in earlier windows of the day);
-    ``anchors``: input row → campaign ID of carried exemplar prompts (a cluster most of whose anchors carry
-    one campaign takes it).
-    ``engine``: where the stages run (default: ``cfg.engine``, closed after).
+    near-duplicates on earlier days. ``carried`` (``clusterer stream``): the campaigns flagged earlier in the
+    day and the carried exemplars (input row → campaign); see ``stages.campaigns_stage``. ``engine``: where
+    the stages run (default: ``cfg.engine``, closed after).
 
     Raises:
         ConfigError, BackendUnavailable: problems the user can fix.
@@ -80,9 +77,7 @@ def compute(
         with clock.stage("templates"):
             a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
         with clock.stage("campaigns"):
-            a.camp = st.campaigns_stage(
-                a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, keep_campaigns, anchors or {}
-            )
+            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, *(carried or ()))
         with clock.stage("tables"):
             a.tables = st.tables_stage(a.day, cfg, eng, a.run_id, a.clustering, a.sk, a.tmpl, a.camp, a.vec, history)
     finally:

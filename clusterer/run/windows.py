@@ -191,6 +191,62 @@ def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _one_window(
+    prompts: Prompts,
+    win: pl.DataFrame,
+    carry: pl.DataFrame | None,
+    target: Path,
+    cfg: RunConfig,
+    registry_dir: Path,
+    day: dt.date,
+    reporter: Any,
+) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
+    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context; write its set,
+    the registry merged with it, and return (its state entry, the exemplars to carry, the registry)."""
+    from ..api import check_out, load_checked_registry
+    from ..store.registry import save_registry
+    from . import pipeline
+
+    # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
+    ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
+    n_carry = ctx.height if ctx is not None else 0
+    anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
+    part = (pl.concat([ctx.select(win.columns), win]) if n_carry else win).with_row_index("_row")
+    check_out(target, None, registry_dir, None)
+    prev = load_checked_registry(registry_dir, cfg)
+    keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
+    sub = dataclasses.replace(prompts, frame=part)
+    result = pipeline.compute(
+        sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, carried=(keep, anchors)
+    )
+    reg_new = result.registry_update
+    result.registry_update = None
+    # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
+    result.assignments = result.assignments.slice(n_carry)
+    result.vector_of_row = result.vector_of_row[n_carry:]
+    result.manifest["stream"] = {"window": target.name, "carried_exemplars": n_carry}
+    result.write(target)
+    merged = merge_day(prev, reg_new[1], day) if reg_new is not None else prev
+    save_registry(registry_dir, merged)
+    c = result.clusters.filter(pl.col("flagged").fill_null(False))
+    ids = set(c["campaign_id"].drop_nulls().to_list())
+    entry = {
+        "dir": target.name,
+        "rows": win.height,
+        "flagged_clusters": c.height,
+        "flagged_prompts": int(result.assignments["flagged"].sum()),
+        "campaigns": sorted(ids),
+        "new_campaigns": sorted(ids - set(prev.campaigns["campaign_id"].to_list())),
+        "kept_campaigns": sorted(ids & keep),
+        "carried_exemplars": n_carry,
+        "registry_bytes": sum(p.stat().st_size for p in registry_dir.iterdir() if p.is_file()),
+        "registry_campaigns": merged.campaigns.height,
+        "registry_mem_bytes": int(merged.campaigns.estimated_size() + merged.daily.estimated_size()),
+        "peak_rss_mb": result.manifest.get("peak_rss_mb"),
+    }
+    return entry, result.assignments, merged
+
+
 def stream(
     prompts: Prompts,
     out: Path,
@@ -200,18 +256,16 @@ def stream(
     reporter: Any = None,
     per_campaign: int = 32,
 ) -> dict[str, Any]:
-    """Cluster ``prompts`` window by window into ``out/w<NNN>`` (one output set each, NNN the window of the
-    day) with ``registry_dir`` as the carried state; resumes after the windows ``out/stream.json`` lists.
-    Returns the state (per window: index, start, rows, flagged clusters and prompts, new and kept campaigns,
-    seconds, the registry's bytes on disk and in memory, the process's peak RSS so far).
+    """Cluster ``prompts`` window by window into ``out/<day>-wNNN`` (one output set each, NNN the window of
+    the day) with the registry and the carried exemplars as state (module docstring); resumes after the
+    windows ``out/stream.json`` lists. Returns the state (per window: index, start, rows, flagged clusters
+    and prompts, new and kept campaigns, seconds, carried exemplars, the registry's bytes on disk and in
+    memory, the carry's bytes, the process's peak RSS so far).
 
     Raises:
         InputError: rows without timestamps, a state of another stream; what a run raises.
     """
-    from ..api import check_out, load_checked_registry
     from ..progress import Reporter
-    from ..store.registry import save_registry
-    from . import pipeline
 
     reporter = reporter or Reporter(quiet=True)
     frame = prompts.frame
@@ -221,68 +275,24 @@ def stream(
     state = _load_state(out, every, content_digest(frame))
     carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and state["windows"] else None
     done = {w["index"] for w in state["windows"]}
-    idx = window_index(frame["timestamp"], every)
-    frame = frame.with_columns(idx)
+    frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
     for w in sorted(frame["_window"].unique().to_list()):
-        day_start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
         if w in done:
             continue
+        start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
         win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
-        # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
-        ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
-        n_carry = ctx.height if ctx is not None else 0
-        anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
-        part = pl.concat([ctx.select(win.columns), win]) if n_carry else win
-        part = part.with_row_index("_row")
-        sub = dataclasses.replace(prompts, frame=part)
-        target = out / f"{day_start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
-        check_out(target, None, registry_dir, None)
+        target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
         t0 = time.perf_counter()
-        prev = load_checked_registry(registry_dir, cfg)
-        keep = frozenset(prev.daily.filter(pl.col("day") == day_start.date())["campaign_id"].to_list())
-        keep |= frozenset(anchors.values())
-        result = pipeline.compute(
-            sub,
-            cfg,
-            reporter=reporter,
-            registry=prev,
-            registry_dir=registry_dir,
-            keep_campaigns=keep,
-            anchors=anchors,
-        )
-        reg_new = result.registry_update
-        result.registry_update = None
-        # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
-        result.assignments = result.assignments.slice(n_carry)
-        result.vector_of_row = result.vector_of_row[n_carry:]
-        result.manifest["stream"] = {"window_s": sec, "window": w, "carried_exemplars": n_carry}
-        result.write(target)
-        merged = merge_day(prev, reg_new[1], day_start.date()) if reg_new is not None else prev
-        save_registry(registry_dir, merged)
-        carry = next_carry(carry, win, result.assignments, per_campaign)
+        entry, assignments, _ = _one_window(prompts, win, carry, target, cfg, registry_dir, start.date(), reporter)
+        carry = next_carry(carry, win, assignments, per_campaign)
         write_table_atomic(carry, out / CARRY)
-        c = result.clusters.filter(pl.col("flagged").fill_null(False))
-        ids = set(c["campaign_id"].drop_nulls().to_list())
-        state["windows"].append(
-            {
-                "index": w,
-                "dir": target.name,
-                "start": day_start.isoformat(),
-                "rows": part.height,
-                "flagged_clusters": c.height,
-                "flagged_prompts": int(result.assignments["flagged"].sum()),
-                "campaigns": sorted(ids),
-                "new_campaigns": sorted(ids - set(prev.campaigns["campaign_id"].to_list())),
-                "kept_campaigns": sorted(ids & keep),
-                "seconds": round(time.perf_counter() - t0, 2),
-                "registry_bytes": sum(p.stat().st_size for p in registry_dir.iterdir() if p.is_file()),
-                "registry_campaigns": merged.campaigns.height,
-                "registry_mem_bytes": int(merged.campaigns.estimated_size() + merged.daily.estimated_size()),
-                "peak_rss_mb": result.manifest.get("peak_rss_mb"),
-                "carried_exemplars": n_carry,
-                "carry_bytes": (out / CARRY).stat().st_size,
-            }
+        entry.update(
+            index=w,
+            start=start.isoformat(),
+            seconds=round(time.perf_counter() - t0, 2),
+            carry_bytes=(out / CARRY).stat().st_size,
         )
+        state["windows"].append(entry)
         _save_state(out, state)
     return state
