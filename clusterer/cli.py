@@ -203,8 +203,9 @@ def stream(
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Cluster a day window by window as it arrives (time-ordered part files or one log): one output set per
-    window in OUT/<day>-wNNN, campaigns carried in the registry so a campaign keeps its ID and stays flagged;
-    OUT/stream.json lists the windows done, and a restart goes on after them."""
+    window in OUT/<day>-wNNN; the registry and each campaign's latest flagged prompts are carried to the next
+    window so a campaign keeps its ID; OUT/stream.json lists the windows done, and a restart goes on after
+    them."""
     from . import api
     from .progress import setup_logging
     from .run.windows import check_stream_out, parse_every, stream

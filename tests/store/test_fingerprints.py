@@ -104,6 +104,11 @@ def test_match_marks_the_shared_campaign_only(shared):
     assert matched.height >= 1 and set(matched["peer_provider"].to_list()) == {"A"}
     m = json.loads((rb / "manifest.json").read_text())
     assert m["fingerprints"]["matched_prompts"] == int(a["peer_campaign"].is_not_null().sum())
+    # the report shows the match
+    from clusterer.report.html import build_report
+
+    html = build_report(rb).path.read_text()
+    assert "peer: matching campaign" in html and "clusters match campaigns of A" in html
     # matching again replaces the columns instead of adding more
     res = CliRunner().invoke(app, ["fingerprints", "match", str(shared["export"]), str(rb)], env={fp.KEY_ENV: KEY})
     assert res.exit_code == 0 and pl.read_parquet(rb / "clusters.parquet").columns == cl.columns
