@@ -197,6 +197,9 @@ def stream(
         typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
     ],
     window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
+    carry: Annotated[
+        int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")
+    ] = 32,
     config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
@@ -217,7 +220,7 @@ def stream(
         cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
         check_stream_out(Path(out), logs, Path(registry))
         prompts = api.read_input(logs, cfg)
-        state = stream(prompts, Path(out), cfg, every, Path(registry))
+        state = stream(prompts, Path(out), cfg, every, Path(registry), per_campaign=carry)
     except ClustererError as err:
         _fail(err, log_format)
     if not quiet:
