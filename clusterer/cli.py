@@ -188,6 +188,50 @@ def run(
 
 
 @app.command()
+@with_config_options("run")
+def stream(
+    logs: LogsArg,
+    out: OutOpt,
+    registry: Annotated[
+        Path,
+        typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
+    ],
+    window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
+    carry: Annotated[
+        int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")
+    ] = 32,
+    config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
+    log_format: LogFormatOpt = "text",
+    quiet: QuietOpt = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Cluster a day window by window as it arrives (time-ordered part files or one log): one output set per
+    window in OUT/<day>-wNNN; the registry and each campaign's latest flagged prompts are carried to the next
+    window so a campaign keeps its ID; OUT/stream.json lists the windows done, and a restart goes on after
+    them."""
+    from . import api
+    from .progress import setup_logging
+    from .run.windows import check_stream_out, parse_every, stream
+
+    _check_log_format(log_format)
+    setup_logging(quiet, log_format)
+    try:
+        every = parse_every(window)
+        cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
+        check_stream_out(Path(out), logs, Path(registry))
+        prompts = api.read_input(logs, cfg)
+        state = stream(prompts, Path(out), cfg, every, Path(registry), per_campaign=carry)
+    except ClustererError as err:
+        _fail(err, log_format)
+    if not quiet:
+        for w in state["windows"]:
+            typer.echo(
+                f"{w['dir']}: {w['rows']:,} prompts, {w['flagged_clusters']} flagged families "
+                f"({len(w['new_campaigns'])} new campaigns), {w['seconds']} s"
+            )
+
+
+@app.command()
 @with_config_options("assign")
 def assign(
     logs: LogsArg,
@@ -327,6 +371,77 @@ def history_add(
     )
 
 
+fingerprints_app = typer.Typer(help="Share campaign fingerprints with peer providers (no prompt text, no accounts).")
+app.add_typer(fingerprints_app, name="fingerprints")
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the secret key agreed with the peer (>= 16 bytes); default $CLUSTERER_FINGERPRINT_KEY."
+    ),
+]
+
+
+@fingerprints_app.command("export")
+def fingerprints_export(
+    registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fingerprint file to write (JSON).")],
+    key_file: KeyFileOpt = None,
+    provider: Annotated[str, typer.Option(help="Your name as the peer will see it.")] = "provider",
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config the registry's runs used ([skeleton] ngram, [normalise]).")
+    ] = None,
+) -> None:
+    """Write the registry's campaigns as keyed fingerprints: hashed scaffold shingles, MinHash, slot structure,
+    capability tags, first / last seen; no prompt text and no account IDs."""
+    from .config import load_config
+    from .io.artifacts import write_bytes_atomic
+    from .store import fingerprints as fp
+    from .store.registry import load_registry
+
+    try:
+        key = fp.load_key(key_file)
+        if not registry.is_dir():
+            raise ClustererError(f"registry {registry} does not exist; build one with `clusterer run --registry DIR`")
+        reg = load_registry(registry)
+        doc = fp.export_fingerprints(reg.campaigns, key, provider, fp.shingling_settings(load_config(config).to_dict()))
+        write_bytes_atomic(out, (json.dumps(doc, indent=1) + "\n").encode())
+    except ClustererError as err:
+        _fail(err)
+    typer.echo(f"wrote {out} ({len(doc['campaigns'])} campaigns, key check {doc['key_check']})")
+
+
+@fingerprints_app.command("match")
+def fingerprints_match(
+    files: Annotated[list[Path], typer.Argument(help="Peer fingerprint files, then the run directory (last).")],
+    key_file: KeyFileOpt = None,
+    logs: Annotated[
+        list[Path] | None, typer.Option(help="The run's input files, when they moved since the run.")
+    ] = None,
+) -> None:
+    """Mark the clusters (and prompts) of a finished run that match a peer's campaigns: peer_provider,
+    peer_campaign and peer_match_share in clusters.parquet (and the report), peer_campaign in assignments."""
+    from .io.artifacts import REPORT
+    from .store import fingerprints as fp
+
+    if len(files) < 2:
+        _fail(ClustererError("pass at least one fingerprint file and the run directory: match FILE... RUN_DIR"))
+    *peer_files, run_dir = files
+    try:
+        key = fp.load_key(key_file)
+        had_report = (run_dir / REPORT).is_file()
+        record = fp.match_run(peer_files, run_dir, key, logs)
+        if had_report:
+            from .report.html import build_report
+
+            build_report(run_dir)
+    except ClustererError as err:
+        _fail(err)
+    typer.echo(
+        f"{record['matched_clusters']:,} clusters and {record['matched_prompts']:,} prompts of {run_dir} match "
+        f"campaigns of {', '.join(f['provider'] for f in record['files'])}"
+    )
+
+
 @app.command()
 def calibrate(
     verdicts: Annotated[
@@ -346,6 +461,14 @@ def calibrate(
             "prompts flagged (recall kept >= 0.9; 1 = leave the fitted bias)."
         ),
     ] = 0.005,
+    fit_only: Annotated[
+        str | None,
+        typer.Option(
+            help="Fit only these terms' weights (comma-separated, e.g. crowded,proxy,rotation,payment); the bias and "
+            "the other weights stay as in --config (or the defaults), so runs without these terms' columns "
+            "score as before. No bias shift (--max-fpr) then."
+        ),
+    ] = None,
 ) -> None:
     """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
     config; prints precision / recall before and after, on the verdicts and on --test ones."""
@@ -356,8 +479,10 @@ def calibrate(
         cfg = load_config(config)
         train = cal.load_verdicts(list(verdicts))
         held = cal.load_verdicts(list(test)) if test else None
-        fitted = cal.fit_weights(train, max_weight=max_weight)
-        if max_fpr < 1.0:
+        only = tuple(t.strip() for t in fit_only.split(",") if t.strip()) if fit_only else None
+        base = cal.current_weights(cfg.campaign)
+        fitted = cal.fit_weights(train, max_weight=max_weight, only=only, base=base)
+        if max_fpr < 1.0 and only is None:
             fitted = cal.operating_point(train, fitted, max_fpr, threshold=cfg.campaign.threshold)
     except ClustererError as err:
         typer.secho(f"error: {err}", err=True, fg="red")

@@ -29,6 +29,11 @@ SCORE_TERMS = (
     "one_org",
     "synchrony",
     "peaked",
+    # network and payment evidence (campaigns.network): 0 when the log has no such column
+    "crowded",
+    "proxy",
+    "rotation",
+    "payment",
 )
 
 
@@ -75,6 +80,16 @@ class IngestConfig:
     # optional metadata columns the campaign score and the family grouping use when the log carries them
     org_col: str = "org_id"
     account_created_col: str = "account_created_at"
+    # optional network and payment columns (campaigns.network), used when present and listed in the manifest
+    # when missing: the client IP (or its /24; integers are read as IPv4), the network's ASN (the network when
+    # there is no IP column), a proxy / hosting flag or the provider's name (true, or a non-empty name, = a
+    # proxy or hosting network), the user agent, a payment fingerprint (card or billing token hash); a name no
+    # column has ("") leaves a signal out
+    ip_col: str = "client_ip"
+    asn_col: str = "asn"
+    proxy_col: str = "proxy"
+    user_agent_col: str = "user_agent"
+    payment_col: str = "payment_fingerprint"
 
     def __post_init__(self) -> None:
         for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col", "org_col"):
@@ -260,6 +275,12 @@ class CampaignConfig:
     w_one_org: float = 3.0  # (penalty) one organisation sends most of it: a customer's API keys
     w_synchrony: float = 0.0  # prompts in multi-account bursts beyond what its volume explains
     w_peaked: float = 0.0  # (penalty) its activity is one peak of the day (a trending topic)
+    # network and payment terms (0 when the log lacks their columns): fitted with `clusterer calibrate
+    # --fit-only crowded,proxy,rotation,payment` on a generated --network day, the weights above kept (README)
+    w_crowded: float = 0.35  # senders crowded on client networks that carry little else
+    w_proxy: float = 3.0  # share of its traffic from proxy / hosting networks beyond the day's
+    w_rotation: float = 3.0  # its accounts hop between many networks (rotating proxies)
+    w_payment: float = 3.0  # its accounts pay with cards shared across senders
     sibling_min_overlap: float = 0.5  # families sharing this much of their accounts both ways count as one
     # operator's work when measuring account focus
     spread_accounts: float = 300.0
@@ -275,9 +296,17 @@ class CampaignConfig:
     # flagged whatever else its account sends
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
+    crowded_min_senders: int = 3  # a client network (/24 or ASN, with the user agent) crowded by a family: this
+    # many of its senders (organisations, else accounts) on it, and at least half of the day's senders there
+    rotation_min_networks: int = 4  # an account on this many networks (ASNs) in a day rotates (counted when it
+    # sent at least this many prompts)
+    payment_min_senders: int = 3  # a payment fingerprint used by this many senders is shared
 
     def __post_init__(self) -> None:
         _check_range("campaign.threshold", self.threshold, 0.0, 1.0)
+        _check_range("campaign.crowded_min_senders", self.crowded_min_senders, 2)
+        _check_range("campaign.rotation_min_networks", self.rotation_min_networks, 2)
+        _check_range("campaign.payment_min_senders", self.payment_min_senders, 2)
         _check_range("campaign.spread_accounts", self.spread_accounts, 2.0)
         _check_range("campaign.new_account_days", self.new_account_days, 0.0)
         _check_range("campaign.account_min_share", self.account_min_share, 0.0, 1.0)
@@ -303,8 +332,12 @@ class RegistryConfig:
     min_cos: float = 0.9  # ... or this centroid cosine
     assign_min_containment: float = 0.06  # `clusterer assign`: share of a campaign's scaffold shingles ...
     assign_min_shingles: int = 6  # ... and how many of them a prompt must hold
+    # `clusterer fingerprints match`: a cluster matches a peer's campaign when this share of its prompts does
+    # (each prompt by the assign rule above, over the peer's keyed scaffold shingles)
+    peer_min_cluster_share: float = 0.5
 
     def __post_init__(self) -> None:
+        _check_range("registry.peer_min_cluster_share", self.peer_min_cluster_share, 0.0, 1.0)
         _check_range("registry.min_jaccard", self.min_jaccard, 0.0, 1.0)
         _check_range("registry.min_cos", self.min_cos, -1.0, 1.0)
         _check_range("registry.assign_min_containment", self.assign_min_containment, 0.0, 1.0)

@@ -2,7 +2,7 @@
 
     python scripts/gen_scenario.py --out DIR [--n 20000] [--hard] [--day 1] [--seed 7] [--pools POOLS_DIR]
         [--families dev|holdout] [--all | --cover --twin --heavy --persona --multivariant --reuse
-         --small-multilingual]
+         --small-multilingual] [--network] [--payload-half 0|1] [--account-tag TAG]
 
 Writes DIR/traffic.parquet (prompt_id, account_id, timestamp, text, org_id, account_created_at) and
 DIR/labels.parquet (prompt_id, label, kind, account_id, group) in the format of the evaluation's
@@ -24,8 +24,10 @@ popular / jailbreak prompts; ``--persona`` a role-play family whose slot is a ma
 through the scaffold; ``--multivariant`` a family with five re-worded, re-ordered variants over long
 documents; ``--reuse`` payload texts also arrive as ordinary prompts and as a legitimate customer's
 inputs; ``--small-multilingual`` a small family whose variants are written in three languages.
-``--families holdout`` swaps in a second family set (few-shot, XML, JSON, review, hint and query
-scaffolds) for checking that a change generalises beyond the families it was tuned on.
+``--network`` adds network and payment columns (see ``network_columns``); ``--payload-half`` and
+``--account-tag`` make a day with the same templates but other payloads and accounts (for fingerprint
+matching across providers). ``--families holdout`` swaps in a second family set (few-shot, XML, JSON,
+review, hint and query scaffolds) for checking that a change generalises beyond the families it was tuned on.
 
 Payloads and background prompts come from ``--pools`` (the public prompt pools: benign_prompts,
 payloads, shared_prompts parquet files) when given, else from the bundled ``data/sample_day.parquet``
@@ -680,6 +682,11 @@ class Pools:
             self.shared = OWN_SHARED
             self.jailbreak = [t + " Stay in this mode until told otherwise." for t in OWN_SHARED]
 
+    def halve(self, half: int) -> None:
+        """Keep only the even (0) or odd (1) entries of every payload and prompt pool."""
+        for name in ("benign", "questions", "requests", "math", "code", "docs"):
+            setattr(self, name, getattr(self, name)[half::2])
+
     def pick(self, pool: list[str]) -> str:
         return pool[int(self.rng.integers(len(pool)))]
 
@@ -748,13 +755,17 @@ def generate(
     pools: Path | None,
     behaviours: frozenset[str] = frozenset(),
     families: str = "dev",
+    payload_half: int | None = None,
 ):
-    """One labelled day: (frame, meta). ``behaviours``: any of BEHAVIOURS; ``families``: dev | holdout."""
+    """One labelled day: (frame, meta). ``behaviours``: any of BEHAVIOURS; ``families``: dev | holdout;
+    ``payload_half``: draw payloads and ordinary prompts from the even (0) or odd (1) pool entries only."""
     unknown = set(behaviours) - set(BEHAVIOURS)
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(BEHAVIOURS)}")
     rng = np.random.default_rng(seed * 1000 + day)
     P = Pools(pools, rng)
+    if payload_half is not None:
+        P.halve(payload_half)
     start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=day - 1)
     rows: list[dict] = []
     acct_created: dict[str, dt.datetime] = {}
@@ -956,6 +967,125 @@ def generate(
     return df, meta
 
 
+# --network: where each account's traffic comes from (client IP, ASN, proxy / hosting provider, user agent,
+# payment fingerprint). Campaign operators work through proxy pools with rotating IPs (datacenter pools for
+# most, residential proxies for every third operator) and pay with a few shared cards; ordinary users sit on
+# consumer networks (a home IP; some also on a mobile carrier's shared CGNAT addresses, a few behind a VPN);
+# each legitimate customer sends all its API keys' traffic through one corporate egress IP.
+HOSTING = [("AS16509", "Amazon AWS"), ("AS14061", "DigitalOcean"), ("AS24940", "Hetzner"), ("AS16276", "OVH")]
+HOSTING += [("AS20473", "Vultr"), ("AS63949", "Akamai Linode")]
+VPN = ("AS9009", "M247 VPN")
+MOBILE = ["AS21928", "AS22394", "AS20057"]  # carriers: their users share a few CGNAT /24s
+CONSUMER = [f"AS{7000 + 37 * i}" for i in range(40)]  # residential ISPs, Zipf-sized
+BROWSERS = [
+    f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) {br}"
+    for os_ in ("Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7", "X11; Linux x86_64", "iPhone")
+    for br in ("Chrome/131.0 Safari/537.36", "Chrome/130.0 Safari/537.36", "Firefox/133.0", "Safari/605.1.15")
+    + ("Edg/131.0", "OPR/114.0")
+]
+SCRIPTS = ["python-httpx/0.27.0", "OpenAI/Python 1.51.0", "python-requests/2.32.3", "node-fetch/1.0 (+nodejs)"]
+CUSTOMER_UA = "OpenAI/Python 1.51.0"  # the same SDK string as one operator's script: the UA alone decides nothing
+
+
+def _ip(a: int, b: int, c: int, d: int) -> str:
+    return f"{a}.{b}.{c}.{d}"
+
+
+def network_columns(df: pl.DataFrame, seed: int, day: int) -> pl.DataFrame:
+    """``df`` (a generated day with ``kind`` and ``group`` per row) with ``client_ip``, ``asn``, ``proxy`` (the
+    proxy / hosting provider's name, null for ordinary networks), ``user_agent`` and ``payment_fingerprint``.
+
+    Draws from its own random stream, so every other column is what the same flags give without --network."""
+    rng = np.random.default_rng([seed, day, 0x4E4554])
+    kinds = df.group_by("account_id").agg(
+        (pl.col("kind") == "campaign").any().alias("op"), (pl.col("kind") == "legit_templated").any().alias("cust")
+    )
+    accounts = sorted(kinds["account_id"].to_list())
+    is_op = dict(zip(kinds["account_id"], kinds["op"], strict=True))
+    is_cust = dict(zip(kinds["account_id"], kinds["cust"], strict=True))
+    zipf = 1.0 / np.arange(1, len(CONSUMER) + 1)
+    zipf /= zipf.sum()
+    uaz = 1.0 / np.arange(1, len(BROWSERS) + 1) ** 1.2
+    uaz /= uaz.sum()
+    operators = sorted({a.rsplit("-", 1)[0] for a in accounts if is_op[a]})
+    ops = {}
+    for i, name in enumerate(operators):
+        hosts = rng.choice(len(HOSTING), 2, replace=False)
+        nets = [(int(150 + h), int(rng.integers(256)), int(rng.integers(256))) for h in hosts for _ in range(2)]
+        n_acc = sum(1 for a in accounts if is_op[a] and a.rsplit("-", 1)[0] == name)
+        cards = [f"card-{name}-{k}" for k in range(max(2, n_acc // 40))]
+        ops[name] = {"residential": i % 3 == 2, "nets": nets, "hosts": hosts, "ua": SCRIPTS[i % len(SCRIPTS)]}
+        ops[name]["cards"] = cards
+    customers = sorted({a.rsplit("-", 1)[0] for a in accounts if is_cust[a] and not is_op[a]})
+    acct: dict[str, dict] = {}
+    last_card = None
+    for a in accounts:
+        if is_op[a]:
+            o = ops[a.rsplit("-", 1)[0]]
+            card = None if rng.random() < 0.2 else o["cards"][int(rng.integers(len(o["cards"])))]
+            acct[a] = {"cls": "op", "op": o, "card": card}
+        elif is_cust[a]:
+            k = customers.index(a.rsplit("-", 1)[0])
+            acct[a] = {"cls": "cust", "ip": _ip(198, 51, 100 + k, 10), "asn": f"AS6450{k}", "card": f"corp-card-{k}"}
+        else:
+            asn = int(rng.choice(len(CONSUMER), p=zipf))
+            home = _ip(70 + asn, int(rng.integers(256)), int(rng.integers(256)), int(rng.integers(1, 255)))
+            card = None
+            if rng.random() < 0.35:  # a paying user; a few households share one card
+                card = last_card if last_card is not None and rng.random() < 0.03 else f"card-{a}"
+                last_card = card
+            acct[a] = {
+                "cls": "user",
+                "ip": home,
+                "asn": CONSUMER[asn],
+                "mobile": int(rng.integers(len(MOBILE))) if rng.random() < 0.25 else -1,
+                "vpn": rng.random() < 0.03,
+                "ua": BROWSERS[int(rng.choice(len(BROWSERS), p=uaz))],
+                "card": card,
+            }
+    ips, asns, proxies, uas, cards = [], [], [], [], []
+    for a in df["account_id"].to_list():
+        x = acct[a]
+        if x["cls"] == "op":
+            o = x["op"]
+            if o["residential"]:  # a residential proxy pool: a random consumer address per request
+                asn = int(rng.choice(len(CONSUMER), p=zipf))
+                ip = _ip(70 + asn, int(rng.integers(256)), int(rng.integers(256)), int(rng.integers(1, 255)))
+                prov = "ResiRoute proxy" if rng.random() < 0.35 else None  # IP intelligence catches a third
+                asn_s, ua = CONSUMER[asn], BROWSERS[int(rng.choice(len(BROWSERS), p=uaz))]
+            else:  # a datacenter pool: rotating over a few /24s of two hosting providers
+                net = o["nets"][int(rng.integers(len(o["nets"])))]
+                ip = _ip(*net, int(rng.integers(1, 255)))
+                asn_s, name = HOSTING[net[0] - 150]
+                prov = name if rng.random() < 0.9 else None
+                ua = o["ua"]
+        elif x["cls"] == "cust":
+            ip, asn_s, prov, ua = x["ip"], x["asn"], None, CUSTOMER_UA
+        else:
+            ip, asn_s, prov, ua = x["ip"], x["asn"], None, x["ua"]
+            r = rng.random()
+            if x["mobile"] >= 0 and r < 0.5:  # carrier-grade NAT: many users behind a few addresses
+                m = x["mobile"]
+                ip, asn_s = _ip(100 + m, 64, int(rng.integers(8)), int(rng.integers(1, 255))), MOBILE[m]
+            elif x["vpn"] and r < 0.8:
+                ip, asn_s, prov = _ip(185, 156, 46 + int(rng.integers(2)), int(rng.integers(1, 255))), VPN[0], VPN[1]
+        ips.append(ip)
+        asns.append(asn_s)
+        proxies.append(prov)
+        uas.append(ua)
+        cards.append(x["card"])
+    return df.with_columns(
+        pl.Series("client_ip", ips, dtype=pl.String),
+        pl.Series("asn", asns, dtype=pl.String),
+        pl.Series("proxy", proxies, dtype=pl.String),
+        pl.Series("user_agent", uas, dtype=pl.String),
+        pl.Series("payment_fingerprint", cards, dtype=pl.String),
+    )
+
+
+NETWORK_COLUMNS = ["client_ip", "asn", "proxy", "user_agent", "payment_fingerprint"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -968,13 +1098,39 @@ def main() -> None:
     for b in BEHAVIOURS:
         ap.add_argument(f"--{b.replace('_', '-')}", action="store_true", help=f"behaviour: {b}")
     ap.add_argument("--all", action="store_true", help="every behaviour on (and --hard)")
+    ap.add_argument(
+        "--network",
+        action="store_true",
+        help="add client_ip, asn, proxy, user_agent and payment_fingerprint columns (campaigns behind proxy pools "
+        "with rotating IPs, users on consumer networks, customers behind one corporate egress); other columns "
+        "are unchanged",
+    )
+    ap.add_argument(
+        "--payload-half",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="draw payloads and ordinary prompts only from the even (0) or odd (1) entries of each pool, so two "
+        "days generated with 0 and 1 share no payload",
+    )
+    ap.add_argument("--account-tag", default="", help="prefix every account ID with this tag (other accounts)")
     a = ap.parse_args()
     behaviours = frozenset(b for b in BEHAVIOURS if a.all or getattr(a, b))
-    df, meta = generate(a.n, a.day, a.seed, a.hard or a.all, a.pools, behaviours, a.families)
-    a.out.mkdir(parents=True, exist_ok=True)
-    df.select("prompt_id", "account_id", "timestamp", "text", "org_id", "account_created_at").write_parquet(
-        a.out / "traffic.parquet"
+    df, meta = generate(
+        a.n, a.day, a.seed, a.hard or a.all, a.pools, behaviours, a.families, payload_half=a.payload_half
     )
+    if a.network:
+        df = network_columns(df, a.seed, a.day)
+    if a.account_tag:
+        df = df.with_columns((pl.lit(a.account_tag) + pl.col("account_id")).alias("account_id"))
+        meta["account_tag"] = a.account_tag
+    if a.network:
+        meta["network"] = True
+    if a.payload_half is not None:
+        meta["payload_half"] = a.payload_half
+    a.out.mkdir(parents=True, exist_ok=True)
+    cols = ["prompt_id", "account_id", "timestamp", "text", "org_id", "account_created_at"]
+    df.select(cols + (NETWORK_COLUMNS if a.network else [])).write_parquet(a.out / "traffic.parquet")
     df.select("prompt_id", "label", "kind", "account_id", "group").write_parquet(a.out / "labels.parquet")
     meta["kind_counts"] = dict(df.group_by("kind").len().iter_rows())
     (a.out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -144,7 +144,7 @@ def _sample_weights(label: NDArray[np.bool_], prompts: NDArray[np.float64], grou
 # behaviour an operator can change cheaply (cover traffic, older or bought accounts, one organisation,
 # timing): none of these may veto a family on its own. What a family *is* — a varied slot, many accounts —
 # costs the operator its purpose to change, and those terms are exempt from the no-veto rule.
-EVADABLE = ("focus", "one_shot", "fresh", "one_org", "synchrony", "peaked")
+EVADABLE = ("focus", "one_shot", "fresh", "one_org", "synchrony", "peaked", "crowded", "proxy", "rotation", "payment")
 # the range of each term (campaigns.score_terms): the constraints below use its extremes
 TERM_RANGE = {
     "variety": (-1.0, 1.0),
@@ -155,17 +155,45 @@ TERM_RANGE = {
     "one_org": (-1.0, 0.0),
     "synchrony": (-1.0, 1.0),
     "peaked": (-1.0, 0.0),
+    # network and payment evidence: an operator can rent residential proxies, pin an address per account or
+    # pay with separate cards, so each is evadable
+    "crowded": (0.0, 1.0),
+    "proxy": (-1.0, 1.0),
+    "rotation": (0.0, 1.0),
+    "payment": (0.0, 1.0),
 }
 
 
-def fit_weights(v: Verdicts, max_weight: float = 3.0, l2: float = 1e-4) -> dict[str, float]:
+def fit_weights(
+    v: Verdicts,
+    max_weight: float = 3.0,
+    l2: float = 1e-4,
+    only: tuple[str, ...] | None = None,
+    base: dict[str, float] | None = None,
+) -> dict[str, float]:
     """Constrained logistic regression of the verdicts on the terms (see the module docstring): weights in
     [0, ``max_weight``]; no single term can flag alone (bias + w_t · max_t < 0 for every t); no single
     evadable term (EVADABLE) can veto alone (bias + Σ_{s≠t} w_s · max_s + w_t · min_t ≥ 0: with every other
     line of evidence at its strongest, the family is still flagged). Families below the score's
-    effective-account gate are left out (they score 0 whatever the weights)."""
+    effective-account gate are left out (they score 0 whatever the weights).
+
+    With ``only`` (term names), only those terms' weights are fitted; the bias and every other weight stay
+    as in ``base`` (:func:`current_weights` of a config), so families without evidence for the fitted terms
+    (a log without their columns: the terms are 0) score exactly as before.
+
+    Raises:
+        InputError: one class only, an unknown term in ``only``, or no convergence.
+    """
     from scipy.optimize import minimize
 
+    free = np.ones(len(SCORE_TERMS), bool)
+    fixed = np.zeros(len(SCORE_TERMS))
+    if only is not None:
+        unknown = sorted(set(only) - set(SCORE_TERMS))
+        if unknown or base is None:
+            raise InputError(f"--fit-only: unknown term(s) {unknown}; terms: {', '.join(SCORE_TERMS)}")
+        free = np.array([t in only for t in SCORE_TERMS])
+        fixed = np.array([0.0 if f else base[f"w_{t}"] for t, f in zip(SCORE_TERMS, free, strict=True)])
     gate = v.effective_accounts >= CampaignConfig().min_effective_accounts
     x, y = v.terms[gate], v.label[gate].astype(np.float64)
     if len(np.unique(y)) < 2:
@@ -174,26 +202,40 @@ def fit_weights(v: Verdicts, max_weight: float = 3.0, l2: float = 1e-4) -> dict[
     lo = np.array([TERM_RANGE[t][0] for t in SCORE_TERMS])
     hi = np.array([TERM_RANGE[t][1] for t in SCORE_TERMS])
     margin = 0.05 * max_weight
+    bias0 = base["bias"] if only is not None and base is not None else None
+
+    def full(p: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        """(bias, every weight) from the free parameters."""
+        w = fixed.copy()
+        w[free] = p[1:]
+        return (bias0 if bias0 is not None else p[0]), w
 
     def loss(p: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        z = p[0] + x @ p[1:]
+        b, w = full(p)
+        z = b + x @ w
         nll = np.logaddexp(0.0, -z) * y + np.logaddexp(0.0, z) * (1.0 - y)
         g = (1.0 / (1.0 + np.exp(-z)) - y) * sw
-        return float((sw * nll).sum() + l2 * (p[1:] @ p[1:])), np.r_[g.sum(), x.T @ g + 2.0 * l2 * p[1:]]
+        grad_b = 0.0 if bias0 is not None else g.sum()
+        reg = p[1:] @ p[1:]
+        return float((sw * nll).sum() + l2 * reg), np.r_[grad_b, x[:, free].T @ g + 2.0 * l2 * p[1:]]
 
     cons = []
     for t, name in enumerate(SCORE_TERMS):
-        cons.append({"type": "ineq", "fun": lambda p, t=t: -(p[0] + p[1 + t] * hi[t]) - margin})  # no flag alone
+        if free[t]:  # no flag alone (a fixed weight met this when its config was made)
+            cons.append({"type": "ineq", "fun": lambda p, t=t: -(full(p)[0] + full(p)[1][t] * hi[t]) - margin})
         if name in EVADABLE:
             others = np.where(np.arange(len(hi)) == t, lo, hi)
-            cons.append({"type": "ineq", "fun": lambda p, o=others: p[0] + p[1:] @ o})  # no veto alone
-    bounds = [(-50.0, 0.0)] + [(0.0, max_weight)] * x.shape[1]
-    p0 = np.r_[-1.5 * max_weight, np.full(x.shape[1], max_weight / 2)]
+            cons.append({"type": "ineq", "fun": lambda p, o=others: full(p)[0] + full(p)[1] @ o})  # no veto alone
+    bounds = [(-50.0, 0.0) if bias0 is None else (bias0, bias0)] + [(0.0, max_weight)] * int(free.sum())
+    p0 = np.r_[-1.5 * max_weight if bias0 is None else bias0, np.full(int(free.sum()), max_weight / 2)]
+    if bias0 is not None:  # start where every constraint holds: the base weights, free ones at 0
+        p0[1:] = 0.0
     res = minimize(loss, p0, jac=True, bounds=bounds, constraints=cons, method="SLSQP", options={"maxiter": 500})
     if not res.success:
         raise InputError(f"calibration did not converge: {res.message}")
-    out = {"bias": round(float(res.x[0]), 3)}
-    out.update({f"w_{t}": round(float(w), 3) for t, w in zip(SCORE_TERMS, res.x[1:], strict=True)})
+    b, w = full(res.x)
+    out = {"bias": round(float(b), 3)}
+    out.update({f"w_{t}": round(float(wt), 3) for t, wt in zip(SCORE_TERMS, w, strict=True)})
     return out
 
 

@@ -23,6 +23,8 @@ from scipy.sparse import coo_matrix, csgraph
 
 from ..accel import fastops
 from ..config import SCORE_TERMS, CampaignConfig
+from ..io.ingest import Network
+from .network import network_features, network_terms, with_network
 
 # Capability tags: documented lexicons over the rendered template (lower-cased, normalised text).
 TAG_LEXICONS: dict[str, tuple[str, ...]] = {
@@ -68,6 +70,7 @@ class Signals:
 
     org: bool
     account_age: bool
+    network: tuple[str, ...] = ()  # the network signals present (io.ingest.NETWORK_SIGNALS)
 
 
 def _sigmoid(z: pl.Expr) -> pl.Expr:
@@ -262,6 +265,9 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
         pl.Series("hour_profile_divergence", js), pl.Series("interarrival_cv", cv)
     )
     feats = feats.join(_timing_features(p, per_acct, cfg), on="cluster_id", how="left")
+    net = network_features(prompts, cfg)
+    if net is not None:
+        feats = feats.join(net, on="cluster_id", how="left")
     if has_org:
         feats = feats.with_columns((pl.col("_top_org") / pl.col("prompts")).alias("top_org_share")).drop("_top_org")
     feats = feats.join(acct_feats, on="cluster_id").join(
@@ -294,6 +300,7 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
                  API keys (a customer) pulls down
       synchrony  burst_excess                       multi-account bursts beyond what the volume explains
       peaked     −clip(hour_profile_divergence / 0.2, 0, 1): one peak of the day (a trending topic)
+      crowded, proxy, rotation, payment: network and payment evidence (campaigns.network.network_terms)
     """
     cols = feats.columns
     fresh = (2.0 * pl.col("new_account_share") - 1.0) if "new_account_share" in cols else pl.lit(0.0)
@@ -313,6 +320,7 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
         "one_org": one_org,
         "synchrony": pl.col("burst_excess"),
         "peaked": -(pl.col("hour_profile_divergence") / 0.2).clip(0.0, 1.0),
+        **network_terms(cols),
     }
     return feats.select(
         "cluster_id",
@@ -425,6 +433,7 @@ def decide(
     accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
+    network: Network | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
@@ -437,6 +446,7 @@ def decide(
     prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
     sends other things). ``namer(flagged cluster ids, proposed ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
+    ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
     """
     n = frame.height
     acc_codes, acc_index = accounts if accounts is not None else fastops.unique_inverse(frame["account_id"].to_numpy())
@@ -453,7 +463,9 @@ def decide(
         prompts = prompts.with_columns(orgs.alias("org_id"))
     if created is not None:
         prompts = prompts.with_columns(created.alias("account_created_at"))
-    signals = Signals(org=orgs is not None, account_age=created is not None)
+    prompts = with_network(prompts, network, orgs)
+    present = network.present if network is not None else ()
+    signals = Signals(org=orgs is not None, account_age=created is not None, network=present)
     feats = campaign_features(prompts, clusters, cfg)
     if feats.height == 0:
         scored = pl.DataFrame(

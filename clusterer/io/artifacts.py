@@ -260,6 +260,44 @@ def replace_set(
     return entries
 
 
+def amend_set(
+    target: Path,
+    replace: dict[str, Callable[[Path], int | None]],
+    update: Callable[[dict[str, Any]], None],
+    known: set[str],
+    what: str = "run",
+) -> list[FileEntry]:
+    """Rewrite some files of an existing set as one unit: the set is verified against its manifest first, the
+    other files are carried over unchanged (hard links where the file system allows, else copies), ``replace``
+    writes the new files, ``update(manifest)`` amends the manifest, and the new set (every file re-listed with
+    its rows, bytes and SHA-256) replaces the old one through :func:`replace_set` — so readers see the old set
+    or the amended one, and the manifest's hashes stay valid.
+
+    Raises:
+        InputError: the set does not match its manifest. OutputError: the directory cannot be written.
+    """
+    target = Path(target)
+    manifest = verify_set(target, what)
+    rows = {e["name"]: e.get("rows") for e in manifest.get("files", [])}
+    carried = [name for name in rows if name not in replace]
+
+    def carry(name: str) -> Callable[[Path], int | None]:
+        def write(path: Path) -> int | None:
+            try:
+                os.link(target / name, path)
+            except OSError:
+                shutil.copyfile(target / name, path)
+            return rows[name]
+
+        return write
+
+    files = {name: carry(name) for name in carried}
+    files.update(replace)
+    manifest.pop("files", None)
+    update(manifest)
+    return replace_set(target, files, manifest, known, what)
+
+
 def _swap(stage: Path, target: Path) -> None:
     """Make ``stage`` the content of ``target``; the previous target (if any) is deleted afterwards."""
     if not target.exists():

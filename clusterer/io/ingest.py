@@ -601,3 +601,99 @@ def sender_metadata(
         if created is not None and created.null_count() == len(created):
             created = None
     return orgs, created
+
+
+NETWORK_SIGNALS = ("client_ip", "asn", "proxy", "user_agent", "payment_fingerprint")
+_NO = ("", "0", "false", "no", "none", "null", "n/a", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """The optional network and payment columns of a prompt frame, one value per input row (null = unknown).
+
+    ``net``: the client network: the /24 of an IPv4 address (the /48 of an IPv6 one; a value already written
+    as a prefix is kept), or the ASN when the log has no IP column; ``ip``: the client address as given (text);
+    ``asn``: the ASN as text; ``proxy``: bool,
+    the row came from a proxy or hosting network; ``user_agent``; ``payment``: the payment fingerprint;
+    ``present``: which of :data:`NETWORK_SIGNALS` the log carries (a column null throughout is missing).
+    """
+
+    net: pl.Series | None
+    ip: pl.Series | None
+    asn: pl.Series | None
+    proxy: pl.Series | None
+    user_agent: pl.Series | None
+    payment: pl.Series | None
+    present: tuple[str, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        return [s for s in NETWORK_SIGNALS if s not in self.present]
+
+
+def _network_column(frame: pl.DataFrame, col: str) -> pl.Series | None:
+    """A network column as given, or None when absent or null throughout.
+
+    Raises:
+        InputError: the column holds nested values (lists, structs) instead of scalars.
+    """
+    if not col or col not in frame.columns:
+        return None
+    s = frame[col]
+    if s.dtype.is_nested():
+        rows = np.flatnonzero(s.is_not_null().to_numpy())[:_EXAMPLES].tolist()
+        raise InputError(
+            f"column '{col}' holds {s.dtype} values, expected scalars (e.g. rows {rows}); pass the column that holds "
+            "the value itself, or set its ingest.*_col to '' to leave the signal out"
+        )
+    return None if s.null_count() == len(s) else s
+
+
+def client_network(ip: pl.Series) -> pl.Series:
+    """The network of each client address: '/24' prefix of IPv4 ('a.b.c'), first three groups of IPv6, an
+    integer read as IPv4; other values (already prefixes, names) are kept as they are."""
+    if ip.dtype.is_integer():
+        return (ip.cast(pl.Int64) // 256).cast(pl.String).alias("net")
+    s = ip.cast(pl.String).str.strip_chars()
+    v4 = s.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
+    v6 = s.str.extract(r"^([0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}):", 1).str.to_lowercase()
+    return pl.select(pl.coalesce(v4, v6, s)).to_series().alias("net")
+
+
+def network_metadata(frame: pl.DataFrame, cfg: IngestConfig) -> Network:
+    """The optional network and payment columns (``cfg.ip_col``, ``asn_col``, ``proxy_col``,
+    ``user_agent_col``, ``payment_col``) of a prompt frame; see :class:`Network`.
+
+    A proxy column may be boolean, numeric (non-zero = proxy) or text: a provider's name (or any value other
+    than empty, 0, false, no, none) marks a proxy / hosting network.
+
+    Raises:
+        InputError: a column holds nested values.
+    """
+    ip = _network_column(frame, cfg.ip_col)
+    asn = _network_column(frame, cfg.asn_col)
+    raw_proxy = _network_column(frame, cfg.proxy_col)
+    ua = _network_column(frame, cfg.user_agent_col)
+    pay = _network_column(frame, cfg.payment_col)
+    net = client_network(ip) if ip is not None else asn.cast(pl.String).alias("net") if asn is not None else None
+    proxy = None
+    if raw_proxy is not None:
+        if raw_proxy.dtype == pl.Boolean:
+            proxy = raw_proxy.fill_null(False)
+        elif raw_proxy.dtype.is_numeric():
+            proxy = (raw_proxy.fill_null(0) != 0).alias(raw_proxy.name)
+        else:
+            text = raw_proxy.cast(pl.String).str.strip_chars().str.to_lowercase()
+            proxy = (text.is_not_null() & ~text.is_in(list(_NO))).alias(raw_proxy.name)
+    present = tuple(
+        name for name, s in zip(NETWORK_SIGNALS, (ip, asn, raw_proxy, ua, pay), strict=True) if s is not None
+    )
+    return Network(
+        net=net,
+        ip=ip.cast(pl.String).str.strip_chars() if ip is not None else None,
+        asn=asn.cast(pl.String) if asn is not None else None,
+        proxy=proxy,
+        user_agent=ua.cast(pl.String) if ua is not None else None,
+        payment=pay.cast(pl.String) if pay is not None else None,
+        present=present,
+    )

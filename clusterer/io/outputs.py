@@ -86,6 +86,12 @@ CLUSTER_SCHEMA = {
     "top_org_share": pl.Float64,
     "new_account_share": pl.Float64,
     "burst_excess": pl.Float64,
+    # network and payment features (campaigns.network; null without the columns they need)
+    "hosting_share": pl.Float64,
+    "hosting_excess": pl.Float64,
+    "crowded_share": pl.Float64,
+    "rotating_share": pl.Float64,
+    "shared_payment_share": pl.Float64,
     # the campaign score's evidence: each term's value in [-1, 1] and its contribution to the logit
     **{f"term_{t}": pl.Float64 for t in SCORE_TERMS},
     **{f"contrib_{t}": pl.Float64 for t in ("bias", *SCORE_TERMS)},

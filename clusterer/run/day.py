@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..config import IngestConfig
-from ..io.ingest import Prompts, sender_metadata
+from ..io.ingest import Network, Prompts, network_metadata, sender_metadata
 from ..text.normalise import Normalised
 
 
@@ -38,8 +38,9 @@ class Day:
     input row (index into ``account_ids``, sorted); ``orgs``: the organisation per input row as a string
     Series (a null among non-null values filled with one organisation per account), None when the log has no
     organisation column (see :attr:`has_orgs`); ``org_codes``: int64 (m,) organisation code per embedded row
-    (None likewise); ``created``: account creation time per input row (UTC), None without it; ``date``: the
-    UTC date of the median timestamp (None without timestamps).
+    (None likewise); ``created``: account creation time per input row (UTC), None without it; ``network``: the
+    optional network and payment columns per input row; ``date``: the UTC date of the median timestamp (None
+    without timestamps).
     """
 
     prompts: Prompts
@@ -51,6 +52,7 @@ class Day:
     orgs: pl.Series | None
     org_codes: NDArray[np.int64] | None
     created: pl.Series | None
+    network: Network
     date: dt.date | None
 
     @property
@@ -110,5 +112,6 @@ class Day:
             orgs=orgs,
             org_codes=org_codes,
             created=created,
+            network=network_metadata(frame, cfg),
             date=day_of(frame["timestamp"]),
         )

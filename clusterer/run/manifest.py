@@ -17,7 +17,7 @@ from .. import __version__
 from ..accel.backend import Backend
 from ..config import RunConfig
 from ..io import outputs
-from ..io.ingest import Prompts, content_digest
+from ..io.ingest import NETWORK_SIGNALS, Prompts, content_digest
 from ..store.registry import Registry
 from .day import day_of
 
@@ -75,6 +75,7 @@ def _rows(a: Any, status: Any, counts: dict[str, int]) -> dict[str, Any]:
 def _campaigns(a: Any) -> dict[str, Any]:
     dec, t = a.camp.decisions, a.tables
     signals = {"org_id": dec.signals.org, "account_created_at": dec.signals.account_age}
+    signals.update({name: name in dec.signals.network for name in NETWORK_SIGNALS})
     return {
         "flagged_clusters": int(t.clusters["flagged"].fill_null(False).sum()),
         "flagged_prompts": int(dec.prompt_flagged.sum()),

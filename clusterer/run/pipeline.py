@@ -36,13 +36,16 @@ def compute(
     history: Path | None = None,
     argv: Sequence[str] | None = None,
     engine: LocalEngine | None = None,
+    carried: tuple[frozenset[str], dict[int, str]] | None = None,
 ) -> Result:
     """Cluster one validated day of prompts; nothing is written (see :meth:`Result.write`).
 
     With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
     IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
     ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
-    near-duplicates on earlier days. ``engine``: where the stages run (default: ``cfg.engine``, closed after).
+    near-duplicates on earlier days. ``carried`` (``clusterer stream``): the campaigns flagged earlier in the
+    day and the carried exemplars (input row → campaign); see ``stages.campaigns_stage``. ``engine``: where
+    the stages run (default: ``cfg.engine``, closed after).
 
     Raises:
         ConfigError, BackendUnavailable: problems the user can fix.
@@ -74,7 +77,7 @@ def compute(
         with clock.stage("templates"):
             a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
         with clock.stage("campaigns"):
-            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry)
+            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, *(carried or ()))
         with clock.stage("tables"):
             a.tables = st.tables_stage(a.day, cfg, eng, a.run_id, a.clustering, a.sk, a.tmpl, a.camp, a.vec, history)
     finally:

@@ -29,7 +29,7 @@ from ..graph.lsh import Signatures, signatures
 from ..io import outputs
 from ..io.ingest import Prompts
 from ..store.history import annotate_clusters
-from ..store.registry import Naming, Registry, check_dim
+from ..store.registry import Naming, Registry, assign_to_known, check_dim
 from ..text.normalise import text_keys, unspace
 from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
@@ -168,7 +168,76 @@ class Campaigns:
 
     decisions: Decisions
     summary: Summary
-    naming: Naming | None
+    naming: Naming | KeepNames | None
+
+
+def held_campaigns(
+    day: Day, cfg: RunConfig, registry: Registry, keep: frozenset[str], labels: NDArray[np.int64]
+) -> dict[int, str]:
+    """Clusters most of whose prompts belong to one of the registry campaigns ``keep`` by the ``assign`` rule
+    (the prompt holds ≥ ``assign_min_shingles`` of the campaign's scaffold shingles and ≥
+    ``assign_min_containment`` of the set): cluster → that campaign's ID. Several clusters may hold one
+    campaign (a campaign split into fragments in a window keeps its one ID)."""
+    from ..text.skeleton import shingle_sets
+
+    known = Registry(
+        campaigns=registry.campaigns.filter(pl.col("campaign_id").is_in(sorted(keep))), daily=registry.daily
+    )
+    if known.campaigns.height == 0 or len(day.rows) == 0:
+        return {}
+    indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
+    ids, _ = assign_to_known(
+        known, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
+    )
+    df = pl.DataFrame({"c": labels, "id": pl.Series(ids, dtype=pl.String)}).filter(pl.col("c") >= 0)
+    size = df.group_by("c").agg(pl.len().alias("n"))
+    top = (
+        df.filter(pl.col("id").is_not_null())
+        .group_by("c", "id")
+        .agg(pl.len().alias("k"))
+        .sort(["c", "k", "id"], descending=[False, True, False])
+        .group_by("c", maintain_order=True)
+        .first()
+        .join(size, on="c")
+        .filter(2 * pl.col("k") > pl.col("n"))
+    )
+    return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
+
+
+def anchored_campaigns(labels: NDArray[np.int64], anchors: dict[int, str], min_anchors: int = 3) -> dict[int, str]:
+    """Clusters holding at least ``min_anchors`` carried exemplars (``anchors``: input row → the campaign it was
+    flagged with in an earlier window), most of one campaign: cluster → that campaign's ID. ``labels``: the
+    cluster of each input row."""
+    if not anchors:
+        return {}
+    rows = np.fromiter(anchors, np.int64, len(anchors))
+    df = pl.DataFrame({"c": labels[rows], "id": pl.Series(list(anchors.values()), dtype=pl.String)})
+    top = (
+        df.filter(pl.col("c") >= 0)
+        .group_by("c", "id")
+        .agg(pl.len().alias("k"))
+        .with_columns(pl.col("k").sum().over("c").alias("n"))
+        .sort(["c", "k", "id"], descending=[False, True, False])
+        .group_by("c", maintain_order=True)
+        .first()
+        .filter((pl.col("k") >= min_anchors) & (2 * pl.col("k") > pl.col("n")))
+    )
+    return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
+
+
+class KeepNames:
+    """A registry naming that gives every cluster of ``held`` (:func:`held_campaigns`) its campaign's ID and
+    names the other flagged clusters as the registry does."""
+
+    def __init__(self, naming: Naming, held: dict[int, str]) -> None:
+        self.naming, self.held = naming, held
+
+    def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
+        ids = self.naming(cids, proposed)
+        return {c: self.held.get(c, i) for c, i in ids.items()}
+
+    def updated(self, clusters: pl.DataFrame, day: Any) -> Registry:
+        return self.naming.updated(clusters, day)
 
 
 def campaigns_stage(
@@ -179,14 +248,24 @@ def campaigns_stage(
     tmpl: Templates,
     vec: Embedded,
     registry: Registry | None = None,
+    keep: frozenset[str] = frozenset(),
+    anchors: dict[int, str] | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
-    registry when there is one."""
+    registry when there is one. A flagged family that holds one of the registry campaigns ``keep`` (most of
+    its prompts carry its scaffold, :func:`held_campaigns`, or most of its carried exemplars, ``anchors``,
+    were flagged with it: :func:`anchored_campaigns`) takes that campaign's ID. Flags stay the score's: a
+    family is not flagged for matching a campaign (measured: such flags only ever added ordinary families
+    that one window had flagged)."""
     k = len(tmpl.text)
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None
     if registry is not None:
         naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)
+        if keep:
+            held = held_campaigns(day, cfg, registry, keep, clu.labels)
+            held.update(anchored_campaigns(day.scatter(clu.labels, -1, np.int64), anchors or {}))
+            naming = KeepNames(naming, held)
     info = pl.DataFrame(
         {
             "cluster_id": np.arange(k, dtype=np.int64),
@@ -208,6 +287,7 @@ def campaigns_stage(
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,
+        network=day.network,
     )
     return Campaigns(dec, summary, naming)
 

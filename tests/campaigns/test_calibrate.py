@@ -107,3 +107,17 @@ def test_bad_verdicts_are_clear_errors(tmp_path):
 def test_config_refuses_a_term_that_could_flag_alone():
     with pytest.raises(Exception, match="no single evidence term may flag a family alone"):
         CampaignConfig(bias=-2.0, w_variety=3.0)
+
+
+def test_fit_only_fits_the_named_terms_and_keeps_the_rest(tmp_path):
+    train = cal.load_verdicts([_run(tmp_path, "day1", 1)])
+    # a network term that tells campaigns apart in these verdicts
+    camp = train.label
+    train.terms[:, SCORE_TERMS.index("payment")] = np.where(camp, 0.8, 0.0)
+    base = cal.current_weights(CampaignConfig(w_payment=0.0))
+    fitted = cal.fit_weights(train, only=("payment", "rotation"), base=base)
+    assert fitted["bias"] == base["bias"]
+    assert all(fitted[f"w_{t}"] == base[f"w_{t}"] for t in SCORE_TERMS if t not in ("payment", "rotation"))
+    assert fitted["w_payment"] > 0.5 and cal.check_weights(fitted) == []
+    with pytest.raises(InputError, match="unknown term"):
+        cal.fit_weights(train, only=("bogus",), base=base)

@@ -109,7 +109,12 @@ def _manifest_facts(m: dict[str, Any]) -> list[tuple[str, Any]]:
     cfg = m.get("config") or {}
     dev = m.get("device") or {}
     rows = m.get("rows") or {}
-    return [
+    peer = m.get("fingerprints") or {}
+    peer_fact = []
+    if peer:  # `clusterer fingerprints match`
+        who = ", ".join(str(f.get("provider")) for f in peer.get("files") or [])
+        peer_fact = [("peer fingerprints", f"{peer.get('matched_clusters', 0):,} clusters match campaigns of {who}")]
+    return peer_fact + [
         ("clusterer version", m.get("version", "—")),
         ("started (UTC)", str(m.get("started_at", "—"))[:19].replace("T", " ")),
         ("finished (UTC)", str(m.get("finished_at", "—"))[:19].replace("T", " ")),

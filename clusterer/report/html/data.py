@@ -292,6 +292,9 @@ def _facts(info: dict[str, Any], reg: dict[str, dict[str, Any]]) -> list[tuple[s
     ):
         if key in info and info[key] is not None:
             out.append((label, info[key]))
+    if info.get("peer_campaign") is not None:  # `clusterer fingerprints match`
+        out.append(("peer: matching campaign", f"{info.get('peer_provider')}: {info['peer_campaign']}"))
+        out.append(("peer: share of its prompts matching", round(float(info.get("peer_match_share") or 0.0), 3)))
     r = reg.get(info.get("campaign_id") or "")
     if r:
         out += [

@@ -1,0 +1,298 @@
+"""Incremental detection: a day clustered window by window as it arrives (``clusterer stream``).
+
+The day's prompts are cut into windows of ``every`` (aligned to UTC midnight) by timestamp; each window is
+clustered with what earlier windows learned, carried in the campaign registry and the open families:
+
+- a flagged family most of whose prompts carry the scaffold of a campaign flagged earlier in the day (the
+  ``assign`` rule) takes that campaign's ID — several fragments of one campaign all take it; other flagged
+  families are named by the registry (a known campaign's ID when their template matches, else a new one),
+  so a campaign keeps one ID for the rest of the day. Flags stay the window's own score;
+- the registry accumulates the day: a campaign's daily row sums the windows' prompts (a day run windowed
+  counts once, as a batch run of that day would), and campaigns of earlier windows stay when a later window
+  does not see them;
+- open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
+  are clustered again with the next window, as context and not output; a flagged family holding at least
+  three of them, most flagged with one campaign, takes that campaign's ID.
+
+Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
+dates, daily rows), ``OUT/carry.parquet`` (the open families' exemplars) and ``OUT/stream.json`` (the
+windows done). A restart reads ``stream.json`` and goes on with the first window not done. Per window: the
+output set, the registry, the carry, then ``stream.json``; a crash between the registry and ``stream.json``
+re-runs that window, and the registry's daily prompt count then counts it twice (IDs are unaffected).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..config import RunConfig
+from ..errors import InputError
+from ..io.ingest import Prompts, content_digest
+from ..store.registry import Registry
+
+STATE = "stream.json"
+CARRY = "carry.parquet"
+CAMPAIGN = "_campaign"
+
+
+def parse_every(text: str) -> dt.timedelta:
+    """'15m', '1h', '90s', '2h' → timedelta.
+
+    Raises:
+        InputError: not <number><s|m|h>, or not a divisor of a day.
+    """
+    t = text.strip().lower()
+    unit = {"s": 1, "m": 60, "h": 3600}.get(t[-1:] or "")
+    try:
+        n = float(t[:-1]) if unit else float("nan")
+    except ValueError:
+        n = float("nan")
+    if unit is None or not n > 0:
+        raise InputError(f"--window {text!r}: expected a duration such as 15m, 1h or 90s")
+    sec = int(round(n * unit))
+    if sec <= 0 or 86_400 % sec:
+        raise InputError(f"--window {text!r}: a window must divide the day (e.g. 5m, 15m, 30m, 1h, 2h)")
+    return dt.timedelta(seconds=sec)
+
+
+def window_index(ts: pl.Series, every: dt.timedelta) -> pl.Series:
+    """Window number of each timestamp: whole windows of ``every`` since 1970-01-01 UTC (so windows align to
+    UTC midnight)."""
+    us = ts.dt.epoch("us")
+    return (us // int(every.total_seconds() * 1_000_000)).alias("_window")
+
+
+def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
+    """The registry after one more window of ``day``: ``new`` (the registry a run of the window alone wrote,
+    replacing the day's daily rows with the window's) merged with ``prev`` (before the window): the day's
+    rows summed over windows (prompts, and accounts as an upper bound), the best score kept; campaigns of
+    ``prev`` the window did not see kept; content (template, centroid, shingles) from ``new`` where it has
+    them."""
+    from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA
+
+    today = pl.concat([prev.daily.filter(pl.col("day") == day), new.daily.filter(pl.col("day") == day)])
+    today = today.group_by("campaign_id", "day").agg(
+        pl.col("prompts").sum(), pl.col("accounts").sum(), pl.col("campaign_score").max()
+    )
+    daily = (
+        pl.concat([prev.daily.filter(pl.col("day") != day), today.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)])
+        .sort(["day", "campaign_id"])
+        .select(list(DAILY_SCHEMA))
+    )
+    stats = daily.group_by("campaign_id").agg(
+        pl.col("day").min().alias("first_seen"),
+        pl.col("day").max().alias("last_seen"),
+        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
+        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
+    )
+    content_cols = ["campaign_id", "template", "centroid", "shingles", "scaffold_shingles"]
+    # several fragments of one campaign in a window share its ID: their scaffold shingles together, the rest
+    # from the first; and a campaign keeps the scaffold shingles of every window (the variants it ran),
+    # so a later window's variant still finds it
+    fresh = new.campaigns.group_by("campaign_id", maintain_order=True).agg(
+        pl.col("template").first(),
+        pl.col("centroid").first(),
+        pl.col("shingles").first(),
+        pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+    )
+    earlier = prev.campaigns.select("campaign_id", pl.col("scaffold_shingles").alias("_old"))
+    fresh = (
+        fresh.join(earlier, on="campaign_id", how="left")
+        .with_columns(
+            pl.concat_list(pl.col("scaffold_shingles"), pl.col("_old").fill_null(pl.lit([], pl.List(pl.UInt64))))
+            .list.unique()
+            .list.sort()
+            .alias("scaffold_shingles")
+        )
+        .drop("_old")
+    )
+    content = pl.concat(
+        [
+            fresh.select(content_cols),
+            prev.campaigns.select(content_cols).filter(~pl.col("campaign_id").is_in(fresh["campaign_id"].implode())),
+        ]
+    )
+    campaigns = content.join(stats, on="campaign_id", how="inner").select(list(CAMPAIGN_SCHEMA)).sort("campaign_id")
+    return Registry(campaigns=campaigns, daily=daily)
+
+
+def _load_state(out: Path, every: dt.timedelta, digest: str) -> dict[str, Any]:
+    path = out / STATE
+    if not path.is_file():
+        return {"every_s": int(every.total_seconds()), "input_digest": digest, "windows": []}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path} cannot be read ({err}); remove it to start the day again") from err
+    if state.get("every_s") != int(every.total_seconds()) or state.get("input_digest") != digest:
+        raise InputError(
+            f"{path} belongs to another stream (window {state.get('every_s')} s, other input); use another --out "
+            "or remove it"
+        )
+    return state
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    from ..io.artifacts import write_bytes_atomic
+
+    write_bytes_atomic(out / STATE, (json.dumps(state, indent=1, default=str) + "\n").encode())
+
+
+def check_stream_out(out: Path, logs: Any, registry: Path) -> None:
+    """Check a stream's output directory before any work: empty, absent or a stream's (``stream.json``); not
+    inside the input, not overlapping the registry.
+
+    Raises:
+        OutputError: any of the above.
+    """
+    from ..api import check_out
+    from ..errors import OutputError
+
+    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / STATE).is_file()):
+        raise OutputError(f"--out {out} holds files that are not a stream's ({STATE}); use an empty directory")
+    reg, o = registry.absolute(), out.absolute()
+    if reg == o or o in reg.parents or reg in o.parents:
+        raise OutputError(f"--out {out} and --registry {registry} overlap; keep them in separate directories")
+    check_out(out / "w000", logs, registry, None)
+
+
+def next_carry(
+    carry: pl.DataFrame | None, win: pl.DataFrame, assignments: pl.DataFrame, per_campaign: int
+) -> pl.DataFrame:
+    """The exemplars carried into the next window: per campaign, its ``per_campaign`` latest flagged prompts
+    over the carried ones and this window's (``win``, the window's prompt rows; ``assignments`` its output),
+    with the campaign each was flagged with (``_campaign``)."""
+    flagged = assignments.filter(pl.col("flagged") & pl.col("campaign_id").is_not_null()).select(
+        "prompt_id", pl.col("campaign_id").alias(CAMPAIGN)
+    )
+    fresh = win.join(flagged, on="prompt_id", how="inner")
+    both = pl.concat([carry.select(fresh.columns), fresh]) if carry is not None and carry.height else fresh
+    return (
+        both.sort(["timestamp", "prompt_id"], descending=True)
+        .group_by(CAMPAIGN, maintain_order=True)
+        .head(per_campaign)
+        .sort([CAMPAIGN, "timestamp", "prompt_id"])
+    )
+
+
+def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write a parquet file through a temporary file and a rename."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def _one_window(
+    prompts: Prompts,
+    win: pl.DataFrame,
+    carry: pl.DataFrame | None,
+    target: Path,
+    cfg: RunConfig,
+    registry_dir: Path,
+    day: dt.date,
+    reporter: Any,
+) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
+    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context; write its set,
+    the registry merged with it, and return (its state entry, the exemplars to carry, the registry)."""
+    from ..api import check_out, load_checked_registry
+    from ..store.registry import save_registry
+    from . import pipeline
+
+    # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
+    ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
+    n_carry = ctx.height if ctx is not None else 0
+    anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
+    part = (pl.concat([ctx.select(win.columns), win]) if n_carry else win).with_row_index("_row")
+    check_out(target, None, registry_dir, None)
+    prev = load_checked_registry(registry_dir, cfg)
+    keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
+    sub = dataclasses.replace(prompts, frame=part)
+    result = pipeline.compute(
+        sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, carried=(keep, anchors)
+    )
+    reg_new = result.registry_update
+    result.registry_update = None
+    # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
+    result.assignments = result.assignments.slice(n_carry)
+    result.vector_of_row = result.vector_of_row[n_carry:]
+    result.manifest["stream"] = {"window": target.name, "carried_exemplars": n_carry}
+    result.write(target)
+    merged = merge_day(prev, reg_new[1], day) if reg_new is not None else prev
+    save_registry(registry_dir, merged)
+    c = result.clusters.filter(pl.col("flagged").fill_null(False))
+    ids = set(c["campaign_id"].drop_nulls().to_list())
+    entry = {
+        "dir": target.name,
+        "rows": win.height,
+        "flagged_clusters": c.height,
+        "flagged_prompts": int(result.assignments["flagged"].sum()),
+        "campaigns": sorted(ids),
+        "new_campaigns": sorted(ids - set(prev.campaigns["campaign_id"].to_list())),
+        "kept_campaigns": sorted(ids & keep),
+        "carried_exemplars": n_carry,
+        "registry_bytes": sum(p.stat().st_size for p in registry_dir.iterdir() if p.is_file()),
+        "registry_campaigns": merged.campaigns.height,
+        "registry_mem_bytes": int(merged.campaigns.estimated_size() + merged.daily.estimated_size()),
+        "peak_rss_mb": result.manifest.get("peak_rss_mb"),
+    }
+    return entry, result.assignments, merged
+
+
+def stream(
+    prompts: Prompts,
+    out: Path,
+    cfg: RunConfig,
+    every: dt.timedelta,
+    registry_dir: Path,
+    reporter: Any = None,
+    per_campaign: int = 32,
+) -> dict[str, Any]:
+    """Cluster ``prompts`` window by window into ``out/<day>-wNNN`` (one output set each, NNN the window of
+    the day) with the registry and the carried exemplars as state (module docstring); resumes after the
+    windows ``out/stream.json`` lists. Returns the state (per window: index, start, rows, flagged clusters
+    and prompts, new and kept campaigns, seconds, carried exemplars, the registry's bytes on disk and in
+    memory, the carry's bytes, the process's peak RSS so far).
+
+    Raises:
+        InputError: rows without timestamps, a state of another stream; what a run raises.
+    """
+    from ..progress import Reporter
+
+    reporter = reporter or Reporter(quiet=True)
+    frame = prompts.frame
+    if frame["timestamp"].null_count():
+        raise InputError("stream: every prompt needs a timestamp to fall in a window (pass --null-timestamps error)")
+    out.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out, every, content_digest(frame))
+    carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and state["windows"] else None
+    done = {w["index"] for w in state["windows"]}
+    frame = frame.with_columns(window_index(frame["timestamp"], every))
+    sec = int(every.total_seconds())
+    for w in sorted(frame["_window"].unique().to_list()):
+        if w in done:
+            continue
+        start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
+        win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
+        target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
+        t0 = time.perf_counter()
+        entry, assignments, _ = _one_window(prompts, win, carry, target, cfg, registry_dir, start.date(), reporter)
+        carry = next_carry(carry, win, assignments, per_campaign)
+        write_table_atomic(carry, out / CARRY)
+        entry.update(
+            index=w,
+            start=start.isoformat(),
+            seconds=round(time.perf_counter() - t0, 2),
+            carry_bytes=(out / CARRY).stat().st_size,
+        )
+        state["windows"].append(entry)
+        _save_state(out, state)
+    return state

@@ -1,0 +1,128 @@
+"""Shareable campaign fingerprints: `clusterer fingerprints export` and `match` (store.fingerprints)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from clusterer import api, synth
+from clusterer.cli import app
+from clusterer.io.artifacts import verify_set
+from clusterer.store import fingerprints as fp
+
+KEY = "correct horse battery staple 0123456789"
+
+
+def _day(tmp_path, name, scaffolds, seed, day):
+    traffic, labels = synth.fake_day(
+        seed=seed, campaign_sizes=(90,) * len(scaffolds), scaffolds=scaffolds, day=day, accounts_per_campaign=15
+    )
+    traffic = traffic.with_columns(pl.lit(name) + "-" + pl.col("account_id"))  # other accounts each day
+    path = tmp_path / f"{name}.parquet"
+    traffic.write_parquet(path)
+    return path, traffic, labels
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, request):
+    """Day A (campaigns 0 and 1) run into a registry and exported; day B (campaigns 0 and 2, other seed,
+    accounts and payloads) run separately."""
+    from clusterer.config import load_config
+
+    tmp = tmp_path_factory.mktemp("fingerprints")
+    cfg = load_config(
+        None, **{"embed.model": "hashing", "embed.cache_dir": str(tmp / "cache"), "quiet": True, "device": "cpu"}
+    )
+    pa, ta, la = _day(tmp, "provA", (0, 1), seed=5, day=1)
+    pb, tb, lb = _day(tmp, "provB", (0, 2), seed=6, day=2)
+    api.run([pa], tmp / "ra", cfg, registry=tmp / "reg")
+    api.run([pb], tmp / "rb", cfg)
+    out = tmp / "peer.json"
+    res = CliRunner().invoke(
+        app,
+        ["fingerprints", "export", "--registry", str(tmp / "reg"), "--out", str(out), "--provider", "A"],
+        env={fp.KEY_ENV: KEY},
+    )
+    assert res.exit_code == 0, res.output
+    return {"tmp": tmp, "export": out, "a": (ta, la), "b": (tb, lb), "rb": tmp / "rb", "pb": pb}
+
+
+def _windows(text: str, n: int) -> set[str]:
+    return {text[i : i + n] for i in range(len(text) - n + 1)}
+
+
+def test_export_holds_no_input_text_and_no_account_id(shared):
+    raw = shared["export"].read_text()
+    doc = json.loads(raw)
+    assert doc["format"] == fp.FORMAT and len(doc["campaigns"]) >= 2
+    traffic, _ = shared["a"]
+    # every 20-character fragment of every input prompt, as written and lower-cased (the normalised form),
+    # against every 20-character fragment of the file
+    have = _windows(raw, 20) | _windows(raw.lower(), 20)
+    frags = set()
+    for t in traffic["text"].to_list():
+        frags |= _windows(t, 20) | _windows(t.lower(), 20) | _windows(" ".join(t.lower().split()), 20)
+    assert frags and not (frags & have)
+    # and JSON-escaped (a newline or quote inside a fragment)
+    esc = json.dumps(traffic["text"].to_list())
+    assert not (_windows(esc, 20) & have)
+    for acct in traffic["account_id"].unique().to_list():
+        assert acct not in raw
+    # what it does hold: keyed hashes, MinHash, slot structure, tags, dates
+    c = doc["campaigns"][0]
+    assert set(c) >= {"shingles", "minhash", "slot_structure", "tags", "first_seen", "last_seen"}
+    assert all(isinstance(x, int) or x == fp.SLOT for x in c["slot_structure"])
+    assert len(c["minhash"]) == fp.NUM_PERM
+
+
+def test_hashes_depend_on_the_key():
+    h = np.array([1, 2, 3], dtype=np.uint64)
+    a, b = fp.keyed(h, b"k" * 16), fp.keyed(h, b"j" * 16)
+    assert (a != b).all() and (a == fp.keyed(h, b"k" * 16)).all()
+    assert fp.key_check(b"k" * 16) != fp.key_check(b"j" * 16)
+
+
+def test_match_marks_the_shared_campaign_only(shared):
+    tmp = shared["tmp"]
+    rb = shared["rb"]
+    res = CliRunner().invoke(app, ["fingerprints", "match", str(shared["export"]), str(rb)], env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 0, res.output
+    verify_set(rb, "run")  # the amended set still matches its manifest
+    _, lb = shared["b"]
+    a = pl.read_parquet(rb / "assignments.parquet").join(lb, on="prompt_id")
+    c0 = a.filter(pl.col("label") == "campaign_0")
+    assert c0["peer_campaign"].is_not_null().mean() >= 0.95
+    assert a.filter(pl.col("label") == "campaign_2")["peer_campaign"].is_null().all()
+    assert a.filter(pl.col("kind") == "benign")["peer_campaign"].is_null().mean() >= 0.99
+    cl = pl.read_parquet(rb / "clusters.parquet")
+    assert {"peer_provider", "peer_campaign", "peer_match_share"} <= set(cl.columns)
+    matched = cl.filter(pl.col("peer_campaign").is_not_null())
+    assert matched.height >= 1 and set(matched["peer_provider"].to_list()) == {"A"}
+    m = json.loads((rb / "manifest.json").read_text())
+    assert m["fingerprints"]["matched_prompts"] == int(a["peer_campaign"].is_not_null().sum())
+    # the report shows the match
+    from clusterer.report.html import build_report
+
+    html = build_report(rb).path.read_text()
+    assert "peer: matching campaign" in html and "clusters match campaigns of A" in html
+    # matching again replaces the columns instead of adding more
+    res = CliRunner().invoke(app, ["fingerprints", "match", str(shared["export"]), str(rb)], env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 0 and pl.read_parquet(rb / "clusters.parquet").columns == cl.columns
+    assert tmp.exists()
+
+
+def test_wrong_key_or_no_key_is_a_clear_error(shared, monkeypatch):
+    monkeypatch.delenv(fp.KEY_ENV, raising=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["fingerprints", "match", str(shared["export"]), str(shared["rb"])], env={})
+    assert res.exit_code == 2 and "no fingerprint key" in res.output
+    res = runner.invoke(
+        app, ["fingerprints", "match", str(shared["export"]), str(shared["rb"])], env={fp.KEY_ENV: "another key x" * 2}
+    )
+    assert res.exit_code == 2 and "another key" in res.output
+    res = runner.invoke(app, ["fingerprints", "match", str(shared["export"]), str(shared["rb"])], env={fp.KEY_ENV: "x"})
+    assert res.exit_code == 2 and "at least 16" in res.output
