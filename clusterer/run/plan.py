@@ -38,8 +38,8 @@ TOKEN_FRAME_B_PER_WORD = 128.0  # polars token frame of one chunk (transient)
 SKELETON_B_PER_WORD = 22.0  # skeleton hashes, payload tokens, scaffold view
 SIG_B_PER_ROW = 4 * 128 + 8
 EDGE_B_PER_PAIR = 28.0  # i, j int64 + cosine, Jaccard, combined sim float32
-CANDIDATES_B_PER_PAIR = 78.0  # per-band codes, concatenation, sorted copy, (i, j) split (transient)
-CLUSTER_B_PER_PAIR = 85.0  # distances, MST weights, CSR graph, label votes (transient)
+CANDIDATES_B_PER_PAIR = 55.0  # per-band codes, per-part pair codes, sorted copy, (i, j) split (transient)
+CLUSTER_B_PER_PAIR = 51.0  # distances, MST weights, pair codes, CSR graph (transient)
 OUTPUT_B_PER_ROW = 600.0
 # seconds per row of the non-embedding stages on the reference machine (1M-prompt day, static vectors)
 SECONDS_PER_ROW = {
