@@ -48,3 +48,15 @@ def test_stage_blocks_validate_directly():
         GraphConfig(k=0)
     with pytest.raises(ConfigError):
         ClusterConfig(epsilon=-1.0)
+
+
+def test_readme_config_example_is_the_defaults(tmp_path):
+    """The README's full TOML example loads and documents the defaults, so it cannot drift from them."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None and "[campaign]" in block.group(1) and "[cluster]" in block.group(1)
+    (tmp_path / "example.toml").write_text(block.group(1), encoding="utf-8")
+    assert load_config(tmp_path / "example.toml") == load_config(None)
