@@ -226,7 +226,8 @@ class ClusterConfig:
     attach_template: float = 0.6
     attach_template_shingles: int = 6  # ... and at least this many of them
     merge: bool = True  # second-level grouping of fragments into template families (see families.py)
-    family_min_sim: float = 0.5  # average-linkage threshold: mean similarity over a group's fragment pairs
+    family_min_sim: float = 0.5  # average-linkage threshold: size-weighted mean similarity over scored fragment pairs
+    family_min_coverage: float = 0.7  # ... which must carry this share of the two groups' pair weight
     family_semantic_floor: float = 0.5  # centred centroid cosine counted as no template evidence (1.0 = full)
     family_template_full: float = 0.3  # skeleton-profile weighted Jaccard counted as full template evidence
     family_profile_share: float = 0.2  # a fragment's skeleton profile: shingles in this share of its members
@@ -249,6 +250,7 @@ class ClusterConfig:
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
         _check_range("cluster.grow_rounds", self.grow_rounds, 0, 100)
         _check_range("cluster.family_min_sim", self.family_min_sim, 0.0, 1.0)
+        _check_range("cluster.family_min_coverage", self.family_min_coverage, 0.0, 1.0)
         _check_range("cluster.family_semantic_floor", self.family_semantic_floor, -1.0, 0.99)
         _check_range("cluster.family_template_full", self.family_template_full, 0.01, 1.0)
         _check_range("cluster.family_profile_share", self.family_profile_share, 0.01, 1.0)

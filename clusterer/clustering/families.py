@@ -222,48 +222,76 @@ def fragment_languages(labels: NDArray[np.int64], texts: pl.Series, sk: Skeleton
 
 
 def average_linkage(
-    k: int, a: NDArray[np.int64], b: NDArray[np.int64], sim: NDArray[np.float64], min_sim: float
+    k: int,
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    sim: NDArray[np.float64],
+    min_sim: float,
+    weight: NDArray[np.float64] | None = None,
+    min_coverage: float = 0.7,
 ) -> tuple[NDArray[np.int64], int]:
-    """Group ``k`` items by average linkage over a sparse similarity (absent pairs count 0, negative values
-    forbid): the two groups with the highest mean pairwise similarity merge while that mean is at least
-    ``min_sim``. Ties go to the lowest ids, so the result is deterministic. Returns (int64 (k,) group id =
-    the smallest member id, number of merges). Memory O(pairs); a merge updates its neighbours only.
+    """Group ``k`` items by weighted average linkage over a sparse similarity: the two groups with the highest
+    mean similarity over their *scored* item pairs (each pair weighted by ``weight[x] · weight[y]``, default
+    1) merge while that mean is at least ``min_sim`` and the scored pairs carry at least ``min_coverage`` of
+    the two groups' whole pair weight. A pair never scored is unknown, not evidence: one bridging pair
+    between two groups covers little of their pair weight, so groups cannot chain through it; a pair scored
+    0 counts as known dissimilarity; a negative pair forbids the merge outright. Weighting by fragment size
+    keeps a few small, noisy fragments from outvoting the large ones as the day grows. Ties go to the lowest
+    ids, so the result is deterministic. Returns (int64 (k,) group id = the smallest member id, number of
+    merges). Memory O(pairs); a merge updates its neighbours only.
     """
+    w = np.ones(k) if weight is None else np.asarray(weight, np.float64)
     parent = np.arange(k)
-    n_in = np.ones(k, np.int64)
-    nbr: list[dict[int, float]] = [{} for _ in range(k)]  # group -> neighbour group -> summed similarity
+    tot = w.copy()
+    # group -> neighbour group -> [Σ w·w·sim over scored pairs, Σ w·w over scored pairs]
+    nbr: list[dict[int, list[float]]] = [{} for _ in range(k)]
     for x, y, s in zip(a.tolist(), b.tolist(), sim.tolist(), strict=True):
-        if s != 0 and x != y:
-            nbr[x][y] = nbr[x].get(y, 0.0) + s
-            nbr[y][x] = nbr[y].get(x, 0.0) + s
-    heap = [(-s, x, y) for x in range(k) for y, s in nbr[x].items() if x < y and s >= min_sim]
+        if x == y:
+            continue
+        m = float(w[x] * w[y])
+        e = nbr[x].setdefault(y, [0.0, 0.0])
+        e[0] += -np.inf if s < 0 else s * m
+        e[1] += m
+        nbr[y][x] = e
+
+    def mean(x: int, y: int) -> float | None:
+        s, m = nbr[x][y]
+        return s / m if m > 0 and m >= min_coverage * tot[x] * tot[y] * (1 - 1e-12) else None
+
+    heap = []
+    for x in range(k):
+        for y in nbr[x]:
+            v = mean(x, y) if x < y else None
+            if v is not None and v >= min_sim:
+                heap.append((-v, x, y))
     heapq.heapify(heap)
     members: dict[int, list[int]] = {}
     merges = 0
     while heap:
         neg, x, y = heapq.heappop(heap)
-        if -neg < min_sim:
-            break
         if parent[x] != x or parent[y] != y or y not in nbr[x]:
             continue
-        if abs(-neg - nbr[x][y] / (n_in[x] * n_in[y])) > 1e-12:
+        v = mean(x, y)
+        if v is None or abs(-neg - v) > 1e-12:
             continue  # stale: the pair's mean changed since it was pushed
         keep, gone = (x, y) if x < y else (y, x)
         parent[gone] = keep
         members.setdefault(keep, [keep]).extend(members.pop(gone, [gone]))
-        n_in[keep] += n_in[gone]
+        tot[keep] += tot[gone]
         merges += 1
         del nbr[keep][gone]
         del nbr[gone][keep]
-        for z, s in nbr[gone].items():
+        for z, (sz, mz) in nbr[gone].items():
             del nbr[z][gone]
-            nbr[keep][z] = nbr[keep].get(z, 0.0) + s
-            nbr[z][keep] = nbr[keep][z]
+            e = nbr[keep].setdefault(z, [0.0, 0.0])
+            e[0] += sz
+            e[1] += mz
+            nbr[z][keep] = e
         nbr[gone] = {}
-        for z, s in nbr[keep].items():
-            mean = s / (n_in[keep] * n_in[z])
-            if mean >= min_sim:
-                heapq.heappush(heap, (-mean, min(keep, z), max(keep, z)))
+        for z in nbr[keep]:
+            v = mean(keep, z)
+            if v is not None and v >= min_sim:
+                heapq.heappush(heap, (-v, min(keep, z), max(keep, z)))
     out = np.arange(k)
     for root, mem in members.items():
         out[mem] = root
@@ -300,7 +328,8 @@ def _template_stage(
     floor = cfg.family_semantic_floor
     sem = np.where(readable[a] & readable[b], np.clip((semantic - floor) / (1.0 - floor), 0.0, 1.0), 0.0)
     sim = np.maximum(np.minimum(1.0, template / cfg.family_template_full), sem)
-    groups, joins = average_linkage(k, a, b, sim, cfg.family_min_sim)
+    size = np.maximum(np.bincount(labels[labels >= 0], minlength=k), 1).astype(np.float64)
+    groups, joins = average_linkage(k, a, b, sim, cfg.family_min_sim, size, cfg.family_min_coverage)
     return groups, joins, (a, b, sim)
 
 
@@ -417,7 +446,7 @@ def _behaviour_stage(
     # one language, neither template nor behaviour evidence: different templates, never one family
     sim = np.where(same & (one_lang < cfg.family_min_sim), -1.0, one_lang)
     sim = np.where(different, np.minimum(1.0, behaviour + 0.5 * support), sim)
-    return average_linkage(g, a, b, sim, cfg.family_min_sim)
+    return average_linkage(g, a, b, sim, cfg.family_min_sim, size.astype(np.float64), cfg.family_min_coverage)
 
 
 def _renumber(groups: NDArray[np.int64], labels: NDArray[np.int64]) -> NDArray[np.int64]:

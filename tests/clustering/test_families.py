@@ -42,6 +42,26 @@ def test_average_linkage_needs_a_cohesive_group():
     assert average_linkage(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0.5)[0].tolist() == []
 
 
+def test_average_linkage_weights_fragments_by_size_and_needs_coverage():
+    """Two large fragments of one family (similar) plus a small noisy fragment of it that shares evidence
+    with one of them only: unweighted, the unknown pair drags the groups apart; size-weighted, the large
+    fragments carry the decision. A single bridging pair between two big groups never covers enough."""
+    # 0 (1000 prompts) ~ 1 (1000) at 0.7; 2 (10) ~ 0 at 0.9; 2 ~ 1 never scored
+    a, b, s = np.array([0, 0]), np.array([1, 2]), np.array([0.7, 0.9])
+    groups, merges = average_linkage(3, a, b, s, 0.5, np.array([1000.0, 1000.0, 10.0]))
+    assert merges == 2 and groups.tolist() == [0, 0, 0]
+    # equal weights: {0, 2} then {0, 2} ~ 1 has one scored pair of two: coverage 0.5 < 0.7
+    groups, merges = average_linkage(3, a, b, s, 0.5)
+    assert merges == 1 and groups.tolist() == [0, 1, 0]
+    # two groups of two joined by one strong pair: 1 of 4 pairs scored, never merged
+    a, b, s = np.array([0, 2, 1]), np.array([1, 3, 2]), np.array([0.9, 0.9, 0.8])
+    groups, _ = average_linkage(4, a, b, s, 0.5)
+    assert groups.tolist() == [0, 0, 2, 2]
+    # a pair scored 0 is known dissimilarity: it counts in the mean
+    groups, _ = average_linkage(2, np.array([0]), np.array([1]), np.array([0.0]), 0.5)
+    assert groups.tolist() == [0, 1]
+
+
 def _day(variants, n_per=60, orgs=True, seed=0):
     """Traffic where each variant (scaffold, account pool, label, operator, (first hour, last hour)) sends
     n_per prompts over one payload pool within those hours; a fifth of each pool's accounts sit in one of
