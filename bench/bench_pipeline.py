@@ -184,6 +184,9 @@ def worker_bertopic(day: Path, out: Path, ours_dir: Path) -> dict:
     return {"seconds": round(secs, 2), "peak_rss_mb": round(_peak_mb(), 1)}
 
 
+TFIDF_GRAPH_K = 64  # neighbours per row for the tfidf-graph peer (min_samples 20 needs well above 20)
+
+
 def worker_tfidf(day: Path, out: Path, graph: bool = False) -> dict:
     """The textbook baseline: TF-IDF (word 1-2-grams + char 3-5-grams) -> SVD(100) -> HDBSCAN(20).
 
@@ -210,20 +213,16 @@ def worker_tfidf(day: Path, out: Path, graph: bool = False) -> dict:
 
         from clusterer.clustering.hdbscan import cluster_edges
         from clusterer.config import ClusterConfig
+        from clusterer.graph.edges import distance, pair_cosine, unique_pairs
 
         vec = np.ascontiguousarray(low, dtype=np.float32)
         index = faiss.IndexFlatIP(vec.shape[1])
         index.add(vec)
-        sim, idx = index.search(vec, 65)
-        i = np.repeat(np.arange(len(vec), dtype=np.int64), 65)
-        j, sim = idx.ravel().astype(np.int64), sim.ravel()
-        keep = (j >= 0) & (j != i)
-        i, j, sim = i[keep], j[keep], sim[keep]
-        a, b = np.minimum(i, j), np.maximum(i, j)
-        code, first = np.unique(a * len(vec) + b, return_index=True)
-        d = np.sqrt(np.maximum(2.0 - 2.0 * sim[first].astype(np.float64), 0.0))  # euclidean on unit rows
+        _, idx = index.search(vec, TFIDF_GRAPH_K + 1)  # the row itself comes first
+        pairs = unique_pairs(np.repeat(np.arange(len(vec), dtype=np.int64), TFIDF_GRAPH_K + 1), idx.ravel(), len(vec))
+        d = distance(pair_cosine(vec, pairs.i, pairs.j))  # Euclidean on unit rows
         cfg = ClusterConfig(min_cluster_size=20, min_samples=20, epsilon=0.0)
-        lab = cluster_edges(len(vec), code // len(vec), code % len(vec), d, cfg).labels
+        lab = cluster_edges(len(vec), pairs.i, pairs.j, d, cfg).labels
     else:
         import hdbscan
 
