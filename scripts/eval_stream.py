@@ -5,11 +5,12 @@
 Prints one JSON object: per campaign label, the window of its first prompt, the window where a prompt of it
 was first flagged and the delay (1 = flagged in the window it started in), the time from its first prompt
 to the end of that window (minutes); the median and worst delay, the share of campaigns flagged within two
-windows; the ID agreement with the batch run: each batch campaign ID is paired with the stream ID most of
-its prompts carry (one stream ID per batch ID), and the share of the batch run's flagged campaign prompts
-whose stream ID is that paired ID; stream IDs per campaign label and the share of campaign prompts that
-carry their campaign's most common stream ID (no batch run needed); prompt precision / recall of the stream's
-flags; the carried state (registry bytes and campaigns after the last window).
+windows; the ID agreement with the batch run: batch campaign IDs and stream IDs are paired one to one,
+largest overlap first, and it is the share of the batch run's flagged campaign prompts whose stream ID is
+their batch ID's pair (``_lenient``: each batch ID paired with the stream ID most of its prompts carry, so
+one stream ID standing for two batch campaigns counts for both); stream IDs per campaign label and the
+share of campaign prompts that carry their campaign's most common stream ID (no batch run needed); prompt
+precision / recall of the stream's flags; the carried state (registry bytes and campaigns after the last window).
 """
 
 from __future__ import annotations
@@ -62,20 +63,29 @@ def main() -> None:
         )
     )
     delays = first["delay_windows"]
-    # ID agreement: each batch ID paired with the stream ID most of its prompts carry
+    # ID agreement: batch IDs and stream IDs paired one to one, largest overlap first (a stream ID that
+    # stands for two batch campaigns agrees with one of them only); the lenient reading pairs each batch ID
+    # with the stream ID most of its prompts carry, even when another batch ID took that one too
     flagged_b = df.filter(pl.col("batch_id").is_not_null() & (pl.col("kind") == "campaign"))
-    pair = (
+    overlap = (
         flagged_b.filter(pl.col("campaign_id").is_not_null())
         .group_by("batch_id", "campaign_id")
         .agg(pl.len().alias("n"))
-        .sort(["batch_id", "n", "campaign_id"], descending=[False, True, False])
-        .group_by("batch_id", maintain_order=True)
-        .first()
-        .select("batch_id", pl.col("campaign_id").alias("paired"))
+        .sort(["n", "batch_id", "campaign_id"], descending=[True, False, False])
     )
-    agree = flagged_b.join(pair, on="batch_id", how="left").select(
-        (pl.col("campaign_id") == pl.col("paired")).fill_null(False).mean()
-    )
+    one_to_one: dict[str, str] = {}
+    taken: set[str] = set()
+    for bid, cid, _ in overlap.iter_rows():
+        if bid not in one_to_one and cid not in taken:
+            one_to_one[bid] = cid
+            taken.add(cid)
+    lenient = overlap.group_by("batch_id", maintain_order=True).first().select("batch_id", "campaign_id")
+    paired = dict(zip(lenient["batch_id"], lenient["campaign_id"], strict=True))
+
+    def agreement(pairs: dict[str, str]) -> float:
+        got = flagged_b.select(pl.col("batch_id").replace_strict(pairs, default=None, return_dtype=pl.String))
+        return float((flagged_b["campaign_id"] == got.to_series()).fill_null(False).mean())
+
     n_ids = camp.filter(pl.col("campaign_id").is_not_null()).group_by("label").agg(pl.col("campaign_id").n_unique())
     # without a batch run: the share of each campaign's prompts that carry its most common stream ID
     fl = camp.filter(pl.col("campaign_id").is_not_null())
@@ -93,7 +103,8 @@ def main() -> None:
         "flagged_within_two_windows": round(float((delays.fill_null(99) <= 2).mean()), 4),
         "minutes_to_flag_median": round(float(first["minutes_to_flag"].median()), 1),
         "minutes_to_flag_worst": round(float(first["minutes_to_flag"].max()), 1),
-        "batch_id_agreement": round(float(agree.item()), 4) if a.batch is not None else None,
+        "batch_id_agreement": round(agreement(one_to_one), 4) if a.batch is not None else None,
+        "batch_id_agreement_lenient": round(agreement(paired), 4) if a.batch is not None else None,
         "stream_ids_per_campaign": dict(sorted(n_ids.iter_rows())),
         "prompts_with_their_campaigns_main_id": round(majority, 4),
         "prompt_precision": round(tp / max(int(df["flagged"].sum()), 1), 4),
