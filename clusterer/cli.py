@@ -206,9 +206,9 @@ def stream(
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Cluster a day window by window as it arrives (time-ordered part files or one log): one output set per
-    window in OUT/<day>-wNNN; the registry and each campaign's latest flagged prompts are carried to the next
-    window so a campaign keeps its ID; OUT/stream.json lists the windows done, and a restart goes on after
-    them."""
+    window in OUT/<day>-wNNN; the registry (campaigns found to be one are merged there), each campaign's
+    latest flagged prompts and the day's rhythm are carried to the next window so a campaign keeps its ID;
+    OUT/stream.json lists the windows done, and a restart goes on after them."""
     from . import api
     from .progress import setup_logging
     from .run.windows import check_stream_out, parse_every, stream
@@ -227,7 +227,8 @@ def stream(
         for w in state["windows"]:
             typer.echo(
                 f"{w['dir']}: {w['rows']:,} prompts, {w['flagged_clusters']} flagged families "
-                f"({len(w['new_campaigns'])} new campaigns), {w['seconds']} s"
+                f"({len(w['new_campaigns'])} new campaigns, {len(w.get('merged_campaigns', {}))} merged), "
+                f"{w['seconds']} s"
             )
 
 

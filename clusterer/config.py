@@ -337,8 +337,12 @@ class RegistryConfig:
     # `clusterer fingerprints match`: a cluster matches a peer's campaign when this share of its prompts does
     # (each prompt by the assign rule above, over the peer's keyed scaffold shingles)
     peer_min_cluster_share: float = 0.5
+    # `clusterer stream`: a flagged cluster holds a campaign of an earlier window when at least this share of
+    # its prompts (or of its carried exemplars) carry it; holding several merges them into one ID
+    merge_min_share: float = 0.2
 
     def __post_init__(self) -> None:
+        _check_range("registry.merge_min_share", self.merge_min_share, 0.0, 1.0)
         _check_range("registry.peer_min_cluster_share", self.peer_min_cluster_share, 0.0, 1.0)
         _check_range("registry.min_jaccard", self.min_jaccard, 0.0, 1.0)
         _check_range("registry.min_cos", self.min_cos, -1.0, 1.0)

@@ -50,6 +50,8 @@ class Result:
     vectors: NDArray[np.float16] = field(repr=False)
     vector_of_row: NDArray[np.int64] = field(repr=False)
     registry_update: tuple[Path, Registry] | None = field(default=None, repr=False)
+    # ``clusterer stream``: campaigns of earlier windows this window found to be one (ID → the ID it took)
+    campaign_merges: dict[str, str] = field(default_factory=dict, repr=False)
     reporter: Reporter | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -67,11 +67,25 @@ SLOTTED_MIN_CORE = 6  # behaviour joins only groups with a scaffold of at least 
 
 
 @dataclass(frozen=True, slots=True)
+class DayRhythm:
+    """The day so far, for the rhythm evidence of one window of ``clusterer stream``: ``campaign`` int64 (n,)
+    per row the campaign of earlier windows it carries (−1 none), ``profiles`` float64 (k × 48) each such
+    campaign's flagged prompts per half hour of the day so far. A template group's time-of-day profile is
+    its own rows' plus, per campaign, the day's profile times the share of the campaign's rows it holds; so
+    a second job that started this hour is told from a campaign that has run since midnight, as the batch
+    run of the whole day tells them apart (an hour alone holds no schedule)."""
+
+    campaign: NDArray[np.int64]
+    profiles: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
 class Grouping:
     """Result of :func:`group_fragments`: ``labels`` int64 (n,) family per row (−1 noise), numbered by each
     family's first row; ``fragments`` / ``families``: counts before and after; ``template_joins`` /
     ``behaviour_joins``: merges made by each stage; ``language``: per family, the language code of its
-    scaffold ('' when unsure)."""
+    scaffold ('' when unsure); ``template_groups``: int64 (n,) the template group (stage 1) of each row (−1
+    noise; the fragment itself when families are not grouped) and ``group_language`` its language."""
 
     labels: NDArray[np.int64]
     fragments: int
@@ -79,6 +93,8 @@ class Grouping:
     template_joins: int
     behaviour_joins: int
     language: list[str]
+    template_groups: NDArray[np.int64] | None = None
+    group_language: list[str] | None = None
 
 
 def _count_matrix(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int, n_cols: int) -> csr_matrix:
@@ -363,6 +379,22 @@ def _sender_evidence(
     return np.where(np.minimum(ab, ba) >= cfg.family_min_sender_share, ev, 0.0)
 
 
+def time_profiles(
+    groups: NDArray[np.int64], times: NDArray[np.int64], g: int, rhythm: DayRhythm | None = None
+) -> NDArray[np.float64]:
+    """float64 (g × 48): each group's rows per half hour of the day (``times``: epoch seconds per row), plus
+    with ``rhythm`` (:class:`DayRhythm`) each campaign's day so far times the share of its rows the group
+    holds."""
+    ok = groups >= 0
+    bins = (times[ok] % 86_400) // 1_800
+    prof = _count_matrix(groups[ok], bins.astype(np.int64), g, 48).toarray().astype(np.float64)
+    if rhythm is not None and len(rhythm.profiles):
+        has = ok & (rhythm.campaign >= 0)
+        held = _count_matrix(groups[has], rhythm.campaign[has], g, len(rhythm.profiles)).toarray()
+        prof += (held / np.maximum(held.sum(axis=0, keepdims=True), 1.0)) @ rhythm.profiles
+    return prof
+
+
 def _behaviour_stage(
     groups: NDArray[np.int64],
     accounts: NDArray[np.int64],
@@ -373,6 +405,7 @@ def _behaviour_stage(
     cfg: ClusterConfig,
     template_support: csr_matrix,
     times: NDArray[np.int64] | None = None,
+    rhythm: DayRhythm | None = None,
 ) -> tuple[NDArray[np.int64], int]:
     """Stage 2: template groups joined by behaviour — shared senders, one payload pool, one rhythm (see
     :func:`_behaviour`). Groups in different languages join on that evidence (plus half their template
@@ -381,7 +414,8 @@ def _behaviour_stage(
     join (mean stage-1 similarity ≥ ``family_min_template_support``; half the behaviour evidence is added)
     or on behaviour alone; two groups in one language with neither may never be in one family.
     ``template_support``: (g × g) mean stage-1 similarity between groups (upper triangle); ``times``:
-    int64 (n,) epoch seconds per row (None: no rhythm evidence, it counts as agreeing)."""
+    int64 (n,) epoch seconds per row (None: no rhythm evidence, it counts as agreeing); ``rhythm``: the day so
+    far in a stream window (:class:`DayRhythm`)."""
     cand = []
     kinds = [accounts] + ([orgs] if orgs is not None else [])
     for senders in kinds:
@@ -433,9 +467,7 @@ def _behaviour_stage(
         # bins; Kuiper's rather than Kolmogorov's because the day is a circle). One job load-balanced over
         # its variants runs them together (≈ 0.8-1 even for small groups); a second job on its own
         # schedule, say half the day, scores ≈ 0.5, which counts as no evidence
-        ok = groups >= 0
-        bins = (times[ok] % 86_400) // 1_800
-        prof = _count_matrix(groups[ok], bins.astype(np.int64), g, 48).toarray()
+        prof = time_profiles(groups, times, g, rhythm)
         cdf = np.cumsum(prof / np.maximum(prof.sum(axis=1, keepdims=True), 1.0), axis=1)
         diff = cdf[a] - cdf[b]
         rhythm = 1.0 - (np.maximum(diff.max(axis=1), 0.0) + np.maximum(-diff.min(axis=1), 0.0))
@@ -465,6 +497,7 @@ def group_fragments(
     encoder_languages: frozenset[str] | None = None,
     orgs: NDArray[np.int64] | None = None,
     times: NDArray[np.int64] | None = None,
+    rhythm: DayRhythm | None = None,
 ) -> Grouping:
     """Group HDBSCAN fragments into template families (see the module docstring).
 
@@ -472,12 +505,13 @@ def group_fragments(
     int64 (n,) organisation codes (−1 unknown) or None; ``emb``: the rows' unit vectors; ``texts`` /
     ``sk``: the rows' normalised texts and skeletons (``ngram`` words per shingle); ``encoder_languages``:
     the languages the encoder reads (None: all), where the semantic evidence is trusted; ``times``:
-    int64 (n,) epoch seconds per row, for the rhythm evidence.
+    int64 (n,) epoch seconds per row, for the rhythm evidence, with ``rhythm`` the day so far in a stream
+    window (:class:`DayRhythm`).
     """
     k = n_labels(labels)
     lang0 = fragment_languages(labels, texts, sk, ngram, k) if k else []
     if k < 2 or not cfg.merge:
-        return Grouping(labels, k, k, 0, 0, lang0)
+        return Grouping(labels, k, k, 0, 0, lang0, labels, lang0)
     readable = np.array([encoder_languages is None or x in encoder_languages or x == "" for x in lang0])
     stage1, joins1, (fa, fb, fsim) = _template_stage(labels, emb, sk, k, cfg, readable)
     g1_labels = _renumber(stage1, labels)
@@ -492,7 +526,7 @@ def group_fragments(
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
     lang1 = fragment_languages(g1_labels, texts, sk, ngram, g)
-    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times)
+    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times, rhythm)
     final = _renumber(stage2, g1_labels)
     n_fam = int(final.max()) + 1 if (final >= 0).any() else 0
     # each family's language: that of the template group holding its first row
@@ -500,4 +534,4 @@ def group_fragments(
     member = g1_labels >= 0
     for grp, fam in zip(g1_labels[member][::-1].tolist(), final[member][::-1].tolist(), strict=True):
         lang[fam] = lang1[grp]
-    return Grouping(final, k, n_fam, joins1, joins2, lang)
+    return Grouping(final, k, n_fam, joins1, joins2, lang, g1_labels, lang1)

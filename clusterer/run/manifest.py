@@ -117,6 +117,11 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
             "template_joins": g.template_joins,
             "behaviour_joins": g.behaviour_joins,
         },
+        **(
+            {"known": {"rows_attached": a.camp.known.attached, "clusters_holding": len(a.camp.known.held)}}
+            if a.camp.known is not None
+            else {}
+        ),
         "clusters": a.tables.clusters.height,
         "campaigns": _campaigns(a),
         "accounts": a.tables.accounts.height,

@@ -1,8 +1,7 @@
 """compute(prompts, cfg) -> Result: the stages in order, each timed and reported; nothing else.
 
-Reading and validating the input, the registry and the output directory happen before this module is
-imported (``clusterer.api``), so bad input is refused without loading the heavy libraries. What each stage
-computes is in :mod:`clusterer.run.stages`; where its primitives run, in the engine (:mod:`.engine`).
+Input, registry and output directory are checked before this module is imported (``clusterer.api``), so
+bad input is refused without loading the heavy libraries. What each stage computes: :mod:`.stages`.
 """
 
 from __future__ import annotations
@@ -36,15 +35,15 @@ def compute(
     history: Path | None = None,
     argv: Sequence[str] | None = None,
     engine: LocalEngine | None = None,
-    carried: tuple[frozenset[str], dict[int, str]] | None = None,
+    carried: st.Carried | None = None,
 ) -> Result:
     """Cluster one validated day of prompts; nothing is written (see :meth:`Result.write`).
 
     With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
     IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
     ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
-    near-duplicates on earlier days. ``carried`` (``clusterer stream``): the campaigns flagged earlier in the
-    day and the carried exemplars (input row → campaign); see ``stages.campaigns_stage``. ``engine``: where
+    near-duplicates on earlier days. ``carried`` (``clusterer stream``): what earlier windows of the day
+    learned (:class:`~clusterer.run.stages.Carried`). ``engine``: where
     the stages run (default: ``cfg.engine``, closed after).
 
     Raises:
@@ -73,18 +72,18 @@ def compute(
             edges, a.n_pairs = st.overlap_stage(a.day, cfg, eng, pairs, a.sigs, a.vec), len(pairs.i)
             del pairs
         with clock.stage("cluster"):
-            a.clustering = st.cluster_stage(a.day, cfg, eng, edges, a.sk, a.vec)
+            a.clustering = st.cluster_stage(a.day, cfg, eng, edges, a.sk, a.vec, registry, carried)
         with clock.stage("templates"):
             a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
         with clock.stage("campaigns"):
-            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, *(carried or ()))
+            a.clustering, known = st.known_stage(a.day, cfg, a.clustering, registry, carried)
+            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, known)
         with clock.stage("tables"):
             a.tables = st.tables_stage(a.day, cfg, eng, a.run_id, a.clustering, a.sk, a.tmpl, a.camp, a.vec, history)
     finally:
         if engine is None:
             eng.close()
-    naming, t = a.camp.naming, a.tables
-    update = None
+    naming, t, update = a.camp.naming, a.tables, None
     if naming is not None and registry_dir is not None:
         update = (registry_dir, naming.updated(a.camp.decisions.clusters, a.day.date or started.date()))
     return Result(
@@ -96,5 +95,6 @@ def compute(
         vectors=a.vec.emb.vectors.astype(np.float16),
         vector_of_row=t.vector_of_row,
         registry_update=update,
+        campaign_merges=dict(getattr(naming, "merges", {})),
         reporter=clock,
     )

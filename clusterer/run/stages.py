@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
-from ..clustering.families import Grouping, group_fragments
+from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.refine import attach_by_template, attach_noise, core_share, propagate_labels
 from ..clustering.summary import Summary, summarise
@@ -29,7 +30,7 @@ from ..graph.lsh import Signatures, signatures
 from ..io import outputs
 from ..io.ingest import Prompts
 from ..store.history import annotate_clusters
-from ..store.registry import Naming, Registry, assign_to_known, check_dim
+from ..store.registry import Naming, Registry, aliases, assign_to_known, check_dim
 from ..text.normalise import text_keys, unspace
 from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
@@ -123,17 +124,47 @@ class Clustering:
     clusters: Clusters
     grouping: Grouping
     fit: NDArray[np.float32]
+    carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
 
     @property
     def labels(self) -> NDArray[np.int64]:
         return self.grouping.labels
 
 
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What a window of ``clusterer stream`` carries from the day's earlier windows besides the registry:
+    ``keep``, the campaigns flagged earlier in the day; ``anchors``, the carried exemplars (input row → the
+    campaign it was flagged with); ``rhythm``, per campaign its flagged prompts per half hour of the day so
+    far (float64, 48)."""
+
+    keep: frozenset[str]
+    anchors: dict[int, str]
+    rhythm: dict[str, NDArray[np.float64]]
+
+
 def cluster_stage(
-    day: Day, cfg: RunConfig, engine: LocalEngine, edges: Edges, sk: Skeletons, vec: Embedded
+    day: Day,
+    cfg: RunConfig,
+    engine: LocalEngine,
+    edges: Edges,
+    sk: Skeletons,
+    vec: Embedded,
+    registry: Registry | None = None,
+    carried: Carried | None = None,
 ) -> Clustering:
-    """HDBSCAN over the edges, noise attached to fragments, fragments grouped into families."""
+    """HDBSCAN over the edges, noise attached to fragments, fragments grouped into families (in a stream
+    window, with the day so far in the rhythm evidence: :class:`~clusterer.clustering.families.DayRhythm`,
+    and the campaign each row carries kept for :func:`known_stage`)."""
     c = cfg.cluster
+    rhythm, ids = None, None
+    if registry is not None and carried is not None and carried.keep:
+        ids = carried_campaigns(day, cfg, registry, carried.keep, carried.anchors)
+        if carried.rhythm:
+            names = sorted(carried.rhythm)
+            code = {x: k for k, x in enumerate(names)}
+            rows = np.array([code.get(x, -1) if x is not None else -1 for x in ids], np.int64)
+            rhythm = DayRhythm(rows, np.stack([carried.rhythm[x] for x in names]).astype(np.float64))
     clusters = cluster_edges(day.m, edges.i, edges.j, distance(edges.sim), c)
     attached = attach_noise(clusters.labels, edges.i, edges.j, edges.sim, c.attach_min_sim)
     attached = propagate_labels(
@@ -152,8 +183,9 @@ def cluster_stage(
         cfg.embed.encoder_languages(),
         orgs=day.org_codes,
         times=day.times(),
+        rhythm=rhythm,
     )
-    return Clustering(clusters, grouping, fit)
+    return Clustering(clusters, grouping, fit, ids)
 
 
 def templates_stage(
@@ -169,72 +201,196 @@ class Campaigns:
     decisions: Decisions
     summary: Summary
     naming: Naming | KeepNames | None
+    known: Known | None = None
 
 
-def held_campaigns(
-    day: Day, cfg: RunConfig, registry: Registry, keep: frozenset[str], labels: NDArray[np.int64]
-) -> dict[int, str]:
-    """Clusters most of whose prompts belong to one of the registry campaigns ``keep`` by the ``assign`` rule
-    (the prompt holds ≥ ``assign_min_shingles`` of the campaign's scaffold shingles and ≥
-    ``assign_min_containment`` of the set): cluster → that campaign's ID. Several clusters may hold one
-    campaign (a campaign split into fragments in a window keeps its one ID)."""
+def _holders(df: pl.DataFrame, min_share: float, min_count: int) -> dict[int, list[str]]:
+    """Per cluster the campaigns it holds: ``df`` has per row (prompt or carried exemplar) its cluster ``c``
+    (-1 noise), the campaign ``id`` it carries (null: none) and its cluster's denominator ``n``. A campaign
+    is held when it has ≥ ``min_count`` rows and ≥ ``min_share`` of ``n``, and a cluster holds its held
+    campaigns when together they are more than half of ``n``: cluster → their IDs, most rows first."""
+    per = (
+        df.filter((pl.col("c") >= 0) & pl.col("id").is_not_null())
+        .group_by("c", "id")
+        .agg(pl.len().alias("k"), pl.col("n").first())
+        .filter((pl.col("k") >= min_count) & (pl.col("k") >= min_share * pl.col("n")))
+        .with_columns(pl.col("k").sum().over("c").alias("held"))
+        .filter(2 * pl.col("held") > pl.col("n"))
+        .sort(["c", "k", "id"], descending=[False, True, False])
+        .group_by("c", maintain_order=True)
+        .agg(pl.col("id"))
+    )
+    return {int(c): list(ids) for c, ids in zip(per["c"], per["id"], strict=True)}
+
+
+def carried_campaigns(
+    day: Day, cfg: RunConfig, registry: Registry, keep: frozenset[str], anchors: dict[int, str] | None = None
+) -> list[str | None]:
+    """The campaign of ``keep`` (flagged earlier in the day) each embedded row carries (None: none): a carried
+    exemplar (``anchors``: input row → the campaign it was flagged with) carries its campaign, any other row
+    the campaign whose scaffold it holds by the ``assign`` rule (≥ ``assign_min_shingles`` of the campaign's
+    scaffold shingles and ≥ ``assign_min_containment`` of the set); a merged campaign counts as the one it
+    was merged into."""
     from ..text.skeleton import shingle_sets
 
+    root = aliases(registry.campaigns)
     known = Registry(
         campaigns=registry.campaigns.filter(pl.col("campaign_id").is_in(sorted(keep))), daily=registry.daily
     )
-    if known.campaigns.height == 0 or len(day.rows) == 0:
-        return {}
-    indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
-    ids, _ = assign_to_known(
-        known, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
-    )
-    df = pl.DataFrame({"c": labels, "id": pl.Series(ids, dtype=pl.String)}).filter(pl.col("c") >= 0)
-    size = df.group_by("c").agg(pl.len().alias("n"))
-    top = (
-        df.filter(pl.col("id").is_not_null())
-        .group_by("c", "id")
-        .agg(pl.len().alias("k"))
-        .sort(["c", "k", "id"], descending=[False, True, False])
-        .group_by("c", maintain_order=True)
-        .first()
-        .join(size, on="c")
-        .filter(2 * pl.col("k") > pl.col("n"))
-    )
-    return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
+    ids: list[str | None] = [None] * len(day.rows)
+    if known.campaigns.height and len(day.rows):
+        indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
+        ids, _ = assign_to_known(
+            known, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
+        )
+    if anchors:
+        row_of = {int(r): e for e, r in enumerate(day.rows.tolist())}
+        for r, cid in anchors.items():
+            if r in row_of:
+                ids[row_of[r]] = root.get(cid, cid)
+    return ids
 
 
-def anchored_campaigns(labels: NDArray[np.int64], anchors: dict[int, str], min_anchors: int = 3) -> dict[int, str]:
-    """Clusters holding at least ``min_anchors`` carried exemplars (``anchors``: input row → the campaign it was
-    flagged with in an earlier window), most of one campaign: cluster → that campaign's ID. ``labels``: the
-    cluster of each input row."""
-    if not anchors:
-        return {}
-    rows = np.fromiter(anchors, np.int64, len(anchors))
-    df = pl.DataFrame({"c": labels[rows], "id": pl.Series(list(anchors.values()), dtype=pl.String)})
-    top = (
-        df.filter(pl.col("c") >= 0)
-        .group_by("c", "id")
-        .agg(pl.len().alias("k"))
-        .with_columns(pl.col("k").sum().over("c").alias("n"))
-        .sort(["c", "k", "id"], descending=[False, True, False])
-        .group_by("c", maintain_order=True)
+def held_campaigns(labels: NDArray[np.int64], ids: list[str | None], min_share: float) -> dict[int, list[str]]:
+    """The campaigns each cluster holds (``labels``: the cluster of each embedded row; ``ids``: the campaign
+    each carries, :func:`carried_campaigns`): those carried by ≥ 3 and ≥ ``min_share`` of its rows when
+    together they are most of its rows (:func:`_holders`). Several clusters may hold one campaign (a
+    campaign split into fragments in a window keeps its one ID); exemplars that make up a small part of a
+    cluster of new prompts (another job of the same accounts) do not name it."""
+    df = pl.DataFrame({"c": labels, "id": pl.Series(ids, dtype=pl.String)})
+    return _holders(df.with_columns(pl.len().over("c").alias("n")), min_share, 3)
+
+
+def attach_known(labels: NDArray[np.int64], ids: list[str | None], held: dict[int, list[str]]) -> NDArray[np.int64]:
+    """Rows no cluster took (-1) that carry a campaign a cluster holds (``ids``: per row the campaign it
+    carries, :func:`carried_campaigns`; ``held``: :func:`held_campaigns`) join that cluster (the largest, when
+    several hold it; ties: the smaller cluster number)."""
+    out = labels.copy()
+    noise = np.flatnonzero(labels < 0)
+    if not held or len(noise) == 0:
+        return out
+    size = np.bincount(labels[labels >= 0], minlength=max(held) + 1)
+    owner: dict[str, int] = {}
+    for c in sorted(held):
+        for x in held[c]:
+            if x not in owner or size[c] > size[owner[x]]:
+                owner[x] = c
+    for r in noise.tolist():
+        x = ids[r]
+        if x is not None and x in owner:
+            out[r] = owner[x]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What a ``clusterer stream`` window takes from the day's earlier windows: per cluster the campaigns it
+    holds (:func:`held_campaigns`), today's prompts per campaign so far (its merged campaigns' included), how
+    many rows no cluster took joined a cluster holding their campaign, and the pairs of held campaigns the
+    window joined as variants (:func:`variant_pairs`)."""
+
+    held: dict[int, list[str]]
+    weight: dict[str, float]
+    attached: int
+    mergeable: frozenset[tuple[str, str]] = frozenset()
+
+
+def known_stage(
+    day: Day, cfg: RunConfig, clu: Clustering, registry: Registry | None, carried: Carried | None
+) -> tuple[Clustering, Known | None]:
+    """In a ``clusterer stream`` window (``carried``: :class:`Carried`): the clusters holding campaigns
+    flagged earlier in the day by their scaffold or by the carried exemplars, and the window's clustering
+    with the rows no cluster took that carry such a campaign's scaffold joined to the cluster holding it (a
+    variant a window has too few prompts of to cluster, the batch run of the day clusters). Elsewhere:
+    ``clu`` as it is, and None."""
+    if registry is None or carried is None or not carried.keep:
+        return clu, None
+    root = aliases(registry.campaigns)
+    ids = clu.carried
+    if ids is None:
+        ids = carried_campaigns(day, cfg, registry, carried.keep, carried.anchors)
+    held = held_campaigns(clu.labels, ids, cfg.registry.merge_min_share)
+    today = registry.daily.filter(pl.col("day") == day.date) if day.date else registry.daily.clear()
+    weight: dict[str, float] = {}
+    for cid, n in zip(today["campaign_id"], today["prompts"], strict=True):
+        weight[root.get(cid, cid)] = weight.get(root.get(cid, cid), 0.0) + float(n)
+    pairs = variant_pairs(clu.grouping, ids, held)
+    labels = attach_known(clu.labels, ids, held)
+    attached = int(((labels >= 0) & (clu.labels < 0)).sum())
+    if attached:
+        clu = dataclasses.replace(clu, grouping=dataclasses.replace(clu.grouping, labels=labels))
+    return clu, Known(held, weight, attached, pairs)
+
+
+def variant_pairs(grouping: Grouping, ids: list[str | None], held: dict[int, list[str]]) -> frozenset[tuple[str, str]]:
+    """The pairs (a < b) of campaigns held by one cluster that the window joined as variants of one template:
+    the template groups (stage 1 of the family grouping) most of their rows sit in are one group (template
+    evidence), or are written in different languages (a translated variant, joined on behaviour). Two
+    campaigns in one language that only behaviour joined (shared senders and payloads) are not merged: inside
+    one window a second job of the same accounts looks like that too, and an hour holds no schedule to tell
+    them apart (the batch run of the day has one)."""
+    tg, lang = grouping.template_groups, grouping.group_language
+    multi = {c: h for c, h in held.items() if len(h) > 1}
+    if tg is None or lang is None or not multi:
+        return frozenset()
+    df = pl.DataFrame({"c": grouping.labels, "g": tg, "id": pl.Series(ids, dtype=pl.String)})
+    main = (
+        df.filter(pl.col("c").is_in(list(multi)) & pl.col("id").is_not_null() & (pl.col("g") >= 0))
+        .group_by("c", "id", "g")
+        .len()
+        .sort(["c", "id", "len", "g"], descending=[False, False, True, False])
+        .group_by("c", "id", maintain_order=True)
         .first()
-        .filter((pl.col("k") >= min_anchors) & (2 * pl.col("k") > pl.col("n")))
     )
-    return {int(c): str(i) for c, i in zip(top["c"], top["id"], strict=True)}
+    group = {(int(c), i): int(g) for c, i, g in zip(main["c"], main["id"], main["g"], strict=True)}
+    out = set()
+    for c, h in multi.items():
+        for x in h:
+            for y in h:
+                gx, gy = group.get((c, x)), group.get((c, y))
+                if x >= y or gx is None or gy is None:
+                    continue
+                if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]):
+                    out.add((x, y))
+    return frozenset(out)
 
 
 class KeepNames:
-    """A registry naming that gives every cluster of ``held`` (:func:`held_campaigns`) its campaign's ID and
-    names the other flagged clusters as the registry does."""
+    """A registry naming for a window of ``clusterer stream``: a flagged cluster holding campaigns of earlier
+    windows (``held``: cluster → their IDs) takes one ID; the other flagged clusters are named as the registry
+    names them. When flagged clusters hold several campaigns (a window clustered as one family what earlier
+    windows saw apart, e.g. a campaign's English and French variants), those campaigns the window joined as
+    variants (``known.mergeable``: :func:`variant_pairs`) are merged: each connected group takes the ID of
+    its campaign with the most prompts so far today (``weight``; ties: the smaller ID), and the others
+    (``merges``) are recorded ``merged_into`` it in the registry the stream carries
+    (:func:`~clusterer.store.registry.apply_merges`), so every later match of them carries that ID. A cluster
+    holding campaigns that are not merged takes the ID of the one most of its rows carry."""
 
-    def __init__(self, naming: Naming, held: dict[int, str]) -> None:
-        self.naming, self.held = naming, held
+    def __init__(self, naming: Naming, known: Known) -> None:
+        self.naming, self.held, self.weight, self.mergeable = naming, known.held, known.weight, known.mergeable
+        self.merges: dict[str, str] = {}
 
     def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
         ids = self.naming(cids, proposed)
-        return {c: self.held.get(c, i) for c, i in ids.items()}
+        # complete linkage: two groups of campaigns merge only when every pair across them was joined as
+        # variants (one translated variant does not chain a second job of the same accounts into a campaign)
+        comp: dict[str, frozenset[str]] = {}
+        for c in cids:
+            g = self.held.get(c, [])
+            for x in g:
+                comp.setdefault(x, frozenset({x}))
+            for other in g[1:]:
+                a, b = comp[g[0]], comp[other]
+                if a != b and all((min(x, y), max(x, y)) in self.mergeable for x in a for y in b):
+                    for x in a | b:
+                        comp[x] = a | b
+        members = {min(m): sorted(m) for m in comp.values()}
+        canon: dict[str, str] = {}
+        for ms in members.values():
+            best = min(ms, key=lambda m: (-self.weight.get(m, 0.0), m))
+            canon.update({m: best for m in ms})
+        self.merges = {m: c for m, c in canon.items() if m != c}
+        return {c: canon[self.held[c][0]] if c in self.held else canon.get(i, i) for c, i in ids.items()}
 
     def updated(self, clusters: pl.DataFrame, day: Any) -> Registry:
         return self.naming.updated(clusters, day)
@@ -248,24 +404,20 @@ def campaigns_stage(
     tmpl: Templates,
     vec: Embedded,
     registry: Registry | None = None,
-    keep: frozenset[str] = frozenset(),
-    anchors: dict[int, str] | None = None,
+    known: Known | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
-    registry when there is one. A flagged family that holds one of the registry campaigns ``keep`` (most of
-    its prompts carry its scaffold, :func:`held_campaigns`, or most of its carried exemplars, ``anchors``,
-    were flagged with it: :func:`anchored_campaigns`) takes that campaign's ID. Flags stay the score's: a
-    family is not flagged for matching a campaign (measured: such flags only ever added ordinary families
-    that one window had flagged)."""
+    registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
+    family that holds campaigns flagged earlier in the day takes their one ID (:class:`KeepNames`). Flags
+    stay the score's: a family is not flagged for matching a campaign (measured: such flags only ever added
+    ordinary families that one window had flagged)."""
     k = len(tmpl.text)
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None
     if registry is not None:
         naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)
-        if keep:
-            held = held_campaigns(day, cfg, registry, keep, clu.labels)
-            held.update(anchored_campaigns(day.scatter(clu.labels, -1, np.int64), anchors or {}))
-            naming = KeepNames(naming, held)
+        if known is not None:
+            naming = KeepNames(naming, known)
     info = pl.DataFrame(
         {
             "cluster_id": np.arange(k, dtype=np.int64),
@@ -289,7 +441,7 @@ def campaigns_stage(
         created=day.created,
         network=day.network,
     )
-    return Campaigns(dec, summary, naming)
+    return Campaigns(dec, summary, naming, known)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,24 +1,32 @@
 """Incremental detection: a day clustered window by window as it arrives (``clusterer stream``).
 
 The day's prompts are cut into windows of ``every`` (aligned to UTC midnight) by timestamp; each window is
-clustered with what earlier windows learned, carried in the campaign registry and the open families:
+clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carried`):
 
-- a flagged family most of whose prompts carry the scaffold of a campaign flagged earlier in the day (the
-  ``assign`` rule) takes that campaign's ID — several fragments of one campaign all take it; other flagged
-  families are named by the registry (a known campaign's ID when their template matches, else a new one),
-  so a campaign keeps one ID for the rest of the day. Flags stay the window's own score;
+- the campaigns flagged earlier in the day (the registry): each row of the window carries the campaign whose
+  scaffold it holds (the ``assign`` rule) or, for a carried exemplar, the campaign it was flagged with; a
+  flagged family most of whose rows carry campaigns of earlier windows takes their one ID (several fragments
+  of one campaign all take it), other flagged families are named by the registry (a known campaign's ID
+  when their template matches, else a new one), and rows no family took that carry a campaign join the
+  family holding it. Flags stay the window's own score;
+- merges: a flagged family holding several campaigns the window joined as variants of one template (one
+  template group, or a translation) merges them — the one with the most prompts so far keeps its ID, the
+  others are marked ``merged_into`` it in the registry and every later match of them takes that ID;
+- the day's rhythm (``OUT/rhythm.parquet``): per campaign its flagged prompts per half hour so far, added to
+  the time-of-day profile of the family holding it, so the family grouping's rhythm evidence sees the day so
+  far (inside one hour a second job of the same accounts looks like a variant);
+- open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
+  are clustered again with the next window, as context and not output;
 - the registry accumulates the day: a campaign's daily row sums the windows' prompts (a day run windowed
   counts once, as a batch run of that day would), and campaigns of earlier windows stay when a later window
-  does not see them;
-- open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
-  are clustered again with the next window, as context and not output; a flagged family holding at least
-  three of them, most flagged with one campaign, takes that campaign's ID.
+  does not see them.
 
 Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
-dates, daily rows), ``OUT/carry.parquet`` (the open families' exemplars) and ``OUT/stream.json`` (the
-windows done). A restart reads ``stream.json`` and goes on with the first window not done. Per window: the
-output set, the registry, the carry, then ``stream.json``; a crash between the registry and ``stream.json``
-re-runs that window, and the registry's daily prompt count then counts it twice (IDs are unaffected).
+dates, daily rows, ``merged_into``), ``OUT/carry.parquet`` (the open families' exemplars),
+``OUT/rhythm.parquet`` (the day's rhythm) and ``OUT/stream.json`` (the windows done). A restart reads
+``stream.json`` and goes on with the first window not done. Per window: the output set, the registry, the
+carry and rhythm, then ``stream.json``; a crash between the registry and ``stream.json`` re-runs that
+window (its carry and rhythm rows are replaced), and the registry's daily prompt count then counts it twice.
 """
 
 from __future__ import annotations
@@ -35,10 +43,12 @@ import polars as pl
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.ingest import Prompts, content_digest
-from ..store.registry import Registry
+from ..store.registry import Registry, aliases, apply_merges
+from .stages import Carried
 
 STATE = "stream.json"
 CARRY = "carry.parquet"
+RHYTHM = "rhythm.parquet"
 CAMPAIGN = "_campaign"
 
 
@@ -92,7 +102,7 @@ def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
         pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
         pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
     )
-    content_cols = ["campaign_id", "template", "centroid", "shingles", "scaffold_shingles"]
+    content_cols = ["campaign_id", "template", "centroid", "shingles", "scaffold_shingles", "merged_into"]
     # several fragments of one campaign in a window share its ID: their scaffold shingles together, the rest
     # from the first; and a campaign keeps the scaffold shingles of every window (the variants it ran),
     # so a later window's variant still finds it
@@ -101,6 +111,7 @@ def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
         pl.col("centroid").first(),
         pl.col("shingles").first(),
         pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+        pl.col("merged_into").drop_nulls().first(),
     )
     earlier = prev.campaigns.select("campaign_id", pl.col("scaffold_shingles").alias("_old"))
     fresh = (
@@ -164,22 +175,66 @@ def check_stream_out(out: Path, logs: Any, registry: Path) -> None:
 
 
 def next_carry(
-    carry: pl.DataFrame | None, win: pl.DataFrame, assignments: pl.DataFrame, per_campaign: int
+    carry: pl.DataFrame | None,
+    win: pl.DataFrame,
+    assignments: pl.DataFrame,
+    per_campaign: int,
+    root: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """The exemplars carried into the next window: per campaign, its ``per_campaign`` latest flagged prompts
     over the carried ones and this window's (``win``, the window's prompt rows; ``assignments`` its output),
-    with the campaign each was flagged with (``_campaign``)."""
+    with the campaign each was flagged with (``_campaign``; a campaign merged into another counts as that one,
+    ``root``: :func:`~clusterer.store.registry.aliases`)."""
     flagged = assignments.filter(pl.col("flagged") & pl.col("campaign_id").is_not_null()).select(
         "prompt_id", pl.col("campaign_id").alias(CAMPAIGN)
     )
     fresh = win.join(flagged, on="prompt_id", how="inner")
     both = pl.concat([carry.select(fresh.columns), fresh]) if carry is not None and carry.height else fresh
+    both = both.unique("prompt_id", keep="last", maintain_order=True)  # a window run again after a restart
+    if root:
+        both = both.with_columns(pl.col(CAMPAIGN).replace(root))
     return (
         both.sort(["timestamp", "prompt_id"], descending=True)
         .group_by(CAMPAIGN, maintain_order=True)
         .head(per_campaign)
         .sort([CAMPAIGN, "timestamp", "prompt_id"])
     )
+
+
+def next_rhythm(
+    rhythm: pl.DataFrame | None, assignments: pl.DataFrame, root: dict[str, str], window: int
+) -> pl.DataFrame:
+    """The day's rhythm after window ``window``: per window, day, campaign (merged campaigns counted as the
+    one they were merged into, ``root``) and half hour of the day, its flagged prompts (``rhythm``, before the
+    window; ``assignments``, the window's output). A window run again (a restart) replaces its rows."""
+    fresh = (
+        assignments.filter(pl.col("flagged") & pl.col("campaign_id").is_not_null())
+        .select(
+            pl.lit(window, pl.Int64).alias("window"),
+            pl.col("timestamp").dt.date().alias("day"),
+            pl.col("campaign_id"),
+            ((pl.col("timestamp").dt.epoch("s") % 86_400) // 1_800).cast(pl.UInt8).alias("half_hour"),
+        )
+        .group_by("window", "day", "campaign_id", "half_hour")
+        .agg(pl.len().cast(pl.UInt32).alias("prompts"))
+    )
+    if rhythm is not None and rhythm.height:
+        fresh = pl.concat([rhythm.filter(pl.col("window") != window), fresh])
+    return fresh.with_columns(pl.col("campaign_id").replace(root)).sort("window", "day", "campaign_id", "half_hour")
+
+
+def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) -> dict[str, Any]:
+    """Per campaign (merged ones counted as their root) its flagged prompts per half hour of ``day`` so far,
+    float64 (48,)."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    if rhythm is None:
+        return out
+    for cid, half, n in rhythm.filter(pl.col("day") == day).select("campaign_id", "half_hour", "prompts").iter_rows():
+        prof = out.setdefault(root.get(cid, cid), np.zeros(48, np.float64))
+        prof[half] += n
+    return out
 
 
 def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
@@ -195,14 +250,16 @@ def _one_window(
     prompts: Prompts,
     win: pl.DataFrame,
     carry: pl.DataFrame | None,
+    rhythm: pl.DataFrame | None,
     target: Path,
     cfg: RunConfig,
     registry_dir: Path,
     day: dt.date,
     reporter: Any,
 ) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
-    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context; write its set,
-    the registry merged with it, and return (its state entry, the exemplars to carry, the registry)."""
+    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context and the day's
+    rhythm so far (``rhythm``: :func:`next_rhythm`); write its set, the registry merged with it, and return
+    (its state entry, the window's assignments, the registry)."""
     from ..api import check_out, load_checked_registry
     from ..store.registry import save_registry
     from . import pipeline
@@ -216,20 +273,25 @@ def _one_window(
     prev = load_checked_registry(registry_dir, cfg)
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
-    result = pipeline.compute(
-        sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, carried=(keep, anchors)
-    )
+    carried = Carried(keep, anchors, day_rhythm(rhythm, day, aliases(prev.campaigns)))
+    result = pipeline.compute(sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, carried=carried)
     reg_new = result.registry_update
     result.registry_update = None
     # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
     result.assignments = result.assignments.slice(n_carry)
     result.vector_of_row = result.vector_of_row[n_carry:]
-    result.manifest["stream"] = {"window": target.name, "carried_exemplars": n_carry}
+    result.manifest["stream"] = {
+        "window": target.name,
+        "carried_exemplars": n_carry,
+        "merged_campaigns": dict(sorted(result.campaign_merges.items())),
+    }
     result.write(target)
     merged = merge_day(prev, reg_new[1], day) if reg_new is not None else prev
+    merged = apply_merges(merged, result.campaign_merges)
     save_registry(registry_dir, merged)
     c = result.clusters.filter(pl.col("flagged").fill_null(False))
     ids = set(c["campaign_id"].drop_nulls().to_list())
+    was_merged = prev.campaigns.filter(pl.col("merged_into").is_not_null())["campaign_id"].implode()
     entry = {
         "dir": target.name,
         "rows": win.height,
@@ -238,6 +300,11 @@ def _one_window(
         "campaigns": sorted(ids),
         "new_campaigns": sorted(ids - set(prev.campaigns["campaign_id"].to_list())),
         "kept_campaigns": sorted(ids & keep),
+        "merged_campaigns": dict(
+            merged.campaigns.filter(pl.col("merged_into").is_not_null() & ~pl.col("campaign_id").is_in(was_merged))
+            .select("campaign_id", "merged_into")
+            .iter_rows()
+        ),
         "carried_exemplars": n_carry,
         "registry_bytes": sum(p.stat().st_size for p in registry_dir.iterdir() if p.is_file()),
         "registry_campaigns": merged.campaigns.height,
@@ -274,6 +341,7 @@ def stream(
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame))
     carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and state["windows"] else None
+    rhythm = pl.read_parquet(out / RHYTHM) if (out / RHYTHM).is_file() and state["windows"] else None
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
@@ -284,14 +352,20 @@ def stream(
         win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
         target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
         t0 = time.perf_counter()
-        entry, assignments, _ = _one_window(prompts, win, carry, target, cfg, registry_dir, start.date(), reporter)
-        carry = next_carry(carry, win, assignments, per_campaign)
+        entry, assignments, reg = _one_window(
+            prompts, win, carry, rhythm, target, cfg, registry_dir, start.date(), reporter
+        )
+        root = aliases(reg.campaigns)
+        carry = next_carry(carry, win, assignments, per_campaign, root)
+        rhythm = next_rhythm(rhythm, assignments, root, w)
         write_table_atomic(carry, out / CARRY)
+        write_table_atomic(rhythm, out / RHYTHM)
         entry.update(
             index=w,
             start=start.isoformat(),
             seconds=round(time.perf_counter() - t0, 2),
             carry_bytes=(out / CARRY).stat().st_size,
+            rhythm_bytes=(out / RHYTHM).stat().st_size,
         )
         state["windows"].append(entry)
         _save_state(out, state)

@@ -126,8 +126,10 @@ def export_fingerprints(campaigns: pl.DataFrame, key: bytes, provider: str, sett
     """The fingerprint document of a registry's ``campaigns`` table (see the module docstring); ``settings``:
     the shingling the receiver must use too (``ngram``, the ``normalise`` options)."""
     from ..campaigns.decisions import tags_of
+    from .registry import aliases
 
     seeds = _seeds(key)
+    root = aliases(campaigns)  # a campaign merged into another is exported under that one's ref
     out = []
     for r in campaigns.sort("campaign_id").iter_rows(named=True):
         sh = np.unique(np.asarray(r["scaffold_shingles"] or [], dtype=np.uint64))
@@ -135,7 +137,7 @@ def export_fingerprints(campaigns: pl.DataFrame, key: bytes, provider: str, sett
         ks, kc = np.unique(keyed(sh, key)), np.unique(keyed(core, key))
         out.append(
             {
-                "ref": r["campaign_id"],
+                "ref": root[r["campaign_id"]],
                 "first_seen": str(r["first_seen"]),
                 "last_seen": str(r["last_seen"]),
                 "days_seen": int(r["days_seen"]),

@@ -7,6 +7,10 @@ unit after a run (:func:`clusterer.artifacts.replace_set`) and checked before th
   (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
   direction, list[f32]), ``shingles`` (the family's frequent template shingles, list[u64], for matching
   families across days) and ``scaffold_shingles`` (shingles of every scaffold variant, for ``assign``).
+  ``merged_into``: null, or the campaign this one was found to be part of (``clusterer stream``: one window
+  clustered two campaigns of earlier windows as one family, e.g. an English and a French variant sent from
+  separate accounts); a merged campaign keeps its row (earlier outputs carry its ID) and everything that
+  matches it is named after the campaign it was merged into (:func:`aliases`).
 - ``daily.parquet``: ``campaign_id``, ``day``, ``prompts``, ``accounts``, ``campaign_score``.
 
 Today's flagged families are matched one-to-one to known campaigns (greedy, best first) when their
@@ -44,7 +48,11 @@ CAMPAIGN_SCHEMA = {
     "centroid": pl.List(pl.Float32),
     "shingles": pl.List(pl.UInt64),
     "scaffold_shingles": pl.List(pl.UInt64),
+    "merged_into": pl.String,
 }
+# columns a registry written by an earlier version may lack (read as null)
+OPTIONAL_COLUMNS = frozenset({"merged_into"})
+NULLABLE = frozenset({"template", "merged_into"})
 DAILY_SCHEMA = {
     "campaign_id": pl.String,
     "day": pl.Date,
@@ -114,6 +122,7 @@ def load_registry(path: Path) -> Registry:
             df = pl.read_parquet(f)
         except (pl.exceptions.PolarsError, OSError) as err:
             raise InputError(f"registry file {f} cannot be read: {_first_line(err)}") from err
+        df = df.with_columns(pl.lit(None, schema[c]).alias(c) for c in OPTIONAL_COLUMNS if c in schema and c not in df)
         missing = [c for c in schema if c not in df.columns]
         if missing:
             raise InputError(f"registry file {f} lacks columns {missing}; is {path} a clusterer registry?")
@@ -124,6 +133,13 @@ def load_registry(path: Path) -> Registry:
         raise InputError(
             f"registry {path} is damaged: {orphans.height} campaigns have no rows in {DAILY_FILE} (e.g. "
             f"{', '.join(orphans['campaign_id'].head(3).to_list())}); restore {DAILY_FILE} from a backup"
+        )
+    known = set(reg.campaigns["campaign_id"].to_list())
+    dangling = reg.campaigns.filter(pl.col("merged_into").is_not_null() & ~pl.col("merged_into").is_in(list(known)))
+    if dangling.height:
+        raise InputError(
+            f"registry {path} is damaged: {dangling.height} campaigns are merged into campaigns it does not hold "
+            f"(e.g. {dangling['campaign_id'][0]} → {dangling['merged_into'][0]})"
         )
     dims = {len(c) for c in reg.campaigns["centroid"].to_list()}
     if len(dims) > 1:
@@ -164,11 +180,52 @@ def _jaccard(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
+def aliases(campaigns: pl.DataFrame) -> dict[str, str]:
+    """Campaign → the campaign it resolves to: itself, or the end of its ``merged_into`` chain (a cycle, which
+    :func:`apply_merges` never writes, resolves to its smallest ID)."""
+    if "merged_into" not in campaigns.columns:
+        return {c: c for c in campaigns["campaign_id"].to_list()}
+    parent = dict(zip(campaigns["campaign_id"].to_list(), campaigns["merged_into"].to_list(), strict=True))
+    out: dict[str, str] = {}
+    for cid in parent:
+        seen, cur = [cid], cid
+        while (nxt := parent.get(cur)) is not None:
+            if nxt in seen:
+                cur = min(seen)
+                break
+            cur = nxt
+            seen.append(cur)
+        out[cid] = cur
+    return out
+
+
+def apply_merges(reg: Registry, merges: dict[str, str]) -> Registry:
+    """The registry with each campaign of ``merges`` (ID → the ID it is part of) marked ``merged_into`` that
+    campaign's root; roots are never marked, so no chain becomes a cycle."""
+    if not merges:
+        return reg
+    root = aliases(reg.campaigns)
+    target = {}
+    for src, dst in merges.items():
+        s, d = root.get(src, src), root.get(dst, dst)
+        if s != d and src in root and d in root:
+            target[src] = d
+            if s != src:
+                target[s] = d
+    campaigns = reg.campaigns.with_columns(
+        pl.col("campaign_id")
+        .replace_strict(target, default=pl.col("merged_into"), return_dtype=pl.String)
+        .alias("merged_into")
+    )
+    return Registry(campaigns=campaigns, daily=reg.daily)
+
+
 def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -> dict[int, str]:
     """Campaign ID for each of today's families: a known ID when it matches, else a new unused one."""
     known = reg.campaigns
     ids: dict[int, str] = {}
     used: set[str] = set(known["campaign_id"].to_list())
+    root = aliases(known)
     if known.height and families:
         cents = np.array(known["centroid"].to_list(), dtype=np.float32)
         shingles = [np.asarray(s, dtype=np.uint64) for s in known["shingles"].to_list()]
@@ -185,7 +242,7 @@ def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -
                 continue
             taken_f.add(fi)
             taken_k.add(ki)
-            ids[families[fi].cluster_id] = known["campaign_id"][ki]
+            ids[families[fi].cluster_id] = root[known["campaign_id"][ki]]
     for fam in families:
         if fam.cluster_id in ids:
             continue
@@ -236,6 +293,7 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
             today,
         ]
     )
+    content = content.join(reg.campaigns.select("campaign_id", "merged_into"), on="campaign_id", how="left")
     campaigns = content.join(stats, on="campaign_id", how="inner").select(list(CAMPAIGN_SCHEMA))
     return Registry(campaigns=campaigns.sort("campaign_id"), daily=daily)
 
@@ -257,7 +315,7 @@ def save_registry(path: Path, reg: Registry) -> None:
         "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     files = {
-        CAMPAIGNS_FILE: lambda p: write_table(reg.campaigns, p, frozenset(CAMPAIGN_SCHEMA) - {"template"}),
+        CAMPAIGNS_FILE: lambda p: write_table(reg.campaigns, p, frozenset(CAMPAIGN_SCHEMA) - NULLABLE),
         DAILY_FILE: lambda p: write_table(reg.daily, p, frozenset(DAILY_SCHEMA)),
     }
     artifacts.replace_set(Path(path), files, manifest, set(REGISTRY_FILES), "--registry")
@@ -271,7 +329,8 @@ def assign_to_known(
     A prompt is assigned to the campaign sharing the most scaffold shingles with it, when it shares at
     least ``min_shingles`` of them and they are at least ``min_containment`` of the campaign's scaffold
     set (a family of several scaffold variants keeps all of them in that set, so one variant's prompt holds
-    only its share). Returns the campaign ID per prompt (None when none qualifies) and the containment.
+    only its share). A campaign merged into another names its prompts after that one (:func:`aliases`).
+    Returns the campaign ID per prompt (None when none qualifies) and the containment.
     """
     n = len(indptr) - 1
     best = np.zeros(n, np.float32)
@@ -303,7 +362,8 @@ def assign_to_known(
     order = np.lexsort((c, -counts, r))
     r, c, cont, counts = r[order], c[order], cont[order], counts[order]
     first = np.r_[True, r[1:] != r[:-1]]
-    names = reg.campaigns["campaign_id"].to_list()
+    root = aliases(reg.campaigns)
+    names = [root[c] for c in reg.campaigns["campaign_id"].to_list()]
     for rr, cc, vv, nn in zip(r[first], c[first], cont[first], counts[first], strict=True):
         best[rr] = vv
         if vv >= min_containment and nn >= min_shingles:

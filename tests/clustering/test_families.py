@@ -176,3 +176,21 @@ def test_pair_products_match_scipy_also_for_one_long_row(density):
     np.testing.assert_allclose(_rows_dot(x, y, a, b), np.asarray(x[a].multiply(y[b]).sum(axis=1)).ravel())
     np.testing.assert_allclose(_rows_min_sum(x, a, b), np.asarray(x[a].minimum(x[b]).sum(axis=1)).ravel())
     assert _rows_dot(x, y, a[:0], b[:0]).shape == (0,)
+
+
+def test_time_profiles_add_the_day_so_far():
+    from clusterer.clustering.families import DayRhythm, time_profiles
+
+    t0 = int(dt.datetime(2026, 11, 1, 10, 5, tzinfo=dt.timezone.utc).timestamp())  # half hour 20
+    groups = np.array([0, 0, 0, 1, 1, 1, -1])
+    times = np.full(7, t0, np.int64)
+    own = time_profiles(groups, times, 2)
+    assert own[0, 20] == 3 and own[1, 20] == 3 and own.sum() == 6  # one hour: the two groups look alike
+    # group 0 holds all the window's rows of campaign 0, which has run since midnight; group 1 is new
+    day = np.zeros((1, 48))
+    day[0, :20] = 10.0
+    prof = time_profiles(groups, times, 2, DayRhythm(np.array([0, 0, -1, -1, -1, -1, 0]), day))
+    assert prof[0, :20].tolist() == [10.0] * 20 and prof[0, 20] == 3 and prof[1].sum() == 3
+    # a campaign's rows split over two groups share its day in proportion
+    prof = time_profiles(groups, times, 2, DayRhythm(np.array([0, -1, -1, 0, -1, -1, -1]), day))
+    assert prof[0, 0] == 5.0 and prof[1, 0] == 5.0

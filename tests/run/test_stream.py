@@ -48,6 +48,7 @@ def _reg(rows: list[tuple[str, dt.date, int]]) -> Registry:
             "centroid": [[1.0, 0.0]] * len(ids),
             "shingles": [[1, 2]] * len(ids),
             "scaffold_shingles": [[1, 2]] * len(ids),
+            "merged_into": [None] * len(ids),
         },
         schema=CAMPAIGN_SCHEMA,
     )
@@ -131,18 +132,171 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     assert res.exit_code == 2 and "another stream" in res.output
 
 
-def test_anchors_name_the_cluster_they_sit_in():
+def test_a_cluster_holds_the_campaigns_most_of_its_rows_carry():
+    from clusterer.run.stages import _holders
+
+    labels = [0] * 10 + [1] * 10 + [2] * 10 + [-1] * 4
+    ids = (
+        ["a"] * 7
+        + [None] * 3  # cluster 0: a carried by most rows
+        + ["a"] * 3
+        + ["b"] * 3
+        + [None] * 4  # cluster 1: a and b, together most of it: both held (then merged)
+        + ["a"] * 4
+        + [None] * 6  # cluster 2: a few exemplars in a cluster of new prompts name nothing
+        + ["a"] * 4  # noise is no cluster
+    )
+    df = pl.DataFrame({"c": labels, "id": pl.Series(ids, dtype=pl.String)}).with_columns(pl.len().over("c").alias("n"))
+    assert _holders(df, 0.2, 3) == {0: ["a"], 1: ["a", "b"]}
+    assert _holders(df, 0.35, 3) == {0: ["a"]}  # b's 30% is not enough on its own, and a alone is not most
+    assert _holders(df, 0.2, 4) == {0: ["a"]}
+
+
+def test_rows_no_cluster_took_join_the_cluster_holding_their_campaign():
     import numpy as np
 
-    from clusterer.run.stages import anchored_campaigns
+    from clusterer.run.stages import attach_known
 
-    labels = np.array([0, 0, 0, 0, 1, 1, 1, -1, 2, 2, 2, 2])
-    anchors = {0: "a", 1: "a", 2: "a", 3: "b", 4: "a", 5: "b", 7: "a", 8: "c", 9: "c", 10: "d", 11: "d"}
-    # cluster 0: three of four anchors are a; cluster 1: a split (1 a, 1 b); cluster 2: a tie; noise ignored
-    assert anchored_campaigns(labels, anchors) == {0: "a"}
-    assert anchored_campaigns(labels, anchors, min_anchors=1) == {0: "a"}  # splits and ties name nothing
-    assert anchored_campaigns(labels, {4: "a", 5: "a"}, min_anchors=2) == {1: "a"}
-    assert anchored_campaigns(labels, {4: "a", 5: "a"}) == {}  # fewer than three anchors
+    labels = np.array([0, 0, 0, 1, 1, -1, -1, -1, -1])
+    ids = [None, None, None, None, None, "a", "b", "c", None]
+    out = attach_known(labels, ids, {0: ["a"], 1: ["a", "b"]})
+    # a is held by clusters 0 and 1: the larger takes it; b by 1; c by none; a row without a campaign stays
+    assert out.tolist() == [0, 0, 0, 1, 1, 0, 1, -1, -1]
+    assert attach_known(labels, ids, {}).tolist() == labels.tolist()
+
+
+class _Naming:
+    """A registry naming that names each flagged cluster from a fixed table."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def __call__(self, cids, proposed):
+        return {c: self.names.get(c, p) for c, p in zip(cids, proposed, strict=True)}
+
+
+def test_clusters_holding_several_campaigns_merge_them_into_the_largest():
+    from clusterer.run.stages import KeepNames, Known
+
+    held = {0: ["a", "b"], 1: ["b"], 2: ["c"], 3: ["d", "e"], 5: ["x", "y"], 7: ["f", "g"]}
+    weight = {"a": 10, "b": 20, "c": 5, "d": 3, "e": 3, "x": 9, "f": 1, "g": 8}
+    variants = frozenset({("a", "b"), ("d", "e"), ("x", "y")})
+    keep = KeepNames(_Naming({4: "a", 6: "e"}), Known(held, weight, 0, variants))
+    # cluster 5 holds x and y but is not flagged: nothing merges through it; cluster 7 holds f and g, which
+    # the window did not join as variants: it takes f's ID (most of its rows) and neither is merged
+    ids = keep([0, 1, 2, 3, 4, 6, 7], ["p0", "p1", "p2", "p3", "p4", "p6", "p7"])
+    # a and b: b has more prompts today; d and e: a tie, the smaller ID; a cluster the registry names after a
+    # merged campaign takes the campaign it was merged into
+    assert ids == {0: "b", 1: "b", 2: "c", 3: "d", 4: "b", 6: "d", 7: "f"}
+    assert keep.merges == {"a": "b", "e": "d"}
+
+
+def test_only_campaigns_joined_as_variants_are_merged():
+    import numpy as np
+
+    from clusterer.clustering.families import Grouping
+    from clusterer.run.stages import KeepNames, Known, variant_pairs
+
+    # one family (cluster 0) of three template groups: a and b in group 0 (one template), c in group 1 (same
+    # language, joined on behaviour only), d in group 2 (another language)
+    labels = np.zeros(12, np.int64)
+    groups = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    ids = ["a", "a", "a", "b", "b", "b", "c", "c", "c", "d", "d", "d"]
+    g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", "fr"])
+    held = {0: ["a", "b", "c", "d"]}
+    pairs = variant_pairs(g, ids, held)
+    assert pairs == {("a", "b"), ("a", "d"), ("b", "d"), ("c", "d")}
+    # merged with complete linkage: c is no variant of a or b, so d's translation does not chain it in
+    keep = KeepNames(_Naming({}), Known(held, {"a": 9, "b": 1, "c": 5, "d": 1}, 0, pairs))
+    assert keep([0], ["p0"]) == {0: "a"} and keep.merges == {"b": "a", "d": "a"}
+    # a language py3langid is unsure of ('') is no evidence of a translation
+    g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", ""])
+    assert variant_pairs(g, ids, held) == {("a", "b")}
+
+
+def test_merges_are_kept_in_the_registry_and_resolve_chains():
+    from clusterer.run.windows import CAMPAIGN, next_carry
+    from clusterer.store.registry import aliases, apply_merges
+
+    d1 = dt.date(2026, 11, 1)
+    reg = _reg([("a", d1, 5), ("b", d1, 9), ("c", d1, 2)])
+    assert aliases(reg.campaigns) == {"a": "a", "b": "b", "c": "c"}
+    reg = apply_merges(reg, {"a": "b"})
+    # a later window merges b into c: a follows (no chain through b is left to a cycle)
+    reg = apply_merges(reg, {"b": "c"})
+    assert aliases(reg.campaigns) == {"a": "c", "b": "c", "c": "c"}
+    assert apply_merges(reg, {"c": "a"}).campaigns.equals(reg.campaigns)  # a merge within one root: no-op
+    # the window's registry (which may lack merged campaigns) merged with the day keeps the marks
+    new = _reg([("c", d1, 4)])
+    day = merge_day(reg, new, d1)
+    m = {r["campaign_id"]: r["merged_into"] for r in day.campaigns.iter_rows(named=True)}
+    assert m == {"a": "b", "b": "c", "c": None} and aliases(day.campaigns) == {"a": "c", "b": "c", "c": "c"}
+    # carried exemplars of merged campaigns count as the campaign they were merged into
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    win = pl.DataFrame({"prompt_id": ["p0", "p1", "p2"], "timestamp": [t0, t0, t0]})
+    asg = pl.DataFrame({"prompt_id": ["p0", "p1", "p2"], "flagged": [True] * 3, "campaign_id": ["a", "b", "x"]})
+    carry = next_carry(None, win, asg, per_campaign=8, root=aliases(reg.campaigns))
+    assert sorted(carry[CAMPAIGN].to_list()) == ["c", "c", "x"]
+
+
+def test_the_day_rhythm_counts_flagged_prompts_per_half_hour():
+    from clusterer.run.windows import day_rhythm, next_rhythm
+
+    t = dt.datetime(2026, 11, 1, 10, 5, tzinfo=dt.timezone.utc)
+    asg = pl.DataFrame(
+        {
+            "timestamp": [t, t, t + dt.timedelta(minutes=30), t, t - dt.timedelta(days=1)],
+            "flagged": [True, True, True, False, True],
+            "campaign_id": ["a", "b", "a", "a", "a"],
+        }
+    )
+    r = next_rhythm(None, asg, {"a": "a", "b": "b"}, window=7)
+    d1 = dt.date(2026, 11, 1)
+    prof = day_rhythm(r, d1, {"a": "a", "b": "b"})
+    assert set(prof) == {"a", "b"} and prof["a"][20] == 1 and prof["a"][21] == 1 and prof["a"].sum() == 2
+    # the next window: b was merged into a; the previous day's prompts stay out of this day's rhythm
+    r = next_rhythm(r, asg.head(1), {"a": "a", "b": "a"}, window=8)
+    prof = day_rhythm(r, d1, {"a": "a", "b": "a"})
+    assert set(prof) == {"a"} and prof["a"][20] == 3 and prof["a"].sum() == 4
+    # a window run again after a restart replaces its rows instead of counting twice
+    assert next_rhythm(r, asg.head(1), {"a": "a", "b": "a"}, window=8).equals(r)
+    assert day_rhythm(None, d1, {}) == {}
+
+
+def test_a_merged_campaign_names_its_prompts_after_the_one_it_joined(tmp_path):
+    import numpy as np
+
+    from clusterer.store.registry import apply_merges, assign_to_known, load_registry, save_registry
+
+    d1 = dt.date(2026, 11, 1)
+    reg = _reg([("a", d1, 5), ("b", d1, 9)])
+    reg = Registry(
+        campaigns=reg.campaigns.with_columns(
+            pl.Series("scaffold_shingles", [list(range(10)), list(range(100, 110))], pl.List(pl.UInt64))
+        ),
+        daily=reg.daily,
+    )
+    indptr = np.array([0, 10, 20], np.int64)
+    hashes = np.r_[np.arange(10), np.arange(100, 110)].astype(np.uint64)
+    assert assign_to_known(reg, indptr, hashes, 0.5, 6)[0] == ["a", "b"]
+    merged = apply_merges(reg, {"a": "b"})
+    assert assign_to_known(merged, indptr, hashes, 0.5, 6)[0] == ["b", "b"]
+    save_registry(tmp_path / "reg", merged)
+    assert load_registry(tmp_path / "reg").campaigns["merged_into"].to_list() == ["b", None]
+    # a registry of an earlier version (no merged_into column) reads with none merged
+    old = tmp_path / "old"
+    save_registry(old, reg)
+    pl.read_parquet(old / "campaigns.parquet").drop("merged_into").write_parquet(old / "campaigns.parquet")
+    (old / "manifest.json").unlink()
+    assert load_registry(old).campaigns["merged_into"].null_count() == 2
+    # a campaign merged into one the registry does not hold is refused
+    bad = tmp_path / "bad"
+    save_registry(bad, reg)
+    camps = pl.read_parquet(bad / "campaigns.parquet").with_columns(pl.lit("gone").alias("merged_into"))
+    camps.write_parquet(bad / "campaigns.parquet")
+    (bad / "manifest.json").unlink()
+    with pytest.raises(InputError, match="merged into campaigns it does not hold"):
+        load_registry(bad)
 
 
 def test_next_carry_keeps_the_latest_flagged_prompts_per_campaign():
