@@ -67,3 +67,9 @@ def lexsort(*keys: NDArray) -> NDArray[np.int64]:
     cols = {f"k{i}": np.asarray(k) for i, k in enumerate(reversed(keys))}
     df = pl.DataFrame(cols).with_columns(pl.int_range(0, n, dtype=pl.Int64).alias("_i"))
     return df.sort([*cols, "_i"])["_i"].to_numpy()
+
+
+def best_per_group(group: NDArray, score: NDArray, tie: NDArray) -> NDArray[np.int64]:
+    """Index of each group's highest-``score`` entry (ties to the lowest ``tie``), groups ascending."""
+    order = lexsort(tie, -score, group)
+    return order[_runs(group[order])]

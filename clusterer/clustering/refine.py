@@ -21,10 +21,11 @@ def attach_noise(
         return labels
     strong = sim >= min_sim
     # both directions of each edge, filtered before they are put together (the edge list is the day's
-    # largest array: never copy it whole)
-    fwd = strong & (labels[i] < 0) & (labels[j] >= 0)
-    bwd = strong & (labels[j] < 0) & (labels[i] >= 0)
-    del strong
+    # largest array: never copy it whole; one-byte lookups of the noise mask rather than of the labels)
+    noise = labels < 0
+    ni, nj = noise[i], noise[j]
+    fwd, bwd = strong & ni & ~nj, strong & nj & ~ni
+    del strong, ni, nj
     if not (fwd.any() or bwd.any()):
         return labels
     src, dst, s = (
@@ -32,11 +33,9 @@ def attach_noise(
         np.concatenate([j[fwd], i[bwd]]),
         np.concatenate([sim[fwd], sim[bwd]]),
     )
-    order = fastops.lexsort(dst, -s, src)  # per noise node: best similarity first, ties to the lowest row
-    src, dst = src[order], dst[order]
-    first = np.r_[True, src[1:] != src[:-1]]
+    best = fastops.best_per_group(src, s, dst)  # per noise node: best similarity, ties to the lowest row
     out = labels.copy()
-    out[src[first]] = labels[dst[first]]
+    out[src[best]] = labels[dst[best]]
     return out
 
 
@@ -64,7 +63,13 @@ def propagate_labels(
     i, j = i[keep], j[keep]
     del keep
     deg = np.bincount(i, minlength=len(labels)) + np.bincount(j, minlength=len(labels))
+    # labels only move from noise to a cluster: an edge between two clustered nodes never votes
+    noise = labels < 0
+    touch = noise[i] | noise[j]
+    i, j = i[touch], j[touch]
+    del noise, touch
     out = labels.copy()
+    width = int(out.max()) + 1  # cluster numbers never change
     for _ in range(rounds):
         # half-edges from a noise node to a clustered one, both directions, without doubling the edge list
         li, lj = out[i], out[j]
@@ -73,13 +78,10 @@ def propagate_labels(
             break
         src, lab = np.concatenate([i[fwd], j[bwd]]), np.concatenate([lj[fwd], li[bwd]])
         del li, lj, fwd, bwd
-        width = int(out.max()) + 1
         code, votes = fastops.unique_counts(src * width + lab)
         node, cl = code // width, code % width
-        order = fastops.lexsort(cl, -votes, node)
-        node, cl, votes = node[order], cl[order], votes[order]
-        first = np.r_[True, node[1:] != node[:-1]]
-        node, cl, votes = node[first], cl[first], votes[first]
+        best = fastops.best_per_group(node, votes, cl)
+        node, cl, votes = node[best], cl[best], votes[best]
         good = (votes >= min_votes) & (votes >= min_share * deg[node])
         if not good.any():
             break
@@ -119,12 +121,20 @@ def _held(
     n: int,
 ) -> csr_matrix:
     """(rows × clusters) number of each cluster's core shingles that each selected row holds."""
+    r, pos = _lookup(rows_mask, row_of, sk_hashes, uniq_h)
+    x = csr_matrix((np.ones(len(r)), (r, pos)), shape=(n, core.shape[1]))
+    return (x @ core.T).tocsr()
+
+
+def _lookup(
+    rows_mask: NDArray[np.bool_], row_of: NDArray[np.int64], sk_hashes: NDArray[np.uint64], uniq_h: NDArray[np.uint64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row, column) of each skeleton entry of the selected rows whose shingle is a column of ``uniq_h``."""
     sel = rows_mask[row_of]
     h = sk_hashes[sel]
     pos = np.minimum(np.searchsorted(uniq_h, h), max(len(uniq_h) - 1, 0))
     hit = uniq_h[pos] == h if len(uniq_h) else np.zeros(len(h), bool)
-    x = csr_matrix((np.ones(int(hit.sum())), (row_of[sel][hit], pos[hit])), shape=(n, core.shape[1]))
-    return (x @ core.T).tocsr()
+    return row_of[sel][hit], pos[hit]
 
 
 def core_share(
@@ -137,9 +147,11 @@ def core_share(
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
     core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
-    held = _held(labels >= 0, row_of, sk_hashes, uniq_h, core, len(labels)).tocoo()
-    own = labels[held.row] == held.col
-    out[held.row[own]] = held.data[own] / np.maximum(core_size[held.col[own]], 1.0)
+    # each member against its own cluster's core only (not the rows × clusters product)
+    r, pos = _lookup(labels >= 0, row_of, sk_hashes, uniq_h)
+    cnt = np.bincount(r, weights=np.asarray(core[labels[r], pos]).ravel(), minlength=len(labels))
+    m = cnt > 0
+    out[m] = cnt[m] / np.maximum(core_size[labels[m]], 1.0)
     return out
 
 
@@ -174,9 +186,7 @@ def attach_by_template(
     r, c, s = held.row[ok].astype(np.int64), held.col[ok].astype(np.int64), share[ok]
     if len(r) == 0:
         return labels
-    order = fastops.lexsort(c, -s, r)  # per row: best share first, ties to the lowest cluster
-    r, c = r[order], c[order]
-    first = np.r_[True, r[1:] != r[:-1]]
+    best = fastops.best_per_group(r, s, c)  # per row: best share, ties to the lowest cluster
     out = labels.copy()
-    out[r[first]] = c[first]
+    out[r[best]] = c[best]
     return out
