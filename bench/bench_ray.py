@@ -105,9 +105,10 @@ def cmd_embed(a: argparse.Namespace) -> None:
     from clusterer.run.ray_engine import RayEngine, local_runtime_env
     from clusterer.text.normalise import normalise
 
-    texts = normalise(pl.read_parquet(a.logs, columns=["text"])["text"], load_config().normalise).text
+    run_cfg = load_config(None, **{"embed.model": a.model, "embed.cache_dir": "none"})
+    texts = normalise(pl.read_parquet(a.logs, columns=["text"])["text"], run_cfg.normalise).text
     texts = texts.unique(maintain_order=True).head(a.texts).to_list()
-    cfg = load_config(None, **{"embed.model": a.model, "embed.cache_dir": "none"}).embed
+    cfg = run_cfg.embed
     for nodes in a.nodes:
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": a.cpus_per_node})
         for _ in range(nodes - 1):

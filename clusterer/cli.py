@@ -166,7 +166,7 @@ def run(
     _check_log_format(log_format)
     setup_logging(quiet, log_format)
     try:
-        cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
+        cfg = api.resolve_config(config, quiet=quiet or None, **(overrides or {}))
         api.check_out(out, logs, registry, history)
         result = api.cluster(logs, cfg, registry=registry, history=history)
         manifest = result.write(out)
@@ -217,7 +217,7 @@ def stream(
     setup_logging(quiet, log_format)
     try:
         every = parse_every(window)
-        cfg = api.resolve_config(config, quiet=quiet or None, **{k: v for k, v in (overrides or {}).items()})
+        cfg = api.resolve_config(config, quiet=quiet or None, **(overrides or {}))
         check_stream_out(Path(out), logs, Path(registry))
         prompts = api.read_input(logs, cfg)
         state = stream(prompts, Path(out), cfg, every, Path(registry), per_campaign=carry)

@@ -17,7 +17,7 @@ WORK=${3:?work dir}
 PY=${PYTHON:-.venv/bin/python}
 cd "$(dirname "$0")/.."
 mkdir -p "$WORK"
-printf '[ingest]\norg_col = "no_org_column"\naccount_created_col = "no_created_column"\n' > "$WORK/nometa.toml"
+cp scripts/nometa.toml "$WORK/nometa.toml"
 for fam in dev holdout; do
   [ -f "$WORK/$fam/traffic.parquet" ] || "$PY" scripts/gen_scenario.py --out "$WORK/$fam" --n 100000 --all \
     --families "$fam" --pools "$POOLS"

@@ -16,7 +16,7 @@ mkdir -p "$WORK"
 : > "$WORK/base.toml"
 drop=()
 if [ "$MODE" = "--nometa" ]; then
-  printf '[ingest]\norg_col = "no_org_column"\naccount_created_col = "no_created_column"\n' > "$WORK/base.toml"
+  cp scripts/nometa.toml "$WORK/base.toml"
   drop=(--drop-group legit_templated)
 fi
 run() {  # day run_name config

@@ -21,7 +21,7 @@ DAY="$WORK/net$SEED"
   --seed "$SEED" --pools "$POOLS" > /dev/null
 "$PY" -c "import polars as pl, sys; pl.read_parquet(sys.argv[1] + '/traffic.parquet').drop('client_ip', 'asn', \
 'proxy', 'user_agent', 'payment_fingerprint').write_parquet(sys.argv[1] + '/nonet.parquet')" "$DAY"
-printf '[ingest]\norg_col = "no_org_column"\naccount_created_col = "no_created_column"\n' > "$WORK/nometa.toml"
+cp scripts/nometa.toml "$WORK/nometa.toml"
 for spec in meta_net:traffic: meta_nonet:nonet: nometa_net:traffic:nometa nometa_nonet:nonet:nometa; do
   IFS=: read -r name file cfg <<< "$spec"
   args=()
@@ -29,12 +29,8 @@ for spec in meta_net:traffic: meta_nonet:nonet: nometa_net:traffic:nometa nometa
   out="$WORK/runs/$name"
   [ -f "$out/clusters.parquet" ] || "$PY" -m clusterer.cli run "$DAY/$file.parquet" --out "$out" --model static \
     --device cpu -q "${args[@]}" > /dev/null
-  "$PY" -c "import polars as pl, sys; o = sys.argv[1]; \
-pl.read_parquet(o + '/assignments.parquet').select('prompt_id', 'cluster_id', 'campaign_score', 'flagged')\
-.write_parquet(o + '.pred.parquet'); \
-pl.read_parquet(o + '/accounts.parquet').select('account_id', 'flagged').write_parquet(o + '.acc.parquet')" "$out"
-  "$PY" "$SCORE" --labels "$DAY/labels.parquet" --pred "$out.pred.parquet" --accounts "$out.acc.parquet" \
-    --out "$out.score.json" > /dev/null
+  "$PY" "$SCORE" --labels "$DAY/labels.parquet" --pred "$out/assignments.parquet" \
+    --accounts "$out/accounts.parquet" --out "$out.score.json" > /dev/null
   "$PY" -c "import json, sys; s = json.load(open(sys.argv[1]))['prompt_flags']; print(sys.argv[2], \
 'precision', s['precision'], 'recall', s['recall'], 'AP', s.get('average_precision'), 'FPR', s['fpr_by_kind'])" \
     "$out.score.json" "$name"

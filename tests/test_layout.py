@@ -4,6 +4,7 @@ few named here with the reason."""
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "clusterer"
@@ -57,24 +58,10 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
 def test_import_graph_has_no_cycles():
     mods = _modules()
     graph = {name: _imports(name, path, set(mods)) for name, path in mods.items()}
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt) :] + [nxt]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as err:
+        raise AssertionError("import cycle: " + " -> ".join(err.args[1])) from None
 
 
 def test_functions_stay_short():

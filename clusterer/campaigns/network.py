@@ -32,7 +32,6 @@ from ..io.ingest import Network
 
 # the prompt frame's columns for each signal (added by :func:`with_network`)
 NET, ASN, PROXY, UA, PAY, SENDER = "_net", "_asn", "_proxy", "_ua", "_pay", "_sender"
-FEATURES = ("hosting_share", "hosting_excess", "crowded_share", "rotating_share", "shared_payment_share")
 
 
 def senders(account: pl.Series, orgs: pl.Series | None, network: Network) -> pl.Series:

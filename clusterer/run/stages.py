@@ -30,7 +30,7 @@ from ..graph.lsh import Signatures, signatures
 from ..io import outputs
 from ..io.ingest import Prompts
 from ..store.history import annotate_clusters
-from ..store.registry import Naming, Registry, aliases, assign_to_known, check_dim
+from ..store.registry import Naming, Registry, assign_to_known, check_dim
 from ..text.normalise import text_keys, unspace
 from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
@@ -136,11 +136,13 @@ class Carried:
     """What a window of ``clusterer stream`` carries from the day's earlier windows besides the registry:
     ``keep``, the campaigns flagged earlier in the day; ``anchors``, the carried exemplars (input row → the
     campaign it was flagged with); ``rhythm``, per campaign its flagged prompts per half hour of the day so
-    far (float64, 48)."""
+    far (float64, 48); ``root``, the registry's campaign → the campaign it resolves to
+    (:func:`~clusterer.store.registry.aliases`)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
     rhythm: dict[str, NDArray[np.float64]]
+    root: dict[str, str]
 
 
 def cluster_stage(
@@ -159,11 +161,11 @@ def cluster_stage(
     c = cfg.cluster
     rhythm, ids = None, None
     if registry is not None and carried is not None and carried.keep:
-        ids = carried_campaigns(day, cfg, registry, carried.keep, carried.anchors)
+        ids = carried_campaigns(day, cfg, registry, carried)
         if carried.rhythm:
             names = sorted(carried.rhythm)
             code = {x: k for k, x in enumerate(names)}
-            rows = np.array([code.get(x, -1) if x is not None else -1 for x in ids], np.int64)
+            rows = np.array([code.get(x, -1) for x in ids], np.int64)
             rhythm = DayRhythm(rows, np.stack([carried.rhythm[x] for x in names]).astype(np.float64))
     clusters = cluster_edges(day.m, edges.i, edges.j, distance(edges.sim), c)
     attached = attach_noise(clusters.labels, edges.i, edges.j, edges.sim, c.attach_min_sim)
@@ -223,19 +225,16 @@ def _holders(df: pl.DataFrame, min_share: float, min_count: int) -> dict[int, li
     return {int(c): list(ids) for c, ids in zip(per["c"], per["id"], strict=True)}
 
 
-def carried_campaigns(
-    day: Day, cfg: RunConfig, registry: Registry, keep: frozenset[str], anchors: dict[int, str] | None = None
-) -> list[str | None]:
-    """The campaign of ``keep`` (flagged earlier in the day) each embedded row carries (None: none): a carried
-    exemplar (``anchors``: input row → the campaign it was flagged with) carries its campaign, any other row
-    the campaign whose scaffold it holds by the ``assign`` rule (≥ ``assign_min_shingles`` of the campaign's
-    scaffold shingles and ≥ ``assign_min_containment`` of the set); a merged campaign counts as the one it
-    was merged into."""
+def carried_campaigns(day: Day, cfg: RunConfig, registry: Registry, carried: Carried) -> list[str | None]:
+    """The campaign of ``carried.keep`` (flagged earlier in the day) each embedded row carries (None: none): a
+    carried exemplar (``carried.anchors``: input row → the campaign it was flagged with) carries its
+    campaign, any other row the campaign whose scaffold it holds by the ``assign`` rule (≥
+    ``assign_min_shingles`` of the campaign's scaffold shingles and ≥ ``assign_min_containment`` of the set);
+    a merged campaign counts as the one it was merged into."""
     from ..text.skeleton import shingle_sets
 
-    root = aliases(registry.campaigns)
     known = Registry(
-        campaigns=registry.campaigns.filter(pl.col("campaign_id").is_in(sorted(keep))), daily=registry.daily
+        campaigns=registry.campaigns.filter(pl.col("campaign_id").is_in(sorted(carried.keep))), daily=registry.daily
     )
     ids: list[str | None] = [None] * len(day.rows)
     if known.campaigns.height and len(day.rows):
@@ -243,11 +242,11 @@ def carried_campaigns(
         ids, _ = assign_to_known(
             known, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
         )
-    if anchors:
+    if carried.anchors:
         row_of = {int(r): e for e, r in enumerate(day.rows.tolist())}
-        for r, cid in anchors.items():
+        for r, cid in carried.anchors.items():
             if r in row_of:
-                ids[row_of[r]] = root.get(cid, cid)
+                ids[row_of[r]] = carried.root.get(cid, cid)
     return ids
 
 
@@ -305,10 +304,8 @@ def known_stage(
     ``clu`` as it is, and None."""
     if registry is None or carried is None or not carried.keep:
         return clu, None
-    root = aliases(registry.campaigns)
-    ids = clu.carried
-    if ids is None:
-        ids = carried_campaigns(day, cfg, registry, carried.keep, carried.anchors)
+    root, ids = carried.root, clu.carried
+    assert ids is not None, "cluster_stage keeps the campaign each row carries whenever known_stage runs"
     held = held_campaigns(clu.labels, ids, cfg.registry.merge_min_share)
     today = registry.daily.filter(pl.col("day") == day.date) if day.date else registry.daily.clear()
     weight: dict[str, float] = {}

@@ -43,7 +43,7 @@ import polars as pl
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.ingest import Prompts, content_digest
-from ..store.registry import Registry, aliases, apply_merges
+from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA, Registry, aliases, apply_merges, campaign_stats
 from .stages import Carried
 
 STATE = "stream.json"
@@ -85,23 +85,14 @@ def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
     rows summed over windows (prompts, and accounts as an upper bound), the best score kept; campaigns of
     ``prev`` the window did not see kept; content (template, centroid, shingles) from ``new`` where it has
     them."""
-    from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA
-
     today = pl.concat([prev.daily.filter(pl.col("day") == day), new.daily.filter(pl.col("day") == day)])
     today = today.group_by("campaign_id", "day").agg(
         pl.col("prompts").sum(), pl.col("accounts").sum(), pl.col("campaign_score").max()
     )
-    daily = (
-        pl.concat([prev.daily.filter(pl.col("day") != day), today.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)])
-        .sort(["day", "campaign_id"])
-        .select(list(DAILY_SCHEMA))
-    )
-    stats = daily.group_by("campaign_id").agg(
-        pl.col("day").min().alias("first_seen"),
-        pl.col("day").max().alias("last_seen"),
-        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
-        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
-    )
+    daily = pl.concat(
+        [prev.daily.filter(pl.col("day") != day), today.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)]
+    ).sort(["day", "campaign_id"])
+    stats = campaign_stats(daily)
     content_cols = ["campaign_id", "template", "centroid", "shingles", "scaffold_shingles", "merged_into"]
     # several fragments of one campaign in a window share its ID: their scaffold shingles together, the rest
     # from the first; and a campaign keeps the scaffold shingles of every window (the variants it ran),
@@ -110,7 +101,7 @@ def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
         pl.col("template").first(),
         pl.col("centroid").first(),
         pl.col("shingles").first(),
-        pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+        pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False),
         pl.col("merged_into").drop_nulls().first(),
     )
     earlier = prev.campaigns.select("campaign_id", pl.col("scaffold_shingles").alias("_old"))
@@ -237,30 +228,24 @@ def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) 
     return out
 
 
-def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write a parquet file through a temporary file and a rename."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
-
-
 def _one_window(
     prompts: Prompts,
     win: pl.DataFrame,
     carry: pl.DataFrame | None,
     rhythm: pl.DataFrame | None,
+    prev: Registry,
     target: Path,
     cfg: RunConfig,
     registry_dir: Path,
     day: dt.date,
     reporter: Any,
+    engine: Any,
 ) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
-    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context and the day's
-    rhythm so far (``rhythm``: :func:`next_rhythm`); write its set, the registry merged with it, and return
-    (its state entry, the window's assignments, the registry)."""
-    from ..api import check_out, load_checked_registry
+    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context, the registry
+    before it (``prev``) and the day's rhythm so far (``rhythm``: :func:`next_rhythm`) on ``engine``; write
+    its set, the registry merged with it, and return (its state entry, the window's assignments, the
+    registry)."""
+    from ..api import check_out
     from ..store.registry import save_registry
     from . import pipeline
 
@@ -270,11 +255,13 @@ def _one_window(
     anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
     part = (pl.concat([ctx.select(win.columns), win]) if n_carry else win).with_row_index("_row")
     check_out(target, None, registry_dir, None)
-    prev = load_checked_registry(registry_dir, cfg)
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
-    carried = Carried(keep, anchors, day_rhythm(rhythm, day, aliases(prev.campaigns)))
-    result = pipeline.compute(sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, carried=carried)
+    root = aliases(prev.campaigns)
+    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root)
+    result = pipeline.compute(
+        sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
+    )
     reg_new = result.registry_update
     result.registry_update = None
     # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
@@ -332,7 +319,11 @@ def stream(
     Raises:
         InputError: rows without timestamps, a state of another stream; what a run raises.
     """
+    from ..accel.backend import Device, resolve
+    from ..api import load_checked_registry
+    from ..io.artifacts import write_file_atomic
     from ..progress import Reporter
+    from .engines import make_engine
 
     reporter = reporter or Reporter(quiet=True)
     frame = prompts.frame
@@ -345,28 +336,33 @@ def stream(
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
-    for w in sorted(frame["_window"].unique().to_list()):
-        if w in done:
-            continue
-        start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
-        win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
-        target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
-        t0 = time.perf_counter()
-        entry, assignments, reg = _one_window(
-            prompts, win, carry, rhythm, target, cfg, registry_dir, start.date(), reporter
-        )
-        root = aliases(reg.campaigns)
-        carry = next_carry(carry, win, assignments, per_campaign, root)
-        rhythm = next_rhythm(rhythm, assignments, root, w)
-        write_table_atomic(carry, out / CARRY)
-        write_table_atomic(rhythm, out / RHYTHM)
-        entry.update(
-            index=w,
-            start=start.isoformat(),
-            seconds=round(time.perf_counter() - t0, 2),
-            carry_bytes=(out / CARRY).stat().st_size,
-            rhythm_bytes=(out / RHYTHM).stat().st_size,
-        )
-        state["windows"].append(entry)
-        _save_state(out, state)
+    reg = load_checked_registry(registry_dir, cfg)  # read and checked once; each window returns the next
+    engine = make_engine(cfg, resolve(Device(cfg.device)))  # one for the day, not one per window
+    try:
+        for w in sorted(frame["_window"].unique().to_list()):
+            if w in done:
+                continue
+            start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
+            win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
+            target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
+            t0 = time.perf_counter()
+            entry, assignments, reg = _one_window(
+                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine
+            )
+            root = aliases(reg.campaigns)
+            carry = next_carry(carry, win, assignments, per_campaign, root)
+            rhythm = next_rhythm(rhythm, assignments, root, w)
+            write_file_atomic(out / CARRY, carry.write_parquet)
+            write_file_atomic(out / RHYTHM, rhythm.write_parquet)
+            entry.update(
+                index=w,
+                start=start.isoformat(),
+                seconds=round(time.perf_counter() - t0, 2),
+                carry_bytes=(out / CARRY).stat().st_size,
+                rhythm_bytes=(out / RHYTHM).stat().st_size,
+            )
+            state["windows"].append(entry)
+            _save_state(out, state)
+    finally:
+        engine.close()
     return state

@@ -254,6 +254,16 @@ def match_families(reg: Registry, families: list[Family], cfg: RegistryConfig) -
     return ids
 
 
+def campaign_stats(daily: pl.DataFrame) -> pl.DataFrame:
+    """Per campaign of a daily table: ``first_seen``, ``last_seen``, ``days_seen``, ``prompts_total``."""
+    return daily.group_by("campaign_id").agg(
+        pl.col("day").min().alias("first_seen"),
+        pl.col("day").max().alias("last_seen"),
+        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
+        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
+    )
+
+
 def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], day: dt.date) -> Registry:
     """Registry after ``day``: today's families replace the day's rows of the daily table (a re-run of a day
     counts once); each seen campaign takes today's template, centroid and shingles; first / last seen, days
@@ -269,12 +279,7 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
         schema=DAILY_SCHEMA,
     )
     daily = pl.concat([reg.daily.filter(pl.col("day") != day), daily_today]).sort(["day", "campaign_id"])
-    stats = daily.group_by("campaign_id").agg(
-        pl.col("day").min().alias("first_seen"),
-        pl.col("day").max().alias("last_seen"),
-        pl.col("day").n_unique().cast(pl.UInt32).alias("days_seen"),
-        pl.col("prompts").sum().cast(pl.UInt64).alias("prompts_total"),
-    )
+    stats = campaign_stats(daily)
     today = pl.DataFrame(
         {
             "campaign_id": [ids[f.cluster_id] for f in families],
@@ -347,11 +352,9 @@ def assign_to_known(
     hi = np.searchsorted(h, hashes, side="right")
     reps = hi - lo
     prow = np.repeat(row, reps)
-    pcamp = (
-        camp[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
-        if reps.sum()
-        else np.zeros(0, np.int64)
-    )
+    # the entries lo[q]..hi[q]-1 of every query q, without a Python loop over the queries
+    starts = np.repeat(lo - np.r_[0, np.cumsum(reps)[:-1]], reps)
+    pcamp = camp[starts + np.arange(int(reps.sum()))]
     if len(prow) == 0:
         return ids, best
     k = len(sets)

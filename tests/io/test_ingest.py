@@ -86,26 +86,27 @@ def test_epoch_seconds_timestamps(tmp_path):
     assert got.frame["timestamp"][1] - got.frame["timestamp"][0] == dt.timedelta(seconds=60)
 
 
-def test_missing_column_lists_columns(tmp_path):
-    path = tmp_path / "m.parquet"
-    _rows(2).drop("account_id").write_parquet(path)
-    with pytest.raises(
-        InputError,
-        match=r"missing column 'account_id'; columns present: prompt_id, timestamp, "
-        r"text; pass --account-col",
-    ):
+def _rejects(path, df, match):
+    """``df`` written to ``path`` (format from the suffix) is refused with an InputError matching ``match``."""
+    {".parquet": df.write_parquet, ".csv": df.write_csv}[path.suffix](path)
+    with pytest.raises(InputError, match=match):
         read_logs([path], IngestConfig())
+
+
+def test_missing_column_lists_columns(tmp_path):
+    _rejects(
+        tmp_path / "m.parquet",
+        _rows(2).drop("account_id"),
+        r"missing column 'account_id'; columns present: prompt_id, timestamp, text; pass --account-col",
+    )
 
 
 def test_missing_text_column(tmp_path):
-    path = tmp_path / "m.csv"
-    _rows(2).rename({"text": "prompt"}).write_csv(path)
-    with pytest.raises(
-        InputError,
-        match=r"m.csv: missing column 'text' .*columns present: prompt_id, account_id, "
-        r"timestamp, prompt",
-    ):
-        read_logs([path], IngestConfig())
+    _rejects(
+        tmp_path / "m.csv",
+        _rows(2).rename({"text": "prompt"}),
+        r"m.csv: missing column 'text' .*columns present: prompt_id, account_id, timestamp, prompt",
+    )
 
 
 def test_non_utf8_bytes(tmp_path):
@@ -140,14 +141,12 @@ def test_duplicate_prompt_ids(tmp_path):
 
 
 def test_unparseable_timestamps_show_rows(tmp_path):
-    path = tmp_path / "t.csv"
-    _rows(4, timestamp=["2026-11-01T00:00:00Z", "yesterday", "2026-11-01T02:00:00Z", "32/13/2026"]).write_csv(path)
-    with pytest.raises(
-        InputError,
-        match=r"column 'timestamp' has 2 unparseable timestamps \(e.g. .*t.csv row 1: "
+    _rejects(
+        tmp_path / "t.csv",
+        _rows(4, timestamp=["2026-11-01T00:00:00Z", "yesterday", "2026-11-01T02:00:00Z", "32/13/2026"]),
+        r"column 'timestamp' has 2 unparseable timestamps \(e.g. .*t.csv row 1: "
         r"'yesterday'; .*t.csv row 3: '32/13/2026'\)",
-    ):
-        read_logs([path], IngestConfig())
+    )
 
 
 def test_null_account_needs_fill(tmp_path):

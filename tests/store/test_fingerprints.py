@@ -28,7 +28,7 @@ def _day(tmp_path, name, scaffolds, seed, day):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory, request):
+def shared(tmp_path_factory):
     """Day A (campaigns 0 and 1) run into a registry and exported; day B (campaigns 0 and 2, other seed,
     accounts and payloads) run separately."""
     from clusterer.config import load_config

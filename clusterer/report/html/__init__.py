@@ -162,12 +162,12 @@ def _map(run: Run, flagged: pl.DataFrame, families: list[Family], points: int, s
     return svg, note, len(dm.xy)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    artifacts.write_bytes_atomic(path, text.encode("utf-8"))
+    artifacts.write_bytes_atomic(path, data)
 
 
 def build_report(
@@ -229,11 +229,11 @@ def build_report(
         "waterfall": lambda f: charts.waterfall(f.terms.contributions, f.terms.threshold_logit),
         "ages": lambda f: charts.bar_list(f.ages or [], "account age at first prompt"),
     }
-    html = render(context)
-    _write_atomic(out, html)
+    data = render(context).encode("utf-8")
+    _write_atomic(out, data)
     return ReportResult(
         path=out,
-        bytes=len(html.encode("utf-8")),
+        bytes=len(data),
         seconds=time.perf_counter() - t0,
         flagged=flagged.height,
         pages=len(families),

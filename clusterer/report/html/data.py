@@ -334,7 +334,6 @@ def input_texts(run: Run, rows: list[int]) -> tuple[dict[int, str], str | None]:
     Returns ``(row → text, note)``; ``note`` says why no text was read (inputs moved or changed), in
     which case the report falls back to the one exemplar stored in clusters.parquet.
     """
-    from ...config import IngestConfig
     from ...io.ingest import read_logs
 
     inputs = run.manifest.get("inputs") or []
