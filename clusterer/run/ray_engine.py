@@ -227,8 +227,8 @@ class RayEngine(LocalEngine):
     def _pool(self, opts: dict[str, Any]) -> dict[str, Any]:
         ray = _ray()
         out = {k: v for k, v in opts.items() if k != "actors"}
-        spread = {"scheduling_strategy": "SPREAD"}  # one actor per node before two on one
-        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"]), "ray_remote_args_fn": lambda: spread}
+        # Ray Data creates pool actors with its SPREAD default (one per node before two on one)
+        return {**out, "compute": ray.data.ActorPoolStrategy(size=opts["actors"])}
 
     def encoder_map(self, cfg: EmbedConfig) -> Callable[[list[str]], NDArray[np.float16]]:
         """``encode(texts) -> float16 (len, d)`` on the engine's embedding actors (Ray Data ``map_batches``); the
