@@ -24,9 +24,10 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
 Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
 dates, daily rows, ``merged_into``), ``OUT/carry.parquet`` (the open families' exemplars),
 ``OUT/rhythm.parquet`` (the day's rhythm) and ``OUT/stream.json`` (the windows done). A restart reads
-``stream.json`` and goes on with the first window not done. Per window: the output set, the registry, the
-carry and rhythm, then ``stream.json``; a crash between the registry and ``stream.json`` re-runs that
-window (its carry and rhythm rows are replaced), and the registry's daily prompt count then counts it twice.
+``stream.json`` and goes on with the first window not done. Per window: the state before it kept in
+``OUT/before`` and the window marked ``pending`` in ``stream.json``; the output set, the registry, the carry
+and rhythm; then ``stream.json`` with the window done. A restart finding a pending window puts the registry
+directory back to the kept state and runs the window again from it: each window counts once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from .stages import Carried
 STATE = "stream.json"
 CARRY = "carry.parquet"
 RHYTHM = "rhythm.parquet"
+BEFORE = "before"  # the carried state before the window in progress (stream.json "pending")
 CAMPAIGN = "_campaign"
 
 
@@ -145,6 +147,57 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
     from ..io.artifacts import write_bytes_atomic
 
     write_bytes_atomic(out / STATE, (json.dumps(state, indent=1, default=str) + "\n").encode())
+
+
+def _begin_window(
+    out: Path, state: dict[str, Any], w: int, reg: Registry, carry: pl.DataFrame | None, rhythm: pl.DataFrame | None
+) -> None:
+    """Keep the carried state before window ``w`` (registry, carry, rhythm) in ``out/before`` and mark ``w``
+    pending in ``stream.json``, so a restart after a crash inside the window starts it again from that
+    state (:func:`_recover`) instead of from a registry that may already count it."""
+    from ..io.artifacts import write_file_atomic
+    from ..store.registry import save_registry
+
+    before = out / BEFORE
+    save_registry(before / "registry", reg)
+    for name, table in ((CARRY, carry), (RHYTHM, rhythm)):
+        if table is not None:
+            write_file_atomic(before / name, table.write_parquet)
+        elif (before / name).exists():
+            (before / name).unlink()
+    if state.get("pending") != w:
+        state["pending"] = w
+        _save_state(out, state)
+
+
+def _recover(
+    out: Path, state: dict[str, Any], registry_dir: Path, reg: Registry
+) -> tuple[Registry, pl.DataFrame | None, pl.DataFrame | None]:
+    """The carried state to go on with: the state after the last window done, or, when a window was in
+    progress (``stream.json`` "pending"), the state before it (``out/before``), the registry directory put
+    back to it (a window stopped after writing the registry would otherwise count twice in its daily rows).
+
+    Raises:
+        InputError: a pending window whose kept state is missing or damaged.
+    """
+    from ..store.registry import load_registry, save_registry
+
+    done = bool(state["windows"])
+    if state.get("pending") is None:
+        carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and done else None
+        rhythm = pl.read_parquet(out / RHYTHM) if (out / RHYTHM).is_file() and done else None
+        return reg, carry, rhythm
+    before = out / BEFORE
+    if not (before / "registry").is_dir():
+        raise InputError(
+            f"{out / STATE} marks window {state['pending']} in progress but {before / 'registry'} is missing; the "
+            "registry may count that window already: restore it from a backup, or start the day again"
+        )
+    prev = load_registry(before / "registry")
+    save_registry(registry_dir, prev)
+    carry = pl.read_parquet(before / CARRY) if (before / CARRY).is_file() else None
+    rhythm = pl.read_parquet(before / RHYTHM) if (before / RHYTHM).is_file() else None
+    return prev, carry, rhythm
 
 
 def check_stream_out(out: Path, logs: Any, registry: Path) -> None:
@@ -331,12 +384,11 @@ def stream(
         raise InputError("stream: every prompt needs a timestamp to fall in a window (pass --null-timestamps error)")
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame))
-    carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and state["windows"] else None
-    rhythm = pl.read_parquet(out / RHYTHM) if (out / RHYTHM).is_file() and state["windows"] else None
+    reg = load_checked_registry(registry_dir, cfg)  # read and checked once; each window returns the next
+    reg, carry, rhythm = _recover(out, state, registry_dir, reg)
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
-    reg = load_checked_registry(registry_dir, cfg)  # read and checked once; each window returns the next
     engine = make_engine(cfg, resolve(Device(cfg.device)))  # one for the day, not one per window
     try:
         for w in sorted(frame["_window"].unique().to_list()):
@@ -346,6 +398,7 @@ def stream(
             win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
             target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
             t0 = time.perf_counter()
+            _begin_window(out, state, w, reg, carry, rhythm)
             entry, assignments, reg = _one_window(
                 prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine
             )
@@ -362,7 +415,8 @@ def stream(
                 rhythm_bytes=(out / RHYTHM).stat().st_size,
             )
             state["windows"].append(entry)
-            _save_state(out, state)
+            state.pop("pending", None)
+            _save_state(out, state)  # the window is done: its state is now the one carried
     finally:
         engine.close()
     return state

@@ -120,16 +120,69 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     out = tmp / "out"
     state = json.loads((out / "stream.json").read_text())
     before = pl.read_parquet(out / state["windows"][0]["dir"] / "assignments.parquet")
-    state["windows"] = state["windows"][:1]  # as if the stream stopped after the first window
+    second = state["windows"][1]
+    second_asg = pl.read_parquet(out / second["dir"] / "assignments.parquet")
+    # as if the stream stopped inside the second window (its state before it is kept in out/before)
+    state["pending"] = state["windows"][1]["index"]
+    state["windows"] = state["windows"][:1]
     (out / "stream.json").write_text(json.dumps(state))
     res = CliRunner().invoke(app, [*args, *OPTS, "--cache-dir", str(tmp / "cache")])
     assert res.exit_code == 0, res.output
     after, _ = _windows(out)
     assert len(after["windows"]) == 2 and after["windows"][0] == state["windows"][0]
     assert pl.read_parquet(out / state["windows"][0]["dir"] / "assignments.parquet").equals(before)
+    assert after["windows"][1]["campaigns"] == second["campaigns"]
+    assert pl.read_parquet(out / second["dir"] / "assignments.parquet").equals(second_asg)
     # a stream.json of another window length is refused
     res = CliRunner().invoke(app, [*args[:-1], "6h", *OPTS])
     assert res.exit_code == 2 and "another stream" in res.output
+
+
+def test_a_window_stopped_after_the_registry_is_counted_once(streamed, tmp_path, monkeypatch):
+    """A crash inside a window after the registry was written (before stream.json) re-runs the window from
+    the state before it: the registry counts it once and the outputs equal an uninterrupted stream's."""
+    import clusterer.run.windows as windows
+
+    src, _, _, args = streamed
+    out, reg = tmp_path / "out", tmp_path / "reg"
+    args = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], *OPTS, "--cache-dir", str(src / "cache")]
+    real, calls = windows.next_carry, []
+
+    def stop_in_the_second_window(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # window 2 wrote its output set and the registry, not yet stream.json
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(windows, "next_carry", stop_in_the_second_window)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 130  # interrupted
+    state = json.loads((out / "stream.json").read_text())
+    assert len(state["windows"]) == 1 and state["pending"] == state["windows"][0]["index"] + 1
+    crashed = load_registry(reg)
+    monkeypatch.setattr(windows, "next_carry", real)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    after, asg = _windows(out)
+    assert len(after["windows"]) == 2 and "pending" not in after
+    # the crashed run's registry counted window 2 already; the restart put it back before re-running it
+    flagged = pl.concat([pl.read_parquet(out / w["dir"] / "clusters.parquet") for w in after["windows"]])
+    assert load_registry(reg).daily["prompts"].sum() == flagged.filter(pl.col("flagged"))["size"].sum()
+    assert crashed.daily["prompts"].sum() == load_registry(reg).daily["prompts"].sum()
+    whole, whole_asg = _windows(src / "out")
+    assert asg.sort("prompt_id").equals(whole_asg.sort("prompt_id"))
+    assert [w["campaigns"] for w in after["windows"]] == [w["campaigns"] for w in whole["windows"]]
+
+
+def test_a_pending_window_without_its_kept_state_is_refused(streamed, tmp_path):
+    src, _, _, args = streamed
+    out = tmp_path / "out"
+    out.mkdir()
+    state = json.loads((src / "out" / "stream.json").read_text())
+    (out / "stream.json").write_text(json.dumps({**state, "windows": state["windows"][:1], "pending": 1}))
+    args = [*args[:2], "--out", str(out), "--registry", str(tmp_path / "reg"), *args[6:], *OPTS]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "in progress" in res.output
 
 
 def test_a_cluster_holds_the_campaigns_most_of_its_rows_carry():
