@@ -4,6 +4,7 @@ carries; and how much of its cluster's scaffold each member carries."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
@@ -93,23 +94,27 @@ def _cores(
     labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
 ) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.uint64], NDArray[np.int64]]:
     """Each cluster's *core*: the skeleton shingles held by at least half its members (cores smaller than
-    ``min_shingles`` are left empty). Returns (binary (k × shingles) core matrix, core sizes, the sorted
-    shingle hashes its columns stand for, the row of every skeleton entry)."""
+    ``min_shingles`` are left empty). Returns (binary (k × core shingles) matrix, core sizes, the sorted
+    shingle hashes its columns stand for, the row of every skeleton entry).
+
+    Counted as a polars group-by over (cluster, shingle) pairs, so only the distinct pairs are held, and
+    "at least half" is the integer test 2·count ≥ size (a product with the reciprocal of the size rounds
+    some exact halves below 0.5)."""
     k = n_labels(labels)
-    row_of = np.repeat(np.arange(len(labels)), np.diff(sk_indptr))
-    member = labels[row_of] >= 0
-    code = labels[row_of[member]].astype(np.int64)
-    uniq_h, inv = fastops.unique_inverse(sk_hashes[member])
-    counts = csr_matrix((np.ones(len(inv)), (code, inv)), shape=(k, max(len(uniq_h), 1)))
-    counts.sum_duplicates()
-    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
-    core = csr_matrix(counts.multiply(1.0 / np.maximum(size, 1.0)[:, None]))
-    core.data = (core.data >= 0.5).astype(np.float64)
-    core.eliminate_zeros()
-    core_size = np.asarray(core.sum(axis=1)).ravel()
-    core = csr_matrix(core.multiply((core_size >= min_shingles)[:, None].astype(np.float64)))
-    core.eliminate_zeros()
-    return core, np.asarray(core.sum(axis=1)).ravel(), uniq_h, row_of
+    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
+    lab = labels[row_of]
+    member = lab >= 0
+    pairs = pl.DataFrame({"c": lab[member], "h": sk_hashes[member]}).group_by("c", "h").len()
+    del lab, member
+    c, h, count = (pairs[x].to_numpy() for x in ("c", "h", "len"))
+    size = np.bincount(labels[labels >= 0], minlength=k)
+    keep = 2 * count.astype(np.int64) >= size[c]
+    c, h = c[keep].astype(np.int64), h[keep]
+    full = np.bincount(c, minlength=k) >= min_shingles
+    c, h = c[full[c]], h[full[c]]
+    uniq_h, col = fastops.unique_inverse(h)
+    core = csr_matrix((np.ones(len(c)), (c, col.ravel())), shape=(k, max(len(uniq_h), 1)))
+    return core, np.bincount(c, minlength=k).astype(np.float64), uniq_h.astype(np.uint64), row_of
 
 
 def _held(

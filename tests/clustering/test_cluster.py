@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from clusterer.accel.backend import Backend
@@ -79,6 +80,33 @@ def test_noise_joins_clusters_by_strong_edges_and_neighbour_votes():
     assert grown[8] == -1  # a single vote for cluster 1 is not enough
     assert propagate_labels(labels, i, j, sim, 0.5, 1, 0.5, rounds=5)[7] == 0
     assert propagate_labels(labels, i, j, sim, 0.5, 3, 0.5, rounds=0).tolist() == labels.tolist()
+
+
+def _sets(rows):
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    return indptr, np.concatenate([np.sort(np.asarray(r, np.uint64)) for r in rows]).astype(np.uint64)
+
+
+def test_a_cluster_core_holds_the_shingles_of_at_least_half_its_members():
+    """98 members: a shingle held by exactly 49 is in the core (49 · (1/98) rounds below 0.5 in floating
+    point, the case an integer test gets right), one held by 48 is not."""
+    from clusterer.clustering.refine import _cores, attach_by_template, core_share
+
+    scaffold = [1, 2, 3, 4]
+    rows = [[*scaffold, 100 + r, *([7] if r < 49 else []), *([8] if r < 48 else [])] for r in range(98)]
+    rows += [[1, 2, 3, 4, 7, 999], [1, 2, 999, 998], [50, 51, 52, 53]]  # noise: carries it / half / other
+    labels = np.array([0] * 98 + [-1, -1, -1], np.int64)
+    indptr, hashes = _sets(rows)
+    core, size, cols, _ = _cores(labels, indptr, hashes, 3)
+    assert sorted(cols[core.tocsr()[0].indices].tolist()) == [1, 2, 3, 4, 7] and size.tolist() == [5.0]
+    # a core smaller than min_shingles takes part in nothing
+    assert _cores(labels, indptr, hashes, 6)[0].nnz == 0
+    # noise joins the cluster whose core it carries (share >= 0.6 and >= 3 core shingles); 2/5 does not
+    joined = attach_by_template(labels, indptr, hashes, 0.6, 3)
+    assert joined[98:].tolist() == [0, -1, -1]
+    share = core_share(joined, indptr, hashes, 3)
+    assert share[0] == pytest.approx(1.0) and share[60] == pytest.approx(0.8) and share[98] == pytest.approx(1.0)
+    assert share[99:].tolist() == [0.0, 0.0]
 
 
 def test_hdbscan_private_tree_api_is_the_tested_one():
