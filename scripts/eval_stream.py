@@ -5,7 +5,9 @@
 Prints one JSON object: per campaign label, the window of its first prompt, the window where a prompt of it
 was first flagged and the delay (1 = flagged in the window it started in), the time from its first prompt
 to the end of that window (minutes); the median and worst delay, the share of campaigns flagged within two
-windows; the ID agreement with the batch run: batch campaign IDs and stream IDs are paired one to one,
+windows (and, apart, within two windows of the campaign's first window with at least ``--bulk`` prompts:
+a campaign that opens with a trickle of a few prompts an hour is counted from its first prompt above, from
+its bulk here); the ID agreement with the batch run: batch campaign IDs and stream IDs are paired one to one,
 largest overlap first, and it is the share of the batch run's flagged campaign prompts whose stream ID is
 their batch ID's pair (``_lenient``: each batch ID paired with the stream ID most of its prompts carry, so
 one stream ID standing for two batch campaigns counts for both); stream IDs per campaign label and the
@@ -28,6 +30,7 @@ def main() -> None:
     ap.add_argument("--labels", type=Path, required=True)
     ap.add_argument("--stream", type=Path, required=True)
     ap.add_argument("--batch", type=Path, default=None, help="a batch run of the same day (for ID agreement)")
+    ap.add_argument("--bulk", type=int, default=10, help="prompts in a window that start a campaign's bulk")
     a = ap.parse_args()
     state = json.loads((a.stream / "stream.json").read_text())
     every = dt.timedelta(seconds=state["every_s"])
@@ -56,6 +59,14 @@ def main() -> None:
         pl.col("win").filter(pl.col("flagged")).min().alias("flag_win"),
     )
     first = first.with_columns((pl.col("flag_win") - pl.col("start_win") + 1).alias("delay_windows"))
+    per_win = camp.group_by("label", "win").agg(pl.len().alias("n")).sort("label", "win")
+    bulk = per_win.group_by("label").agg(
+        pl.col("win").filter(pl.col("n") >= a.bulk).min().alias("bulk_win"),
+        pl.col("n").head(4).alias("first_windows"),  # prompts in its first windows that have any
+    )
+    first = first.join(bulk, on="label", how="left").with_columns(
+        (pl.col("flag_win") - pl.col("bulk_win") + 1).alias("delay_from_bulk")
+    )
     us = int(every.total_seconds() * 1e6)
     first = first.with_columns(
         (((pl.col("flag_win") + 1) * us - pl.col("first_prompt").dt.epoch("us")).cast(pl.Float64) / 60e6).alias(
@@ -101,6 +112,7 @@ def main() -> None:
         "delay_windows_worst": int(delays.max()) if delays.null_count() == 0 else None,
         "never_flagged": first.filter(pl.col("flag_win").is_null())["label"].to_list(),
         "flagged_within_two_windows": round(float((delays.fill_null(99) <= 2).mean()), 4),
+        "flagged_within_two_windows_of_bulk": round(float((first["delay_from_bulk"].fill_null(99) <= 2).mean()), 4),
         "minutes_to_flag_median": round(float(first["minutes_to_flag"].median()), 1),
         "minutes_to_flag_worst": round(float(first["minutes_to_flag"].max()), 1),
         "batch_id_agreement": round(agreement(one_to_one), 4) if a.batch is not None else None,
@@ -120,6 +132,8 @@ def main() -> None:
                 "start": r["start_win"],
                 "flagged": r["flag_win"],
                 "minutes": round(r["minutes_to_flag"] or -1, 1),
+                "bulk": r["bulk_win"],
+                "first_windows_prompts": r["first_windows"],
             }
             for r in first.sort("label").iter_rows(named=True)
         },
