@@ -127,10 +127,11 @@ def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
     return Registry(campaigns=campaigns, daily=daily)
 
 
-def _load_state(out: Path, every: dt.timedelta, digest: str) -> dict[str, Any]:
+def _load_state(out: Path, every: dt.timedelta, digest: str, registry_dir: Path) -> dict[str, Any]:
     path = out / STATE
+    reg = str(registry_dir.resolve())
     if not path.is_file():
-        return {"every_s": int(every.total_seconds()), "input_digest": digest, "windows": []}
+        return {"every_s": int(every.total_seconds()), "input_digest": digest, "registry": reg, "windows": []}
     try:
         state = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -140,6 +141,12 @@ def _load_state(out: Path, every: dt.timedelta, digest: str) -> dict[str, Any]:
             f"{path} belongs to another stream (window {state.get('every_s')} s, other input); use another --out "
             "or remove it"
         )
+    if state.get("registry", reg) != reg:
+        raise InputError(
+            f"{path} is a stream carried in the registry {state['registry']}, not --registry {registry_dir}: a "
+            "restart goes on with the registry it started with"
+        )
+    state.setdefault("registry", reg)
     return state
 
 
@@ -158,6 +165,8 @@ def _begin_window(
     from ..io.artifacts import write_file_atomic
     from ..store.registry import save_registry
 
+    if state.get("pending") == w:  # a restart inside window w: out/before already holds the state before it
+        return
     before = out / BEFORE
     save_registry(before / "registry", reg)
     for name, table in ((CARRY, carry), (RHYTHM, rhythm)):
@@ -171,29 +180,33 @@ def _begin_window(
 
 
 def _recover(
-    out: Path, state: dict[str, Any], registry_dir: Path, reg: Registry
+    out: Path, state: dict[str, Any], registry_dir: Path, cfg: RunConfig
 ) -> tuple[Registry, pl.DataFrame | None, pl.DataFrame | None]:
-    """The carried state to go on with: the state after the last window done, or, when a window was in
-    progress (``stream.json`` "pending"), the state before it (``out/before``), the registry directory put
-    back to it (a window stopped after writing the registry would otherwise count twice in its daily rows).
+    """The carried state to go on with, the registry read and checked against the model: the state after the
+    last window done, or, when a window was in progress (``stream.json`` "pending"), the state before it
+    (``out/before``) with the registry directory put back to it (a window stopped after writing the
+    registry would otherwise count twice in its daily rows).
 
     Raises:
-        InputError: a pending window whose kept state is missing or damaged.
+        InputError: a damaged registry; a pending window whose kept state is missing or damaged.
     """
-    from ..store.registry import load_registry, save_registry
+    from ..api import load_checked_registry
+    from ..store.registry import save_registry
 
     done = bool(state["windows"])
     if state.get("pending") is None:
+        reg = load_checked_registry(registry_dir, cfg)
         carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and done else None
         rhythm = pl.read_parquet(out / RHYTHM) if (out / RHYTHM).is_file() and done else None
         return reg, carry, rhythm
     before = out / BEFORE
     if not (before / "registry").is_dir():
         raise InputError(
-            f"{out / STATE} marks window {state['pending']} in progress but {before / 'registry'} is missing; the "
-            "registry may count that window already: restore it from a backup, or start the day again"
+            f"{out / STATE} marks window {state['pending']} in progress but {before / 'registry'} is missing, and "
+            f"{registry_dir} may count that window already: put back the registry as it was before this day "
+            f"(or the copy under {before}/.registry.*, if any) and stream the day again into an empty --out"
         )
-    prev = load_registry(before / "registry")
+    prev = load_checked_registry(before / "registry", cfg)  # the live directory may hold the stopped window's
     save_registry(registry_dir, prev)
     carry = pl.read_parquet(before / CARRY) if (before / CARRY).is_file() else None
     rhythm = pl.read_parquet(before / RHYTHM) if (before / RHYTHM).is_file() else None
@@ -373,7 +386,6 @@ def stream(
         InputError: rows without timestamps, a state of another stream; what a run raises.
     """
     from ..accel.backend import Device, resolve
-    from ..api import load_checked_registry
     from ..io.artifacts import write_file_atomic
     from ..progress import Reporter
     from .engines import make_engine
@@ -383,9 +395,8 @@ def stream(
     if frame["timestamp"].null_count():
         raise InputError("stream: every prompt needs a timestamp to fall in a window (pass --null-timestamps error)")
     out.mkdir(parents=True, exist_ok=True)
-    state = _load_state(out, every, content_digest(frame))
-    reg = load_checked_registry(registry_dir, cfg)  # read and checked once; each window returns the next
-    reg, carry, rhythm = _recover(out, state, registry_dir, reg)
+    state = _load_state(out, every, content_digest(frame), registry_dir)
+    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())

@@ -179,10 +179,16 @@ def test_a_pending_window_without_its_kept_state_is_refused(streamed, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     state = json.loads((src / "out" / "stream.json").read_text())
-    (out / "stream.json").write_text(json.dumps({**state, "windows": state["windows"][:1], "pending": 1}))
+    pending = {**state, "windows": state["windows"][:1], "pending": state["windows"][1]["index"]}
+    (out / "stream.json").write_text(json.dumps({**pending, "registry": str((tmp_path / "reg").resolve())}))
     args = [*args[:2], "--out", str(out), "--registry", str(tmp_path / "reg"), *args[6:], *OPTS]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "in progress" in res.output
+    # a restart with another registry than the stream started with is refused before any work
+    (out / "stream.json").write_text(json.dumps(pending))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "a restart goes on with the registry it started with" in " ".join(res.output.split())
+    assert not (tmp_path / "reg").exists()
 
 
 def test_a_cluster_holds_the_campaigns_most_of_its_rows_carry():
