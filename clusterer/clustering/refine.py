@@ -94,12 +94,13 @@ def _cores(
     labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
 ) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.uint64], NDArray[np.int64]]:
     """Each cluster's *core*: the skeleton shingles held by at least half its members (cores smaller than
-    ``min_shingles`` are left empty). Returns (binary (k × core shingles) matrix, core sizes, the sorted
-    shingle hashes its columns stand for, the row of every skeleton entry).
+    ``min_shingles`` are left empty). Returns (binary (k × core shingles) matrix — one empty column when no
+    core is left —, core sizes, the sorted shingle hashes its columns stand for, the row of every skeleton
+    entry).
 
-    Counted as a polars group-by over (cluster, shingle) pairs, so only the distinct pairs are held, and
-    "at least half" is the integer test 2·count ≥ size (a product with the reciprocal of the size rounds
-    some exact halves below 0.5)."""
+    Counted as a polars group-by over the members' (cluster, shingle) entries (the counts are held per
+    distinct pair, not as a sparse matrix of every entry), and "at least half" is the integer test
+    2·count ≥ size (a product with the reciprocal of the size rounds some exact halves below 0.5)."""
     k = n_labels(labels)
     row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
     lab = labels[row_of]
