@@ -219,13 +219,21 @@ def fit_weights(
         reg = p[1:] @ p[1:]
         return float((sw * nll).sum() + l2 * reg), np.r_[grad_b, x[:, free].T @ g + 2.0 * l2 * p[1:]]
 
+    def no_flag_alone(p: NDArray[np.float64], t: int) -> float:
+        b, w = full(p)
+        return -(b + w[t] * hi[t]) - margin
+
+    def no_veto_alone(p: NDArray[np.float64], others: NDArray[np.float64]) -> float:
+        b, w = full(p)
+        return float(b + w @ others)
+
     cons = []
     for t, name in enumerate(SCORE_TERMS):
         if free[t]:  # no flag alone (a fixed weight met this when its config was made)
-            cons.append({"type": "ineq", "fun": lambda p, t=t: -(full(p)[0] + full(p)[1][t] * hi[t]) - margin})
+            cons.append({"type": "ineq", "fun": no_flag_alone, "args": (t,)})
         if name in EVADABLE:
             others = np.where(np.arange(len(hi)) == t, lo, hi)
-            cons.append({"type": "ineq", "fun": lambda p, o=others: full(p)[0] + full(p)[1] @ o})  # no veto alone
+            cons.append({"type": "ineq", "fun": no_veto_alone, "args": (others,)})
     bounds = [(-50.0, 0.0) if bias0 is None else (bias0, bias0)] + [(0.0, max_weight)] * int(free.sum())
     p0 = np.r_[-1.5 * max_weight if bias0 is None else bias0, np.full(int(free.sum()), max_weight / 2)]
     if bias0 is not None:  # start where every constraint holds: the base weights, free ones at 0
