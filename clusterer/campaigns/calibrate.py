@@ -21,8 +21,10 @@ flagged). A small L2 penalty keeps weights of uninformative terms near 0. The re
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -164,6 +166,35 @@ TERM_RANGE = {
 }
 
 
+def _constraints(
+    full: Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64]]],
+    free: NDArray[np.bool_],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    margin: float,
+) -> list[dict[str, Any]]:
+    """SLSQP inequality constraints over the free parameters (``full``: parameters → (bias, every weight)):
+    no free term flags alone at its highest value (by ``margin``), and no evadable term vetoes alone (every
+    other term at its highest, it at its lowest, still flags)."""
+
+    def no_flag_alone(p: NDArray[np.float64], t: int) -> float:
+        b, w = full(p)
+        return -(b + w[t] * hi[t]) - margin
+
+    def no_veto_alone(p: NDArray[np.float64], others: NDArray[np.float64]) -> float:
+        b, w = full(p)
+        return float(b + w @ others)
+
+    cons: list[dict[str, Any]] = []
+    for t, name in enumerate(SCORE_TERMS):
+        if free[t]:  # no flag alone (a fixed weight met this when its config was made)
+            cons.append({"type": "ineq", "fun": no_flag_alone, "args": (t,)})
+        if name in EVADABLE:
+            others = np.where(np.arange(len(hi)) == t, lo, hi)
+            cons.append({"type": "ineq", "fun": no_veto_alone, "args": (others,)})
+    return cons
+
+
 def fit_weights(
     v: Verdicts,
     max_weight: float = 3.0,
@@ -219,21 +250,7 @@ def fit_weights(
         reg = p[1:] @ p[1:]
         return float((sw * nll).sum() + l2 * reg), np.r_[grad_b, x[:, free].T @ g + 2.0 * l2 * p[1:]]
 
-    def no_flag_alone(p: NDArray[np.float64], t: int) -> float:
-        b, w = full(p)
-        return -(b + w[t] * hi[t]) - margin
-
-    def no_veto_alone(p: NDArray[np.float64], others: NDArray[np.float64]) -> float:
-        b, w = full(p)
-        return float(b + w @ others)
-
-    cons = []
-    for t, name in enumerate(SCORE_TERMS):
-        if free[t]:  # no flag alone (a fixed weight met this when its config was made)
-            cons.append({"type": "ineq", "fun": no_flag_alone, "args": (t,)})
-        if name in EVADABLE:
-            others = np.where(np.arange(len(hi)) == t, lo, hi)
-            cons.append({"type": "ineq", "fun": no_veto_alone, "args": (others,)})
+    cons = _constraints(full, free, lo, hi, margin)
     bounds = [(-50.0, 0.0) if bias0 is None else (bias0, bias0)] + [(0.0, max_weight)] * int(free.sum())
     p0 = np.r_[-1.5 * max_weight if bias0 is None else bias0, np.full(int(free.sum()), max_weight / 2)]
     if bias0 is not None:  # start where every constraint holds: the base weights, free ones at 0
