@@ -52,7 +52,7 @@ from ..accel import fastops
 from ..config import ClusterConfig
 from ..text.skeleton import SLOT, SLOT_BUCKETS, Skeletons
 from ..vectors.rows import RowVectors
-from .labels import by_first_row, n_labels
+from .labels import by_first_row, member_shingles, n_labels
 
 LANG_MIN_PROB = 0.7  # a fragment's language counts only when py3langid is at least this sure
 # the languages py3langid chooses among: the widely used ones (its full set of 97 splits short scaffolds
@@ -167,24 +167,15 @@ def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], k: int) -> tuple[N
 
 
 def _skeleton_profiles(labels: NDArray[np.int64], sk: Skeletons, k: int, min_share: float) -> csr_matrix:
-    """(k × shingles) share of each fragment's members holding each skeleton shingle, kept at >= min_share.
-    Counted with a polars group-by over (fragment, shingle) pairs; only the kept entries become a matrix."""
+    """(k × shingles) share of each fragment's members holding each skeleton shingle, kept at >= min_share
+    (counted per distinct pair: :func:`~.labels.member_shingles`); only the kept entries become a matrix."""
     row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk.indptr))
-    lab = labels[row_of]
-    member = lab >= 0
-    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
-    kept = (
-        pl.DataFrame({"c": lab[member].astype(np.int32), "h": sk.hashes[member]})
-        .group_by("c", "h")
-        .len()
-        .with_columns(
-            (pl.col("len") / pl.col("c").replace_strict(np.arange(k), size, return_dtype=pl.Float64)).alias("s")
-        )
-        .filter(pl.col("s") >= min_share)
-    )
-    codes = fastops.unique_inverse(kept["h"].to_numpy())[1] if kept.height else np.zeros(0, np.int64)
+    c, h, count, size = member_shingles(labels, row_of, sk.hashes, k)
+    share = count / size[c].astype(np.float64)
+    kept = share >= min_share
+    codes = fastops.unique_inverse(h[kept])[1] if kept.any() else np.zeros(0, np.int64)
     width = int(codes.max()) + 1 if len(codes) else 1
-    return csr_matrix((kept["s"].to_numpy(), (kept["c"].to_numpy().astype(np.int64), codes)), shape=(k, width))
+    return csr_matrix((share[kept], (c[kept].astype(np.int64), codes)), shape=(k, width))
 
 
 def _centred_centroids(labels: NDArray[np.int64], emb: RowVectors, k: int) -> NDArray[np.float32]:

@@ -4,12 +4,11 @@ carries; and how much of its cluster's scaffold each member carries."""
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
 from ..accel import fastops
-from .labels import n_labels
+from .labels import member_shingles, n_labels
 
 
 def attach_noise(
@@ -98,17 +97,12 @@ def _cores(
     core is left —, core sizes, the sorted shingle hashes its columns stand for, the row of every skeleton
     entry).
 
-    Counted as a polars group-by over the members' (cluster, shingle) entries (the counts are held per
-    distinct pair, not as a sparse matrix of every entry), and "at least half" is the integer test
-    2·count ≥ size (a product with the reciprocal of the size rounds some exact halves below 0.5)."""
+    Counted per distinct (cluster, shingle) pair (:func:`~.labels.member_shingles`); "at least half" is the
+    integer test 2·count ≥ size (a product with the reciprocal of the size rounds some exact halves below
+    0.5)."""
     k = n_labels(labels)
     row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
-    lab = labels[row_of]
-    member = lab >= 0
-    pairs = pl.DataFrame({"c": lab[member], "h": sk_hashes[member]}).group_by("c", "h").len()
-    del lab, member
-    c, h, count = (pairs[x].to_numpy() for x in ("c", "h", "len"))
-    size = np.bincount(labels[labels >= 0], minlength=k)
+    c, h, count, size = member_shingles(labels, row_of, sk_hashes, k)
     keep = 2 * count.astype(np.int64) >= size[c]
     c, h = c[keep].astype(np.int64), h[keep]
     full = np.bincount(c, minlength=k) >= min_shingles

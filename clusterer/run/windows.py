@@ -174,9 +174,8 @@ def _begin_window(
             write_file_atomic(before / name, table.write_parquet)
         elif (before / name).exists():
             (before / name).unlink()
-    if state.get("pending") != w:
-        state["pending"] = w
-        _save_state(out, state)
+    state["pending"] = w
+    _save_state(out, state)
 
 
 def _recover(
@@ -193,12 +192,15 @@ def _recover(
     from ..api import load_checked_registry
     from ..store.registry import save_registry
 
-    done = bool(state["windows"])
+
+    def read(d: Path, name: str) -> pl.DataFrame | None:
+        return pl.read_parquet(d / name) if (d / name).is_file() else None
+
     if state.get("pending") is None:
         reg = load_checked_registry(registry_dir, cfg)
-        carry = pl.read_parquet(out / CARRY) if (out / CARRY).is_file() and done else None
-        rhythm = pl.read_parquet(out / RHYTHM) if (out / RHYTHM).is_file() and done else None
-        return reg, carry, rhythm
+        if not state["windows"]:
+            return reg, None, None
+        return reg, read(out, CARRY), read(out, RHYTHM)
     before = out / BEFORE
     if not (before / "registry").is_dir():
         raise InputError(
@@ -208,9 +210,7 @@ def _recover(
         )
     prev = load_checked_registry(before / "registry", cfg)  # the live directory may hold the stopped window's
     save_registry(registry_dir, prev)
-    carry = pl.read_parquet(before / CARRY) if (before / CARRY).is_file() else None
-    rhythm = pl.read_parquet(before / RHYTHM) if (before / RHYTHM).is_file() else None
-    return prev, carry, rhythm
+    return prev, read(before, CARRY), read(before, RHYTHM)
 
 
 def check_stream_out(out: Path, logs: Any, registry: Path) -> None:

@@ -275,9 +275,9 @@ def prompt_matches(
     norm = normalise(texts, NormaliseConfig(**fields))
     indptr, hashes = shingle_sets(norm.text, int((config.get("skeleton") or {}).get("ngram", 3)))
     uniq, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-    keep = counts[inv] >= 2
+    keep, recurring = counts[inv] >= 2, uniq[counts >= 2]
     # each distinct recurring shingle keyed once (a scaffold shingle recurs in thousands of prompts)
-    kept = keyed(uniq[counts >= 2], key)[np.searchsorted(uniq[counts >= 2], hashes[keep])]
+    kept = keyed(recurring, key)[np.searchsorted(recurring, hashes[keep])]
     row_kept = np.bincount(np.repeat(np.arange(len(texts)), np.diff(indptr))[keep], minlength=len(texts))
     k_indptr = np.r_[0, np.cumsum(row_kept)].astype(np.int64)
     names = [f"{p.provider}\x00{r}" for p in peers for r in p.refs]

@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from ..accel import fastops
 from ..config import RegistryConfig
 from ..errors import InputError, OutputError
 from ..io import artifacts
@@ -362,15 +363,14 @@ def assign_to_known(
     r, c = code // k, code % k
     size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
     cont = counts / size[c]
-    order = np.lexsort((c, -counts, r))
-    r, c, cont, counts = r[order], c[order], cont[order], counts[order]
-    first = np.r_[True, r[1:] != r[:-1]]
+    sel = fastops.best_per_group(r, counts, c)  # per prompt: the most shared shingles, ties to the lower campaign
+    r, c, cont, counts = r[sel], c[sel], cont[sel], counts[sel]
+    best[r] = cont
+    ok = (cont >= min_containment) & (counts >= min_shingles)
     root = aliases(reg.campaigns)
-    names = [root[c] for c in reg.campaigns["campaign_id"].to_list()]
-    for rr, cc, vv, nn in zip(r[first], c[first], cont[first], counts[first], strict=True):
-        best[rr] = vv
-        if vv >= min_containment and nn >= min_shingles:
-            ids[rr] = names[cc]
+    names = [root[x] for x in reg.campaigns["campaign_id"].to_list()]
+    for rr, cc in zip(r[ok].tolist(), c[ok].tolist(), strict=True):
+        ids[rr] = names[cc]
     return ids, best
 
 
