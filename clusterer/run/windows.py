@@ -192,7 +192,6 @@ def _recover(
     from ..api import load_checked_registry
     from ..store.registry import save_registry
 
-
     def read(d: Path, name: str) -> pl.DataFrame | None:
         return pl.read_parquet(d / name) if (d / name).is_file() else None
 
