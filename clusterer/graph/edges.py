@@ -33,13 +33,12 @@ class Pairs:
 
 @dataclass(frozen=True, slots=True)
 class Edges:
-    """Scored candidate pairs: ``sem`` cosine of embeddings, ``tmpl`` estimated skeleton Jaccard and
-    ``sim`` the combined similarity the clustering uses; float32 (m,) each."""
+    """Scored candidate pairs: ``sim`` float32 (m,) the combined similarity the clustering uses (its two
+    terms are not kept: at a million prompts they are two arrays of the day's largest size that nothing
+    after the scoring reads)."""
 
     i: NDArray[np.int64]
     j: NDArray[np.int64]
-    sem: NDArray[np.float32]
-    tmpl: NDArray[np.float32]
     sim: NDArray[np.float32]
 
 
@@ -91,10 +90,11 @@ def score_edges(
     the cosine of the two embeddings. Template evidence pulls prompts of one scaffold together whatever
     their payload; the semantic term links paraphrased or re-worded variants the shingles miss.
     """
-    sem = pair_cosine(emb, pairs.i, pairs.j)
     w = np.float32(cfg.template_weight)
-    sim = w * tmpl.astype(np.float32) + (np.float32(1.0) - w) * sem
-    return Edges(i=pairs.i, j=pairs.j, sem=sem, tmpl=tmpl.astype(np.float32), sim=sim)
+    sim = pair_cosine(emb, pairs.i, pairs.j)
+    sim *= np.float32(1.0) - w
+    sim += w * tmpl.astype(np.float32, copy=False)
+    return Edges(i=pairs.i, j=pairs.j, sim=sim)
 
 
 def knn_edges(knn: Knn) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:

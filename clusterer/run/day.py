@@ -106,7 +106,8 @@ class Day:
             prompts=prompts,
             norm=norm,
             rows=rows,
-            texts=norm.text.gather(rows),
+            # every row embedded (the usual day): the same Series, not a copy of the day's text
+            texts=norm.text if len(rows) == len(norm.text) else norm.text.gather(rows),
             account_ids=account_ids,
             accounts=accounts.astype(np.int64),
             orgs=orgs,

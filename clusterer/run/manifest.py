@@ -66,9 +66,9 @@ def _rows(a: Any, status: Any, counts: dict[str, int]) -> dict[str, Any]:
         "noise": counts[s.STATUS_NOISE],
         "not_clustered": {s.STATUS_EMPTY: counts[s.STATUS_EMPTY], s.STATUS_NO_TIMESTAMP: counts[s.STATUS_NO_TIMESTAMP]},
         "truncated": int(a.day.norm.truncated.sum()),
-        "distinct_embedded_texts": len(a.todo.texts),
+        "distinct_embedded_texts": a.vec.texts,
         "distinct_vectors": len(a.vec.emb.vectors),
-        "templated": int(a.todo.templated.sum()),
+        "templated": a.vec.templated,
     }
 
 
@@ -107,7 +107,7 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
         "rows": _rows(a, a.tables.status, counts),
         "embedding": {"model_key": a.vec.model_key, "from_cache": a.vec.from_cache, "computed": a.vec.computed},
         "graph": {
-            "knn_edges": int(a.knn.idx.size),
+            "knn_edges": a.n_knn_edges,
             "candidate_pairs": a.n_pairs,
             "skeleton_shingles": len(a.sk.hashes),
         },

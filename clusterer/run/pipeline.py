@@ -41,10 +41,9 @@ def compute(
 
     With ``registry`` (loaded from ``registry_dir``), flagged families are matched to known campaigns (stable
     IDs across days); the updated registry is kept in the result and saved by :meth:`Result.write`. With
-    ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its
-    near-duplicates on earlier days. ``carried`` (``clusterer stream``): what earlier windows of the day
-    learned (:class:`~clusterer.run.stages.Carried`). ``engine``: where
-    the stages run (default: ``cfg.engine``, closed after).
+    ``history`` (a folder made by ``clusterer history add``), each cluster is annotated with its near-duplicates
+    on earlier days. ``carried`` (``clusterer stream``): what earlier windows of the day learned
+    (:class:`~clusterer.run.stages.Carried`). ``engine``: where the stages run (default: ``cfg.engine``, closed after).
 
     Raises:
         ConfigError, BackendUnavailable: problems the user can fix.
@@ -59,15 +58,16 @@ def compute(
         with clock.stage("normalise"):
             a.day = st.normalise_stage(prompts, cfg, eng)
         with clock.stage("skeleton"):
-            a.sk, a.todo = st.skeleton_stage(a.day, cfg, eng)
-        with clock.stage("embed", total=len(a.todo.texts)) as advance:
-            a.vec = st.embed_stage(a.day, cfg, eng, a.todo, reg, advance)
+            a.sk, todo = st.skeleton_stage(a.day, cfg, eng)
+        with clock.stage("embed", total=len(todo.texts)) as advance:
+            a.vec, todo = st.embed_stage(a.day, cfg, eng, todo, reg, advance), None  # its texts are not kept
         with clock.stage("knn"):
-            a.knn = st.knn_stage(a.day, cfg, eng, a.vec)
+            knn = st.knn_stage(a.day, cfg, eng, a.vec)
         with clock.stage("signatures"):
             a.sigs = st.signatures_stage(a.day, cfg, eng, a.sk)
         with clock.stage("candidates"):
-            pairs = st.candidates_stage(a.day, cfg, eng, a.knn, a.sigs)
+            pairs, a.n_knn_edges = st.candidates_stage(a.day, cfg, eng, knn, a.sigs), int(knn.idx.size)
+            del knn
         with clock.stage("overlap"):
             edges, a.n_pairs = st.overlap_stage(a.day, cfg, eng, pairs, a.sigs, a.vec), len(pairs.i)
             del pairs

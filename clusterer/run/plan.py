@@ -37,9 +37,9 @@ TEXT_B_PER_CHAR, TEXT_B_PER_ROW = 2.4, 60.0  # input frame + normalised text
 TOKEN_FRAME_B_PER_WORD = 128.0  # polars token frame of one chunk (transient)
 SKELETON_B_PER_WORD = 22.0  # skeleton hashes, payload tokens, scaffold view
 SIG_B_PER_ROW = 4 * 128 + 8
-EDGE_B_PER_PAIR = 28.0  # i, j int64 + cosine, Jaccard, combined sim float32
-CANDIDATES_B_PER_PAIR = 55.0  # per-band codes, per-part pair codes, sorted copy, (i, j) split (transient)
-CLUSTER_B_PER_PAIR = 51.0  # distances, MST weights, pair codes, CSR graph (transient)
+EDGE_B_PER_PAIR = 20.0  # i, j int64 + combined sim float32
+CANDIDATES_B_PER_PAIR = 42.0  # per-band codes, per-part pair codes, sorted copy, (i, j) split (transient)
+CLUSTER_B_PER_PAIR = 38.0  # distances, MST weights, pair codes, CSR graph (transient)
 OUTPUT_B_PER_ROW = 600.0
 # seconds per row of the non-embedding stages on the reference machine (1M-prompt day, static vectors)
 SECONDS_PER_ROW = {
@@ -82,12 +82,14 @@ def predict(
     distinct: float = 0.7,
     pairs_per_row: float = PAIRS_PER_ROW,
 ) -> Plan:
-    """Peak RSS (MiB) and seconds per stage of a CPU run over ``n`` prompts."""
+    """Peak RSS (MiB) and seconds per stage of a CPU run over ``n`` prompts. ``pairs_per_row`` is the
+    candidate pairs per prompt at ``k`` = 15 (the default's measurements); each further neighbour adds up to
+    one pair per prompt."""
     d = DIMS.get(model, 384)
     u = max(1.0, distinct * n)  # distinct vectors
     index = "flat" if u < GraphConfig(k=k).approx_min_rows else "hnsw"
     words = avg_chars / CHARS_PER_WORD
-    pairs = n * pairs_per_row
+    pairs = n * (pairs_per_row + max(k - 15, 0))
     stages: list[tuple[str, float, float]] = []
     held = BASE_MB + n * (TEXT_B_PER_CHAR * avg_chars + TEXT_B_PER_ROW) / MIB
     stages.append(("ingest+normalise", held, n * SECONDS_PER_ROW["ingest+normalise"]))
@@ -106,7 +108,7 @@ def predict(
     held += knn + n * SIG_B_PER_ROW / MIB
     stages.append(("signatures", held, n * SECONDS_PER_ROW["signatures"]))
     stages.append(("candidates", held + pairs * CANDIDATES_B_PER_PAIR / MIB, n * SECONDS_PER_ROW["candidates"]))
-    held += pairs * EDGE_B_PER_PAIR / MIB + NUMBA_MB
+    held += pairs * EDGE_B_PER_PAIR / MIB + NUMBA_MB - knn  # the kNN graph is dropped once paired
     stages.append(("overlap", held, n * SECONDS_PER_ROW["overlap"]))
     stages.append(("cluster", held + pairs * CLUSTER_B_PER_PAIR / MIB, n * SECONDS_PER_ROW["cluster"]))
     stages.append(("templates", held, n * SECONDS_PER_ROW["templates"]))

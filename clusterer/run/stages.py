@@ -69,12 +69,16 @@ def skeleton_stage(day: Day, cfg: RunConfig, engine: LocalEngine) -> tuple[Skele
 
 @dataclass(frozen=True, slots=True)
 class Embedded:
-    """The rows' vectors (``emb.vectors`` distinct, ``emb.of_row`` per embedded row) and the cache counts."""
+    """The rows' vectors (``emb.vectors`` distinct, ``emb.of_row`` per embedded row), the cache counts, and
+    the counts of what was embedded (``texts`` distinct texts; ``templated`` rows as their scaffold view):
+    the texts themselves are not kept."""
 
     emb: RowVectors
     model_key: str
     from_cache: int
     computed: int
+    texts: int = 0
+    templated: int = 0
 
 
 def embed_stage(
@@ -92,7 +96,14 @@ def embed_stage(
         check_dim(registry[0], registry[1], encoder.dim, cfg.embed.model)
     emb = engine.embed(todo.texts, todo.keys, encoder, cfg.embed, progress=progress)
     vectors, of_vec = distinct_rows(emb.emb)
-    return Embedded(RowVectors(vectors, of_vec[todo.inverse]), emb.model_key, emb.from_cache, emb.computed)
+    return Embedded(
+        RowVectors(vectors, of_vec[todo.inverse]),
+        emb.model_key,
+        emb.from_cache,
+        emb.computed,
+        len(todo.texts),
+        int(todo.templated.sum()),
+    )
 
 
 def knn_stage(day: Day, cfg: RunConfig, engine: LocalEngine, vec: Embedded) -> Knn:
@@ -506,10 +517,9 @@ class Artefacts:
     registry_dir: Path | None
     day: Any = None
     sk: Any = None
-    todo: Any = None
     vec: Any = None
-    knn: Any = None
     sigs: Any = None
+    n_knn_edges: int = 0  # the kNN graph itself is dropped once its pairs are merged
     n_pairs: int = 0
     clustering: Any = None
     tmpl: Any = None
