@@ -81,15 +81,29 @@ def window_index(ts: pl.Series, every: dt.timedelta) -> pl.Series:
     return (us // int(every.total_seconds() * 1_000_000)).alias("_window")
 
 
-def merge_day(prev: Registry, new: Registry, day: dt.date) -> Registry:
+def merge_day(prev: Registry, new: Registry, day: dt.date, carried: dict[str, int] | None = None) -> Registry:
     """The registry after one more window of ``day``: ``new`` (the registry a run of the window alone wrote,
     replacing the day's daily rows with the window's) merged with ``prev`` (before the window): the day's
     rows summed over windows (prompts, and accounts as an upper bound), the best score kept; campaigns of
     ``prev`` the window did not see kept; content (template, centroid, shingles) from ``new`` where it has
-    them."""
-    today = pl.concat([prev.daily.filter(pl.col("day") == day), new.daily.filter(pl.col("day") == day)])
-    today = today.group_by("campaign_id", "day").agg(
-        pl.col("prompts").sum(), pl.col("accounts").sum(), pl.col("campaign_score").max()
+    them. ``carried``: per campaign, the carried exemplars its families in the window held — an earlier
+    window counted them, so the window's prompts are its families' sizes less those."""
+
+    def per_campaign(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.group_by("campaign_id", "day").agg(
+            pl.col("prompts").sum(), pl.col("accounts").sum(), pl.col("campaign_score").max()
+        )
+
+    window = per_campaign(new.daily.filter(pl.col("day") == day))
+    if carried:
+        held = pl.DataFrame({"campaign_id": list(carried), "_held": list(carried.values())})
+        window = (
+            window.join(held.cast({"campaign_id": pl.String, "_held": pl.Int64}), on="campaign_id", how="left")
+            .with_columns((pl.col("prompts").cast(pl.Int64) - pl.col("_held").fill_null(0)).clip(lower_bound=0))
+            .drop("_held")
+        )
+    today = per_campaign(
+        pl.concat([prev.daily.filter(pl.col("day") == day), window.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)])
     )
     daily = pl.concat(
         [prev.daily.filter(pl.col("day") != day), today.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)]
@@ -330,6 +344,7 @@ def _one_window(
     reg_new = result.registry_update
     result.registry_update = None
     # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
+    held = result.assignments.head(n_carry)["campaign_id"].drop_nulls().value_counts(name="n")
     result.assignments = result.assignments.slice(n_carry)
     result.vector_of_row = result.vector_of_row[n_carry:]
     result.manifest["stream"] = {
@@ -338,7 +353,8 @@ def _one_window(
         "merged_campaigns": dict(sorted(result.campaign_merges.items())),
     }
     result.write(target)
-    merged = merge_day(prev, reg_new[1], day) if reg_new is not None else prev
+    carried_held = dict(zip(held["campaign_id"].to_list(), held["n"].to_list(), strict=True))
+    merged = merge_day(prev, reg_new[1], day, carried_held) if reg_new is not None else prev
     merged = apply_merges(merged, result.campaign_merges)
     save_registry(registry_dir, merged)
     c = result.clusters.filter(pl.col("flagged").fill_null(False))

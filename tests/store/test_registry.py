@@ -87,3 +87,21 @@ def test_corrupt_registry_is_reported(tmp_path):
     pl.DataFrame({"x": [1]}).write_parquet(reg / "campaigns.parquet")
     with pytest.raises(InputError, match="lacks columns"):
         load_registry(reg)
+
+
+def test_a_day_without_families_keeps_the_registry(tmp_path, fast_cfg):
+    """A day too small or quiet for any family (3 prompts) runs with a registry: the known campaigns stay as
+    they were, the day adds no daily rows, and a new registry is written empty instead of failing."""
+    reg, cfg = tmp_path / "registry", fast_cfg()
+    p1, l1 = _day(tmp_path, 1, (0,), seed=6)
+    api.run([p1], tmp_path / "r1", cfg, registry=reg)
+    before = load_registry(reg)
+    assert before.campaigns.height >= 1
+    tiny = pl.read_parquet(_day(tmp_path, 2, (0,), seed=7)[0]).head(3)
+    tiny.write_parquet(tmp_path / "tiny.parquet")
+    api.run([tmp_path / "tiny.parquet"], tmp_path / "r2", cfg, registry=reg)
+    after = load_registry(reg)
+    assert after.campaigns.equals(before.campaigns) and after.daily.equals(before.daily)
+    assert pl.read_parquet(tmp_path / "r2" / "assignments.parquet").height == 3
+    api.run([tmp_path / "tiny.parquet"], tmp_path / "r3", cfg, registry=tmp_path / "fresh")
+    assert load_registry(tmp_path / "fresh").campaigns.height == 0
