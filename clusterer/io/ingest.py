@@ -316,6 +316,10 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
     if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
         sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
     sel += [pl.col(c) for c in extras]
+    # a log with both: a row whose text is null or blank is read from its chat messages
+    fallback = chat_col is None and cfg.messages_col in names and _is_chat(schema[cfg.messages_col])
+    if fallback:
+        sel.append(pl.col(cfg.messages_col).alias("__msgs"))
     try:
         df = lf.select(sel).collect()
     except pl.exceptions.PolarsError as err:
@@ -331,6 +335,10 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
                 f"{where}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} "
                 f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
             )
+    if fallback:
+        blank = pl.col("__text").is_null() | (pl.col("__text").str.strip_chars() == "")
+        chat = _messages_text(df["__msgs"], where, cfg.messages_col)
+        df = df.with_columns(pl.when(blank).then(chat).otherwise(pl.col("__text")).alias("__text")).drop("__msgs")
     return df
 
 
@@ -361,16 +369,24 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
     if dt == pl.Date:
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
     if dt.is_integer() or dt.is_float():
-        # epoch numbers: the magnitude tells seconds, milliseconds or microseconds
-        mx = s.abs().max() or 0
-        unit = 1_000_000 if mx < 1e11 else (1_000 if mx < 1e14 else 1)
-        return (
-            (s.cast(pl.Float64) * unit)
-            .cast(pl.Int64)
-            .cast(pl.Datetime("us"))
-            .dt.replace_time_zone("UTC")
-            .alias("timestamp")
-        )
+        # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
+        # any instant since 1973; a log that mixes units keeps every row's real time); NaN counts as null
+        v = s.cast(pl.Float64).fill_nan(None) if dt.is_float() else s.cast(pl.Int64)
+        a = v.abs()
+        if dt.is_float():
+            scale = pl.when(a < 1e11).then(1e6).when(a < 1e14).then(1e3).when(a < 1e17).then(1.0).otherwise(1e-3)
+            us = (pl.lit(v) * scale).round(0).cast(pl.Int64)
+        else:  # integers stay integers: nanoseconds since 1970 are beyond a float's exact range
+            us = (
+                pl.when(a < 10**11)
+                .then(pl.lit(v) * 1_000_000)
+                .when(a < 10**14)
+                .then(pl.lit(v) * 1_000)
+                .when(a < 10**17)
+                .then(pl.lit(v))
+                .otherwise(pl.lit(v) // 1_000)
+            )
+        return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
         parsed = s.str.strip_chars().str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
         if parsed.null_count() > s.null_count():
@@ -501,6 +517,11 @@ def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[
         acc = pl.select(pl.when(missing).then(pl.lit(cfg.fill_account)).otherwise(acc)).to_series()
     ts = _parse_timestamps(df, cfg.timestamp_col, sources)
     null_ts = ts.is_null()
+    if len(ts) and null_ts.all():
+        raise InputError(
+            f"column '{cfg.timestamp_col}' is null or empty in every row ({len(ts)}, e.g. "
+            f"{_rows_example(df, null_ts, sources)}): the day cannot be dated, windowed or clustered without them"
+        )
     if null_ts.any() and cfg.null_timestamps == "error":
         raise InputError(
             f"column '{cfg.timestamp_col}' is null or empty in {int(null_ts.sum())} rows "

@@ -78,12 +78,49 @@ def test_chat_messages_are_flattened(tmp_path):
     assert got.frame["text"].to_list() == ["You are terse.\nhi\nsolve 2+2"]
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_a_row_without_text_is_read_from_its_chat_messages(tmp_path, suffix):
+    """A log with both columns: rows whose text is null or blank take their chat messages (before: the
+    messages column was dropped and such rows came out empty_text without a word)."""
+    msgs = [[{"role": "user", "content": f"chat prompt {i}"}] for i in range(4)]
+    df = _rows(4, text=["own text", None, "  ", "more text"], messages=msgs)
+    path = tmp_path / f"both{suffix}"
+    df.write_parquet(path) if suffix == ".parquet" else df.write_ndjson(path)
+    got = read_logs([path], IngestConfig())
+    assert got.frame["text"].to_list() == ["own text", "chat prompt 1", "chat prompt 2", "more text"]
+    assert "messages" not in got.frame.columns
+
+
 def test_epoch_seconds_timestamps(tmp_path):
     df = _rows(2).with_columns(pl.Series("timestamp", [1_764_000_000, 1_764_000_060]))
     path = tmp_path / "e.parquet"
     df.write_parquet(path)
     got = read_logs([path], IngestConfig())
     assert got.frame["timestamp"][1] - got.frame["timestamp"][0] == dt.timedelta(seconds=60)
+
+
+def test_epoch_timestamps_of_any_unit_and_mixed_units(tmp_path):
+    """Each epoch value's magnitude tells its unit (s, ms, µs, ns), so a log that mixes them keeps every row's
+    real time (before: one unit from the column's maximum dated half such a log 1970); a float NaN is null."""
+    t = dt.datetime(2026, 11, 2, 19, 54, 59, 290876, tzinfo=dt.timezone.utc)
+    us = int(t.timestamp()) * 1_000_000 + 290876
+    ints = [us // 1_000_000, us // 1_000, us, us * 1_000]
+    floats = [us / 1e6, float("nan"), us / 1e3, None]
+    for values, want in ((ints, [290876, 876, 0, 0]), (floats, [0, None, 0, None])):
+        path = tmp_path / "e.parquet"
+        _rows(4).with_columns(pl.Series("timestamp", values)).write_parquet(path)
+        got = read_logs([path], IngestConfig(null_timestamps="skip")).frame["timestamp"].to_list()
+        for g, lost in zip(got, want, strict=True):  # lost: the microseconds a coarser unit cannot carry
+            assert (g is None) if lost is None else (t - g == dt.timedelta(microseconds=lost)), (values, got)
+
+
+def test_every_timestamp_null_is_refused_even_when_skipped(tmp_path):
+    path = tmp_path / "n.parquet"
+    _rows(3).with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias("timestamp")).write_parquet(path)
+    with pytest.raises(
+        InputError, match=r"column 'timestamp' is null or empty in every row \(3, e.g. .*n.parquet row 0"
+    ):
+        read_logs([path], IngestConfig(null_timestamps="skip"))
 
 
 def _rejects(path, df, match):
