@@ -348,10 +348,40 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+_FORMAT_PASSES = 4  # timestamp string formats inferred in turn before the rest are reported unparseable
+
+
 def _rows_example(df: pl.DataFrame, mask: pl.Series, files: list[str]) -> str:
     bad = df.filter(mask).head(_EXAMPLES)
     parts = [f"{files[f]} row {r}" for f, r in zip(bad["_file"].to_list(), bad["_file_row"].to_list(), strict=True)]
     return ", ".join(parts)
+
+
+def _utc(s: pl.Series) -> pl.Series:
+    """A datetime Series as datetime[us, UTC] (naive values are taken as UTC)."""
+    out = s.dt.cast_time_unit("us")
+    zone = s.dtype.time_zone if isinstance(s.dtype, pl.Datetime) else None
+    return out.dt.replace_time_zone("UTC") if zone is None else out.dt.convert_time_zone("UTC")
+
+
+def _type_clash(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig) -> str:
+    """Which column has which type in which file, for the columns whose types differ across ``frames``."""
+    names = {
+        "__text": cfg.text_col,
+        "__account": cfg.account_col,
+        "__ts": cfg.timestamp_col,
+        "__pid": cfg.prompt_id_col,
+    }
+    parts = []
+    for col in dict.fromkeys(c for f in frames for c in f.columns):
+        seen = {}
+        for f in frames:
+            if col in f.columns and f.height:
+                seen.setdefault(str(f.schema[col]), sources[int(f["_file"][0])])
+        if len(seen) > 1:
+            shown = ", ".join(f"{t} in {src}" for t, src in seen.items())
+            parts.append(f"column '{names.get(col, col)}' is {shown}")
+    return "; ".join(parts) or "see below"
 
 
 def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
@@ -362,10 +392,7 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
     if dt == pl.Null:
         return pl.Series("timestamp", [None] * len(s), dtype=pl.Datetime("us", "UTC"))
     if isinstance(dt, pl.Datetime):
-        out = s.dt.cast_time_unit("us")
-        return (out.dt.replace_time_zone("UTC") if dt.time_zone is None else out.dt.convert_time_zone("UTC")).alias(
-            "timestamp"
-        )
+        return _utc(s).alias("timestamp")
     if dt == pl.Date:
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
     if dt.is_integer() or dt.is_float():
@@ -388,7 +415,16 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
             )
         return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
-        parsed = s.str.strip_chars().str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        text = s.str.strip_chars()
+        parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        for _ in range(_FORMAT_PASSES):  # a log mixing ISO shapes (offsets and none, 'T' or ' '): the format of
+            rest = parsed.is_null() & text.is_not_null() & (text != "")  # a pass is read off its first value
+            if not rest.any():
+                break
+            again = text.filter(rest).str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+            if again.null_count() == len(again):
+                break
+            parsed = parsed.scatter(rest.arg_true(), again)
         if parsed.null_count() > s.null_count():
             # mixed offsets or plain dates: second try with a tolerant per-value format
             alt = s.str.strip_chars().str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
@@ -437,14 +473,35 @@ def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.Dat
     Raises:
         InputError: as :func:`read_logs`, for this file.
     """
-    lf = _scan_one(path, kind, cfg)
-    if lf is None:
-        return None, InputFile(str(path), kind, 0, _fingerprint(path), 0)
-    df = _select(lf, str(path), kind, cfg)
+    try:
+        lf = _scan_one(path, kind, cfg)
+        if lf is None:
+            return None, InputFile(str(path), kind, 0, _fingerprint(path), 0)
+        df = _select(lf, str(path), kind, cfg)
+    except InputError as err:
+        line = _bad_json_line(path) if kind == "jsonl" and "cannot be read" in str(err) else None
+        if line is None:
+            raise
+        raise InputError(f"{err}; the first line that is not one JSON object: {line}") from err
     df = df.with_columns(
         pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
     )
     return df, InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height)
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """``line N: 'its start'`` of a JSONL file's first non-blank line that is not a JSON object (None: none)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                return f"line {n}: {line.strip()[:80]!r}"
+    return None
 
 
 def read_frame(table: Any, cfg: IngestConfig) -> Prompts:
@@ -489,10 +546,16 @@ def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
 def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
     """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
     if frames:
+        # datetimes of any zone (or none) are one type once in UTC: parts written in other zones concatenate
+        frames = [
+            f.with_columns(_utc(f["__ts"])) if isinstance(f.schema.get("__ts"), pl.Datetime) else f for f in frames
+        ]
         try:
             df = pl.concat(frames, how="diagonal_relaxed")
         except pl.exceptions.PolarsError as err:
-            raise InputError(f"input files have incompatible column types: {_first_line(err)}") from err
+            raise InputError(
+                f"input files have incompatible column types: {_type_clash(frames, sources, cfg)} ({_first_line(err)})"
+            ) from err
     else:
         df = pl.DataFrame(
             schema={

@@ -123,6 +123,49 @@ def test_every_timestamp_null_is_refused_even_when_skipped(tmp_path):
         read_logs([path], IngestConfig(null_timestamps="skip"))
 
 
+def test_iso_strings_with_and_without_offsets_in_one_log(tmp_path):
+    """Each format is inferred from the first value still unparsed, so a log mixing '…+00:00', '…Z' and
+    naive 'YYYY-MM-DD HH:MM:SS' reads every row (before: the valid rows of the second shape were reported
+    unparseable)."""
+    t = dt.datetime(2026, 11, 2, 19, 54, 59, tzinfo=dt.timezone.utc)
+    values = [t.isoformat(), "2026-11-02 19:54:59", "2026-11-02T19:54:59Z", t.isoformat(), "2026-11-02 19:54:59"]
+    path = tmp_path / "iso.parquet"
+    _rows(5, timestamp=values).write_parquet(path)
+    got = read_logs([path], IngestConfig()).frame["timestamp"].to_list()
+    assert got == [t] * 5
+
+
+def test_parts_in_other_time_zones_read_as_one_day(tmp_path):
+    """Parts written with other zones (or none) are one day in UTC; parts whose types cannot meet are refused
+    naming the column and a file of each type."""
+    t = dt.datetime(2026, 11, 2, 19, 0, tzinfo=dt.timezone.utc)
+    d = tmp_path / "parts"
+    d.mkdir()
+    utc = pl.Series([t, t]).dt.convert_time_zone("UTC")
+    _rows(2).with_columns(utc.alias("timestamp")).write_parquet(d / "a.parquet")
+    _rows(2).with_columns(utc.dt.convert_time_zone("America/New_York").alias("timestamp")).write_parquet(
+        d / "b.parquet"
+    )
+    _rows(2).with_columns(utc.dt.replace_time_zone(None).alias("timestamp")).write_parquet(d / "c.parquet")
+    got = read_logs([d], IngestConfig(new_prompt_ids=True))
+    assert got.frame["timestamp"].to_list() == [t] * 6
+    _rows(2).with_columns(pl.Series("timestamp", [True, False])).write_parquet(d / "d.parquet")
+    with pytest.raises(
+        InputError, match=r"column 'timestamp' is Datetime\(.*UTC.*\) in .*a.parquet, Boolean in .*d.parquet"
+    ):
+        read_logs([d], IngestConfig(new_prompt_ids=True))
+
+
+def test_a_bad_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = [json.dumps(r) for r in _rows(30).to_dicts()]
+    path.write_text("\n".join([*good[:25], '{"prompt_id": "x", broken', *good[25:]]) + "\n")
+    with pytest.raises(
+        InputError, match=r"bad.jsonl: cannot be read as jsonl.*line 26: '\{\"prompt_id\": \"x\", broken'"
+    ):
+        read_logs([path], IngestConfig())
+
+
 def _rejects(path, df, match):
     """``df`` written to ``path`` (format from the suffix) is refused with an InputError matching ``match``."""
     {".parquet": df.write_parquet, ".csv": df.write_csv}[path.suffix](path)
