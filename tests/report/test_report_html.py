@@ -317,3 +317,17 @@ def test_report_of_an_empty_day(tmp_path):
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "No family of this day was flagged" in html and "No embedded prompt to map" in html
+
+
+def test_the_map_of_one_repeated_vector_is_one_point_without_warnings():
+    """A day of one repeated text gives identical vectors: the map puts them on one point (before, PCA divided
+    by a zero variance and leaked a RuntimeWarning into the report command's output)."""
+    import warnings
+
+    from clusterer.report.html.projection import _tsne
+
+    x = np.tile(np.eye(8, dtype=np.float32)[0], (60, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xy = _tsne(x, seed=0)
+    assert xy.shape == (60, 2) and not xy.any()

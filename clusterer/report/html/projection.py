@@ -88,6 +88,8 @@ def _tsne(x: NDArray[np.float32], seed: int) -> NDArray[np.float32]:
     m = len(x)
     if m < 4:
         return np.column_stack([np.arange(m, dtype=np.float32), np.zeros(m, np.float32)])
+    if not np.ptp(x, axis=0).any():  # one point many times (a day of one repeated text): nothing to spread
+        return np.zeros((m, 2), np.float32)
     dims = min(50, x.shape[1], m - 1)
     red = PCA(dims, random_state=seed).fit_transform(x) if x.shape[1] > dims else x
     if m < 40:
