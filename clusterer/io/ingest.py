@@ -543,29 +543,33 @@ def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
     )
 
 
-def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
-    """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
+def _concat(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig) -> pl.DataFrame:
+    """The sources' frames as one (an empty frame of the selected columns when there are none)."""
     if frames:
         # datetimes of any zone (or none) are one type once in UTC: parts written in other zones concatenate
         frames = [
             f.with_columns(_utc(f["__ts"])) if isinstance(f.schema.get("__ts"), pl.Datetime) else f for f in frames
         ]
         try:
-            df = pl.concat(frames, how="diagonal_relaxed")
+            return pl.concat(frames, how="diagonal_relaxed")
         except pl.exceptions.PolarsError as err:
             raise InputError(
                 f"input files have incompatible column types: {_type_clash(frames, sources, cfg)} ({_first_line(err)})"
             ) from err
-    else:
-        df = pl.DataFrame(
-            schema={
-                "__text": pl.String,
-                "__account": pl.String,
-                "__ts": pl.Datetime("us", "UTC"),
-                "_file": pl.UInt32,
-                "_file_row": pl.UInt32,
-            }
-        )
+    return pl.DataFrame(
+        schema={
+            "__text": pl.String,
+            "__account": pl.String,
+            "__ts": pl.Datetime("us", "UTC"),
+            "_file": pl.UInt32,
+            "_file_row": pl.UInt32,
+        }
+    )
+
+
+def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
+    """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
+    df = _concat(frames, sources, cfg)
     df = df.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_row"))
 
     # accounts
