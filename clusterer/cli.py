@@ -518,7 +518,13 @@ def doctor(
     avg_chars: Annotated[int, typer.Option(help="Average prompt length in characters for --plan.")] = 250,
     distinct: Annotated[float, typer.Option(help="Share of prompts with a distinct embedded text, for --plan.")] = 0.7,
     pairs_per_row: Annotated[
-        float, typer.Option(help="Candidate pairs per prompt (kNN + template), for --plan.")
+        float,
+        typer.Option(
+            help=(
+                "Candidate pairs per prompt (kNN + template) as a k-15 run gives them (a manifest's "
+                "candidate_pairs / rows); each neighbour beyond 15 adds one, for --plan."
+            )
+        ),
     ] = 30.0,
     engine: Annotated[str, typer.Option(help="Engine for --plan: local | ray.")] = "local",
     workers: Annotated[int, typer.Option(help="Ray workers (2 CPU cores each) for --plan --engine ray.")] = 4,

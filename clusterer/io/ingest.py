@@ -12,6 +12,7 @@ import dataclasses
 import glob as globlib
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ import xxhash
 
 from ..config import IngestConfig
 from ..errors import InputError
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = {
     ".parquet": "parquet",
@@ -336,9 +339,15 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
                 f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
             )
     if fallback:
-        blank = pl.col("__text").is_null() | (pl.col("__text").str.strip_chars() == "")
-        chat = _messages_text(df["__msgs"], where, cfg.messages_col)
-        df = df.with_columns(pl.when(blank).then(chat).otherwise(pl.col("__text")).alias("__text")).drop("__msgs")
+        blank = (df["__text"].is_null() | (df["__text"].str.strip_chars() == "")).arg_true()
+        if len(blank):  # only those rows' messages are read: the column is the text column's fallback
+            try:
+                chat = _messages_text(df["__msgs"].gather(blank), where, cfg.messages_col)
+            except InputError as err:  # messages it cannot read leave those rows empty, as they came
+                log.warning("%s; rows with null or blank text stay empty_text", err)
+            else:
+                df = df.with_columns(df["__text"].scatter(blank, chat.fill_null(df["__text"].gather(blank))))
+        df = df.drop("__msgs")
     return df
 
 
@@ -348,6 +357,7 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+_INT64_MIN = -(2**63)
 _FORMAT_PASSES = 4  # timestamp string formats inferred in turn before the rest are reported unparseable
 
 
@@ -376,12 +386,12 @@ def _type_clash(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfi
     for col in dict.fromkeys(c for f in frames for c in f.columns):
         seen = {}
         for f in frames:
-            if col in f.columns and f.height:
-                seen.setdefault(str(f.schema[col]), sources[int(f["_file"][0])])
+            if col in f.columns:
+                seen.setdefault(str(f.schema[col]), sources[int(f["_file"][0])] if f.height else "a part with no rows")
         if len(seen) > 1:
             shown = ", ".join(f"{t} in {src}" for t, src in seen.items())
             parts.append(f"column '{names.get(col, col)}' is {shown}")
-    return "; ".join(parts) or "see below"
+    return "; ".join(parts) or "the column types differ"
 
 
 def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
@@ -398,7 +408,10 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
     if dt.is_integer() or dt.is_float():
         # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
         # any instant since 1973; a log that mixes units keeps every row's real time); NaN counts as null
+        # NaN, and the int64 minimum (pandas' NaT written as a number), are null
         v = s.cast(pl.Float64).fill_nan(None) if dt.is_float() else s.cast(pl.Int64)
+        if not dt.is_float():
+            v = pl.select(pl.when(v == _INT64_MIN).then(None).otherwise(v)).to_series()
         a = v.abs()
         if dt.is_float():
             scale = pl.when(a < 1e11).then(1e6).when(a < 1e14).then(1e3).when(a < 1e17).then(1.0).otherwise(1e-3)

@@ -407,7 +407,7 @@ class Naming:
         """The registry after ``day``, from the decided clusters (``cluster_id``, ``flagged``, ``prompts``,
         ``accounts``, ``campaign_score``, ``campaign_id``)."""
         flagged = clusters.filter(pl.col("flagged"))
-        if flagged.height == 0:  # nothing flagged (a quiet window or day has no families at all)
+        if flagged.height == 0:  # nothing flagged (a quiet day may have no families at all): the day has no rows
             return update_registry(self.reg, [], {}, day)
         fams = [
             dataclasses.replace(self.families[c], prompts=int(p), accounts=int(a), score=float(s))

@@ -91,6 +91,18 @@ def test_a_row_without_text_is_read_from_its_chat_messages(tmp_path, suffix):
     assert "messages" not in got.frame.columns
 
 
+def test_messages_beside_a_full_text_column_are_not_read(tmp_path, caplog):
+    """Only blank rows read their messages: a log whose text is complete is not refused for a messages
+    column the run does not need; messages it cannot read leave blank rows as they came, with a warning."""
+    odd = [[{"role": "user", "content": i}] for i in range(3)]  # content of a type chat logs never hold
+    path = tmp_path / "odd.parquet"
+    _rows(3, messages=odd).write_parquet(path)
+    assert read_logs([path], IngestConfig()).frame["text"].to_list() == [f"prompt number {i}" for i in range(3)]
+    _rows(3, text=["a", None, "c"], messages=odd).write_parquet(path)
+    assert read_logs([path], IngestConfig()).frame["text"].to_list() == ["a", None, "c"]
+    assert "stay empty_text" in caplog.text
+
+
 def test_epoch_seconds_timestamps(tmp_path):
     df = _rows(2).with_columns(pl.Series("timestamp", [1_764_000_000, 1_764_000_060]))
     path = tmp_path / "e.parquet"
@@ -106,7 +118,8 @@ def test_epoch_timestamps_of_any_unit_and_mixed_units(tmp_path):
     us = int(t.timestamp()) * 1_000_000 + 290876
     ints = [us // 1_000_000, us // 1_000, us, us * 1_000]
     floats = [us / 1e6, float("nan"), us / 1e3, None]
-    for values, want in ((ints, [290876, 876, 0, 0]), (floats, [0, None, 0, None])):
+    nat = [-(2**63), us, us, us]  # pandas' NaT written as an int64 is null, not 1970
+    for values, want in ((ints, [290876, 876, 0, 0]), (floats, [0, None, 0, None]), (nat, [None, 0, 0, 0])):
         path = tmp_path / "e.parquet"
         _rows(4).with_columns(pl.Series("timestamp", values)).write_parquet(path)
         got = read_logs([path], IngestConfig(null_timestamps="skip")).frame["timestamp"].to_list()

@@ -89,9 +89,10 @@ def test_corrupt_registry_is_reported(tmp_path):
         load_registry(reg)
 
 
-def test_a_day_without_families_keeps_the_registry(tmp_path, fast_cfg):
-    """A day too small or quiet for any family (3 prompts) runs with a registry: the known campaigns stay as
-    they were, the day adds no daily rows, and a new registry is written empty instead of failing."""
+def test_a_day_without_families_runs_with_a_registry(tmp_path, fast_cfg):
+    """A day too small or quiet for any family (3 prompts) runs with a registry instead of failing: the known
+    campaigns stay as they were and the day adds no daily rows; a new registry is written empty. A re-run of
+    a day that finds nothing replaces that day's rows like any re-run (its families' rows, none)."""
     reg, cfg = tmp_path / "registry", fast_cfg()
     p1, l1 = _day(tmp_path, 1, (0,), seed=6)
     api.run([p1], tmp_path / "r1", cfg, registry=reg)
@@ -105,3 +106,5 @@ def test_a_day_without_families_keeps_the_registry(tmp_path, fast_cfg):
     assert pl.read_parquet(tmp_path / "r2" / "assignments.parquet").height == 3
     api.run([tmp_path / "tiny.parquet"], tmp_path / "r3", cfg, registry=tmp_path / "fresh")
     assert load_registry(tmp_path / "fresh").campaigns.height == 0
+    api.run(pl.read_parquet(p1).head(3), tmp_path / "r4", cfg, registry=reg)  # day 1 again, nothing found
+    assert load_registry(reg).daily.filter(pl.col("day") == before.daily["day"][0]).height == 0
