@@ -247,8 +247,9 @@ def cluster(
     if history is not None:
         if not isinstance(history, (str, Path)):
             raise TypeError(f"history must be a str or Path (got {type(history).__name__})")
-        if not (Path(history) / "history.json").is_file():
-            raise InputError(f"--history {history}: no history.json there; create it with `clusterer history add`")
+        from .store.history import read_history
+
+        read_history(Path(history))  # a damaged history is refused here, not after the clustering
     engine = None
     if cfg.engine.kind != "local":  # reading the input is the engine's first stage
         from .accel.backend import Device, resolve

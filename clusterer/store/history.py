@@ -64,6 +64,47 @@ def _vector_table(of_row: NDArray[np.int64], assign: pl.DataFrame, n_vec: int) -
     return full.join(agg, on="v", how="left").sort("v").with_columns(pl.col("copies").fill_null(0).cast(pl.UInt32))
 
 
+_PQ_TRAIN_MIN = 256  # a PQ codebook has 256 centroids: its training needs at least as many vectors
+
+
+def read_history(index_dir: Path) -> dict[str, Any]:
+    """``history.json`` of a history folder, after checking that the files it lists are there whole: the
+    trained index, and each day's shard (its recorded size) and table (parquet's closing magic).
+
+    Raises:
+        InputError: not a folder, an unreadable ``history.json``, a missing or damaged file (named).
+    """
+    index_dir = Path(index_dir)
+    if index_dir.exists() and not index_dir.is_dir():
+        raise InputError(f"history {index_dir} is a file, not a history folder")
+    try:
+        meta = json.loads((index_dir / META).read_text(encoding="utf-8"))
+        days = [(int(d["seq"]), int(d["shard_bytes"])) for d in meta["days"]]
+        missing = [k for k in ("model_key", "dim") if k not in meta]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except FileNotFoundError as err:
+        raise InputError(f"history {index_dir}: no {META}; create it with `clusterer history add`") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"history {index_dir}: {META} is damaged ({type(err).__name__}: {err})") from err
+    problems = [] if (index_dir / "trained.faiss").is_file() else ["trained.faiss is missing"]
+    for seq, size in days:
+        shard, table = index_dir / "days" / f"{seq:06d}.faiss", index_dir / "days" / f"{seq:06d}.parquet"
+        if not shard.is_file() or shard.stat().st_size != size:
+            problems.append(f"{shard.name} is {'missing' if not shard.is_file() else 'not the size recorded'}")
+        if not table.is_file() or table.stat().st_size < 8 or _tail(table) != b"PAR1":
+            problems.append(f"{table.name} is {'missing' if not table.is_file() else 'truncated'}")
+    if problems:
+        raise InputError(f"history {index_dir} is damaged: {'; '.join(problems[:5])}; rebuild it with `history add`")
+    return meta
+
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(-4, 2)
+        return fh.read()
+
+
 def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) -> dict[str, Any]:
     """Append a finished run's distinct vectors to the history at ``index_dir`` (created when absent).
 
@@ -81,9 +122,17 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
     model_key = manifest["embedding"]["model_key"]
     n_vec, d = vecs.shape
     meta_path = index_dir / META
-    (index_dir / "days").mkdir(parents=True, exist_ok=True)
+    if not manifest.get("day") or n_vec == 0:
+        raise InputError(f"run {run_dir} has no dated vectors to add (no clustered rows); nothing was written")
+    if index_dir.exists() and not index_dir.is_dir():
+        raise InputError(f"history {index_dir} is a file, not a history folder")
+    if not meta_path.is_file() and n_vec < _PQ_TRAIN_MIN:
+        raise InputError(
+            f"run {run_dir} has {n_vec} distinct vectors; the first day of a history trains its compressed index "
+            f"and needs at least {_PQ_TRAIN_MIN}: start the history with a bigger day"
+        )
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_history(index_dir)
         if meta["model_key"] != model_key or meta["dim"] != d:
             raise ConfigError(
                 f"history {index_dir} holds {meta['model_key']} ({meta['dim']}-dim) vectors; "
@@ -91,8 +140,12 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
             )
         if any(day["run_started_at"] == manifest["started_at"] for day in meta["days"]):
             raise InputError(f"run {run_dir} (started {manifest['started_at']}) is already in {index_dir}")
-        trained = faiss.read_index(str(index_dir / "trained.faiss"))
+        try:
+            trained = faiss.read_index(str(index_dir / "trained.faiss"))
+        except RuntimeError as err:
+            raise InputError(f"history {index_dir}: trained.faiss cannot be read ({str(err).splitlines()[0]})") from err
     else:
+        (index_dir / "days").mkdir(parents=True, exist_ok=True)
         m = cfg.pq_m or max(1, d // 8)
         while d % m:
             m -= 1
@@ -117,7 +170,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
     write_file_atomic(index_dir / "days" / f"{name}.parquet", lambda tmp: table.write_parquet(tmp))
     entry = {
         "seq": seq,
-        "day": manifest.get("day") or manifest["started_at"][:10],  # the run's (its start without timestamps)
+        "day": manifest["day"],
         "run_started_at": manifest["started_at"],
         "run_dir": str(Path(run_dir).resolve().name),
         "vectors": int(n_vec),
@@ -158,7 +211,7 @@ def annotate_clusters(
 
     cfg = cfg or HistoryConfig()
     index_dir = Path(index_dir)
-    meta = json.loads((index_dir / META).read_text())
+    meta = read_history(index_dir)
     if meta["model_key"] != model_key or meta["dim"] != vecs.shape[1]:
         raise ConfigError(
             f"history {index_dir} holds {meta['model_key']} ({meta['dim']}-dim) vectors; "

@@ -63,3 +63,43 @@ def test_history_refuses_another_model(tmp_path, fast_cfg):
         add_day(d2, index)
     with pytest.raises(InputError, match="missing"):
         add_day(tmp_path, index)
+
+
+def test_a_damaged_or_unusable_history_is_refused_before_any_work(tmp_path, fast_cfg):
+    """A history file missing or cut short is named when a run or `history add` opens the folder (before:
+    tracebacks after the whole clustering); a first day too small to train the index, a run without clustered
+    rows and a file given as the folder are refused without writing anything."""
+    import shutil
+
+    cfg = fast_cfg()
+    d1, _ = _run(tmp_path, "d1", cfg, seed=1)
+    index = tmp_path / "hist"
+    add_day(d1, index, HistoryConfig(nlist=16))
+    traffic, _ = synth.fake_day(seed=2, day=2)
+    traffic.write_parquet(tmp_path / "d2.parquet")
+    for name, damage in (
+        ("history.json", lambda p: p.write_text('{"days": [')),
+        ("days/000000.faiss", lambda p: p.unlink()),
+        ("days/000000.faiss", lambda p: p.write_bytes(p.read_bytes()[:900])),
+        ("days/000000.parquet", lambda p: p.write_bytes(p.read_bytes()[:100])),
+        ("trained.faiss", lambda p: p.unlink()),
+    ):
+        broken = tmp_path / "broken"
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(index, broken)
+        damage(broken / name)
+        with pytest.raises(InputError, match=r"history .*broken.*(damaged|no history.json)"):
+            api.cluster([tmp_path / "d2.parquet"], cfg, history=broken)
+        with pytest.raises(InputError, match=r"history .*broken"):
+            add_day(d1, broken)
+    small = pl.read_parquet(tmp_path / "d2.parquet").head(40)
+    api.run(small, tmp_path / "small", cfg)
+    with pytest.raises(InputError, match="needs at least 256"):
+        add_day(tmp_path / "small", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    api.run(small.head(0), tmp_path / "empty", cfg)
+    with pytest.raises(InputError, match="no dated vectors"):
+        add_day(tmp_path / "empty", index)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        add_day(d1, tmp_path / "afile")
