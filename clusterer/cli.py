@@ -511,24 +511,30 @@ def calibrate(
 def doctor(
     plan: Annotated[
         int | None,
-        typer.Option(help="Print the predicted peak memory and time of a run over this many prompts, then exit."),
+        typer.Option(
+            min=1, help="Print the predicted peak memory and time of a run over this many prompts, then exit."
+        ),
     ] = None,
-    k: Annotated[int, typer.Option(help="kNN k for --plan.")] = 15,
+    k: Annotated[int, typer.Option(min=2, max=1024, help="kNN k for --plan.")] = 15,
     model: Annotated[str, typer.Option(help="Embedding model for --plan: default | static.")] = "default",
-    avg_chars: Annotated[int, typer.Option(help="Average prompt length in characters for --plan.")] = 250,
-    distinct: Annotated[float, typer.Option(help="Share of prompts with a distinct embedded text, for --plan.")] = 0.7,
+    avg_chars: Annotated[int, typer.Option(min=1, help="Average prompt length in characters for --plan.")] = 250,
+    distinct: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of prompts with a distinct embedded text, for --plan.")
+    ] = 0.7,
     pairs_per_row: Annotated[
         float,
         typer.Option(
+            min=0.0,
+            max=10_000.0,
             help=(
                 "Candidate pairs per prompt (kNN + template) as a k-15 run gives them (a manifest's "
                 "candidate_pairs / rows); each neighbour beyond 15 adds one, for --plan."
-            )
+            ),
         ),
     ] = 30.0,
     engine: Annotated[str, typer.Option(help="Engine for --plan: local | ray.")] = "local",
-    workers: Annotated[int, typer.Option(help="Ray workers (2 CPU cores each) for --plan --engine ray.")] = 4,
-    gpus: Annotated[int, typer.Option(help="GPUs in the Ray cluster for --plan --engine ray.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Ray workers (2 CPU cores each) for --plan --engine ray.")] = 4,
+    gpus: Annotated[int, typer.Option(min=0, help="GPUs in the Ray cluster for --plan --engine ray.")] = 0,
 ) -> None:
     """Print versions, GPU / CuPy / FAISS-GPU visibility and whether the default model is present;
     with --plan N, the memory and time a run over N prompts needs on this machine."""

@@ -132,6 +132,27 @@ def test_doctor_plan_prints_a_memory_plan():
     assert predict(1_000_000, model="static").seconds < big.seconds
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--plan", "-5"],
+        ["--plan", "1000", "--k", "1"],
+        ["--plan", "1000", "--distinct", "1.5"],
+        ["--plan", "1000", "--distinct", "nan"],
+        ["--plan", "1000", "--pairs-per-row", "inf"],
+        ["--plan", "1000", "--avg-chars", "-1"],
+        ["--plan", "1000", "--engine", "ray", "--workers", "0"],
+    ],
+)
+def test_doctor_plan_refuses_values_no_run_can_have(args):
+    from typer.testing import CliRunner
+
+    from clusterer.cli import app
+
+    res = CliRunner().invoke(app, ["doctor", *args])
+    assert res.exit_code == 2 and "Invalid value" in res.output, res.output
+
+
 def test_version():
     from clusterer import __version__
 
