@@ -321,16 +321,14 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     """
     import xxhash
 
-    from .store.registry import assign_to_known, load_registry
+    from .store.registry import assign_to_known, load_registry, registry_folder
     from .text.normalise import normalise
     from .text.skeleton import shingle_sets
 
     cfg = resolve_config(config, **overrides)
     if not isinstance(registry, (str, Path)):
         raise TypeError(f"registry must be a str or Path (got {type(registry).__name__})")
-    if not Path(registry).is_dir():
-        raise InputError(f"registry {registry} does not exist; build one with `clusterer run --registry DIR`")
-    reg = load_registry(Path(registry))
+    reg = load_registry(registry_folder(Path(registry)))
     if reg.campaigns.height == 0:
         raise InputError(f"registry {registry} holds no campaigns; run `clusterer run --registry {registry}` first")
     prompts = read_input(logs, cfg)

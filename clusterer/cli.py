@@ -250,6 +250,9 @@ def assign(
     _check_log_format(log_format)
     setup_logging(quiet, log_format)
     try:
+        from .store.registry import registry_folder
+
+        registry_folder(registry, out)
         result = api.assign(logs, registry, config, **(overrides or {}))
         result.write(out)
     except ClustererError as err:
@@ -397,13 +400,11 @@ def fingerprints_export(
     from .config import load_config
     from .io.artifacts import write_bytes_atomic
     from .store import fingerprints as fp
-    from .store.registry import load_registry
+    from .store.registry import load_registry, registry_folder
 
     try:
         key = fp.load_key(key_file)
-        if not registry.is_dir():
-            raise ClustererError(f"registry {registry} does not exist; build one with `clusterer run --registry DIR`")
-        reg = load_registry(registry)
+        reg = load_registry(registry_folder(registry, out))
         doc = fp.export_fingerprints(reg.campaigns, key, provider, fp.shingling_settings(load_config(config).to_dict()))
         write_bytes_atomic(out, (json.dumps(doc, indent=1) + "\n").encode())
     except ClustererError as err:

@@ -84,6 +84,23 @@ class Family:
     score: float
 
 
+def registry_folder(path: Path, out: Path | None = None) -> Path:
+    """``path`` checked as an existing registry folder for reading, and ``out`` (a file the command writes)
+    as outside it: a file left in the folder would make every later use of the registry refuse it.
+
+    Raises:
+        InputError: ``path`` is missing or a file. OutputError: ``out`` lies inside it.
+    """
+    path = Path(path)
+    if path.is_file():
+        raise InputError(f"registry {path} is a file, not a registry folder")
+    if not path.is_dir():
+        raise InputError(f"registry {path} does not exist; build one with `clusterer run --registry DIR`")
+    if out is not None and path.resolve() in Path(out).resolve().parents:
+        raise OutputError(f"--out {out} is inside the registry {path}; write it elsewhere")
+    return path
+
+
 def load_registry(path: Path) -> Registry:
     """Read and check a registry directory (an absent or empty directory is an empty registry).
 

@@ -126,3 +126,26 @@ def test_wrong_key_or_no_key_is_a_clear_error(shared, monkeypatch):
     assert res.exit_code == 2 and "another key" in res.output
     res = runner.invoke(app, ["fingerprints", "match", str(shared["export"]), str(shared["rb"])], env={fp.KEY_ENV: "x"})
     assert res.exit_code == 2 and "at least 16" in res.output
+
+
+def test_outputs_are_not_written_into_the_registry_and_a_file_is_not_a_registry(shared):
+    """A file written into the registry folder made every later use of it refuse the folder ("holds files
+    clusterer did not write"): export and assign refuse such an --out; a file given as --registry is named
+    as one."""
+    tmp, reg = shared["tmp"], shared["tmp"] / "reg"
+    before = sorted(p.name for p in reg.iterdir())
+    runs = (
+        ["fingerprints", "export", "--registry", str(reg), "--out", str(reg / "fp.json")],
+        ["assign", str(shared["pb"]), "--registry", str(reg), "--out", str(reg / "x.parquet")],
+    )
+    for args in runs:
+        res = CliRunner().invoke(app, args, env={fp.KEY_ENV: KEY})
+        assert res.exit_code == 2 and "is inside the registry" in res.output, res.output
+    assert sorted(p.name for p in reg.iterdir()) == before
+    (tmp / "afile").write_text("x")
+    res = CliRunner().invoke(
+        app,
+        ["fingerprints", "export", "--registry", str(tmp / "afile"), "--out", str(tmp / "f")],
+        env={fp.KEY_ENV: KEY},
+    )
+    assert res.exit_code == 2 and "is a file, not a registry folder" in res.output, res.output
