@@ -188,7 +188,10 @@ def read_fingerprints(path: Path, key: bytes, settings: dict[str, Any]) -> PeerF
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f'{path} is not a clusterer fingerprint file (no "format": "{FORMAT}")')
     if doc.get("version") != VERSION:
-        raise InputError(f"{path}: fingerprint format version {doc.get('version')}; this clusterer reads {VERSION}")
+        raise InputError(f"{path}: fingerprint format version {doc.get('version')!r}; this clusterer reads {VERSION!r}")
+    if not isinstance(doc.get("key_check"), str) or not isinstance(doc.get("campaigns"), list):
+        missing = [k for k, t in (("key_check", str), ("campaigns", list)) if not isinstance(doc.get(k), t)]
+        raise InputError(f"{path} is damaged: no valid {' or '.join(repr(k) for k in missing)}")
     if doc.get("key_check") != key_check(key):
         raise InputError(
             f"{path} was made with another key than yours (key check {doc.get('key_check')} vs {key_check(key)}); "
@@ -338,6 +341,8 @@ def match_run(files: list[Path], run_dir: Path, key: bytes, logs: list[Path] | N
     from ..io import artifacts, outputs
 
     run_dir = Path(run_dir)
+    if not (run_dir / artifacts.ASSIGNMENTS).is_file():
+        raise InputError(f"{run_dir} is not a finished run (no {artifacts.ASSIGNMENTS}); the last argument is the run")
     manifest = artifacts.verify_set(run_dir, "run")
     config = manifest.get("config") or {}
     settings = shingling_settings(config)

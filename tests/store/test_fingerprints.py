@@ -149,3 +149,23 @@ def test_outputs_are_not_written_into_the_registry_and_a_file_is_not_a_registry(
         env={fp.KEY_ENV: KEY},
     )
     assert res.exit_code == 2 and "is a file, not a registry folder" in res.output, res.output
+
+
+def test_a_damaged_file_or_a_registry_as_the_run_is_a_clear_error(shared):
+    """A fingerprint file without its campaigns list was read as no campaigns and wiped the run's earlier
+    marks; one without a key check was reported as another key; a registry given as the run gave a
+    traceback."""
+    tmp, doc = shared["tmp"], json.loads(shared["export"].read_text())
+    for drop, said in (("campaigns", "no valid 'campaigns'"), ("key_check", "no valid 'key_check'")):
+        bad = tmp / f"no_{drop}.json"
+        bad.write_text(json.dumps({k: v for k, v in doc.items() if k != drop}))
+        res = CliRunner().invoke(app, ["fingerprints", "match", str(bad), str(shared["rb"])], env={fp.KEY_ENV: KEY})
+        assert res.exit_code == 2 and "is damaged" in res.output and said in res.output, res.output
+    bad = tmp / "str_version.json"
+    bad.write_text(json.dumps({**doc, "version": str(doc["version"])}))
+    res = CliRunner().invoke(app, ["fingerprints", "match", str(bad), str(shared["rb"])], env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 2 and f"version '{doc['version']}'" in res.output, res.output
+    res = CliRunner().invoke(
+        app, ["fingerprints", "match", str(shared["export"]), str(tmp / "reg")], env={fp.KEY_ENV: KEY}
+    )
+    assert res.exit_code == 2 and "is not a finished run" in res.output, res.output
