@@ -145,6 +145,15 @@ def test_layout_places_non_landmarks_near_their_own_cluster():
     assert (own < other).mean() > 0.95
 
 
+def _rewrite(run, **tables):
+    """Replace tables of a copied run through the set's own amend path, so its manifest stays valid (the
+    report checks the tables it shows against it)."""
+    from clusterer.io import artifacts
+
+    write = {f"{name}.parquet": df.write_parquet for name, df in tables.items()}
+    artifacts.amend_set(run, write, lambda m: None, set(artifacts.KNOWN_FILES))
+
+
 def test_contributions_are_rendered_largest_first_against_the_threshold(report_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(report_run, run)
@@ -155,7 +164,7 @@ def test_contributions_are_rendered_largest_first_against_the_threshold(report_r
     c = c.with_columns(
         [pl.when(pl.col("cluster_id") == top).then(pl.lit(v)).otherwise(pl.lit(0.0)).alias(k) for k, v in terms.items()]
     )
-    c.write_parquet(run / "clusters.parquet")
+    _rewrite(run, clusters=c)
     html = (build_report(run, map_points=50).path).read_text(encoding="utf-8")
     section = re.search(rf'<section class="page" id="c{top}".*?</section>', html, re.S).group(0)
     svg = re.search(r'<svg class="chart terms".*?</svg>', section, re.S).group(0)
@@ -196,13 +205,11 @@ def test_log_text_is_escaped_everywhere(report_run, tmp_path):
         pl.when(pl.col("flagged")).then(pl.lit(PAYLOAD)).otherwise(None).alias("campaign_id"),
         pl.lit([PAYLOAD]).alias("tags"),
     )
-    c.write_parquet(run / "clusters.parquet")
     acc = pl.read_parquet(run / "accounts.parquet").with_columns(pl.lit(PAYLOAD) + pl.col("account_id"))
-    acc.write_parquet(run / "accounts.parquet")
     a = pl.read_parquet(run / "assignments.parquet").with_columns(
         pl.lit(PAYLOAD) + pl.col("account_id"), (pl.lit(PAYLOAD) + pl.col("org_id")).alias("org_id")
     )
-    a.write_parquet(run / "assignments.parquet")
+    _rewrite(run, clusters=c, accounts=acc, assignments=a)
     html = build_report(run, map_points=200).path.read_text(encoding="utf-8")
     page = parse(html)
     assert len(page.inline["script"]) == 1 and "pwned" not in page.inline["script"][0]
@@ -300,7 +307,7 @@ def test_history_columns_become_facts(report_run, tmp_path):
         pl.lit(1234, pl.UInt64).alias("history_near_duplicates"),
         pl.lit("cmp-earlier").alias("history_campaign_id"),
     )
-    c.write_parquet(run / "clusters.parquet")
+    _rewrite(run, clusters=c)
     html = build_report(run, map_points=50).path.read_text(encoding="utf-8")
     assert "History and registry" in html and "2026-10-28" in html and "cmp-earlier" in html
     assert "history: earlier days with near-duplicates</dt><dd>4</dd>" in html
@@ -331,3 +338,20 @@ def test_the_map_of_one_repeated_vector_is_one_point_without_warnings():
         warnings.simplefilter("error")
         xy = _tsne(x, seed=0)
     assert xy.shape == (60, 2) and not xy.any()
+
+
+def test_a_table_changed_or_cut_short_since_the_run_is_refused(report_run, tmp_path):
+    """The report shows the tables the run wrote: one edited in place (a family marked flagged) or cut short
+    is refused against the manifest, as `show` refuses it; a cut vectors file only drops the map."""
+    from clusterer.errors import InputError
+
+    run = tmp_path / "run"
+    shutil.copytree(report_run, run)
+    (run / "vectors.npy").write_bytes((run / "vectors.npy").read_bytes()[:1000])
+    res = build_report(run, map_points=50)
+    assert res.map_points == 0 and "No embedded prompt to map" in res.path.read_text(encoding="utf-8")
+    pl.read_parquet(run / "clusters.parquet").with_columns(pl.lit(True).alias("flagged")).write_parquet(
+        run / "clusters.parquet"
+    )
+    with pytest.raises(InputError, match="clusters.parquet does not match manifest.json"):
+        build_report(run)

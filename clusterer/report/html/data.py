@@ -21,7 +21,7 @@ import polars as pl
 
 from ...config import IngestConfig
 from ...errors import ClustererError, InputError
-from ...io.artifacts import ACCOUNTS, ASSIGNMENTS, CLUSTERS, MANIFEST, OPERATORS
+from ...io.artifacts import ACCOUNTS, ASSIGNMENTS, CLUSTERS, MANIFEST, OPERATORS, verify_set
 from ...io.ingest import sender_metadata
 
 TOP_ACCOUNTS = 15
@@ -138,6 +138,9 @@ def load_run(path: Path) -> Run:
         raise InputError(f"{path / MANIFEST} cannot be read: {err}") from err
     if not isinstance(manifest, dict):
         raise InputError(f"{path / MANIFEST} is not a clusterer manifest (expected a JSON object)")
+    listed = {e.get("name") for e in manifest.get("files") or [] if isinstance(e, dict)}
+    if listed:  # the tables shown are the ones the run wrote, not files changed or cut short since
+        verify_set(path, "run", [n for n in (CLUSTERS, ASSIGNMENTS, ACCOUNTS, OPERATORS) if n in listed])
     conf = manifest.get("config", {})
     # the metadata column names the run used ([ingest]; [campaign] in runs before clusterer 0.3)
     names = {**conf.get("campaign", {}), **conf.get("ingest", {})}

@@ -161,8 +161,11 @@ def day_map(
     vp, op = Path(run_dir) / VECTORS, Path(run_dir) / VECTOR_OF_ROW
     if not (vp.is_file() and op.is_file()):
         return None
-    vectors = np.load(vp, mmap_mode="r")
-    of_row = np.load(op)
+    try:
+        vectors = np.load(vp, mmap_mode="r")
+        of_row = np.load(op)
+    except (OSError, ValueError, EOFError):  # cut short or not an array: no map, as when none was saved
+        return None
     if len(of_row) != len(cluster_of_row) or (len(of_row) and of_row.max() >= len(vectors)):
         return None
     v, c, copies, distinct = sample_points(of_row, cluster_of_row, flagged, budget, seed)
