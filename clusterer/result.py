@@ -100,6 +100,6 @@ class Result:
             from .store.registry import save_registry
 
             path, reg = self.registry_update
-            save_registry(path, reg)
+            save_registry(path, reg, (self.manifest.get("embedding") or {}).get("model_key"))
             log.info("updated registry %s (%d campaigns)", path, reg.campaigns.height)
         return self.manifest

@@ -93,7 +93,7 @@ def embed_stage(
     kept once. With ``registry`` (loaded, its folder), its dimension is checked against the encoder's."""
     encoder = load_encoder(cfg.embed, engine.device)
     if registry is not None:  # a model path's dimension is known only now
-        check_dim(registry[0], registry[1], encoder.dim, cfg.embed.model)
+        check_dim(registry[0], registry[1], encoder.dim, cfg.embed.model, encoder.key)
     emb = engine.embed(todo.texts, todo.keys, encoder, cfg.embed, progress=progress)
     vectors, of_vec = distinct_rows(emb.emb)
     return Embedded(

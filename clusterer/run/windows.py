@@ -356,7 +356,7 @@ def _one_window(
     carried_held = dict(zip(held["campaign_id"].to_list(), held["n"].to_list(), strict=True))
     merged = merge_day(prev, reg_new[1], day, carried_held) if reg_new is not None else prev
     merged = apply_merges(merged, result.campaign_merges)
-    save_registry(registry_dir, merged)
+    save_registry(registry_dir, merged, result.manifest["embedding"]["model_key"])
     c = result.clusters.filter(pl.col("flagged").fill_null(False))
     ids = set(c["campaign_id"].drop_nulls().to_list())
     was_merged = prev.campaigns.filter(pl.col("merged_into").is_not_null())["campaign_id"].implode()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,17 +173,34 @@ def registry_dim(reg: Registry) -> int | None:
     return len(reg.campaigns["centroid"][0])
 
 
-def check_dim(reg: Registry, path: Path, dim: int, model: str) -> None:
-    """Refuse a registry whose centroids were made by a model of another dimension.
+def registry_model(path: Path) -> str | None:
+    """The embedding model key a registry's manifest records (None: written before it did, or no manifest)."""
+    try:
+        key = json.loads((Path(path) / artifacts.MANIFEST).read_text(encoding="utf-8")).get("model_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def check_dim(reg: Registry, path: Path, dim: int, model: str, key: str | None = None) -> None:
+    """Refuse a registry whose centroids were made by a model of another dimension, or — when ``key`` (the
+    encoder's model key) is given and the registry records one — by another model of the same dimension
+    (MiniLM and the hashing encoder are both 384-dim: their centroids are not comparable).
 
     Raises:
-        InputError: the dimensions differ.
+        InputError: the dimensions or the recorded model differ.
     """
     have = registry_dim(reg)
     if have is not None and have != dim:
         raise InputError(
             f"registry {path} holds {have}-dim campaign centroids; this run embeds with {model!r} ({dim}-dim); "
             "use the model the registry was built with, or a new --registry directory"
+        )
+    built = registry_model(path) if key is not None and have is not None else None
+    if built is not None and built != key:
+        raise InputError(
+            f"registry {path} holds campaigns embedded with {built}; this run embeds with {key} ({model!r}); "
+            "use the model (and embedding options) the registry was built with, or a new --registry directory"
         )
 
 
@@ -321,8 +339,9 @@ def update_registry(reg: Registry, families: list[Family], ids: dict[int, str], 
     return Registry(campaigns=campaigns.sort("campaign_id"), daily=daily)
 
 
-def save_registry(path: Path, reg: Registry) -> None:
-    """Replace the registry directory's content as one unit (both tables and a manifest with their hashes).
+def save_registry(path: Path, reg: Registry, model_key: str | None = None) -> None:
+    """Replace the registry directory's content as one unit (both tables and a manifest with their hashes
+    and the embedding model key of its centroids: ``model_key``, or the one it recorded before).
 
     Raises:
         OutputError: the directory cannot be written (the previous registry stays as it was).
@@ -335,6 +354,7 @@ def save_registry(path: Path, reg: Registry) -> None:
         "version": __version__,
         "campaigns": reg.campaigns.height,
         "dim": registry_dim(reg),
+        "model_key": model_key or registry_model(path),
         "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     files = {

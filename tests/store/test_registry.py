@@ -108,3 +108,20 @@ def test_a_day_without_families_runs_with_a_registry(tmp_path, fast_cfg):
     assert load_registry(tmp_path / "fresh").campaigns.height == 0
     api.run(pl.read_parquet(p1).head(3), tmp_path / "r4", cfg, registry=reg)  # day 1 again, nothing found
     assert load_registry(reg).daily.filter(pl.col("day") == before.daily["day"][0]).height == 0
+
+
+def test_a_registry_refuses_another_model_of_the_same_dimension(tmp_path, fast_cfg):
+    """The registry records the model key of its centroids: a run whose encoder differs is refused before
+    its campaigns are compared with centroids of another embedding, though the dimension is the same."""
+    import json
+
+    reg = tmp_path / "registry"
+    p1, _ = _day(tmp_path, 1, (0,), seed=8)
+    p2, _ = _day(tmp_path, 2, (0,), seed=9)
+    api.run([p1], tmp_path / "r1", fast_cfg(), registry=reg)
+    key = json.loads((reg / "manifest.json").read_text())["model_key"]
+    assert key == json.loads((tmp_path / "r1" / "manifest.json").read_text())["embedding"]["model_key"]
+    with pytest.raises(InputError, match=f"holds campaigns embedded with {key}"):
+        api.run([p2], tmp_path / "r2", fast_cfg(**{"embed.max_tokens": 32}), registry=reg)
+    api.run([p2], tmp_path / "r3", fast_cfg(), registry=reg)  # the same model goes on
+    assert json.loads((reg / "manifest.json").read_text())["model_key"] == key
