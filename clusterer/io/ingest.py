@@ -407,8 +407,8 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
     if dt.is_integer() or dt.is_float():
         # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
-        # any instant since 1973; a log that mixes units keeps every row's real time); NaN counts as null
-        # NaN, and the int64 minimum (pandas' NaT written as a number), are null
+        # any instant since 1973; a log that mixes units keeps every row's real time); NaN, and the int64
+        # minimum (pandas' NaT written as a number), are null
         v = s.cast(pl.Float64).fill_nan(None) if dt.is_float() else s.cast(pl.Int64)
         if not dt.is_float():
             v = pl.select(pl.when(v == _INT64_MIN).then(None).otherwise(v)).to_series()
@@ -440,9 +440,9 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
             parsed = parsed.scatter(rest.arg_true(), again)
         if parsed.null_count() > s.null_count():
             # mixed offsets or plain dates: second try with a tolerant per-value format
-            alt = s.str.strip_chars().str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
+            alt = text.str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
             parsed = parsed.fill_null(alt)
-        bad = parsed.is_null() & s.is_not_null() & (s.str.strip_chars() != "")
+        bad = parsed.is_null() & s.is_not_null() & (text != "")
         if bad.any():
             ex = df.filter(bad).head(_EXAMPLES)
             shown = "; ".join(
