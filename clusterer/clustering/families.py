@@ -63,6 +63,11 @@ LANGUAGES = (
 ).split()
 LANG_SAMPLE = 5  # members whose scaffold text is read for the language
 CENTROID_NEIGHBOURS = 10  # semantic candidate pairs: each fragment's nearest fragments by centroid
+# every pair among this many largest fragments is scored: they carry most of the pair weight average linkage
+# needs covered, and on a big day a large fragment's nearest centroids are mostly small fragments of its own
+# variant, so nearest-neighbour pairs alone leave large variant pairs unknown (a 1M day split one campaign's
+# variants into three families that way)
+LARGEST_ALL_PAIRS = 256
 SLOTTED_MIN_CORE = 6  # behaviour joins only groups with a scaffold of at least this many shingles
 
 
@@ -158,6 +163,13 @@ def _rows_dot(x: csr_matrix, y: csr_matrix, a: NDArray[np.int64], b: NDArray[np.
 def _rows_min_sum(x: csr_matrix, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
     """Σ_c min(x[a, c], x[b, c]) for every pair (the weighted Jaccard's numerator)."""
     return _pair_op(x, x, a, b, use_min=True)
+
+
+def _largest_pairs(size: NDArray[np.float64], n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every pair among the ``n`` largest fragments (ties to the lower id)."""
+    top = np.sort(np.argsort(-size, kind="stable")[:n]).astype(np.int64)
+    ia, ib = np.triu_indices(len(top), 1)
+    return top[ia], top[ib]
 
 
 def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -327,7 +339,9 @@ def _template_stage(
     shared = triu(prof @ prof.T, 1).tocoo()
     cent = _centred_centroids(labels, emb, k)
     na, nb = _centroid_neighbours(cent, CENTROID_NEIGHBOURS)
-    a, b = _unique_pairs(np.concatenate([shared.row, na]), np.concatenate([shared.col, nb]), k)
+    size = np.maximum(np.bincount(labels[labels >= 0], minlength=k), 1).astype(np.float64)
+    la, lb = _largest_pairs(size, LARGEST_ALL_PAIRS)
+    a, b = _unique_pairs(np.concatenate([shared.row, na, la]), np.concatenate([shared.col, nb, lb]), k)
     inter = _rows_min_sum(share, a, b)
     tot = np.asarray(share.sum(axis=1)).ravel()
     template = inter / np.maximum(tot[a] + tot[b] - inter, 1e-12)
@@ -335,7 +349,6 @@ def _template_stage(
     floor = cfg.family_semantic_floor
     sem = np.where(readable[a] & readable[b], np.clip((semantic - floor) / (1.0 - floor), 0.0, 1.0), 0.0)
     sim = np.maximum(np.minimum(1.0, template / cfg.family_template_full), sem)
-    size = np.maximum(np.bincount(labels[labels >= 0], minlength=k), 1).astype(np.float64)
     groups, joins = average_linkage(k, a, b, sim, cfg.family_min_sim, size, cfg.family_min_coverage)
     return groups, joins, (a, b, sim)
 

@@ -194,3 +194,52 @@ def test_time_profiles_add_the_day_so_far():
     # a campaign's rows split over two groups share its day in proportion
     prof = time_profiles(groups, times, 2, DayRhythm(np.array([0, -1, -1, 0, -1, -1, -1]), day))
     assert prof[0, 0] == 5.0 and prof[1, 0] == 5.0
+
+
+def test_large_fragments_are_always_compared(monkeypatch):
+    """Two large fragments of one template whose nearest centroids are each a dozen small fragments of their
+    own variant (as on a big day): the pair of large ones is still scored and they group; scored by nearest
+    centroids alone, it stays unknown and the two variants stay apart."""
+    from clusterer.clustering import families
+    from clusterer.config import ClusterConfig, SkeletonConfig
+    from clusterer.text.skeleton import build_skeletons
+    from clusterer.vectors.rows import RowVectors
+
+    rng = np.random.default_rng(3)
+    dim, n_small = 30, 12
+    u, v = np.zeros(dim), np.zeros(dim)
+    u[0], v[0], v[1] = 1.0, 0.9, np.sqrt(1 - 0.81)
+    vecs, labels = [u, v], [0] * 200 + [1] * 200
+    for side, base in enumerate((u, v)):
+        for i in range(n_small):
+            w = base.copy()
+            w[2 + side * n_small + i] = 0.25
+            vecs.append(w / np.linalg.norm(w))
+            labels += [len(vecs) - 1] * 2
+    noise = np.zeros(dim)
+    noise[-1] = 1.0
+    vecs.append(noise)
+    labels += [-1] * 3000
+    vectors = np.array(vecs, np.float32)
+    of_row = np.concatenate([np.full(200, 0), np.full(200, 1), np.repeat(np.arange(2, 2 + 2 * n_small), 2)])
+    of_row = np.concatenate([of_row, np.full(3000, len(vecs) - 1)]).astype(np.int64)
+    labels = np.array(labels, np.int64)
+    emb = RowVectors(vectors, of_row)
+    words = [f"w{i}" for i in range(50_000)]
+    texts = pl.Series([" ".join(rng.choice(words, 6)) for _ in range(len(labels))])
+    sk = build_skeletons(texts, SkeletonConfig())
+    k = int(labels.max()) + 1
+    cent = families._centred_centroids(labels, emb, k)
+    # the premise: each large fragment has more than CENTROID_NEIGHBOURS small fragments nearer than the other
+    assert (cent[2 : 2 + n_small] @ cent[0] > cent[1] @ cent[0]).sum() > families.CENTROID_NEIGHBOURS
+    readable = np.ones(k, bool)
+
+    def stage():
+        groups, _, (a, b, _) = families._template_stage(labels, emb, sk, k, ClusterConfig(), readable)
+        return groups, {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
+
+    groups, pairs = stage()
+    assert (0, 1) in pairs and groups[0] == groups[1]
+    monkeypatch.setattr(families, "LARGEST_ALL_PAIRS", 0)
+    groups, pairs = stage()
+    assert (0, 1) not in pairs and groups[0] != groups[1]
