@@ -224,7 +224,9 @@ class ClusterConfig:
     # noise that carries a cluster's template joins it: share of the cluster's core shingles (those in half
     # its members) the prompt holds (> 1 = off) ...
     attach_template: float = 0.6
-    attach_template_shingles: int = 6  # ... and at least this many of them
+    # ... and at least this many of them: a short scaffold variant paraphrased per prompt ("entity extraction
+    # job. no prose.") keeps a core of 4-5 shingles; 6 left its long-payload members as noise
+    attach_template_shingles: int = 4
     merge: bool = True  # second-level grouping of fragments into template families (see families.py)
     family_min_sim: float = 0.5  # average-linkage threshold: size-weighted mean similarity over scored fragment pairs
     family_min_coverage: float = 0.7  # ... which must carry this share of the two groups' pair weight

@@ -136,3 +136,20 @@ def test_one_dense_group_is_a_cluster_not_noise():
     j = i + 1
     got = cluster_edges(n, i, j, np.ones(n - 1), ClusterConfig())
     assert (got.labels == 0).all()
+
+
+def test_a_short_scaffold_variant_takes_its_long_payload_members():
+    """A scaffold variant of a few words ("entity extraction job. no prose.") paraphrased per prompt keeps a
+    core of four shingles; members whose long payload left them without graph neighbours hold all four and
+    join it at the default settings, while a prompt holding two of them does not."""
+    from clusterer.clustering.refine import attach_by_template
+    from clusterer.config import ClusterConfig
+
+    core = [1, 2, 3, 4]
+    rows = [[*core, *(1000 * (r + 1) + np.arange(5))] for r in range(40)]  # members: core + own payload
+    rows += [[*core, *(90_000 + np.arange(300))], [1, 2, *(95_000 + np.arange(50))]]
+    labels = np.array([0] * 40 + [-1, -1], np.int64)
+    indptr, hashes = _sets(rows)
+    c = ClusterConfig()
+    joined = attach_by_template(labels, indptr, hashes, c.attach_template, c.attach_template_shingles)
+    assert joined[40:].tolist() == [0, -1]
