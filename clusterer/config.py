@@ -222,8 +222,9 @@ class ClusterConfig:
     grow_rounds: int = 5  # ... for up to this many rounds (0 = off)
     attach_min_sim: float = 0.65  # noise joins its most similar member's cluster at this edge sim (> 1 = off)
     # noise that carries a cluster's template joins it: share of the cluster's core shingles (those in half
-    # its members) the prompt holds (> 1 = off) ...
-    attach_template: float = 0.6
+    # its members) the prompt holds (> 1 = off); a scaffold paraphrased per prompt (synonyms, dropped and
+    # re-ordered lines) leaves each member about half of its core, so 0.6 left many as noise ...
+    attach_template: float = 0.5
     # ... and at least this many of them: a short scaffold variant paraphrased per prompt ("entity extraction
     # job. no prose.") keeps a core of 4-5 shingles; 6 left its long-payload members as noise
     attach_template_shingles: int = 4

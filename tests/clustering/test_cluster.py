@@ -153,3 +153,19 @@ def test_a_short_scaffold_variant_takes_its_long_payload_members():
     c = ClusterConfig()
     joined = attach_by_template(labels, indptr, hashes, c.attach_template, c.attach_template_shingles)
     assert joined[40:].tolist() == [0, -1]
+
+
+def test_a_paraphrased_member_holding_half_the_core_joins():
+    """Paraphrased per prompt, a member keeps about half of its scaffold's core: holding 4 of an 8-shingle
+    core joins at the default settings; 3 of 8 does not."""
+    from clusterer.clustering.refine import attach_by_template
+    from clusterer.config import ClusterConfig
+
+    core = list(range(1, 9))
+    rows = [[*core, *(1000 * (r + 1) + np.arange(5))] for r in range(40)]
+    rows += [[1, 3, 5, 7, *(90_000 + np.arange(200))], [2, 4, 6, *(95_000 + np.arange(200))]]
+    labels = np.array([0] * 40 + [-1, -1], np.int64)
+    indptr, hashes = _sets(rows)
+    c = ClusterConfig()
+    joined = attach_by_template(labels, indptr, hashes, c.attach_template, c.attach_template_shingles)
+    assert joined[40:].tolist() == [0, -1]
