@@ -228,6 +228,10 @@ class ClusterConfig:
     # ... and at least this many of them: a short scaffold variant paraphrased per prompt ("entity extraction
     # job. no prose.") keeps a core of 4-5 shingles; 6 left its long-payload members as noise
     attach_template_shingles: int = 4
+    # a member holding (by the two rules above) the core of a cluster at least this many times larger than
+    # its own, outside its own cluster's core, moves to it: a short scaffold around a popular prompt is put
+    # with the prompt's other uses, yet it carries the scaffold that many prompts share (0 = off)
+    rehome_size_ratio: float = 2.0
     merge: bool = True  # second-level grouping of fragments into template families (see families.py)
     family_min_sim: float = 0.5  # average-linkage threshold: size-weighted mean similarity over scored fragment pairs
     family_min_coverage: float = 0.7  # ... which must carry this share of the two groups' pair weight
@@ -248,6 +252,7 @@ class ClusterConfig:
         _check_range("cluster.attach_min_sim", self.attach_min_sim, 0.0, 2.0)
         _check_range("cluster.attach_template", self.attach_template, 0.0, 2.0)
         _check_range("cluster.attach_template_shingles", self.attach_template_shingles, 1)
+        _check_range("cluster.rehome_size_ratio", self.rehome_size_ratio, 0.0)
         _check_range("cluster.grow_min_sim", self.grow_min_sim, -1.0, 1.0)
         _check_range("cluster.grow_min_votes", self.grow_min_votes, 1)
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)

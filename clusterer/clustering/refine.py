@@ -190,3 +190,64 @@ def attach_by_template(
     out = labels.copy()
     out[r[best]] = c[best]
     return out
+
+
+REHOME_ROWS = 1 << 18  # rows per slice of :func:`rehome_by_template`
+
+
+def rehome_by_template(
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_share: float,
+    min_shingles: int,
+    min_size_ratio: float,
+) -> NDArray[np.int64]:
+    """Move a member of a cluster to a much larger cluster whose template it carries besides its own.
+
+    A prompt built from a short scaffold around a popular prompt (a payload that is also sent on its own, and
+    inside other campaigns' prompts) is mostly payload to the encoder and to the shingles, so HDBSCAN puts it
+    with the payload's other uses: a cluster whose core is the payload. Yet it also carries the scaffold
+    that a large cluster's members share with every other payload. Such a member moves to that cluster when
+    the core shingles it holds *outside its own cluster's core* are at least ``min_share`` of the other
+    cluster's core and at least ``min_shingles`` of them (the :func:`attach_by_template` rule), and that
+    cluster has at least ``min_size_ratio`` times the members of its own (the part many prompts share,
+    around payloads that vary, is the template; the part a few hundred prompts share, with or without
+    something around it, is the payload). A variant fragment whose core contains the larger cluster's core
+    does not move (those shingles are its own core), and a member of a large family whose payload is a
+    small cluster's text does not move out (the other cluster is not larger). Cores are those before any
+    move, in one pass; a cluster every member of which would move keeps them (no cluster is emptied).
+    Ties go to the lowest cluster id. ``min_size_ratio`` 0 turns the rule off.
+    """
+    k = n_labels(labels)
+    if k < 2 or min_size_ratio <= 0 or min_share > 1.0 or len(sk_hashes) == 0:
+        return labels
+    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    if core.nnz == 0:
+        return labels
+    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
+    member = labels >= 0
+    found: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
+    for lo in range(0, len(labels), REHOME_ROWS):  # rows in slices: the (rows × clusters) product stays small
+        hi = min(len(labels), lo + REHOME_ROWS)
+        e0, e1 = int(sk_indptr[lo]), int(sk_indptr[hi])
+        r, pos = _lookup(member, row_of[e0:e1], sk_hashes[e0:e1], uniq_h)
+        outside = np.asarray(core[labels[r], pos]).ravel() == 0  # not in the row's own cluster's core
+        r, pos = r[outside] - lo, pos[outside]
+        held = (csr_matrix((np.ones(len(r)), (r, pos)), shape=(hi - lo, core.shape[1])) @ core.T).tocoo()
+        hr, hc = held.row.astype(np.int64) + lo, held.col.astype(np.int64)
+        share = held.data / np.maximum(core_size[hc], 1.0)
+        own = labels[hr]
+        ok = (share >= min_share) & (held.data >= min_shingles) & (hc != own)
+        ok &= size[hc] >= min_size_ratio * size[own]
+        found.append((hr[ok], hc[ok], share[ok]))
+    hr, hc, share = (np.concatenate(x) for x in zip(*found, strict=True))
+    if len(hr) == 0:
+        return labels
+    best = fastops.best_per_group(hr, share, hc)  # per row: best share, ties to the lowest cluster
+    hr, hc = hr[best], hc[best]
+    leaving = np.bincount(labels[hr], minlength=k)
+    stay = leaving[labels[hr]] >= size[labels[hr]]
+    out = labels.copy()
+    out[hr[~stay]] = hc[~stay]
+    return out

@@ -21,7 +21,7 @@ from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
-from ..clustering.refine import attach_by_template, attach_noise, core_share, propagate_labels
+from ..clustering.refine import attach_by_template, attach_noise, core_share, propagate_labels, rehome_by_template
 from ..clustering.summary import Summary, summarise
 from ..config import RunConfig
 from ..graph.edges import Edges, Pairs, distance, knn_pairs, merge_pairs, score_edges
@@ -184,6 +184,9 @@ def cluster_stage(
         attached, edges.i, edges.j, edges.sim, c.grow_min_sim, c.grow_min_votes, c.grow_min_share, c.grow_rounds
     )
     attached = attach_by_template(attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles)
+    attached = rehome_by_template(
+        attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
+    )
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
     grouping = group_fragments(
         attached,

@@ -169,3 +169,75 @@ def test_a_paraphrased_member_holding_half_the_core_joins():
     c = ClusterConfig()
     joined = attach_by_template(labels, indptr, hashes, c.attach_template, c.attach_template_shingles)
     assert joined[40:].tolist() == [0, -1]
+
+
+def test_a_scaffolded_copy_of_a_popular_prompt_moves_to_its_scaffold_cluster():
+    """A popular prompt sent on its own by 30 users and inside a campaign's short scaffold by 20: HDBSCAN
+    puts all 50 in one cluster whose core is the popular prompt. The 20 also hold the core of the campaign's
+    large cluster (scaffold around varied payloads) outside their own cluster's core, so they move to it;
+    the 30 plain copies stay, and so does a member of the campaign cluster whose payload is the popular
+    prompt (the payload cluster is not larger). Off (ratio 0), nothing moves."""
+    from clusterer.clustering.refine import rehome_by_template
+    from clusterer.config import ClusterConfig
+
+    scaffold, popular = [1, 2, 3, 4, 5], list(range(500, 530))
+    campaign = [[*scaffold, *(1000 * (r + 1) + np.arange(8))] for r in range(200)]  # cluster 0
+    campaign[0] = [*scaffold, *popular]
+    payload = [list(popular) for _ in range(30)] + [[*scaffold[:4], *popular] for _ in range(20)]  # cluster 1
+    labels = np.array([0] * 200 + [1] * 50, np.int64)
+    indptr, hashes = _sets(campaign + payload)
+    c = ClusterConfig()
+    moved = rehome_by_template(labels, indptr, hashes, c.attach_template, c.attach_template_shingles, 2.0)
+    assert moved[:200].tolist() == [0] * 200
+    assert moved[200:230].tolist() == [1] * 30 and moved[230:].tolist() == [0] * 20
+    # holding 2 of the 5 (below half) does not move; nor at a ratio above the sizes (200 / 50)
+    few = [list(popular) for _ in range(30)] + [[*scaffold[:2], *popular] for _ in range(20)]
+    indptr2, hashes2 = _sets(campaign + few)
+    assert (rehome_by_template(labels, indptr2, hashes2, 0.5, 4, 2.0) == labels).all()
+    assert (rehome_by_template(labels, indptr, hashes, 0.5, 4, 5.0) == labels).all()
+    assert (rehome_by_template(labels, indptr, hashes, 0.5, 4, 0.0) == labels).all()
+
+
+def test_a_variant_fragment_holding_the_larger_core_inside_its_own_stays():
+    """A variant fragment whose members all carry the large cluster's scaffold plus their own wording holds
+    that scaffold inside its own core: it is a variant (the families stage's call), not a payload cluster,
+    and stays; and no cluster is emptied even when each of its members would move."""
+    from clusterer.clustering.refine import rehome_by_template
+
+    scaffold = [1, 2, 3, 4, 5, 6]
+    big = [[*scaffold, *(1000 * (r + 1) + np.arange(5))] for r in range(100)]
+    variant = [[*scaffold, 70, 71, 72, 73, *(50_000 + 10 * r + np.arange(3))] for r in range(20)]
+    labels = np.array([0] * 100 + [1] * 20, np.int64)
+    indptr, hashes = _sets(big + variant)
+    assert (rehome_by_template(labels, indptr, hashes, 0.5, 4, 2.0) == labels).all()
+    # each of 20 members holds 3 of a 7-shingle core (each shingle in fewer than half of them, so outside
+    # their own core of 4 shared shingles): at a 0.4 share each would move, so none does
+    seven = [*scaffold, 7]
+    big7 = [[*seven, *(1000 * (r + 1) + np.arange(5))] for r in range(100)]
+    spread = [[*[seven[(r + q) % 7] for q in range(3)], 80, 81, 82, 83, 60_000 + r] for r in range(20)]
+    indptr3, hashes3 = _sets(big7 + spread)
+    assert (rehome_by_template(labels, indptr3, hashes3, 0.4, 3, 2.0)[100:] == 1).all()
+    # with one plain member left behind, the other 20 move
+    spread.append([80, 81, 82, 83, 61_000])
+    labels4 = np.array([0] * 100 + [1] * 21, np.int64)
+    indptr4, hashes4 = _sets(big7 + spread)
+    assert rehome_by_template(labels4, indptr4, hashes4, 0.4, 3, 2.0)[100:].tolist() == [0] * 20 + [1]
+
+
+def test_rehoming_in_row_slices_moves_the_same_rows(monkeypatch):
+    """The rows are taken in slices (a bounded product at 1M rows); slices of 7 rows, cutting clusters and
+    the moving rows apart, move exactly what one slice does."""
+    from clusterer.clustering import refine
+
+    rng = np.random.default_rng(3)
+    scaffold, popular = [1, 2, 3, 4, 5], list(range(500, 530))
+    rows = [[*scaffold, *(1000 * (r + 1) + np.arange(8))] for r in range(120)]
+    rows += [list(popular) if q < 30 else [*scaffold[:4], *popular] for q in range(50)]
+    labels = np.array([0] * 120 + [1] * 50, np.int64)
+    perm = rng.permutation(len(rows))
+    rows, labels = [rows[p] for p in perm], labels[perm]
+    indptr, hashes = _sets(rows)
+    whole = refine.rehome_by_template(labels, indptr, hashes, 0.5, 4, 2.0)
+    assert (whole != labels).sum() == 20
+    monkeypatch.setattr(refine, "REHOME_ROWS", 7)
+    assert refine.rehome_by_template(labels, indptr, hashes, 0.5, 4, 2.0).tolist() == whole.tolist()
