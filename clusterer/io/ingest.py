@@ -394,6 +394,16 @@ def _type_clash(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfi
     return "; ".join(parts) or "the column types differ"
 
 
+def _raise_bad_rows(df: pl.DataFrame, bad: pl.Series, name: str, files: list[str], what: str, expected: str) -> None:
+    """InputError naming how many rows of the raw timestamp column are ``what``, with examples (file, row,
+    value)."""
+    ex = df.filter(bad).head(_EXAMPLES)
+    shown = "; ".join(
+        f"{files[f]} row {r}: {v!r}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex["__ts"], strict=True)
+    )
+    raise InputError(f"column '{name}' has {int(bad.sum())} {what} (e.g. {shown}); expected {expected}")
+
+
 def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
     """Parse the raw timestamp column ``__ts`` (reported to users as ``name``) to datetime[us, UTC]."""
     col = "__ts"
@@ -409,6 +419,17 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
         # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
         # any instant since 1973; a log that mixes units keeps every row's real time); NaN, and the int64
         # minimum (pandas' NaT written as a number), are null
+        # an epoch beyond the datetime range (±inf, a float past 9.2e21, an unsigned integer past the int64
+        # maximum) is not a time: the rows are shown, not a cast error
+        if dt.is_float():
+            f = s.cast(pl.Float64).fill_nan(None)  # NaN is null below (polars orders NaN above every number)
+            far = f.is_infinite() | (f.abs() >= 9.2e21)
+        else:
+            far = s >= 2**63 if dt == pl.UInt64 else pl.Series([False] * len(s))
+        if far.any():
+            _raise_bad_rows(
+                df, far.fill_null(False), name, files, "timestamps out of range", "epoch seconds, ms, us or ns"
+            )
         v = s.cast(pl.Float64).fill_nan(None) if dt.is_float() else s.cast(pl.Int64)
         if not dt.is_float():
             v = pl.select(pl.when(v == _INT64_MIN).then(None).otherwise(v)).to_series()
@@ -444,13 +465,13 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
             parsed = parsed.fill_null(alt)
         bad = parsed.is_null() & s.is_not_null() & (text != "")
         if bad.any():
-            ex = df.filter(bad).head(_EXAMPLES)
-            shown = "; ".join(
-                f"{files[f]} row {r}: {v!r}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex[col], strict=True)
-            )
-            raise InputError(
-                f"column '{name}' has {int(bad.sum())} unparseable timestamps (e.g. {shown}); "
-                "expected ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds"
+            _raise_bad_rows(
+                df,
+                bad,
+                name,
+                files,
+                "unparseable timestamps",
+                "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds",
             )
         return parsed.alias("timestamp")
     raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")

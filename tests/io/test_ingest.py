@@ -242,6 +242,29 @@ def test_unparseable_timestamps_show_rows(tmp_path):
     )
 
 
+def test_epoch_timestamps_out_of_range_show_rows(tmp_path):
+    """An epoch no datetime can hold (±inf, a float past int64 nanoseconds, an unsigned integer past the
+    int64 maximum) is named with its rows, not a cast error; in range, an unsigned column reads."""
+    for name, ts, dtype, shown in [
+        ("f.parquet", [1.7e9, float("inf"), 1.7e9, -float("inf")], pl.Float64, r"row 1: inf; .*row 3: -inf"),
+        ("g.parquet", [1.7e9, 3e22, 1.7e9, 1.7e9], pl.Float64, r"row 1: 3e\+22\)"),
+        (
+            "u.parquet",
+            [1_700_000_000, 2**64 - 1, 1_700_000_000, 1_700_000_000],
+            pl.UInt64,
+            r"row 1: 18446744073709551615\)",
+        ),
+    ]:
+        path = tmp_path / name
+        _rows(4).with_columns(pl.Series("timestamp", ts, dtype=dtype)).write_parquet(path)
+        with pytest.raises(InputError, match=r"column 'timestamp' has \d timestamps out of range \(e.g. .*" + shown):
+            read_logs([path], IngestConfig())
+    ok = tmp_path / "ok.parquet"
+    _rows(2).with_columns(pl.Series("timestamp", [1_700_000_000, 1_700_003_600], dtype=pl.UInt64)).write_parquet(ok)
+    got = read_logs([ok], IngestConfig()).frame["timestamp"]
+    assert got.dt.epoch("s").to_list() == [1_700_000_000, 1_700_003_600]
+
+
 def test_null_account_needs_fill(tmp_path):
     path = tmp_path / "n.parquet"
     _rows(4, account_id=["a", None, "b", ""]).write_parquet(path)
