@@ -122,6 +122,9 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
     model_key = manifest["embedding"]["model_key"]
     n_vec, d = vecs.shape
     meta_path = index_dir / META
+    # the input files' content fingerprints (xxh3-64, as the manifest records them), to refuse a re-run
+    listed = [i for i in manifest.get("inputs") or [] if isinstance(i, dict)]
+    inputs = sorted(str(i["xxh3_64"]) for i in listed) if listed and all(i.get("xxh3_64") for i in listed) else []
     if not manifest.get("day") or n_vec == 0:
         raise InputError(f"run {run_dir} has no dated vectors to add (no clustered rows); nothing was written")
     if index_dir.exists() and not index_dir.is_dir():
@@ -140,6 +143,15 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
             )
         if any(day["run_started_at"] == manifest["started_at"] for day in meta["days"]):
             raise InputError(f"run {run_dir} (started {manifest['started_at']}) is already in {index_dir}")
+        # another run of the same input (a re-run of the day): its prompts would count twice in every later
+        # search; days of the same date from other inputs (parts of one day run apart) are added
+        same = [e for e in meta["days"] if inputs and e.get("day") == manifest["day"] and e.get("inputs") == inputs]
+        if same:
+            raise InputError(
+                f"run {run_dir} read the same input files as run {same[0]['run_dir']} of {manifest['day']} "
+                f"(started {same[0]['run_started_at']}), already in {index_dir}: its prompts would count twice; "
+                "build the history again without that run, or add this one to another history"
+            )
         try:
             trained = faiss.read_index(str(index_dir / "trained.faiss"))
         except RuntimeError as err:
@@ -176,6 +188,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
         "vectors": int(n_vec),
         "rows": int((of_row >= 0).sum()),
         "shard_bytes": (index_dir / "days" / f"{name}.faiss").stat().st_size,
+        "inputs": inputs,
     }
     meta["days"].append(entry)
     write_bytes_atomic(meta_path, json.dumps(meta, indent=2).encode())

@@ -38,6 +38,12 @@ def test_history_marks_continuing_campaigns_and_not_new_ones(tmp_path, fast_cfg)
     assert st["days"] == 1 and st["vectors"] == entry["vectors"] and st["bytes_per_vector"] > 0
     with pytest.raises(InputError, match="already in"):
         add_day(d1, index)
+    # a re-run of the same input (another run, same files) would count the day's prompts twice
+    again = tmp_path / "d1_again"
+    api.run([tmp_path / "d1.parquet"], again, cfg)
+    with pytest.raises(InputError, match=r"read the same input files as run d1 of 2026-11-01 .*count twice"):
+        add_day(again, index)
+    assert history_stats(index)["days"] == 1
     # day 2: the same campaign continues, a new one starts
     d2, labels = _run(tmp_path, "d2", cfg, history=index, seed=2, campaign_sizes=(80, 60), scaffolds=(0, 1), day=2)
     a = pl.read_parquet(d2 / "assignments.parquet").join(labels, on="prompt_id")
