@@ -105,6 +105,23 @@ def _tail(path: Path) -> bytes:
         return fh.read()
 
 
+def _refuse_again(
+    meta: dict[str, Any], manifest: dict[str, Any], inputs: list[str], run_dir: Path, index_dir: Path
+) -> None:
+    """Refuse a run already in the history, or another run of the same input files for a day in it (a re-run
+    of the day: its prompts would count twice in every later search). Days of the same date from other
+    inputs (parts of one day run apart) are added."""
+    if any(day["run_started_at"] == manifest["started_at"] for day in meta["days"]):
+        raise InputError(f"run {run_dir} (started {manifest['started_at']}) is already in {index_dir}")
+    same = [e for e in meta["days"] if inputs and e.get("day") == manifest["day"] and e.get("inputs") == inputs]
+    if same:
+        raise InputError(
+            f"run {run_dir} read the same input files as run {same[0]['run_dir']} of {manifest['day']} "
+            f"(started {same[0]['run_started_at']}), already in {index_dir}: its prompts would count twice; "
+            "build the history again without that run, or add this one to another history"
+        )
+
+
 def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) -> dict[str, Any]:
     """Append a finished run's distinct vectors to the history at ``index_dir`` (created when absent).
 
@@ -141,17 +158,7 @@ def add_day(run_dir: Path, index_dir: Path, cfg: HistoryConfig | None = None) ->
                 f"history {index_dir} holds {meta['model_key']} ({meta['dim']}-dim) vectors; "
                 f"run {run_dir} used {model_key} ({d}-dim)"
             )
-        if any(day["run_started_at"] == manifest["started_at"] for day in meta["days"]):
-            raise InputError(f"run {run_dir} (started {manifest['started_at']}) is already in {index_dir}")
-        # another run of the same input (a re-run of the day): its prompts would count twice in every later
-        # search; days of the same date from other inputs (parts of one day run apart) are added
-        same = [e for e in meta["days"] if inputs and e.get("day") == manifest["day"] and e.get("inputs") == inputs]
-        if same:
-            raise InputError(
-                f"run {run_dir} read the same input files as run {same[0]['run_dir']} of {manifest['day']} "
-                f"(started {same[0]['run_started_at']}), already in {index_dir}: its prompts would count twice; "
-                "build the history again without that run, or add this one to another history"
-            )
+        _refuse_again(meta, manifest, inputs, run_dir, index_dir)
         try:
             trained = faiss.read_index(str(index_dir / "trained.faiss"))
         except RuntimeError as err:
