@@ -225,8 +225,8 @@ def rehome_by_template(
     core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
     if core.nnz == 0:
         return labels
-    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.float64)
     member = labels >= 0
+    size = np.bincount(labels[member], minlength=k).astype(np.float64)
     found: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
     for lo in range(0, len(labels), REHOME_ROWS):  # rows in slices: the (rows × clusters) product stays small
         hi = min(len(labels), lo + REHOME_ROWS)

@@ -416,23 +416,25 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
     if dt == pl.Date:
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
     if dt.is_integer() or dt.is_float():
-        # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
-        # any instant since 1973; a log that mixes units keeps every row's real time); NaN, and the int64
-        # minimum (pandas' NaT written as a number), are null
         # an epoch beyond the datetime range (±inf, a float past 9.2e21, an unsigned integer past the int64
-        # maximum) is not a time: the rows are shown, not a cast error
+        # maximum) is not a time: the rows are shown, not a cast error (NaN is null first: polars orders NaN
+        # above every number)
+        far = None
         if dt.is_float():
-            f = s.cast(pl.Float64).fill_nan(None)  # NaN is null below (polars orders NaN above every number)
-            far = f.is_infinite() | (f.abs() >= 9.2e21)
-        else:
-            far = s >= 2**63 if dt == pl.UInt64 else pl.Series([False] * len(s))
-        if far.any():
+            v = s.cast(pl.Float64).fill_nan(None)
+            far = v.is_infinite() | (v.abs() >= 9.2e21)
+        elif dt == pl.UInt64:
+            far = s >= 2**63
+        if far is not None and far.any():
             _raise_bad_rows(
                 df, far.fill_null(False), name, files, "timestamps out of range", "epoch seconds, ms, us or ns"
             )
-        v = s.cast(pl.Float64).fill_nan(None) if dt.is_float() else s.cast(pl.Int64)
+        # epoch numbers: each value's magnitude tells seconds, milliseconds, microseconds or nanoseconds (for
+        # any instant since 1973; a log that mixes units keeps every row's real time); NaN, and the int64
+        # minimum (pandas' NaT written as a number), are null
         if not dt.is_float():
-            v = pl.select(pl.when(v == _INT64_MIN).then(None).otherwise(v)).to_series()
+            n = s.cast(pl.Int64)
+            v = pl.select(pl.when(n == _INT64_MIN).then(None).otherwise(n)).to_series()
         a = v.abs()
         if dt.is_float():
             scale = pl.when(a < 1e11).then(1e6).when(a < 1e14).then(1e3).when(a < 1e17).then(1.0).otherwise(1e-3)
