@@ -105,6 +105,14 @@ class NormaliseConfig:
     mask_emails: bool = True
     mask_ids: bool = True  # UUIDs and long hex / alphanumeric nonces
     mask_numbers: bool = True
+    # evasion: invisible characters (zero-width spaces and joiners, soft hyphens, BOMs, variation selectors:
+    # Unicode's default-ignorable code points) dropped, and combining marks stacked on Latin letters,
+    # spaces or punctuation ("zalgo" text) dropped
+    strip_invisible: bool = True
+    # evasion: letters of other scripts that look like Latin ones (Cyrillic 'а', Greek 'ο', ...; Unicode's
+    # confusables) read as those Latin letters in a prompt where a word mixes Latin with such a script, and
+    # non-ASCII Latin look-alikes ('ɑ', 'ı', small capitals) everywhere
+    fold_lookalikes: bool = True
     max_chars: int = 20_000  # longer prompts are truncated (status 'truncated' kept in outputs)
 
     def __post_init__(self) -> None:

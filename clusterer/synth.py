@@ -96,6 +96,60 @@ def fake_day(
     return traffic, lab
 
 
+# character-level evasion (:func:`obfuscate`): invisible characters, look-alike letters of other scripts
+# (Cyrillic, Greek, Armenian) and combining marks no letter composes with
+INVISIBLE_CHARS = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+LOOKALIKES = {
+    "a": "\u0430", "c": "\u0441", "e": "\u0435", "i": "\u0456", "j": "\u0458", "o": "\u043e", "p": "\u0440",
+    "s": "\u0455", "x": "\u0445", "y": "\u0443", "v": "\u03bd", "n": "\u0578", "A": "\u0391", "B": "\u0412",
+    "C": "\u0421", "E": "\u0415", "H": "\u041d", "K": "\u041a", "M": "\u041c", "O": "\u039f", "P": "\u0420",
+    "T": "\u0422",
+}  # fmt: skip
+STACKED_MARKS = ("\u0334", "\u0335", "\u0336", "\u0337", "\u0353", "\u035c")
+
+
+def obfuscate(text: str, rng: np.random.Generator, rate: float = 0.12) -> str:
+    """``text`` as an operator varying each prompt's characters would send it: each word (split on spaces)
+    of two characters or more gets, with probability ``rate`` each, an invisible character inside it, about
+    half its letters swapped for look-alikes of other scripts (at least one letter kept), and, with
+    probability ``rate / 3``, a combining mark stacked on one letter. Reads the same on screen."""
+    words = text.split(" ")
+    for w, word in enumerate(words):
+        if len(word) < 2:
+            continue
+        r = rng.random(4)
+        if r[0] < rate:
+            swap = [i for i, ch in enumerate(word) if ch in LOOKALIKES]
+            if len(swap) > 1 or (swap and len(word) > len(swap)):
+                keep = {swap[int(rng.integers(len(swap)))]} if len(swap) == sum(ch.isalpha() for ch in word) else set()
+                word = "".join(
+                    LOOKALIKES[ch] if i in swap and i not in keep and rng.random() < 0.5 else ch
+                    for i, ch in enumerate(word)
+                )
+        if r[1] < rate:
+            k = 1 + int(rng.integers(len(word) - 1))
+            word = word[:k] + INVISIBLE_CHARS[int(rng.integers(len(INVISIBLE_CHARS)))] + word[k:]
+        if r[2] < rate / 3:
+            k = 1 + int(rng.integers(len(word) - 1))
+            if word[k - 1].isalpha():
+                word = word[:k] + STACKED_MARKS[int(rng.integers(len(STACKED_MARKS)))] + word[k:]
+        words[w] = word
+    return " ".join(words)
+
+
+def obfuscate_day(
+    traffic: pl.DataFrame, campaign: pl.Series, rng: np.random.Generator, rate: float = 0.12, others: float = 0.1
+) -> pl.DataFrame:
+    """``traffic`` with :func:`obfuscate` applied to the text of every row where ``campaign`` (bool, aligned)
+    is true, and of a share ``others`` of the other rows (text pasted with zero-width characters, users
+    typing in a second script); every other column as it was."""
+    texts = [
+        obfuscate(t, rng, rate) if t is not None and (c or rng.random() < others) else t
+        for t, c in zip(traffic["text"].to_list(), campaign.to_list(), strict=True)
+    ]
+    return traffic.with_columns(pl.Series("text", texts, dtype=pl.String))
+
+
 def overlap_case(seed: int, n_prompts: int = 400, n_pairs: int = 3_000, num_perm: int = 128):
     """Random CSR skeletons drawn from a shared hash pool (so overlaps spread over [0, 1]) plus pairs.
 

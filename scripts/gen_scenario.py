@@ -2,7 +2,7 @@
 
     python scripts/gen_scenario.py --out DIR [--n 20000] [--hard] [--day 1] [--seed 7] [--pools POOLS_DIR]
         [--families dev|holdout] [--all | --cover --twin --heavy --persona --multivariant --reuse
-         --small-multilingual] [--network] [--payload-half 0|1] [--account-tag TAG]
+         --small-multilingual] [--network] [--payload-half 0|1] [--account-tag TAG] [--obfuscate]
 
 Writes DIR/traffic.parquet (prompt_id, account_id, timestamp, text, org_id, account_created_at) and
 DIR/labels.parquet (prompt_id, label, kind, account_id, group) in the format of the evaluation's
@@ -26,8 +26,11 @@ documents; ``--reuse`` payload texts also arrive as ordinary prompts and as a le
 inputs; ``--small-multilingual`` a small family whose variants are written in three languages.
 ``--network`` adds network and payment columns (see ``network_columns``); ``--payload-half`` and
 ``--account-tag`` make a day with the same templates but other payloads and accounts (for fingerprint
-matching across providers). ``--families holdout`` swaps in a second family set (few-shot, XML, JSON,
-review, hint and query scaffolds) for checking that a change generalises beyond the families it was tuned on.
+matching across providers). ``--obfuscate`` sends every campaign prompt (and 10% of the others) with
+zero-width characters, look-alike letters of other scripts and stacked combining marks inside words
+(``scripts/obfuscate_day.py`` does the same to any labelled day). ``--families holdout`` swaps in a second
+family set (few-shot, XML, JSON, review, hint and query scaffolds) for checking that a change generalises
+beyond the families it was tuned on.
 
 Payloads and background prompts come from ``--pools`` (the public prompt pools: benign_prompts,
 payloads, shared_prompts parquet files) when given, else from the bundled ``data/sample_day.parquet``
@@ -1114,6 +1117,13 @@ def main() -> None:
         "days generated with 0 and 1 share no payload",
     )
     ap.add_argument("--account-tag", default="", help="prefix every account ID with this tag (other accounts)")
+    ap.add_argument(
+        "--obfuscate",
+        action="store_true",
+        help="character-level evasion: every campaign prompt and 10%% of the others carry zero-width characters, "
+        "Cyrillic / Greek look-alike letters and stacked combining marks in about 12%% of their words (the day is "
+        "otherwise the one generated without it)",
+    )
     a = ap.parse_args()
     behaviours = frozenset(b for b in BEHAVIOURS if a.all or getattr(a, b))
     df, meta = generate(
@@ -1124,6 +1134,11 @@ def main() -> None:
     if a.account_tag:
         df = df.with_columns((pl.lit(a.account_tag) + pl.col("account_id")).alias("account_id"))
         meta["account_tag"] = a.account_tag
+    if a.obfuscate:
+        from clusterer.synth import obfuscate_day
+
+        df = obfuscate_day(df, df["kind"] == "campaign", np.random.default_rng(a.seed * 1000 + a.day + 500_009))
+        meta["obfuscate"] = True
     if a.network:
         meta["network"] = True
     if a.payload_half is not None:

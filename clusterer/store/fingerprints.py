@@ -224,7 +224,15 @@ def shingling_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"ngram": int(ngram), "normalise": n, "hash": "clusterer xxh3-64 word shingles v1"}
 
 
-_NORMALISE_FIELDS = ("mask_urls", "mask_emails", "mask_ids", "mask_numbers", "max_chars")
+_NORMALISE_FIELDS = (
+    "mask_urls",
+    "mask_emails",
+    "mask_ids",
+    "mask_numbers",
+    "strip_invisible",
+    "fold_lookalikes",
+    "max_chars",
+)
 
 
 def _run_prompts(run_dir: Path, manifest: dict[str, Any], ids: pl.Series, logs: list[Path] | None) -> pl.DataFrame:

@@ -1,13 +1,29 @@
 """Normalise prompt text so that surface noise does not split a template.
 
-NFKC, case-fold, masking of volatile tokens (URLs, e-mails, UUIDs / nonces, numbers) and whitespace
-collapse, all as polars string expressions (Rust regex, no Python loop per prompt). Exact duplicates
-of the normalised text share one 64-bit key, so they are embedded once.
+NFKC, removal of invisible characters and stray combining marks, Latin look-alike letters read as Latin,
+case-fold, masking of volatile tokens (URLs, e-mails, UUIDs / nonces, numbers) and whitespace collapse,
+all as polars string expressions (Rust regex and Aho-Corasick, no Python loop per prompt). Exact
+duplicates of the normalised text share one 64-bit key, so they are embedded once.
+
+Character-level evasion (an operator varying each prompt's bytes so that no two copies of its scaffold
+share word n-grams or tokens): zero-width spaces and joiners, soft hyphens, word joiners, BOMs and
+variation selectors inside words (Unicode's default-ignorable code points) are dropped; combining marks
+stacked on Latin letters, spaces or punctuation are dropped (after NFKC a Latin letter with an accent is
+one code point, so only added marks remain); and letters of other scripts that look like Latin ones
+(Unicode's confusables, as the ``confusable_homoglyphs`` package ships them: Cyrillic 'а' 'е' 'о' 'р',
+Greek 'ο' 'ν', Armenian, Cherokee, Lisu, ...) are read as those Latin letters in a prompt where some word
+mixes Latin with such a script. A prompt written in one of those scripts alone is left as written (its
+language ID and its own templates unchanged); a word spelt entirely in look-alikes of another script
+inside an English prompt is folded only when another word of the prompt mixes scripts.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -28,6 +44,45 @@ NUMBER = r"\d+(?:[.,]\d+)*"
 NO_SPACE_CHARS = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 
 
+# scripts with letters drawn like Latin ones; a word mixing one of them with Latin is a look-alike spelling
+LOOKALIKE_SCRIPTS = ("Cyrillic", "Greek", "Armenian", "Cherokee", "Lisu", "Coptic", "Canadian_Aboriginal")
+_OTHER = "[" + "".join(rf"\p{{{sc}}}" for sc in LOOKALIKE_SCRIPTS) + "]"
+MIXED_WORD = rf"\p{{Latin}}{_OTHER}|{_OTHER}\p{{Latin}}"
+INVISIBLE = r"\p{Default_Ignorable_Code_Point}"
+# combining marks after a letter of Latin or of those scripts, or after a non-letter: after NFKC, marks
+# those alphabets use are part of a precomposed letter, so these are added ones ("zalgo", a stress mark);
+# marks after letters of other scripts (Devanagari vowel signs, Arabic vowels, Thai tones) stay
+_MARKED = "[" + "".join(rf"\p{{{sc}}}" for sc in ("Latin", *LOOKALIKE_SCRIPTS)) + r"[^\p{L}\p{M}]]"
+STRAY_MARKS = rf"({_MARKED})[\p{{Mn}}\p{{Me}}]+"
+
+
+@functools.cache
+def lookalikes() -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """Look-alike letters from Unicode's confusables (the ``confusable_homoglyphs`` package's table): each
+    non-ASCII character whose confusable is one ASCII letter, as (sources, Latin letters) for
+    (letters of :data:`LOOKALIKE_SCRIPTS`, folded in prompts with a mixed-script word; non-ASCII Latin and
+    common-script letters, folded everywhere: those NFKC leaves are IPA letters and small capitals)."""
+    import confusable_homoglyphs
+    from confusable_homoglyphs import categories
+
+    table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
+    scripts = {sc.upper() for sc in LOOKALIKE_SCRIPTS}
+    other: tuple[list[str], list[str]] = ([], [])
+    latin: tuple[list[str], list[str]] = ([], [])
+    for char, glyphs in table.items():
+        if len(char) != 1 or char.isascii() or not unicodedata.category(char).startswith("L"):
+            continue  # letters only: '×', '∪', '∨' stay the operators they are
+        to = next((g["c"] for g in glyphs if len(g["c"]) == 1 and g["c"].isascii() and g["c"].isalpha()), None)
+        if to is None:
+            continue
+        alias = categories.alias(char)
+        side = other if alias in scripts else latin if alias in ("LATIN", "COMMON") else None
+        if side is not None:
+            side[0].append(char)
+            side[1].append(to)
+    return other, latin
+
+
 @dataclass(frozen=True, slots=True)
 class Normalised:
     """Normalised text per prompt, aligned with the prompt frame.
@@ -42,9 +97,24 @@ class Normalised:
     truncated: NDArray[np.bool_]
 
 
+def fold_evasion_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
+    """Invisible characters and stray marks dropped, look-alike letters folded (as ``cfg`` asks), over an
+    NFKC string column, before :func:`normalise_expr`. Text that is all ASCII has none of them:
+    :func:`normalise_frame` runs this on the other rows only."""
+    e = pl.col(col)
+    if cfg.strip_invisible:
+        e = e.str.replace_all(INVISIBLE, "").str.replace_all(STRAY_MARKS, "$1")
+    if cfg.fold_lookalikes:
+        (src, dst), (lsrc, ldst) = lookalikes()
+        e = e.str.replace_many(lsrc, ldst)
+        e = pl.when(e.str.contains(MIXED_WORD)).then(e.str.replace_many(src, dst)).otherwise(e)
+    return e
+
+
 def normalise_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
-    """The normalisation as one polars expression over a string column."""
-    e = pl.col(col).fill_null("").str.slice(0, cfg.max_chars).str.normalize("NFKC").str.to_lowercase()
+    """Case-fold, masks and whitespace collapse over an NFKC string column (after :func:`fold_evasion_expr`
+    where that applies)."""
+    e = pl.col(col).str.to_lowercase()
     if cfg.mask_urls:
         e = e.str.replace_all(URL, " <url> ")
     if cfg.mask_emails:
@@ -63,13 +133,32 @@ def text_keys(texts: pl.Series) -> NDArray[np.uint64]:
     return np.fromiter((h(t.encode("utf-8")) for t in texts.to_list()), dtype=np.uint64, count=len(texts))
 
 
+def _in_chunks(texts: pl.Series) -> pl.Series:
+    """``texts`` (one chunk) cut into a chunk per polars thread: polars runs a string expression over a
+    column's chunks in parallel."""
+    step = -(-len(texts) // pl.thread_pool_size())
+    if len(texts) < 8192 or step >= len(texts):
+        return texts
+    return pl.concat([texts.slice(i, step) for i in range(0, len(texts), step)], rechunk=False)
+
+
 def normalise_frame(texts: pl.Series, cfg: NormaliseConfig) -> pl.DataFrame:
     """Columns ``norm`` (the normalised text) and ``truncated`` of a string Series (nulls allowed), row by
     row: any batch of rows normalises alike, so an engine can split the day into batches."""
     frame = pl.DataFrame({"t": texts.cast(pl.String)})
-    return frame.select(
-        normalise_expr("t", cfg).alias("norm"),
-        (pl.col("t").str.len_chars().fill_null(0) > cfg.max_chars).alias("truncated"),
+    nfkc = frame.select(pl.col("t").fill_null("").str.slice(0, cfg.max_chars).str.normalize("NFKC"))["t"]
+    if cfg.strip_invisible or cfg.fold_lookalikes:
+        # only text with a non-ASCII character has anything to fold: those rows folded and put back
+        rows = nfkc.str.contains(r"[^\x00-\x7f]").arg_true()
+        if len(rows):
+            wide = _in_chunks(nfkc.gather(rows).rechunk()).to_frame("t").select(fold_evasion_expr("t", cfg))["t"]
+            nfkc = _in_chunks(nfkc.scatter(rows, wide).rechunk())
+    # each column computed on its own: a select mixing columns of other chunkings works on one chunk
+    return pl.DataFrame(
+        {
+            "norm": nfkc.to_frame("t").select(normalise_expr("t", cfg))["t"],
+            "truncated": frame.select(pl.col("t").str.len_chars().fill_null(0) > cfg.max_chars)["t"],
+        }
     )
 
 

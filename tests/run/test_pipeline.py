@@ -132,3 +132,31 @@ def test_every_row_exactly_once(tmp_path_factory, fast_cfg, texts, accounts):
     assert ((a["status"] == "clustered") == (a["cluster_id"] >= 0)).all()
     ids = np.unique(a["cluster_id"].to_numpy())
     assert list(ids[ids >= 0]) == list(range(int((ids >= 0).sum())))
+
+
+def test_a_campaign_sent_with_invisible_characters_and_lookalike_letters_clusters_as_sent_plainly(
+    tmp_path, day, fast_cfg
+):
+    """Character-level evasion (zero-width characters, Cyrillic / Greek look-alikes, stacked marks in every
+    campaign prompt) changes no cluster: the same day sent plainly and obfuscated gets the same assignments."""
+    from clusterer.synth import obfuscate
+
+    traffic, labels = day
+    rng = np.random.default_rng(11)
+    camp = set(labels.filter(pl.col("kind") == "campaign")["prompt_id"].to_list())
+    dirty = traffic.with_columns(
+        pl.Series(
+            "text",
+            [obfuscate(t, rng, 0.3) if p in camp else t for p, t in traffic.select("prompt_id", "text").iter_rows()],
+        )
+    )
+    assert (dirty["text"] != traffic["text"]).sum() > 0.9 * len(camp)
+    got = {}
+    for name, frame in (("plain", traffic), ("dirty", dirty)):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+        api.run([tmp_path / f"{name}.parquet"], tmp_path / name, fast_cfg())
+        got[name] = pl.read_parquet(tmp_path / name / "assignments.parquet").select(
+            "prompt_id", "cluster_id", "flagged"
+        )
+    assert got["plain"].equals(got["dirty"])
+    assert got["plain"].filter(pl.col("prompt_id").is_in(list(camp)))["cluster_id"].ge(0).mean() > 0.9

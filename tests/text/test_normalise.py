@@ -1,4 +1,6 @@
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clusterer.config import NormaliseConfig
 from clusterer.text.normalise import normalise
@@ -56,3 +58,68 @@ def test_scripts_without_spaces_get_one_token_per_character_and_unspace_undoes_i
     assert got.to_list()[0] == "请 一 步 一 步 思 考"
     assert got.to_list()[1] == "ส วั ส ดี ค รั บ"  # a character keeps its combining marks
     assert unspace(got).to_list() == ["请一步一步思考", "สวัสดีครับ", "hello world"]
+
+
+def test_invisible_characters_and_stacked_marks_are_dropped():
+    raw = "Wri\u200bte a fun\u00adction\ufeff that re\u2060turns z\u0336e\u0337r\u0335o\u0353 \u20dd items\u200d"
+    assert normalise(pl.Series([raw]), NormaliseConfig()).text[0] == "write a function that returns zero items"
+    # marks a script needs stay: Devanagari vowel signs, Arabic vowels, Thai tones; an accent NFKC composes stays
+    kept = ["नमस्ते दुनिया", "مَرْحَبًا", "café", "мо\u0301ре"]
+    assert normalise(pl.Series(kept), NormaliseConfig()).text.to_list() == ["नमस्ते दुनिया", "مَرْحَبًا", "café", "море"]
+    off = normalise(pl.Series([raw]), NormaliseConfig(strip_invisible=False)).text[0]
+    assert "\u200b" in off and "\u0336" in off
+
+
+def test_lookalike_letters_are_read_as_latin_only_where_a_word_mixes_scripts():
+    texts = [
+        "\u0421omm\u0435nt \u043en c\u043everage",  # Cyrillic С, е, о inside English words
+        "Привет мир, как дела?",  # Russian as written
+        "ελληνικό κείμενο",  # Greek as written
+        "the d\u0251t\u0251 is h\u026aere",  # Latin-script look-alikes (ɑ, ɪ): everywhere
+        "A \u00d7 B \u222a C",  # operators are not letters
+        "a word \u0430 alone",  # a lone look-alike word, no mixed word in the prompt: left
+    ]
+    got = normalise(pl.Series(texts), NormaliseConfig()).text.to_list()
+    assert got == [
+        "comment on coverage",
+        "привет мир, как дела?",
+        "ελληνικό κείμενο",
+        "the data is hiere",
+        "a \u00d7 b \u222a c",
+        "a word \u0430 alone",
+    ]
+    assert normalise(pl.Series(texts[:1]), NormaliseConfig(fold_lookalikes=False)).text[0] != "comment on coverage"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=st.lists(st.text(alphabet="abcdeijknopstvxyACEHKMOPT", min_size=1, max_size=9), min_size=1, max_size=30),
+    seed=st.integers(0, 2**31),
+    rate=st.floats(0.0, 1.0),
+)
+def test_an_obfuscated_prompt_normalises_as_the_clean_one(words, seed, rate):
+    import numpy as np
+
+    from clusterer.synth import obfuscate
+
+    clean = " ".join(words)
+    dirty = obfuscate(clean, np.random.default_rng(seed), rate)
+    got = normalise(pl.Series([clean, dirty]), NormaliseConfig()).text.to_list()
+    assert got[0] == got[1], (clean, dirty)
+
+
+def test_a_day_normalises_row_by_row_whatever_its_batches():
+    import numpy as np
+
+    from clusterer.synth import obfuscate
+    from clusterer.text.normalise import normalise_frame
+
+    rng = np.random.default_rng(3)
+    base = ["Explain the ledger step by step", "Привет мир", "नमस्ते", "plain ascii text 42", None, ""]
+    texts = [obfuscate(t, rng, 0.5) if t and i % 3 == 0 else t for i, t in enumerate(base * 3000)]
+    whole = normalise_frame(pl.Series(texts), NormaliseConfig())
+    parts = pl.concat(
+        [normalise_frame(pl.Series(texts[i : i + 997]), NormaliseConfig()) for i in range(0, len(texts), 997)]
+    )
+    assert whole.equals(parts)
+    assert whole["norm"][0] == "explain the ledger step by step"

@@ -1,0 +1,48 @@
+"""Make a character-level evasion copy of a labelled day, to measure the clusterer under it.
+
+    python scripts/obfuscate_day.py --day DAY_DIR --out OUT_DIR [--rate 0.12] [--others 0.1] [--seed 5]
+
+DAY_DIR holds traffic.parquet and labels.parquet (the evaluation's format: labels.kind = 'campaign' marks
+campaign prompts). OUT_DIR gets the same two files, the traffic's text changed: every campaign prompt, and
+a share --others of the other prompts, carries zero-width characters, look-alike letters of other scripts
+(Cyrillic, Greek, Armenian) and stacked combining marks in about --rate of its words (see
+``clusterer.synth.obfuscate``). Rows, IDs, accounts, times and labels are unchanged, so the copy is scored
+with the same labels: ``clusterer run OUT_DIR/traffic.parquet ...`` then ``score.py --labels
+OUT_DIR/labels.parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from clusterer.synth import obfuscate_day
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--day", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rate", type=float, default=0.12, help="share of a prompt's words changed (each way)")
+    ap.add_argument("--others", type=float, default=0.1, help="share of non-campaign prompts changed too")
+    ap.add_argument("--seed", type=int, default=5)
+    a = ap.parse_args()
+    traffic = pl.read_parquet(a.day / "traffic.parquet")
+    labels = pl.read_parquet(a.day / "labels.parquet", columns=["prompt_id", "kind"])
+    kind = traffic.select("prompt_id").join(labels, on="prompt_id", how="left", maintain_order="left")["kind"]
+    if kind.null_count():
+        raise SystemExit(f"{a.day / 'labels.parquet'}: {kind.null_count()} prompts of the traffic have no label")
+    out = obfuscate_day(traffic, kind == "campaign", np.random.default_rng(a.seed), a.rate, a.others)
+    a.out.mkdir(parents=True, exist_ok=True)
+    out.write_parquet(a.out / "traffic.parquet")
+    shutil.copy(a.day / "labels.parquet", a.out / "labels.parquet")
+    changed = int((out["text"] != traffic["text"]).sum())
+    print(f"{changed} of {traffic.height} prompts changed ({int((kind == 'campaign').sum())} campaign prompts)")
+
+
+if __name__ == "__main__":
+    main()
