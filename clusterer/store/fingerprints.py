@@ -197,7 +197,7 @@ def read_fingerprints(path: Path, key: bytes, settings: dict[str, Any]) -> PeerF
             f"{path} was made with another key than yours (key check {doc.get('key_check')} vs {key_check(key)}); "
             "use the key agreed with its provider"
         )
-    if doc.get("shingling") != settings:
+    if _comparable(doc.get("shingling")) != _comparable(settings):
         raise InputError(
             f"{path} was shingled with {doc.get('shingling')}; this run used {settings}: both sides must use the "
             "same [skeleton] ngram and [normalise] options"
@@ -212,6 +212,20 @@ def read_fingerprints(path: Path, key: bytes, settings: dict[str, Any]) -> PeerF
         sets.append(np.array([int(v, 16) for v in vals], dtype=np.uint64))
     provider = str(doc.get("provider") or Path(path).stem)
     return PeerFile(Path(path), provider, refs, sets, hashlib.sha256(raw).hexdigest())
+
+
+# normalisation options that only change text carrying invisible characters or look-alike letters: a
+# scaffold's plain words hash alike either way, so two sides that differ in them still compare (a file
+# exported before these options existed lacks them)
+_EVASION_FIELDS = ("strip_invisible", "fold_lookalikes")
+
+
+def _comparable(settings: Any) -> Any:
+    """Shingling settings without :data:`_EVASION_FIELDS` (anything else as it is)."""
+    if not isinstance(settings, dict) or not isinstance(settings.get("normalise"), dict):
+        return settings
+    norm = {k: v for k, v in settings["normalise"].items() if k not in _EVASION_FIELDS}
+    return {**settings, "normalise": norm}
 
 
 def shingling_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -44,24 +44,50 @@ NUMBER = r"\d+(?:[.,]\d+)*"
 NO_SPACE_CHARS = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 
 
-# scripts with letters drawn like Latin ones; a word mixing one of them with Latin is a look-alike spelling
+# scripts with letters drawn like Latin ones (Unicode's confusables): a word spelling Latin with some of
+# them is a look-alike spelling
 LOOKALIKE_SCRIPTS = ("Cyrillic", "Greek", "Armenian", "Cherokee", "Lisu", "Coptic", "Canadian_Aboriginal")
-_OTHER = "[" + "".join(rf"\p{{{sc}}}" for sc in LOOKALIKE_SCRIPTS) + "]"
-MIXED_WORD = rf"\p{{Latin}}{_OTHER}|{_OTHER}\p{{Latin}}"
+# Latin letters of living orthographies that the table draws like ASCII ones: left as written (Turkish
+# and Azeri dotless i, Ewe / Akan / Kabiye letters, the click letter of Khoisan orthographies)
+ORTHOGRAPHY_LETTERS = frozenset("ıʋɣɩƖǀ")
 INVISIBLE = r"\p{Default_Ignorable_Code_Point}"
-# combining marks after a letter of Latin or of those scripts, or after a non-letter: after NFKC, marks
-# those alphabets use are part of a precomposed letter, so these are added ones ("zalgo", a stress mark);
-# marks after letters of other scripts (Devanagari vowel signs, Arabic vowels, Thai tones) stay
+# combining marks after a letter of Latin or of those scripts, or after a non-letter: after NFKC the
+# accents of those alphabets are mostly part of a precomposed letter, so these are added ones ("zalgo", a
+# stress mark) or, rarely, a second accent with no precomposed form (a Yoruba tone on 'ṣ'), whose loss only
+# makes two spellings of a word one; marks after letters of other scripts (Devanagari vowel signs, Arabic
+# vowels, Thai tones) stay
 _MARKED = "[" + "".join(rf"\p{{{sc}}}" for sc in ("Latin", *LOOKALIKE_SCRIPTS)) + r"[^\p{L}\p{M}]]"
 STRAY_MARKS = rf"({_MARKED})[\p{{Mn}}\p{{Me}}]+"
 
 
+@dataclass(frozen=True, slots=True)
+class Lookalikes:
+    """Look-alike letters (:func:`lookalikes`): ``sources`` → ``latin`` (one ASCII letter each) for letters
+    of :data:`LOOKALIKE_SCRIPTS`, and ``latin_sources`` → ``latin_targets`` for non-ASCII Latin and
+    common-script letters NFKC leaves (IPA letters, small capitals)."""
+
+    sources: list[str]
+    latin: list[str]
+    latin_sources: list[str]
+    latin_targets: list[str]
+
+    @property
+    def any_source(self) -> str:
+        """Regex class of :attr:`sources`."""
+        return "[" + "".join(self.sources) + "]"
+
+    @property
+    def foreign(self) -> str:
+        """Regex class of the letters neither Latin nor in :attr:`sources` (a word holding one is not a
+        look-alike spelling of a Latin word)."""
+        return rf"[\p{{L}}--\p{{Latin}}--{self.any_source}]"
+
+
 @functools.cache
-def lookalikes() -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+def lookalikes() -> Lookalikes:
     """Look-alike letters from Unicode's confusables (the ``confusable_homoglyphs`` package's table): each
-    non-ASCII character whose confusable is one ASCII letter, as (sources, Latin letters) for
-    (letters of :data:`LOOKALIKE_SCRIPTS`, folded in prompts with a mixed-script word; non-ASCII Latin and
-    common-script letters, folded everywhere: those NFKC leaves are IPA letters and small capitals)."""
+    non-ASCII letter whose confusable is one ASCII letter. The table draws some capitals (Cyrillic 'І',
+    Greek 'Ι') like a lower-case 'l': a capital reads as 'I'."""
     import confusable_homoglyphs
     from confusable_homoglyphs import categories
 
@@ -72,15 +98,19 @@ def lookalikes() -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str
     for char, glyphs in table.items():
         if len(char) != 1 or char.isascii() or not unicodedata.category(char).startswith("L"):
             continue  # letters only: '×', '∪', '∨' stay the operators they are
+        if char in ORTHOGRAPHY_LETTERS:
+            continue
         to = next((g["c"] for g in glyphs if len(g["c"]) == 1 and g["c"].isascii() and g["c"].isalpha()), None)
         if to is None:
             continue
+        if to == "l" and char.isupper():
+            to = "I"
         alias = categories.alias(char)
         side = other if alias in scripts else latin if alias in ("LATIN", "COMMON") else None
         if side is not None:
             side[0].append(char)
             side[1].append(to)
-    return other, latin
+    return Lookalikes(other[0], other[1], latin[0], latin[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,23 +127,45 @@ class Normalised:
     truncated: NDArray[np.bool_]
 
 
-def fold_evasion_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
-    """Invisible characters and stray marks dropped, look-alike letters folded (as ``cfg`` asks), over an
-    NFKC string column, before :func:`normalise_expr`. Text that is all ASCII has none of them:
-    :func:`normalise_frame` runs this on the other rows only."""
-    e = pl.col(col)
+def fold_evasion(texts: pl.Series, cfg: NormaliseConfig) -> pl.Series:
+    """Invisible characters and stray marks dropped, look-alike letters folded (as ``cfg`` asks), over NFKC
+    text, before :func:`normalise_expr`. Text that is all ASCII has none of them: :func:`normalise_frame`
+    runs this on the other rows only.
+
+    Look-alikes of another script are read as Latin word by word (whitespace-separated; the whitespace
+    collapses to one space, as :func:`normalise_expr` would): a word holding one of them and no letter of
+    another script that is not a look-alike, which also holds a Latin letter ("rеsult" with a Cyrillic
+    'е') or stands next to a word of Latin letters only ("а" for "a" in "write а function"). A word of
+    Russian or Greek proper holds a letter that is no look-alike and stays as written, whatever else the
+    prompt holds; a one-letter Russian word ("с", "о") is read as Latin only beside a Latin word."""
+    out = texts.to_frame("t")
     if cfg.strip_invisible:
-        e = e.str.replace_all(INVISIBLE, "").str.replace_all(STRAY_MARKS, "$1")
-    if cfg.fold_lookalikes:
-        (src, dst), (lsrc, ldst) = lookalikes()
-        e = e.str.replace_many(lsrc, ldst)
-        e = pl.when(e.str.contains(MIXED_WORD)).then(e.str.replace_many(src, dst)).otherwise(e)
-    return e
+        out = out.select(pl.col("t").str.replace_all(INVISIBLE, "").str.replace_all(STRAY_MARKS, "$1"))
+    if not cfg.fold_lookalikes:
+        return out["t"]
+    la = lookalikes()
+    out = out.select(pl.col("t").str.replace_many(la.latin_sources, la.latin_targets))
+    rows = out["t"].str.contains(la.any_source).arg_true()
+    if not len(rows):
+        return out["t"]
+    w = pl.element()
+    latin_only = w.str.contains(r"\p{Latin}") & ~w.str.contains(r"[\p{L}--\p{Latin}]")
+    beside_latin = latin_only.shift(1).fill_null(False) | latin_only.shift(-1).fill_null(False)
+    lookalike = w.str.contains(la.any_source) & ~w.str.contains(la.foreign)
+    fold = lookalike & (w.str.contains(r"\p{Latin}") | beside_latin)
+    folded = out[rows].select(
+        pl.col("t")
+        .str.replace_all(r"\s+", " ")
+        .str.split(" ")
+        .list.eval(pl.when(fold).then(w.str.replace_many(la.sources, la.latin)).otherwise(w))
+        .list.join(" ")
+    )["t"]
+    return out["t"].scatter(rows, folded)
 
 
 def normalise_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
-    """Case-fold, masks and whitespace collapse over an NFKC string column (after :func:`fold_evasion_expr`
-    where that applies)."""
+    """Case-fold, masks and whitespace collapse over an NFKC string column (after :func:`fold_evasion` where
+    that applies)."""
     e = pl.col(col).str.to_lowercase()
     if cfg.mask_urls:
         e = e.str.replace_all(URL, " <url> ")
@@ -151,7 +203,7 @@ def normalise_frame(texts: pl.Series, cfg: NormaliseConfig) -> pl.DataFrame:
         # only text with a non-ASCII character has anything to fold: those rows folded and put back
         rows = nfkc.str.contains(r"[^\x00-\x7f]").arg_true()
         if len(rows):
-            wide = _in_chunks(nfkc.gather(rows).rechunk()).to_frame("t").select(fold_evasion_expr("t", cfg))["t"]
+            wide = fold_evasion(_in_chunks(nfkc.gather(rows).rechunk()), cfg)
             nfkc = _in_chunks(nfkc.scatter(rows, wide).rechunk())
     # each column computed on its own: a select mixing columns of other chunkings works on one chunk
     return pl.DataFrame(

@@ -169,3 +169,27 @@ def test_a_damaged_file_or_a_registry_as_the_run_is_a_clear_error(shared):
         app, ["fingerprints", "match", str(shared["export"]), str(tmp / "reg")], env={fp.KEY_ENV: KEY}
     )
     assert res.exit_code == 2 and "is not a finished run" in res.output, res.output
+
+
+def test_a_file_from_before_the_evasion_options_is_read_and_other_shingling_is_refused(shared, tmp_path):
+    """The evasion options (invisible characters, look-alike letters) change no plain word's hash: a file
+    that lacks them, or differs in them, is read; another n-gram or mask setting is refused."""
+    from clusterer.errors import InputError
+
+    doc = json.loads(shared["export"].read_text())
+    settings = fp.shingling_settings(json.loads((shared["rb"] / "manifest.json").read_text())["config"])
+    assert {"strip_invisible", "fold_lookalikes"} <= set(doc["shingling"]["normalise"])
+    for name, edit in (
+        ("old", lambda n: {k: v for k, v in n.items() if k not in ("strip_invisible", "fold_lookalikes")}),
+        ("off", lambda n: {**n, "fold_lookalikes": False, "strip_invisible": False}),
+        ("masks", lambda n: {**n, "mask_numbers": not n["mask_numbers"]}),
+    ):
+        path = tmp_path / f"{name}.json"
+        path.write_text(
+            json.dumps({**doc, "shingling": {**doc["shingling"], "normalise": edit(doc["shingling"]["normalise"])}})
+        )
+        if name == "masks":
+            with pytest.raises(InputError, match="shingled with"):
+                fp.read_fingerprints(path, KEY.encode(), settings)
+        else:
+            assert fp.read_fingerprints(path, KEY.encode(), settings).refs
