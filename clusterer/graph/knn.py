@@ -18,6 +18,9 @@ from ..accel.backend import Backend, faiss_gpu_count
 from ..config import GraphConfig
 
 _BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
+# extra neighbours an exact search returns so that a tie at the k-th place is settled by row, not by the
+# order the library's heap kept (faiss 1.15 returns equal similarities in another order than 1.13 did)
+TIE_SLACK = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,27 @@ def _drop_self(idx: NDArray[np.int64], sim: NDArray[np.float32], k: int) -> Knn:
     return Knn(idx=out_idx, sim=out_sim)
 
 
+def canonical_topk(
+    idx: NDArray[np.int64], sim: NDArray[np.float32], kk: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The ``kk`` best of each row's candidates (``idx`` -1 = none) by similarity, then by row: one order for
+    equal similarities whatever the search library, its version, or the way the vectors were sharded.
+    Rows whose candidates hold no tie (most, for dense embeddings) are only cut."""
+    idx = np.asarray(idx, np.int64)
+    sim = np.asarray(sim, np.float32)
+    valid = idx >= 0
+    key = np.where(valid, sim, -np.inf)
+    tied = ((key[:, 1:] == key[:, :-1]) & valid[:, 1:]).any(axis=1) | (np.diff(key, axis=1) > 0).any(axis=1)
+    rows = np.flatnonzero(tied)
+    if len(rows):
+        sub = np.where(valid[rows], idx[rows], np.iinfo(np.int64).max)
+        order = np.lexsort((sub, -key[rows].astype(np.float64)), axis=1)
+        r = rows[:, None]
+        idx[rows] = idx[r, order]
+        sim[rows] = sim[r, order]
+    return np.ascontiguousarray(idx[:, :kk]), np.ascontiguousarray(sim[:, :kk])
+
+
 def index_kind(n: int, cfg: GraphConfig, gpu: bool = False) -> str:
     """The FAISS index ``n`` distinct vectors get: exact below ``cfg.approx_min_rows``; above it HNSW on
     the CPU and IVF-Flat on a GPU (faiss has no GPU HNSW)."""
@@ -60,6 +84,7 @@ def _faiss_search(
 
     n, d = emb.shape
     kind = index_kind(n, cfg, gpu)
+    want = min(n, kk + TIE_SLACK)
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = cfg.hnsw_ef_construction
@@ -80,22 +105,23 @@ def _faiss_search(
         if gpu:
             index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         index.add(emb)
-    sim, idx = index.search(emb, kk)
-    return idx.astype(np.int64), sim.astype(np.float32)
+    sim, idx = index.search(emb, want)
+    return canonical_topk(idx, sim, kk)
 
 
 def _torch_search(emb: NDArray[np.float32], kk: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     import torch
 
     x = torch.from_numpy(emb).to("cuda", dtype=torch.float16)
-    idx = np.empty((len(emb), kk), dtype=np.int64)
-    sim = np.empty((len(emb), kk), dtype=np.float32)
+    want = min(len(emb), kk + TIE_SLACK)
+    idx = np.empty((len(emb), want), dtype=np.int64)
+    sim = np.empty((len(emb), want), dtype=np.float32)
     for s in range(0, len(emb), _BLOCK):
         tile = x[s : s + _BLOCK] @ x.T
-        val, ind = torch.topk(tile.float(), kk, dim=1)
+        val, ind = torch.topk(tile.float(), want, dim=1)
         idx[s : s + _BLOCK] = ind.cpu().numpy()
         sim[s : s + _BLOCK] = val.cpu().numpy()
-    return idx, sim
+    return canonical_topk(idx, sim, kk)
 
 
 def knn_graph(

@@ -331,13 +331,9 @@ class RayEngine(LocalEngine):
 def merge_topk(sim: NDArray[np.float32], idx: NDArray[np.int64], kk: int, k: int) -> Knn:
     """Per row the ``kk`` best of several shards' candidates (``sim`` / ``idx`` (n, c), -1 = none), by
     similarity then row, then without the row itself and padded to ``k`` as ``knn_graph`` returns them."""
-    from ..graph.knn import pad_knn
+    from ..graph.knn import canonical_topk, pad_knn
 
-    n = sim.shape[0]
-    key = np.where(idx >= 0, -sim.astype(np.float64), np.inf)
-    order = np.lexsort((np.where(idx >= 0, idx, np.iinfo(np.int64).max), key), axis=1)[:, :kk]
-    rows = np.arange(n)[:, None]
-    return pad_knn(idx[rows, order], sim[rows, order], kk, k)
+    return pad_knn(*canonical_topk(idx, sim, kk), kk, k)
 
 
 def _blocks(table: Any, n: int) -> Any:
@@ -355,14 +351,18 @@ def _call_chunk(fn: Callable[..., Any], texts: Any, start: int, *args: Any) -> A
 def _search_shard(
     vectors: NDArray[np.float32], a: int, b: int, kk: int
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Top ``kk`` of rows a..b for every vector (exact inner product), as global rows."""
+    """Top ``kk`` of rows a..b for every vector (exact inner product), as global rows; ties by row, as the
+    unsharded search orders them."""
     import faiss
+
+    from ..graph.knn import TIE_SLACK, canonical_topk
 
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors[a:b])
-    sim, idx = index.search(vectors, min(kk, b - a))
+    sim, idx = index.search(vectors, min(kk + TIE_SLACK, b - a))
     idx = np.where(idx >= 0, idx + a, -1).astype(np.int64)
-    return sim.astype(np.float32), idx
+    idx, sim = canonical_topk(idx, sim, kk)
+    return sim, idx
 
 
 def _link_bands(

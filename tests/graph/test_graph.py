@@ -31,6 +31,38 @@ def test_exact_duplicates_never_list_themselves():
     assert (knn.sim[5:12] > 0.999).all()
 
 
+def _tied_vectors():
+    """28 distinct unit vectors (two of eight coordinates set): every row has 12 neighbours at exactly 0.5."""
+    from itertools import combinations
+
+    x = np.zeros((28, 8), np.float32)
+    for r, (a, b) in enumerate(combinations(range(8), 2)):
+        x[r, [a, b]] = 1 / np.sqrt(2)
+    return x[np.random.default_rng(4).permutation(28)]
+
+
+def _by_similarity_then_row(x, k):
+    s = (x.astype(np.float64) @ x.T.astype(np.float64)).round(6)
+    np.fill_diagonal(s, -np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(len(x)), s.shape), -s), axis=1)
+    return order[:, :k]
+
+
+def test_equal_similarities_are_ordered_by_row_in_every_search():
+    """A tie at the k-th place is settled by row, the same in the exact search and in the sharded search the
+    Ray engine merges: a graph that does not depend on the library's heap order or on the shards."""
+    from clusterer.run.ray_engine import _search_shard, merge_topk
+
+    x, k = _tied_vectors(), 5
+    want = _by_similarity_then_row(x, k)
+    assert np.array_equal(knn_graph(x, GraphConfig(k=k), Backend.CPU).idx, want)
+    for shards in (2, 3):
+        bounds = np.linspace(0, len(x), shards + 1).astype(int)
+        parts = [_search_shard(x, int(a), int(b), k + 1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        knn = merge_topk(np.concatenate([p[0] for p in parts], 1), np.concatenate([p[1] for p in parts], 1), k + 1, k)
+        assert np.array_equal(knn.idx, want), shards
+
+
 def test_fewer_points_than_k_are_padded():
     knn = knn_graph(_unit(3, 4, 0), GraphConfig(k=5), Backend.CPU)
     assert knn.idx.shape == (3, 5)
