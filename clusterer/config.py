@@ -312,6 +312,13 @@ class CampaignConfig:
     account_min_prompts: int = 2  # ... or when it sent at least this many (cover traffic hides the share)
     prompt_min_fit: float = 0.5  # a prompt in a flagged family that carries this share of its scaffold is
     # flagged whatever else its account sends
+    # a prompt is flagged only when it shares at least prompt_min_shared of its skeleton shingles with a real
+    # part of its fragment: each held by >= prompt_variant_share of the members and by >= cluster.min_cluster_size
+    # of them (a variant that is a minority of its fragment shares its own lines with that minority). An
+    # ordinary prompt drawn into a campaign's cluster because a few members carry its text as their payload
+    # shares them with those few only (0 = off)
+    prompt_min_shared: int = 4
+    prompt_variant_share: float = 0.05
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
     crowded_min_senders: int = 3  # a client network (/24 or ASN, with the user agent) crowded by a family: this
@@ -330,6 +337,8 @@ class CampaignConfig:
         _check_range("campaign.account_min_share", self.account_min_share, 0.0, 1.0)
         _check_range("campaign.account_min_prompts", self.account_min_prompts, 1)
         _check_range("campaign.prompt_min_fit", self.prompt_min_fit, 0.0, 2.0)
+        _check_range("campaign.prompt_min_shared", self.prompt_min_shared, 0)
+        _check_range("campaign.prompt_variant_share", self.prompt_variant_share, 0.0, 1.0)
         worst = max(getattr(self, f"w_{t}") for t in SCORE_TERMS)
         if any(getattr(self, f"w_{t}") < 0 for t in SCORE_TERMS):
             raise ConfigError("campaign.w_* weights must be >= 0 (each term is oriented towards 'campaign')")

@@ -430,6 +430,7 @@ def decide(
     namer: Callable[[list[int], list[str]], dict[int, str]] | None = None,
     fit: NDArray[np.float32] | None = None,
     *,
+    shared: NDArray[np.int32] | None = None,
     accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
@@ -444,7 +445,9 @@ def decide(
     ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``; ``template_keys[c]``:
     the content key of cluster c's template; ``fit``: float32 (n,) share of its fragment's scaffold each
     prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
-    sends other things). ``namer(flagged cluster ids, proposed ids)`` may rename the
+    sends other things); ``shared``: int32 (n,) how many of its shingles each prompt shares with a real part
+    of its fragment (a prompt sharing fewer than ``prompt_min_shared`` is never flagged: an ordinary text some
+    members carry as payload). ``namer(flagged cluster ids, proposed ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
     """
@@ -511,6 +514,9 @@ def decide(
     # ... or the prompt itself carries its family's scaffold (``fit``: share of its fragment's core)
     carries = fit >= cfg.prompt_min_fit if fit is not None else np.zeros(n, bool)
     prompt_flagged = in_flagged & (acc_flagged[acc_index] | carries)
+    # ... and it shares its fragment's template (a variant's own lines count), not only a few members' payload
+    if shared is not None and cfg.prompt_min_shared > 0:
+        prompt_flagged &= shared >= cfg.prompt_min_shared
     # an account is flagged when any of its prompts is
     acc_flagged = np.bincount(acc_index, weights=prompt_flagged, minlength=len(acc_codes)) > 0
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)

@@ -155,6 +155,42 @@ def core_share(
     return out
 
 
+def shared_template(
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_share: float,
+    min_members: int,
+) -> NDArray[np.int32]:
+    """int32 (n,): how many of its skeleton shingles each member shares with a real part of its cluster —
+    shingles held by at least ``min_share`` of the cluster's members and at least ``min_members`` of them;
+    0 for noise. A member of a variant that is a minority of its fragment (a translated boilerplate, a
+    re-worded line set) shares its variant's shingles with that minority though it holds none of the
+    fragment's core (:func:`core_share`); an ordinary prompt drawn in because a few members carry its text
+    as their payload shares its shingles with those few only."""
+    out = np.zeros(len(labels), np.int32)
+    if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
+        return out
+    k = n_labels(labels)
+    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
+    c, h, count, size = member_shingles(labels, row_of, sk_hashes, k)
+    need = np.maximum(np.ceil(min_share * size), min_members)
+    keep = count >= need[c]
+    if not keep.any():
+        return out
+    # (cluster, shingle) keys of the shared shingles, looked up for every member entry of its own cluster
+    mix = np.uint64(0x9E3779B97F4A7C15)  # a 64-bit key per (cluster, shingle): the hash mixed with the cluster
+    key = h[keep] ^ (c[keep].astype(np.uint64) * mix)
+    uniq = np.unique(key)
+    lab = labels[row_of]
+    member = lab >= 0
+    probe = sk_hashes[member] ^ (lab[member].astype(np.uint64) * mix)
+    pos = np.minimum(np.searchsorted(uniq, probe), len(uniq) - 1)
+    hit = uniq[pos] == probe
+    out[:] = np.bincount(row_of[member][hit], minlength=len(labels))
+    return out
+
+
 def attach_by_template(
     labels: NDArray[np.int64],
     sk_indptr: NDArray[np.int64],

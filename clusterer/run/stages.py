@@ -21,7 +21,14 @@ from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
-from ..clustering.refine import attach_by_template, attach_noise, core_share, propagate_labels, rehome_by_template
+from ..clustering.refine import (
+    attach_by_template,
+    attach_noise,
+    core_share,
+    propagate_labels,
+    rehome_by_template,
+    shared_template,
+)
 from ..clustering.summary import Summary, summarise
 from ..config import RunConfig
 from ..graph.edges import Edges, Pairs, distance, knn_pairs, merge_pairs, score_edges
@@ -130,11 +137,13 @@ def overlap_stage(
 @dataclass(frozen=True, slots=True)
 class Clustering:
     """``clusters``: HDBSCAN's fragments; ``grouping``: the families (``grouping.labels`` per embedded row);
-    ``fit``: float32 (m,) share of its fragment's scaffold each row carries."""
+    ``fit``: float32 (m,) share of its fragment's scaffold each row carries; ``shared``: int32 (m,) how many
+    of its shingles each row shares with a real part of its fragment (:func:`shared_template`)."""
 
     clusters: Clusters
     grouping: Grouping
     fit: NDArray[np.float32]
+    shared: NDArray[np.int32]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
 
     @property
@@ -188,6 +197,7 @@ def cluster_stage(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
+    shared = shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size)
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
@@ -201,7 +211,7 @@ def cluster_stage(
         times=day.times(),
         rhythm=rhythm,
     )
-    return Clustering(clusters, grouping, fit, ids)
+    return Clustering(clusters, grouping, fit, shared, ids)
 
 
 def templates_stage(
@@ -447,6 +457,7 @@ def campaigns_stage(
         cfg.campaign,
         namer=naming,
         fit=day.scatter(clu.fit, 0.0, np.float32),
+        shared=day.scatter(clu.shared, 0, np.int32),
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,

@@ -113,6 +113,22 @@ def test_decide_reports_missing_signals_and_flags_accounts():
     assert dec.operators.height == 2 and sorted(dec.operators["accounts"].to_list()) == [20, 30]
 
 
+def test_a_prompt_that_shares_no_template_with_its_family_is_not_flagged():
+    """An ordinary prompt drawn into a campaign's family (a few members carry its text as payload) is not
+    flagged though the family is and its account works it; with the rule off it is."""
+    df, clusters = _day(np.random.default_rng(2))
+    frame = df.drop("org_id", "account_created_at").select("account_id", "timestamp")
+    labels = df["cluster_id"].to_numpy()
+    shared = np.full(len(labels), 6, np.int32)
+    shared[[5, 50]] = 0  # two members of flagged family 0
+    args = (frame, labels, df["key"].to_numpy(), clusters, ["k0", "k1", "k2", "k3"])
+    dec = decide(*args, CampaignConfig(), shared=shared)
+    assert dec.prompt_flagged[:120].sum() == 118 and not dec.prompt_flagged[[5, 50]].any()
+    assert dec.prompt_campaign[5] == "cmp-k0"  # still a member of the family, with its ID
+    off = decide(*args, CampaignConfig(prompt_min_shared=0), shared=shared)
+    assert off.prompt_flagged[:120].all()
+
+
 def test_tags_of_uses_lexicons():
     assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
     assert tags_of("hello there") == []

@@ -109,6 +109,30 @@ def test_a_cluster_core_holds_the_shingles_of_at_least_half_its_members():
     assert share[99:].tolist() == [0.0, 0.0]
 
 
+def test_a_minority_variant_shares_its_own_lines_and_a_payload_copy_shares_nothing():
+    """One fragment: 70 members of variant A (shingles 1-6), 30 of a re-worded variant B (shingles 11-16)
+    and 3 ordinary prompts whose text (shingles 50-55) three members also carry as payload. Variant B holds
+    none of the fragment's core (A's lines) yet shares its own with 30 members; the copies share theirs with
+    six rows only."""
+    from clusterer.clustering.refine import core_share, shared_template
+
+    copy = [50, 51, 52, 53, 54, 55]
+    rows = [[1, 2, 3, 4, 5, 6, 1000 + r] for r in range(70)] + [[11, 12, 13, 14, 15, 16, 2000 + r] for r in range(30)]
+    rows[:3] = [[*r, *copy] for r in rows[:3]]  # three A members carry the ordinary text as payload
+    rows += [list(copy)] * 3 + [[11, 12, 13, 14, 15, 16]]  # the ordinary copies; a noise row of variant B
+    labels = np.array([0] * 103 + [-1], np.int64)
+    indptr, hashes = _sets(rows)
+    fit = core_share(labels, indptr, hashes, 4)
+    assert fit[:70].min() == pytest.approx(1.0) and fit[70:103].max() == 0.0  # B and the copies: no core
+    shared = shared_template(labels, indptr, hashes, 0.05, 10)
+    assert shared[:3].tolist() == [6, 6, 6]  # A's lines; its payload copy's shingles are shared by six rows
+    assert shared[3:70].min() == 6 and shared[70:100].min() == 6  # variant B: its own lines, with 30 members
+    assert shared[100:].tolist() == [0, 0, 0, 0]  # the copies; noise
+    # a variant under the member floor (30 < 40) or the share (30 < 0.5 · 103) does not count
+    assert shared_template(labels, indptr, hashes, 0.05, 40)[70:100].max() == 0
+    assert shared_template(labels, indptr, hashes, 0.5, 10)[70:100].max() == 0
+
+
 def test_hdbscan_private_tree_api_is_the_tested_one():
     """cluster_edges calls hdbscan's private tree routines by keyword; an hdbscan release that renames or
     drops them (or their parameters) must fail here, loudly, before it mis-clusters a day."""
