@@ -163,18 +163,21 @@ def shared_template(
     min_members: int,
 ) -> NDArray[np.int32]:
     """int32 (n,): how many of its skeleton shingles each member shares with a real part of its cluster —
-    shingles held by at least ``min_share`` of the cluster's members and at least ``min_members`` of them;
-    0 for noise. A member of a variant that is a minority of its fragment (a translated boilerplate, a
-    re-worded line set) shares its variant's shingles with that minority though it holds none of the
-    fragment's core (:func:`core_share`); an ordinary prompt drawn in because a few members carry its text
-    as their payload shares its shingles with those few only."""
+    shingles held by at least ``min_share`` of the cluster's members and at least ``min_members`` of them
+    (at most a quarter of them in a cluster smaller than four times that); 0 for noise. A member of a variant that is
+    a minority of its fragment (a translated boilerplate, a re-worded line set) shares its variant's
+    shingles with that minority though it holds none of the fragment's core (:func:`core_share`); an
+    ordinary prompt drawn in because a few members carry its text as their payload shares its shingles
+    with those few only."""
     out = np.zeros(len(labels), np.int32)
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
     k = n_labels(labels)
     row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
     c, h, count, size = member_shingles(labels, row_of, sk_hashes, k)
-    need = np.maximum(np.ceil(min_share * size), min_members)
+    # ... and never more than a quarter of a small cluster: a variant of a few prompts in a small family is
+    # not asked for shingles that ten of them hold
+    need = np.maximum(np.ceil(min_share * size), np.minimum(min_members, np.ceil(size / 4)))
     keep = count >= need[c]
     if not keep.any():
         return out

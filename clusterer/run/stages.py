@@ -138,12 +138,14 @@ def overlap_stage(
 class Clustering:
     """``clusters``: HDBSCAN's fragments; ``grouping``: the families (``grouping.labels`` per embedded row);
     ``fit``: float32 (m,) share of its fragment's scaffold each row carries; ``shared``: int32 (m,) how many
-    of its shingles each row shares with a real part of its fragment (:func:`shared_template`)."""
+    of its shingles each row shares with a real part of its fragment (:func:`shared_template`; None in a
+    stream window, whose fragments are too small for the test: a new campaign first shows as a handful of
+    prompts inside one)."""
 
     clusters: Clusters
     grouping: Grouping
     fit: NDArray[np.float32]
-    shared: NDArray[np.int32]
+    shared: NDArray[np.int32] | None
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
 
     @property
@@ -197,7 +199,11 @@ def cluster_stage(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
-    shared = shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size)
+    shared = (
+        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size)
+        if carried is None
+        else None
+    )
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
@@ -457,7 +463,7 @@ def campaigns_stage(
         cfg.campaign,
         namer=naming,
         fit=day.scatter(clu.fit, 0.0, np.float32),
-        shared=day.scatter(clu.shared, 0, np.int32),
+        shared=day.scatter(clu.shared, 0, np.int32) if clu.shared is not None else None,
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,

@@ -128,9 +128,13 @@ def test_a_minority_variant_shares_its_own_lines_and_a_payload_copy_shares_nothi
     assert shared[:3].tolist() == [6, 6, 6]  # A's lines; its payload copy's shingles are shared by six rows
     assert shared[3:70].min() == 6 and shared[70:100].min() == 6  # variant B: its own lines, with 30 members
     assert shared[100:].tolist() == [0, 0, 0, 0]  # the copies; noise
-    # a variant under the member floor (30 < 40) or the share (30 < 0.5 · 103) does not count
-    assert shared_template(labels, indptr, hashes, 0.05, 40)[70:100].max() == 0
-    assert shared_template(labels, indptr, hashes, 0.5, 10)[70:100].max() == 0
+    # a variant under the share (30 < 0.3 · 103) does not count
+    assert shared_template(labels, indptr, hashes, 0.3, 10)[70:100].max() == 0
+    # a cluster of 12 asks for shingles held by 3, a quarter of it, not by the member floor of 10
+    rows12 = [[1, 2, 3, 4, 5, 6, 7000 + r] if r < 3 else [1, 2, 3, 4, 8000 + r] for r in range(10)]
+    rows12 += [[9, 9000], [9, 9001]]  # shingle 9 is held by two: not shared
+    ip12, h12 = _sets(rows12)
+    assert shared_template(np.zeros(12, np.int64), ip12, h12, 0.05, 10).tolist() == [6] * 3 + [4] * 7 + [0, 0]
 
 
 def test_hdbscan_private_tree_api_is_the_tested_one():
