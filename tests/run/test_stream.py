@@ -403,3 +403,23 @@ def test_a_quiet_window_without_families_goes_on(streamed, tmp_path):
     assert [w["rows"] for w in state["windows"]] == [3, quiet.height - 3]
     assert state["windows"][0]["campaigns"] == [] and state["windows"][1]["campaigns"] != []
     assert sorted(asg["prompt_id"].to_list()) == sorted(quiet["prompt_id"].to_list())
+
+
+def test_stream_windows_flag_without_the_shared_template_rule_and_a_batch_run_with_it(streamed, tmp_path, monkeypatch):
+    """The rule that a flagged prompt shares its fragment's template is a batch rule: a window's fragments
+    are too small for it (a new campaign first shows as a handful of prompts inside one)."""
+    import clusterer.run.stages as stages
+
+    src, _, _, args = streamed
+    real, calls = stages.shared_template, []
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(stages, "shared_template", counted)
+    out, reg = tmp_path / "out", tmp_path / "reg"
+    args = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], *OPTS, "--cache-dir", str(src / "cache")]
+    assert CliRunner().invoke(app, args).exit_code == 0 and calls == []
+    run = ["run", args[1], "--out", str(tmp_path / "batch"), *OPTS, "--cache-dir", str(src / "cache")]
+    assert CliRunner().invoke(app, run).exit_code == 0 and len(calls) == 1
