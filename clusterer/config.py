@@ -313,11 +313,11 @@ class CampaignConfig:
     prompt_min_fit: float = 0.5  # a prompt in a flagged family that carries this share of its scaffold is
     # flagged whatever else its account sends
     # a prompt is flagged only when it shares at least prompt_min_shared of its skeleton shingles with a real
-    # part of its fragment: each held by >= prompt_variant_share of the members and by >= cluster.min_cluster_size
-    # of them, or half of a smaller fragment (a variant that is a minority of its fragment shares its own
-    # lines with that minority). An ordinary prompt drawn into a campaign's cluster because a few members
-    # carry its text as their payload shares them with those few only (0 = off; off in stream windows, whose
-    # fragments are too small for it: a new campaign first shows as a handful of prompts inside one)
+    # part of its fragment: each held by >= prompt_variant_share of the members and by >= min_cluster_size of
+    # them (a quarter of a fragment smaller than 40). A variant that is a minority of its fragment shares its
+    # own lines with that minority; an ordinary prompt drawn into a campaign's cluster because a few members
+    # carry its text as their payload shares them with those few only. 0 = off; off in stream windows, whose
+    # fragments are too small for it (a new campaign first shows as a handful of prompts inside one)
     prompt_min_shared: int = 4
     prompt_variant_share: float = 0.05
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...

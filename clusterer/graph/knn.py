@@ -18,8 +18,8 @@ from ..accel.backend import Backend, faiss_gpu_count
 from ..config import GraphConfig
 
 _BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
-# extra neighbours an exact search returns so that a tie at the k-th place is settled by row, not by the
-# order the library's heap kept (faiss 1.15 returns equal similarities in another order than 1.13 did)
+# extra neighbours a search returns so that a tie at the k-th place is settled by row, not by the order the
+# library's heap kept (the Ray engine's sharded search must keep the neighbours the local search keeps)
 TIE_SLACK = 8
 
 
@@ -51,7 +51,8 @@ def canonical_topk(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """The ``kk`` best of each row's candidates (``idx`` -1 = none) by similarity, then by row: one order for
     equal similarities whatever the search library, its version, or the way the vectors were sharded.
-    Rows whose candidates hold no tie (most, for dense embeddings) are only cut."""
+    Rows whose candidates hold no tie (most, for dense embeddings) are only cut; the others are reordered in
+    the given arrays (callers pass a search's own result)."""
     idx = np.asarray(idx, np.int64)
     sim = np.asarray(sim, np.float32)
     valid = idx >= 0
