@@ -89,8 +89,23 @@ def propagate_labels(
     return out
 
 
+MemberTable = tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.uint64], NDArray[np.uint32], NDArray[np.int64]]
+
+
+def member_table(labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64]) -> MemberTable:
+    """The row of every skeleton entry, and :func:`~.labels.member_shingles` of ``labels``: (row_of, cluster,
+    shingle, count, cluster sizes). Computed once when :func:`core_share` and :func:`shared_template` read the
+    same labels."""
+    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
+    return (row_of, *member_shingles(labels, row_of, sk_hashes, n_labels(labels)))
+
+
 def _cores(
-    labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_shingles: int,
+    members: MemberTable | None = None,
 ) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.uint64], NDArray[np.int64]]:
     """Each cluster's *core*: the skeleton shingles held by at least half its members (cores smaller than
     ``min_shingles`` are left empty). Returns (binary (k × core shingles) matrix — one empty column when no
@@ -99,10 +114,9 @@ def _cores(
 
     Counted per distinct (cluster, shingle) pair (:func:`~.labels.member_shingles`); "at least half" is the
     integer test 2·count ≥ size (a product with the reciprocal of the size rounds some exact halves below
-    0.5)."""
+    0.5). ``members``: :func:`member_table` of ``labels`` when the caller has it."""
     k = n_labels(labels)
-    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
-    c, h, count, size = member_shingles(labels, row_of, sk_hashes, k)
+    row_of, c, h, count, size = members if members is not None else member_table(labels, sk_indptr, sk_hashes)
     keep = 2 * count.astype(np.int64) >= size[c]
     c, h = c[keep].astype(np.int64), h[keep]
     full = np.bincount(c, minlength=k) >= min_shingles
@@ -138,7 +152,11 @@ def _lookup(
 
 
 def core_share(
-    labels: NDArray[np.int64], sk_indptr: NDArray[np.int64], sk_hashes: NDArray[np.uint64], min_shingles: int
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_shingles: int,
+    members: MemberTable | None = None,
 ) -> NDArray[np.float32]:
     """float32 (n,): the share of its own cluster's core (see :func:`attach_by_template`) each row holds;
     0 for noise and for clusters without a core. A member that carries its cluster's scaffold scores
@@ -146,7 +164,7 @@ def core_share(
     out = np.zeros(len(labels), np.float32)
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
-    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    core, core_size, uniq_h, row_of = _cores(labels, sk_indptr, sk_hashes, min_shingles, members)
     # each member against its own cluster's core only (not the rows × clusters product)
     r, pos = _lookup(labels >= 0, row_of, sk_hashes, uniq_h)
     cnt = np.bincount(r, weights=np.asarray(core[labels[r], pos]).ravel(), minlength=len(labels))
@@ -161,6 +179,7 @@ def shared_template(
     sk_hashes: NDArray[np.uint64],
     min_share: float,
     min_members: int,
+    members: MemberTable | None = None,
 ) -> NDArray[np.int32]:
     """int32 (n,): how many of its skeleton shingles each member shares with a real part of its cluster —
     shingles held by at least ``min_share`` of the cluster's members and at least ``min_members`` of them
@@ -168,13 +187,11 @@ def shared_template(
     a minority of its fragment (a translated boilerplate, a re-worded line set) shares its variant's
     shingles with that minority though it holds none of the fragment's core (:func:`core_share`); an
     ordinary prompt drawn in because a few members carry its text as their payload shares its shingles
-    with those few only."""
+    with those few only. ``members``: :func:`member_table` of ``labels`` when the caller has it."""
     out = np.zeros(len(labels), np.int32)
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
-    k = n_labels(labels)
-    row_of = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(sk_indptr))
-    c, h, count, size = member_shingles(labels, row_of, sk_hashes, k)
+    row_of, c, h, count, size = members if members is not None else member_table(labels, sk_indptr, sk_hashes)
     # ... and never more than a quarter of a small cluster: a variant of a few prompts in a small family is
     # not asked for shingles that ten of them hold
     need = np.maximum(np.ceil(min_share * size), np.minimum(min_members, np.ceil(size / 4)))

@@ -25,6 +25,7 @@ from ..clustering.refine import (
     attach_by_template,
     attach_noise,
     core_share,
+    member_table,
     propagate_labels,
     rehome_by_template,
     shared_template,
@@ -198,12 +199,14 @@ def cluster_stage(
     attached = rehome_by_template(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
-    fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles)
+    members = member_table(attached, sk.indptr, sk.hashes)  # read by both rules below
+    fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
     shared = (
-        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size)
+        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
         if carried is None
         else None
     )
+    del members
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
