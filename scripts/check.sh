@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls exactly this).
-# Creates .venv if missing, installs the package with its dev extra (CPU torch pinned), lints,
+# Creates .venv if missing, installs the package with its dev extra (CPU torch pinned, the other packages at
+# the tested versions of scripts/constraints.txt), lints,
 # compiles every CUDA kernel to PTX when nvcc is available, installs Chromium for the report's browser
 # tests when missing (as root), then runs the test suite.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q torch==2.13.0 -e ".[dev]"
+.venv/bin/python -m pip install -q torch==2.13.0 -c scripts/constraints.txt -e ".[dev]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 shopt -s nullglob
