@@ -431,6 +431,7 @@ def decide(
     fit: NDArray[np.float32] | None = None,
     *,
     shared: NDArray[np.int32] | None = None,
+    copies: NDArray[np.bool_] | None = None,
     accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
@@ -517,6 +518,9 @@ def decide(
     # ... and it shares its fragment's template (a variant's own lines count), not only a few members' payload
     if shared is not None and cfg.prompt_min_shared > 0:
         prompt_flagged &= shared >= cfg.prompt_min_shared
+    # ... and it is not a copy of a payload its family's campaign prompts wrap
+    if copies is not None:
+        prompt_flagged &= ~copies
     # an account is flagged when any of its prompts is
     acc_flagged = np.bincount(acc_index, weights=prompt_flagged, minlength=len(acc_codes)) > 0
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)

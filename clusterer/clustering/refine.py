@@ -192,22 +192,87 @@ def shared_template(
     if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
         return out
     row_of, c, h, count, size = members if members is not None else member_table(labels, sk_indptr, sk_hashes)
-    # ... and never more than a quarter of a small cluster: a variant of a few prompts in a small family is
-    # not asked for shingles that ten of them hold
-    need = np.maximum(np.ceil(min_share * size), np.minimum(min_members, np.ceil(size / 4)))
-    keep = count >= need[c]
+    keep = count >= _real_part(size, min_share, min_members)[c]
     if not keep.any():
         return out
-    # (cluster, shingle) keys of the shared shingles, looked up for every member entry of its own cluster
-    mix = np.uint64(0x9E3779B97F4A7C15)  # a 64-bit key per (cluster, shingle): the hash mixed with the cluster
-    key = h[keep] ^ (c[keep].astype(np.uint64) * mix)
-    uniq = np.unique(key)
+    return _held_by_own(labels, row_of, sk_hashes, c[keep], h[keep]).astype(np.int32)
+
+
+def _real_part(size: NDArray[np.int64], min_share: float, min_members: int) -> NDArray[np.float64]:
+    """Per cluster, how many members hold a shingle that "a real part" of it holds: ``min_share`` of them and
+    at least ``min_members`` — never more than a quarter of a small cluster (a variant of a few prompts in a
+    small family is not asked for shingles that ten of them hold)."""
+    return np.maximum(np.ceil(min_share * size), np.minimum(min_members, np.ceil(size / 4)))
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # a 64-bit key per (cluster, shingle): the hash mixed with the cluster
+
+
+def _held_by_own(
+    labels: NDArray[np.int64],
+    row_of: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    c: NDArray[np.integer],
+    h: NDArray[np.uint64],
+    rows_mask: NDArray[np.bool_] | None = None,
+) -> NDArray[np.int64]:
+    """int64 (n,): how many of its skeleton entries each member (of ``rows_mask``, default all) finds among
+    the (cluster, shingle) pairs ``(c, h)`` of its own cluster; 0 for noise."""
+    out = np.zeros(len(labels), np.int64)
+    if len(c) == 0:
+        return out
+    uniq = np.unique(h ^ (np.asarray(c).astype(np.uint64) * _MIX))
     lab = labels[row_of]
-    member = lab >= 0
-    probe = sk_hashes[member] ^ (lab[member].astype(np.uint64) * mix)
+    member = lab >= 0 if rows_mask is None else (lab >= 0) & rows_mask[row_of]
+    probe = sk_hashes[member] ^ (lab[member].astype(np.uint64) * _MIX)
     pos = np.minimum(np.searchsorted(uniq, probe), len(uniq) - 1)
     hit = uniq[pos] == probe
     out[:] = np.bincount(row_of[member][hit], minlength=len(labels))
+    return out
+
+
+def payload_copies(
+    fragments: NDArray[np.int64],
+    families: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_share: float,
+    min_members: int,
+    min_contained: float,
+    min_scaffold: int = 2,
+) -> NDArray[np.bool_]:
+    """bool (n,): the members of a family that are copies of what its campaign prompts wrap, not campaign
+    prompts themselves.
+
+    A campaign whose payloads are popular prompts puts, beside each payload's ordinary uses, the members
+    that wrap it: HDBSCAN makes one fragment of them (its core is the payload's text), and the fragment joins
+    the campaign's family. Its ordinary members then pass every per-prompt test of their fragment — they
+    hold its core, and a real part of it shares their shingles. Here the *family's* scaffold decides: the
+    shingles a real part of the family holds (:func:`shared_template`'s rule, ``min_share`` /
+    ``min_members``, over the family). A member is a copy when it holds none of them while at least
+    ``min_contained`` of its own shingles are held, in its own fragment, by members that carry at least
+    ``min_scaffold`` of them — its whole text is what they wrap. A variant that is a minority of its family
+    (a translation, a re-worded line set) also holds none of the family's scaffold, but its lines are its
+    own, not inside the other members' prompts, so it is not a copy; a fragment without scaffold carriers
+    has no copies. ``min_contained`` above 1 turns the rule off."""
+    n = len(fragments)
+    out = np.zeros(n, bool)
+    if n == 0 or min_contained > 1.0 or len(sk_hashes) == 0 or families.max() < 0:
+        return out
+    row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(sk_indptr))
+    c, h, count, size = member_shingles(families, row_of, sk_hashes, n_labels(families))
+    keep = count >= _real_part(size, min_share, min_members)[c]
+    scaffold = _held_by_own(families, row_of, sk_hashes, c[keep], h[keep])
+    carriers = scaffold >= min_scaffold
+    if not carriers.any():
+        return out
+    # the (fragment, shingle) pairs the carriers hold, and how many of each other member's entries are among them
+    sel = carriers[row_of] & (fragments[row_of] >= 0)
+    fc, fh = fragments[row_of][sel], sk_hashes[sel]
+    cand = (scaffold == 0) & (fragments >= 0) & (families >= 0)
+    inside = _held_by_own(fragments, row_of, sk_hashes, fc, fh, rows_mask=cand)
+    own = np.diff(sk_indptr)
+    out[:] = cand & (own > 0) & (inside >= min_contained * np.maximum(own, 1))
     return out
 
 

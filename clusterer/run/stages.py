@@ -26,6 +26,7 @@ from ..clustering.refine import (
     attach_noise,
     core_share,
     member_table,
+    payload_copies,
     propagate_labels,
     rehome_by_template,
     shared_template,
@@ -141,12 +142,14 @@ class Clustering:
     ``fit``: float32 (m,) share of its fragment's scaffold each row carries; ``shared``: int32 (m,) how many
     of its shingles each row shares with a real part of its fragment (:func:`shared_template`; None in a
     stream window, whose fragments are too small for the test: a new campaign first shows as a handful of
-    prompts inside one)."""
+    prompts inside one); ``copies``: bool (m,) rows that are copies of what their family's campaign prompts
+    wrap (:func:`payload_copies`)."""
 
     clusters: Clusters
     grouping: Grouping
     fit: NDArray[np.float32]
     shared: NDArray[np.int32] | None
+    copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
 
     @property
@@ -220,7 +223,16 @@ def cluster_stage(
         times=day.times(),
         rhythm=rhythm,
     )
-    return Clustering(clusters, grouping, fit, shared, ids)
+    copies = payload_copies(
+        attached,
+        grouping.labels,
+        sk.indptr,
+        sk.hashes,
+        cfg.campaign.prompt_variant_share,
+        c.min_cluster_size,
+        cfg.campaign.copy_min_contained,
+    )
+    return Clustering(clusters, grouping, fit, shared, copies, ids)
 
 
 def templates_stage(
@@ -467,6 +479,7 @@ def campaigns_stage(
         namer=naming,
         fit=day.scatter(clu.fit, 0.0, np.float32),
         shared=day.scatter(clu.shared, 0, np.int32) if clu.shared is not None else None,
+        copies=day.scatter(clu.copies, False, bool),
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,

@@ -127,6 +127,12 @@ def test_a_prompt_that_shares_no_template_with_its_family_is_not_flagged():
     assert dec.prompt_campaign[5] == "cmp-k0"  # still a member of the family, with its ID
     off = decide(*args, CampaignConfig(prompt_min_shared=0), shared=shared)
     assert off.prompt_flagged[:120].all()
+    # a payload copy (refine.payload_copies) is not flagged either, and stays a member with the family's ID
+    copies = np.zeros(len(labels), bool)
+    copies[[7, 60]] = True
+    dec = decide(*args, CampaignConfig(), copies=copies)
+    assert dec.prompt_flagged[:120].sum() == 118 and not dec.prompt_flagged[[7, 60]].any()
+    assert dec.prompt_campaign[7] == "cmp-k0"
 
 
 def test_tags_of_uses_lexicons():

@@ -137,6 +137,44 @@ def test_a_minority_variant_shares_its_own_lines_and_a_payload_copy_shares_nothi
     assert shared_template(np.zeros(12, np.int64), ip12, h12, 0.05, 10).tolist() == [6] * 3 + [4] * 7 + [0, 0]
 
 
+def test_an_ordinary_copy_of_a_wrapped_payload_is_a_copy_and_a_minority_variant_is_not():
+    """One family of two fragments. Fragment 0: 1,000 members of the campaign's scaffold (shingles 1-6).
+    Fragment 1: a popular prompt (shingles 50-55) sent 40 times on its own, 8 campaign members that wrap it
+    (its text plus scaffold lines 1-3) and 12 members of a translated variant (shingles 31-36) that holds
+    none of the family's scaffold either. The 40 ordinary copies pass the fragment's tests (they hold its
+    core and share it with a real part of it); only the family's scaffold tells them apart. The translated
+    members' lines are not inside the scaffold carriers' prompts, so they are not copies; nor is a copy in
+    a fragment without carriers, nor anything with the rule off. A text that a real part of the family
+    holds (5% of it) counts as its scaffold: nothing holding it is a copy."""
+    from clusterer.clustering.refine import payload_copies, shared_template
+
+    text = [50, 51, 52, 53, 54, 55]
+    rows = [[1, 2, 3, 4, 5, 6, 1000 + r] for r in range(1000)]
+    rows += [list(text)] * 40 + [[1, 2, 3, *text, 3000 + r] for r in range(8)]
+    rows += [[31, 32, 33, 34, 35, 36, 4000 + r] for r in range(12)]
+    rows += [list(text)] * 5  # the same text in a fragment of its own (no carriers there)
+    fragments = np.array([0] * 1000 + [1] * 60 + [2] * 5, np.int64)
+    families = np.array([0] * 1060 + [1] * 5, np.int64)
+    copy, wrap, variant, alone = slice(1000, 1040), slice(1040, 1048), slice(1048, 1060), slice(1060, 1065)
+    indptr, hashes = _sets(rows)
+    assert shared_template(fragments, indptr, hashes, 0.05, 10)[copy].min() == 6  # the copies pass that test
+    copies = payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9)
+    assert copies[copy].all()  # the ordinary copies
+    assert not copies[:1000].any() and not copies[wrap].any()  # the scaffold and the members that wrap the text
+    assert not copies[variant].any()  # the translated variant: its own lines
+    assert not copies[alone].any()  # no scaffold carriers in its fragment
+    assert not payload_copies(fragments, families, indptr, hashes, 0.05, 10, 1.5).any()  # off
+    # the text held by 48 of 1,060 members is the family's scaffold at a share of 4%
+    assert not payload_copies(fragments, families, indptr, hashes, 0.04, 10, 0.9).any()
+    # a member that holds one of the family's scaffold shingles beside the text is not a copy
+    rows[1000] = [1, *text]
+    # a prompt only partly inside the carriers' prompts (its own words beside the wrapped text) is not one
+    rows[1001] = [*text, 90, 91, 92]
+    indptr, hashes = _sets(rows)
+    got = payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9)
+    assert not got[1000] and not got[1001] and got[1002:1040].all()
+
+
 def test_hdbscan_private_tree_api_is_the_tested_one():
     """cluster_edges calls hdbscan's private tree routines by keyword; an hdbscan release that renames or
     drops them (or their parameters) must fail here, loudly, before it mis-clusters a day."""
