@@ -137,6 +137,12 @@ def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _id_columns(cfg: IngestConfig) -> list[str]:
+    """The configured columns that hold identifiers (read as text from CSV, never as numbers)."""
+    cols = (cfg.prompt_id_col, cfg.account_col, cfg.org_col, cfg.ip_col, cfg.asn_col, cfg.payment_col)
+    return [c for c in cols if c]
+
+
 def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
     """Lazy frame for one file, or None for a zero-byte file (no rows, no columns)."""
     if path.stat().st_size == 0:
@@ -152,7 +158,12 @@ def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
                 "file as UTF-8 or pass --on-bad-utf8 replace to read them as U+FFFD"
             )
         if kind == "csv":
-            return pl.scan_csv(path, encoding="utf8-lossy" if bad else "utf8", infer_schema_length=10000)
+            enc = "utf8-lossy" if bad else "utf8"
+            # identifiers are text: type inference would read "0012" as 12 (merging accounts "012" and "12")
+            # and "1e3" as a float, and the IDs would no longer join back to the source
+            names = pl.scan_csv(path, encoding=enc, n_rows=0, infer_schema=False).collect_schema().names()
+            ids = {c: pl.String for c in _id_columns(cfg) if c in names}
+            return pl.scan_csv(path, encoding=enc, infer_schema_length=10000, schema_overrides=ids or None)
         # chat logs: read message content as text whatever its shape (a string or a list of parts, in any
         # mix); _messages_text takes the text parts out of the JSON of a list
         source: Path | io.BytesIO = path
@@ -452,6 +463,19 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
         return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
         text = s.str.strip_chars()
+        # only year-first dates: polars reads the format off the first value, so "11/02/2026" (US) and
+        # "03/11/2026" would be taken day-first without a word
+        other = s.is_not_null() & (text != "") & ~text.str.contains(r"^[+-]?\d{4}-\d{2}-\d{2}")
+        if other.any():
+            _raise_bad_rows(
+                df,
+                other,
+                name,
+                files,
+                "timestamps not in ISO 8601 (year first)",
+                "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds; a day-first or month-first "
+                "date is ambiguous (11/02/2026), convert it first",
+            )
         parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
         for _ in range(_FORMAT_PASSES):  # a log mixing ISO shapes (offsets and none, 'T' or ' '): the format of
             rest = parsed.is_null() & text.is_not_null() & (text != "")  # a pass is read off its first value

@@ -237,9 +237,43 @@ def test_unparseable_timestamps_show_rows(tmp_path):
     _rejects(
         tmp_path / "t.csv",
         _rows(4, timestamp=["2026-11-01T00:00:00Z", "yesterday", "2026-11-01T02:00:00Z", "32/13/2026"]),
-        r"column 'timestamp' has 2 unparseable timestamps \(e.g. .*t.csv row 1: "
+        r"column 'timestamp' has 2 timestamps not in ISO 8601 \(year first\) \(e.g. .*t.csv row 1: "
         r"'yesterday'; .*t.csv row 3: '32/13/2026'\)",
     )
+    _rejects(
+        tmp_path / "u.csv",
+        _rows(3, timestamp=["2026-11-01T00:00:00Z", "2026-13-45T00:00:00Z", "2026-11-01T02:00:00Z"]),
+        r"column 'timestamp' has 1 unparseable timestamps \(e.g. .*u.csv row 1: '2026-13-45T00:00:00Z'\)",
+    )
+
+
+def test_day_first_and_month_first_dates_are_refused_not_guessed(tmp_path):
+    """polars reads a date format off the first value: "11/02/2026 05:00" would be 11 February, and every row
+    of a US log would land on another day without a word. Only year-first dates are read."""
+    _rejects(
+        tmp_path / "us.csv",
+        _rows(3, timestamp=["11/02/2026 05:00:00", "11/02/2026 06:00:00", "03/11/2026 07:00:00"]),
+        r"column 'timestamp' has 3 timestamps not in ISO 8601 \(year first\) .*us.csv row 0: '11/02/2026 05:00:00'"
+        r".*ambiguous",
+    )
+
+
+def test_csv_identifiers_are_text_not_numbers(tmp_path):
+    """A CSV's ID columns are read as written: "012", "12" and "0012" are three accounts, "000123" keeps its
+    zeros, a "1e3" does not turn the column into floats; other columns are still typed."""
+    path = tmp_path / "ids.csv"
+    df = _rows(4).with_columns(
+        pl.Series("prompt_id", ["000123", "000124", "1e3", "7"]),
+        pl.Series("account_id", ["012", "12", "0012", "12"]),
+        pl.Series("org_id", ["007", "7", "007", "0"]),
+        pl.Series("tokens", [5, 6, 7, 8]),
+    )
+    df.write_csv(path)
+    got = read_logs([path], IngestConfig()).frame
+    assert got["prompt_id"].to_list() == ["000123", "000124", "1e3", "7"]
+    assert got["account_id"].to_list() == ["012", "12", "0012", "12"]
+    assert got["org_id"].to_list() == ["007", "7", "007", "0"]
+    assert got["tokens"].dtype.is_integer()
 
 
 def test_epoch_timestamps_out_of_range_show_rows(tmp_path):
