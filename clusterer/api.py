@@ -185,6 +185,29 @@ def check_out(
     return out
 
 
+def check_out_file(out: str | Path, logs: Any = None, keep: Sequence[tuple[str | Path, str]] = ()) -> Path:
+    """Check a file a command writes (``assign --out``, ``report --out``, ``fingerprints export --out``) before
+    any work: not one of the input logs nor inside an input directory or glob (``logs``), and not one of
+    ``keep`` — (path, what it is) pairs: a file it must not replace or a folder it must not write into (a
+    run's output set, a key file). Returns it as a Path.
+
+    Raises:
+        OutputError: it would replace or write into one of them.
+    """
+    out = Path(out)
+    if logs is not None and not _is_table(logs):
+        for raw in _paths(logs):
+            p = Path(raw)
+            root = p if p.exists() else _glob_root(str(raw))
+            if root is not None and _inside(out, root):
+                raise OutputError(f"--out {out} is the input {raw} or inside it; write it elsewhere")
+    for path, what in keep:
+        if _inside(out, Path(path)):
+            where = "is inside" if Path(path).is_dir() else "would overwrite"
+            raise OutputError(f"--out {out} {where} {what} ({path}); write it elsewhere")
+    return out
+
+
 def _glob_root(pattern: str) -> Path | None:
     if not any(ch in pattern for ch in "*?["):
         return None

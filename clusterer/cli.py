@@ -253,6 +253,7 @@ def assign(
         from .store.registry import registry_folder
 
         registry_folder(registry, out)
+        api.check_out_file(out, logs)
         result = api.assign(logs, registry, config, **(overrides or {}))
         result.write(out)
     except ClustererError as err:
@@ -397,12 +398,15 @@ def fingerprints_export(
 ) -> None:
     """Write the registry's campaigns as keyed fingerprints: hashed scaffold shingles, MinHash, slot structure,
     capability tags, first / last seen; no prompt text and no account IDs."""
+    from .api import check_out_file
     from .config import load_config
     from .io.artifacts import write_bytes_atomic
     from .store import fingerprints as fp
     from .store.registry import load_registry, registry_folder
 
     try:
+        if key_file is not None:
+            check_out_file(out, keep=[(key_file, "the key file")])
         key = fp.load_key(key_file)
         reg = load_registry(registry_folder(registry, out))
         doc = fp.export_fingerprints(reg.campaigns, key, provider, fp.shingling_settings(load_config(config).to_dict()))

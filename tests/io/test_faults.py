@@ -319,6 +319,34 @@ def test_out_inside_an_input_directory_is_refused(tmp_path, day):
     assert sorted(p.name for p in logs.iterdir()) == ["part-0.parquet"]
 
 
+def test_a_file_output_never_replaces_an_input_a_run_file_or_the_key(tmp_path, day_file):
+    """`assign --out`, `report --out` and `fingerprints export --out` write one file: never over the log they
+    read, into a run's output set (besides its report.html) or over the key file they read."""
+    run, reg = tmp_path / "r", tmp_path / "reg"
+    assert _run(tmp_path, day_file, run, "--registry", str(reg)).exit_code == 0
+    before = day_file.read_bytes()
+    res = runner.invoke(app, ["assign", str(day_file), "--registry", str(reg), "--out", str(day_file), "-q"])
+    assert "is the input" in _error_line(res)
+    assert day_file.read_bytes() == before
+    files = {p.name: p.read_bytes() for p in run.iterdir()}
+    for out, said in (
+        (run / "assignments.parquet", "is inside the run's output set"),
+        (run / "x.html", "inside"),
+        (day_file, "would overwrite an input of the run"),
+    ):
+        res = runner.invoke(app, ["report", str(run), "--out", str(out), "-q"])
+        assert said in _error_line(res)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == files and day_file.read_bytes() == before
+    assert runner.invoke(app, ["report", str(run), "--out", str(run / "report.html"), "-q"]).exit_code == 0
+    key = tmp_path / "key"
+    key.write_text("k" * 64)
+    res = runner.invoke(
+        app, ["fingerprints", "export", "--registry", str(reg), "--out", str(key), "--key-file", str(key)]
+    )
+    assert "would overwrite the key file" in _error_line(res)
+    assert key.read_text() == "k" * 64
+
+
 def test_out_holding_foreign_files_is_refused(tmp_path, day_file):
     out = tmp_path / "o"
     out.mkdir()

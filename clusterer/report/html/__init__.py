@@ -186,7 +186,15 @@ def build_report(
     """
     t0 = time.perf_counter()
     run = load_run(Path(run_dir))
-    out = Path(out) if out is not None else run.path / REPORT_FILE
+    if out is None:
+        out = run.path / REPORT_FILE
+    else:  # never over one of the run's files or its input logs (the report reads both)
+        from ...api import check_out_file
+
+        keep = [(i["path"], "an input of the run") for i in run.manifest.get("inputs") or [] if i.get("path")]
+        if Path(out).resolve() != (run.path / REPORT_FILE).resolve():  # its own place in the set is fine
+            keep.append((run.path, f"the run's output set (a report there is {REPORT_FILE})"))
+        out = check_out_file(out, keep=keep)
     day = day_profile(run)
     flagged, unflagged = select_families(run)
     paged = pl.concat([flagged.head(MAX_FLAGGED_PAGES), unflagged], how="vertical_relaxed")
