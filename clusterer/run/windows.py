@@ -382,6 +382,12 @@ def _one_window(
     return entry, result.assignments, merged
 
 
+def _window_dir(out: Path, w: int, sec: int) -> Path:
+    """The output set of window ``w`` (windows of ``sec`` seconds since 1970): ``<day>-wNNN``."""
+    start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
+    return out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
+
+
 def stream(
     prompts: Prompts,
     out: Path,
@@ -412,6 +418,16 @@ def stream(
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame), registry_dir)
     reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
+    # a window done is one output set: one gone since would leave its rows in no output, and it cannot be
+    # run again alone (the registry and the carried state already hold it)
+    gone = [w["dir"] for w in state["windows"] if not (out / w["dir"] / "manifest.json").is_file()]
+    if gone:
+        raise InputError(
+            f"stream: {len(gone)} window(s) that {out / STATE} lists as done have no output set "
+            f"({', '.join(gone[:3])}{', …' if len(gone) > 3 else ''}); their rows would be in no output and a "
+            "window cannot be run again alone (the registry counts it): run the stream again into a new --out "
+            "and --registry"
+        )
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
@@ -422,7 +438,7 @@ def stream(
                 continue
             start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
             win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
-            target = out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
+            target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             _begin_window(out, state, w, reg, carry, rhythm)
             entry, assignments, reg = _one_window(

@@ -146,6 +146,27 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     assert res.exit_code == 2 and "another stream" in res.output
 
 
+def test_a_restart_refuses_a_stream_whose_done_window_is_gone(streamed, tmp_path):
+    """A window folder deleted after the window was done: its rows would be in no output, and it cannot be
+    run again alone (the registry counts it), so a restart says so and changes nothing."""
+    import shutil
+
+    src, _, _, args = streamed
+    out, reg = tmp_path / "out", tmp_path / "reg"
+    shutil.copytree(src / "out", out)
+    shutil.copytree(src / "reg", reg)
+    first = json.loads((out / "stream.json").read_text())["windows"][0]["dir"]
+    shutil.rmtree(out / first)
+    doc = json.loads((out / "stream.json").read_text())
+    doc["registry"] = str(reg.resolve())  # the copy's registry
+    state = json.dumps(doc)
+    (out / "stream.json").write_text(state)
+    args = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], *OPTS, "--cache-dir", str(src / "cache")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "have no output set" in res.output and first in res.output, res.output
+    assert (out / "stream.json").read_text() == state and not (out / first).exists()
+
+
 def test_a_window_stopped_after_the_registry_is_counted_once(streamed, tmp_path, monkeypatch):
     """A crash inside a window after the registry was written (before stream.json) re-runs the window from
     the state before it: the registry counts it once and the outputs equal an uninterrupted stream's."""
