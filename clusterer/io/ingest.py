@@ -137,6 +137,25 @@ def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+# columns a run or `fingerprints match` writes beside the carried input columns (io.outputs.ASSIGNMENT_SCHEMA)
+_WRITTEN = frozenset(
+    "run_id day prompt_id account_id timestamp cluster_id status membership template_coverage truncated "
+    "campaign_id campaign_score flagged peer_provider peer_campaign text".split()
+)
+
+
+def carried_name(col: str, names: Sequence[str]) -> str:
+    """The name an input column is carried under into ``assignments.parquet``: its own, or ``input_<name>``
+    when the outputs write a column of that name (a log's own ``cluster_id`` or ``status``) or it starts
+    with "_" (the reader's own working columns do) — so no input column is dropped or overwritten."""
+    if col not in _WRITTEN and not col.startswith("_"):
+        return col
+    new = f"input_{col}"
+    while new in names or new in _WRITTEN:
+        new = f"input_{new}"
+    return new
+
+
 def _id_columns(cfg: IngestConfig) -> list[str]:
     """The configured columns that hold identifiers (read as text from CSV, never as numbers)."""
     cols = (cfg.prompt_id_col, cfg.account_col, cfg.org_col, cfg.ip_col, cfg.asn_col, cfg.payment_col)
@@ -325,11 +344,11 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
         text = pl.col(cfg.text_col)
         text = text.cast(pl.String, strict=False) if schema[cfg.text_col] != pl.String else text
     drop = {cfg.text_col, cfg.messages_col, cfg.account_col, cfg.timestamp_col, cfg.prompt_id_col}
-    extras = [c for c in names if c not in drop and not c.startswith("_")]
+    extras = [c for c in names if c not in drop]
     sel = [text.alias("__text"), pl.col(cfg.account_col).alias("__account"), pl.col(cfg.timestamp_col).alias("__ts")]
     if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
         sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
-    sel += [pl.col(c) for c in extras]
+    sel += [pl.col(c).alias(carried_name(c, names)) for c in extras]
     # a log with both: a row whose text is null or blank is read from its chat messages
     fallback = chat_col is None and cfg.messages_col in names and _is_chat(schema[cfg.messages_col])
     if fallback:

@@ -319,6 +319,28 @@ def test_out_inside_an_input_directory_is_refused(tmp_path, day):
     assert sorted(p.name for p in logs.iterdir()) == ["part-0.parquet"]
 
 
+def test_input_columns_named_like_outputs_are_carried_under_another_name(tmp_path, day):
+    """A log's own `cluster_id`, `status`, `run_id` or `_private` column is carried as `input_<name>` with
+    its values, not dropped or overwritten by the run's columns of that name."""
+    traffic = day[0].head(300)
+    n = traffic.height
+    inp = tmp_path / "cols.parquet"
+    traffic.with_columns(
+        pl.lit("mine").alias("cluster_id"),
+        pl.lit("z").alias("status"),
+        pl.lit(3).alias("run_id"),
+        pl.int_range(0, n).alias("_private"),
+        pl.lit("taken").alias("input_status"),
+    ).write_parquet(inp)
+    out = tmp_path / "o"
+    assert _run(tmp_path, inp, out).exit_code == 0
+    a = pl.read_parquet(out / "assignments.parquet")
+    assert a["cluster_id"].dtype == pl.Int64 and a["status"].is_in(["clustered", "noise", "empty_text"]).all()
+    assert a["input_cluster_id"].to_list() == ["mine"] * n and a["input_run_id"].to_list() == [3] * n
+    assert a["input_input_status"].to_list() == ["z"] * n and a["input_status"].to_list() == ["taken"] * n
+    assert a["input__private"].to_list() == list(range(n))
+
+
 def test_a_file_output_never_replaces_an_input_a_run_file_or_the_key(tmp_path, day_file):
     """`assign --out`, `report --out` and `fingerprints export --out` write one file: never over the log they
     read, into a run's output set (besides its report.html) or over the key file they read."""
