@@ -84,6 +84,20 @@ def discover(paths: Sequence[str | Path], fmt: str = "auto") -> list[tuple[Path,
             )
             if not files:
                 raise InputError(f"{p}: directory has no .parquet, .jsonl, .ndjson, .json or .csv files")
+            # hidden and "_" files (_SUCCESS, .crc) are a writer's markers; any other file left out is said
+            other = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() not in SUFFIXES and not f.name.startswith((".", "_"))
+            )
+            if other:
+                log.warning(
+                    "%s: %d file(s) left out, not .parquet / .pq / .jsonl / .ndjson / .json / .csv (e.g. %s); "
+                    "compressed logs are not read: decompress them, or pass the files themselves",
+                    p,
+                    len(other),
+                    ", ".join(str(f.relative_to(p)) for f in other[:3]),
+                )
             found.extend(files)
         elif p.is_file():
             found.append(p)

@@ -340,3 +340,20 @@ def test_unknown_extension(tmp_path):
     path.write_text("x")
     with pytest.raises(InputError, match="cannot tell the format"):
         read_logs([path], IngestConfig())
+
+
+def test_a_directory_says_which_files_it_leaves_out(tmp_path, caplog):
+    """Files of other extensions in a log directory (a compressed part, a temp file) are left out with a
+    warning that names them; a writer's markers (_SUCCESS, hidden files) silently."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    _rows(4).write_parquet(d / "part-0.parquet")
+    (d / "part-1.jsonl.gz").write_bytes(b"x")
+    (d / "part-2.parquet.tmp").write_bytes(b"x")
+    (d / "_SUCCESS").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="clusterer"):
+        got = read_logs([d], IngestConfig())
+    assert got.frame.height == 4
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "2 file(s) left out" in said and "part-1.jsonl.gz" in said and "part-2.parquet.tmp" in said
+    assert "_SUCCESS" not in said
