@@ -569,7 +569,7 @@ def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.Dat
     try:
         lf = _scan_one(path, kind, cfg)
         if lf is None:
-            return None, InputFile(str(path), kind, 0, _fingerprint(path), 0)
+            return None, InputFile(str(path.absolute()), kind, 0, _fingerprint(path), 0)
         df = _select(lf, str(path), kind, cfg)
     except InputError as err:
         line = _bad_json_line(path) if kind == "jsonl" and "cannot be read" in str(err) else None
@@ -579,7 +579,7 @@ def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.Dat
     df = df.with_columns(
         pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
     )
-    return df, InputFile(str(path), kind, path.stat().st_size, _fingerprint(path), df.height)
+    return df, InputFile(str(path.absolute()), kind, path.stat().st_size, _fingerprint(path), df.height)
 
 
 def _bad_json_line(path: Path) -> str | None:
@@ -721,6 +721,18 @@ def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[
         }
     ).hstack(df.select(extras))
     return Prompts(frame=frame, files=tuple(infos), extra_columns=tuple(extras), generated_prompt_ids=generated)
+
+
+def rows_of(frame: pl.DataFrame, ids: pl.Series) -> pl.DataFrame | None:
+    """The rows of ``frame`` (a prompt frame read back from a run's inputs) whose ``prompt_id`` are ``ids``, in
+    that order — all of them (a batch run) or a part (a ``clusterer stream`` window reads the whole log);
+    None when one of ``ids`` is not there."""
+    if frame.height == len(ids) and (frame["prompt_id"] == ids).all():
+        return frame
+    got = pl.DataFrame({"prompt_id": ids.cast(pl.String)}).join(
+        frame.with_row_index("__at"), on="prompt_id", how="left", maintain_order="left"
+    )
+    return None if got["__at"].null_count() else got.drop("__at")
 
 
 def content_digest(frame: pl.DataFrame) -> str:

@@ -444,3 +444,25 @@ def test_stream_windows_flag_without_the_shared_template_rule_and_a_batch_run_wi
     assert CliRunner().invoke(app, args).exit_code == 0 and calls == []
     run = ["run", args[1], "--out", str(tmp_path / "batch"), *OPTS, "--cache-dir", str(src / "cache")]
     assert CliRunner().invoke(app, run).exit_code == 0 and len(calls) == 1
+
+
+def test_a_window_reads_its_own_rows_back_from_any_directory(streamed, tmp_path, monkeypatch):
+    """A window's manifest lists the whole log the stream read (by absolute path); the report's exemplars and
+    `fingerprints match` read the window's own rows back by prompt ID, from another working directory."""
+    from clusterer.report.html.data import input_texts, load_run
+    from clusterer.store.fingerprints import _run_prompts
+
+    src, traffic, _, _ = streamed
+    state = json.loads((src / "out" / "stream.json").read_text())
+    w = src / "out" / state["windows"][1]["dir"]
+    monkeypatch.chdir(tmp_path)
+    run = load_run(w)
+    assert 0 < run.assignments.height < traffic.height
+    rows = list(range(10))
+    texts, note = input_texts(run, rows)
+    assert note is None
+    expect = dict(zip(traffic["prompt_id"].to_list(), traffic["text"].to_list(), strict=True))
+    ids = run.assignments["prompt_id"].to_list()
+    assert {r: texts[r] for r in rows} == {r: expect[ids[r]] for r in rows}
+    got = _run_prompts(w, json.loads((w / "manifest.json").read_text()), run.assignments["prompt_id"], None)
+    assert got["prompt_id"].to_list() == ids

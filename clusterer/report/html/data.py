@@ -337,7 +337,7 @@ def input_texts(run: Run, rows: list[int]) -> tuple[dict[int, str], str | None]:
     Returns ``(row → text, note)``; ``note`` says why no text was read (inputs moved or changed), in
     which case the report falls back to the one exemplar stored in clusters.parquet.
     """
-    from ...io.ingest import read_logs
+    from ...io.ingest import read_logs, rows_of
 
     inputs = run.manifest.get("inputs") or []
     paths = [i.get("path") for i in inputs if isinstance(i, dict)]
@@ -356,13 +356,11 @@ def input_texts(run: Run, rows: list[int]) -> tuple[dict[int, str], str | None]:
         return {}, f"the run's input files cannot be read back ({err})"
     recorded = {(i.get("path"), i.get("xxh3_64")) for i in inputs}
     now = {(f.path, f.xxh3_64) for f in prompts.files}
-    frame = prompts.frame
-    if recorded != now or frame.height != run.assignments.height:
+    # a stream window's rows are a part of the log it read: its own, by prompt ID
+    frame = rows_of(prompts.frame, run.assignments["prompt_id"]) if recorded == now else None
+    if frame is None:
         return {}, "the run's input files have changed since the run"
     idx = pl.Series(rows, dtype=pl.Int64)
-    same = frame["prompt_id"].gather(idx) == run.assignments["prompt_id"].gather(idx)
-    if not same.all():
-        return {}, "the run's input files have changed since the run"
     texts = frame["text"].gather(idx).to_list()
     return {r: t for r, t in zip(rows, texts, strict=True) if t is not None}, None
 
