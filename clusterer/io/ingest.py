@@ -495,45 +495,50 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
             )
         return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
-        text = s.str.strip_chars()
-        # only year-first dates: polars reads the format off the first value, so "11/02/2026" (US) and
-        # "03/11/2026" would be taken day-first without a word
-        other = s.is_not_null() & (text != "") & ~text.str.contains(r"^[+-]?\d{4}-\d{2}-\d{2}")
-        if other.any():
-            _raise_bad_rows(
-                df,
-                other,
-                name,
-                files,
-                "timestamps not in ISO 8601 (year first)",
-                "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds; a day-first or month-first "
-                "date is ambiguous (11/02/2026), convert it first",
-            )
-        parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-        for _ in range(_FORMAT_PASSES):  # a log mixing ISO shapes (offsets and none, 'T' or ' '): the format of
-            rest = parsed.is_null() & text.is_not_null() & (text != "")  # a pass is read off its first value
-            if not rest.any():
-                break
-            again = text.filter(rest).str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-            if again.null_count() == len(again):
-                break
-            parsed = parsed.scatter(rest.arg_true(), again)
-        if parsed.null_count() > s.null_count():
-            # mixed offsets or plain dates: second try with a tolerant per-value format
-            alt = text.str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
-            parsed = parsed.fill_null(alt)
-        bad = parsed.is_null() & s.is_not_null() & (text != "")
-        if bad.any():
-            _raise_bad_rows(
-                df,
-                bad,
-                name,
-                files,
-                "unparseable timestamps",
-                "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds",
-            )
-        return parsed.alias("timestamp")
+        return _parse_iso(df, s, name, files)
     raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")
+
+
+def _parse_iso(df: pl.DataFrame, s: pl.Series, name: str, files: list[str]) -> pl.Series:
+    """Parse ISO 8601 strings (of mixed shapes) to datetime[us, UTC]; see :func:`_parse_timestamps`."""
+    text = s.str.strip_chars()
+    # only year-first dates: polars reads the format off the first value, so "11/02/2026" (US) and
+    # "03/11/2026" would be taken day-first without a word
+    other = s.is_not_null() & (text != "") & ~text.str.contains(r"^[+-]?\d{4}-\d{2}-\d{2}")
+    if other.any():
+        _raise_bad_rows(
+            df,
+            other,
+            name,
+            files,
+            "timestamps not in ISO 8601 (year first)",
+            "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds; a day-first or month-first "
+            "date is ambiguous (11/02/2026), convert it first",
+        )
+    parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    for _ in range(_FORMAT_PASSES):  # a log mixing ISO shapes (offsets and none, 'T' or ' '): the format of
+        rest = parsed.is_null() & text.is_not_null() & (text != "")  # a pass is read off its first value
+        if not rest.any():
+            break
+        again = text.filter(rest).str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        if again.null_count() == len(again):
+            break
+        parsed = parsed.scatter(rest.arg_true(), again)
+    if parsed.null_count() > s.null_count():
+        # mixed offsets or plain dates: second try with a tolerant per-value format
+        alt = text.str.to_datetime(format="%Y-%m-%d", time_unit="us", time_zone="UTC", strict=False)
+        parsed = parsed.fill_null(alt)
+    bad = parsed.is_null() & s.is_not_null() & (text != "")
+    if bad.any():
+        _raise_bad_rows(
+            df,
+            bad,
+            name,
+            files,
+            "unparseable timestamps",
+            "ISO 8601 (2026-11-26T13:05:00Z), a datetime column or epoch seconds",
+        )
+    return parsed.alias("timestamp")
 
 
 def read_logs(
