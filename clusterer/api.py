@@ -179,10 +179,25 @@ def check_out(
     for other, flag in ((registry, "--registry"), (history, "--history")):
         if other is not None and (_inside(Path(other), out) or _inside(out, Path(other))):
             raise OutputError(f"--out {out} and {flag} {other} overlap; keep them in separate directories")
+        under = _input_holding(Path(other), logs) if other is not None else None
+        if under is not None:  # its parquet files would be read as logs by the next run of the same input
+            raise OutputError(f"{flag} {other} is inside the input {under}: the next run would read it as logs")
     from .io.outputs import check_writable
 
     check_writable(out)
     return out
+
+
+def _input_holding(path: Path, logs: Any) -> str | None:
+    """The input directory or glob (of ``logs``) that ``path`` lies in, if any."""
+    if logs is None or _is_table(logs):
+        return None
+    for raw in _paths(logs):
+        p = Path(raw)
+        root = p if p.is_dir() else None if p.exists() else _glob_root(str(raw))
+        if root is not None and _inside(path, root):
+            return str(raw)
+    return None
 
 
 def check_out_file(out: str | Path, logs: Any = None, keep: Sequence[tuple[str | Path, str]] = ()) -> Path:

@@ -461,4 +461,6 @@ def stream(
             _save_state(out, state)  # the window is done: its state is now the one carried
     finally:
         engine.close()
+    if not (out / STATE).is_file():  # an empty log: a stream of no windows, said so
+        _save_state(out, state)
     return state

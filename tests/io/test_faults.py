@@ -369,6 +369,16 @@ def test_a_file_output_never_replaces_an_input_a_run_file_or_the_key(tmp_path, d
     assert key.read_text() == "k" * 64
 
 
+def test_a_registry_inside_an_input_directory_is_refused(tmp_path, day):
+    """The registry's parquet files inside the log directory would be read as logs by the next run."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    day[0].write_parquet(logs / "part-0.parquet")
+    err = _error_line(_run(tmp_path, logs, tmp_path / "o", "--registry", str(logs / "reg")))
+    assert "--registry" in err and "is inside the input" in err
+    assert sorted(p.name for p in logs.iterdir()) == ["part-0.parquet"] and not (tmp_path / "o").exists()
+
+
 def test_out_holding_foreign_files_is_refused(tmp_path, day_file):
     out = tmp_path / "o"
     out.mkdir()

@@ -466,3 +466,13 @@ def test_a_window_reads_its_own_rows_back_from_any_directory(streamed, tmp_path,
     assert {r: texts[r] for r in rows} == {r: expect[ids[r]] for r in rows}
     got = _run_prompts(w, json.loads((w / "manifest.json").read_text()), run.assignments["prompt_id"], None)
     assert got["prompt_id"].to_list() == ids
+
+
+def test_an_empty_log_is_a_stream_of_no_windows(tmp_path, day):
+    path = tmp_path / "empty.parquet"
+    day[0].head(0).write_parquet(path)
+    out = tmp_path / "out"
+    args = ["stream", str(path), "--out", str(out), "--registry", str(tmp_path / "reg"), "--window", "1h", *OPTS]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "stream.json").read_text())["windows"] == []
