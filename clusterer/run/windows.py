@@ -414,7 +414,12 @@ def stream(
     reporter = reporter or Reporter(quiet=True)
     frame = prompts.frame
     if frame["timestamp"].null_count():
-        raise InputError("stream: every prompt needs a timestamp to fall in a window (pass --null-timestamps error)")
+        null = frame.filter(pl.col("timestamp").is_null())
+        raise InputError(
+            f"stream: {null.height} rows have no timestamp (e.g. prompt IDs "
+            f"{', '.join(map(repr, null['prompt_id'].head(3).to_list()))}) and fall in no window; "
+            "`--null-timestamps skip` keeps such rows only in `run`: fill or drop them before streaming"
+        )
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame), registry_dir)
     reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next

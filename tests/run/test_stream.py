@@ -476,3 +476,16 @@ def test_an_empty_log_is_a_stream_of_no_windows(tmp_path, day):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert json.loads((out / "stream.json").read_text())["windows"] == []
+
+
+def test_rows_without_a_timestamp_are_named_not_streamed(tmp_path, day):
+    traffic = day[0].head(50).with_columns(
+        pl.when(pl.int_range(0, pl.len()) == 3).then(None).otherwise(pl.col("timestamp")).alias("timestamp")
+    )
+    path = tmp_path / "d.parquet"
+    traffic.write_parquet(path)
+    out = tmp_path / "out"
+    args = ["stream", str(path), "--out", str(out), "--registry", str(tmp_path / "reg"), "--window", "1h"]
+    res = CliRunner().invoke(app, [*args, "--null-timestamps", "skip", *OPTS])
+    assert res.exit_code == 2 and "1 rows have no timestamp" in res.output, res.output
+    assert repr(traffic["prompt_id"][3]) in res.output
