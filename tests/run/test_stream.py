@@ -479,8 +479,12 @@ def test_an_empty_log_is_a_stream_of_no_windows(tmp_path, day):
 
 
 def test_rows_without_a_timestamp_are_named_not_streamed(tmp_path, day):
-    traffic = day[0].head(50).with_columns(
-        pl.when(pl.int_range(0, pl.len()) == 3).then(None).otherwise(pl.col("timestamp")).alias("timestamp")
+    traffic = (
+        day[0]
+        .head(50)
+        .with_columns(
+            pl.when(pl.int_range(0, pl.len()) == 3).then(None).otherwise(pl.col("timestamp")).alias("timestamp")
+        )
     )
     path = tmp_path / "d.parquet"
     traffic.write_parquet(path)
