@@ -323,7 +323,9 @@ class CampaignConfig:
     # a prompt in a flagged family that holds none of the family's scaffold (the shingles a real part of the
     # family holds, by the rule above) while this share of its own shingles is held, in its fragment, by
     # members that carry the scaffold is a copy of what they wrap (a popular prompt some campaign uses as its
-    # payload, sent on its own) and is not flagged. > 1 = off
+    # payload, sent on its own) and is not flagged; so is one in a fragment of one popular text that joined
+    # the family (most members hold none of its scaffold, the median member has this share of its shingles in
+    # the fragment's core) that differs from that text by one word at most. > 1 = off
     copy_min_contained: float = 0.9
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
@@ -345,7 +347,7 @@ class CampaignConfig:
         _check_range("campaign.prompt_min_fit", self.prompt_min_fit, 0.0, 2.0)
         _check_range("campaign.prompt_min_shared", self.prompt_min_shared, 0)
         _check_range("campaign.prompt_variant_share", self.prompt_variant_share, 0.0, 1.0)
-        _check_range("campaign.copy_min_contained", self.copy_min_contained, 0.0)
+        _check_range("campaign.copy_min_contained", self.copy_min_contained, 0.5)
         worst = max(getattr(self, f"w_{t}") for t in SCORE_TERMS)
         if any(getattr(self, f"w_{t}") < 0 for t in SCORE_TERMS):
             raise ConfigError("campaign.w_* weights must be >= 0 (each term is oriented towards 'campaign')")

@@ -448,7 +448,9 @@ def decide(
     prompt carries (a prompt that carries it is flagged in a flagged family even when its account mostly
     sends other things); ``shared``: int32 (n,) how many of its shingles each prompt shares with a real part
     of its fragment (a prompt sharing fewer than ``prompt_min_shared`` is never flagged: an ordinary text some
-    members carry as payload). ``namer(flagged cluster ids, proposed ids)`` may rename the
+    members carry as payload); ``copies``: bool (n,) copies of a popular prompt inside a campaign's family
+    (never flagged; :func:`~clusterer.clustering.refine.payload_copies`). ``namer(flagged cluster ids, proposed
+    ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
     """

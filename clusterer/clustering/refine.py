@@ -4,6 +4,7 @@ carries; and how much of its cluster's scaffold each member carries."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
@@ -240,6 +241,7 @@ def payload_copies(
     min_members: int,
     min_contained: float,
     min_scaffold: int = 2,
+    max_edit: int = 3,
 ) -> NDArray[np.bool_]:
     """bool (n,): the members of a family that are copies of what its campaign prompts wrap, not campaign
     prompts themselves.
@@ -253,8 +255,14 @@ def payload_copies(
     ``min_contained`` of its own shingles are held, in its own fragment, by members that carry at least
     ``min_scaffold`` of them — its whole text is what they wrap. A variant that is a minority of its family
     (a translation, a re-worded line set) also holds none of the family's scaffold, but its lines are its
-    own, not inside the other members' prompts, so it is not a copy; a fragment without scaffold carriers
-    has no copies. ``min_contained`` above 1 turns the rule off."""
+    own, not inside the other members' prompts, so it is not a copy. A popular prompt's ordinary uses can
+    also make a fragment of their own that joins the family (its wording is close to the scaffold's): when
+    most of its members hold none of the family's scaffold, most of the family's members carry it, and the
+    fragment is one text — the median member has ``min_contained`` of its shingles in the fragment's core —
+    a member that differs from that text by at most ``max_edit`` shingles (one word's worth, the shingle
+    length) is a copy too (:func:`_copy_group`). A minority variant's members differ by their payloads, by
+    more than a word — unless the variant sends one fixed text, which these rules cannot tell from a popular
+    prompt's copies. ``min_contained`` above 1 turns the rule off."""
     n = len(fragments)
     out = np.zeros(n, bool)
     if n == 0 or min_contained > 1.0 or len(sk_hashes) == 0 or families.max() < 0:
@@ -264,16 +272,51 @@ def payload_copies(
     keep = count >= _real_part(size, min_share, min_members)[c]
     scaffold = _held_by_own(families, row_of, sk_hashes, c[keep], h[keep])
     carriers = scaffold >= min_scaffold
-    if not carriers.any():
-        return out
-    # the (fragment, shingle) pairs the carriers hold, and how many of each other member's entries are among them
-    sel = carriers[row_of] & (fragments[row_of] >= 0)
-    fc, fh = fragments[row_of][sel], sk_hashes[sel]
-    cand = (scaffold == 0) & (fragments >= 0) & (families >= 0)
-    inside = _held_by_own(fragments, row_of, sk_hashes, fc, fh, rows_mask=cand)
     own = np.diff(sk_indptr)
-    out[:] = cand & (own > 0) & (inside >= min_contained * np.maximum(own, 1))
-    return out
+    cand = (scaffold == 0) & (fragments >= 0) & (families >= 0) & (own > 0)
+    if carriers.any():
+        # the (fragment, shingle) pairs the carriers hold, and how many of each other member's entries are among them
+        sel = carriers[row_of] & (fragments[row_of] >= 0)
+        inside = _held_by_own(fragments, row_of, sk_hashes, fragments[row_of][sel], sk_hashes[sel], rows_mask=cand)
+        out |= cand & (inside >= min_contained * own)
+    # a family whose members mostly carry its scaffold: a fragment of one text beside them is an appendage
+    k = n_labels(families)
+    fam_member = families >= 0
+    carried = np.bincount(families[fam_member], weights=carriers[fam_member], minlength=k)
+    templated = carried >= 0.5 * np.maximum(np.bincount(families[fam_member], minlength=k), 1)
+    cand &= templated[np.maximum(families, 0)]
+    return out | (cand & _copy_group(fragments, row_of, sk_hashes, scaffold == 0, own, min_contained, max_edit))
+
+
+def _copy_group(
+    fragments: NDArray[np.int64],
+    row_of: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    bare: NDArray[np.bool_],
+    own: NDArray[np.int64],
+    min_share: float,
+    max_edit: int,
+) -> NDArray[np.bool_]:
+    """bool (n,): the members of fragments that are one text sent many times: most members hold none of their
+    family's scaffold (``bare``) and the median member has ``min_share`` of its shingles in the fragment's
+    core (shingles at least half the members hold); a member is one of the copies when it has at most
+    ``max_edit`` shingles outside the core (one changed word's worth)."""
+    k = n_labels(fragments)
+    if k == 0:
+        return np.zeros(len(fragments), bool)
+    c, h, count, size = member_shingles(fragments, row_of, sk_hashes, k)
+    core = 2 * count.astype(np.int64) >= size[c]
+    in_core = _held_by_own(fragments, row_of, sk_hashes, c[core], h[core])
+    share = in_core / np.maximum(own, 1)
+    member = fragments >= 0
+    per = (
+        pl.DataFrame({"f": fragments[member], "s": share[member], "b": bare[member]})
+        .group_by("f")
+        .agg(pl.col("s").median(), pl.col("b").mean())
+    )
+    group = np.zeros(k, bool)
+    group[per["f"].to_numpy()] = ((per["s"] >= min_share) & (per["b"] >= 0.5)).to_numpy()
+    return member & group[np.maximum(fragments, 0)] & (own - in_core <= max_edit)
 
 
 def attach_by_template(

@@ -93,7 +93,7 @@ def discover(paths: Sequence[str | Path], fmt: str = "auto") -> list[tuple[Path,
             if other:
                 log.warning(
                     "%s: %d file(s) left out, not .parquet / .pq / .jsonl / .ndjson / .json / .csv (e.g. %s); "
-                    "compressed logs are not read: decompress them, or pass the files themselves",
+                    "compressed logs are not read: decompress them first",
                     p,
                     len(other),
                     ", ".join(str(f.relative_to(p)) for f in other[:3]),
@@ -158,11 +158,12 @@ _WRITTEN = frozenset(
 )
 
 
-def carried_name(col: str, names: Sequence[str]) -> str:
+def carried_name(col: str, names: Sequence[str], keep: Sequence[str] = ()) -> str:
     """The name an input column is carried under into ``assignments.parquet``: its own, or ``input_<name>``
     when the outputs write a column of that name (a log's own ``cluster_id`` or ``status``) or it starts
-    with "_" (the reader's own working columns do) — so no input column is dropped or overwritten."""
-    if col not in _WRITTEN and not col.startswith("_"):
+    with "_" (the reader's own working columns do) — so no input column is dropped or overwritten. A
+    configured metadata column (``keep``) keeps its name: the run reads it by that name."""
+    if col in keep or (col not in _WRITTEN and not col.startswith("_")):
         return col
     new = f"input_{col}"
     while new in names or new in _WRITTEN:
@@ -172,7 +173,8 @@ def carried_name(col: str, names: Sequence[str]) -> str:
 
 def _id_columns(cfg: IngestConfig) -> list[str]:
     """The configured columns that hold identifiers (read as text from CSV, never as numbers)."""
-    cols = (cfg.prompt_id_col, cfg.account_col, cfg.org_col, cfg.ip_col, cfg.asn_col, cfg.payment_col)
+    # (not the IP column: an integer IPv4 is read as a number for its /24, see client_network)
+    cols = (cfg.prompt_id_col, cfg.account_col, cfg.org_col, cfg.payment_col)
     return [c for c in cols if c]
 
 
@@ -362,7 +364,8 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
     sel = [text.alias("__text"), pl.col(cfg.account_col).alias("__account"), pl.col(cfg.timestamp_col).alias("__ts")]
     if cfg.prompt_id_col in names and not cfg.new_prompt_ids:
         sel.append(pl.col(cfg.prompt_id_col).cast(pl.String).alias("__pid"))
-    sel += [pl.col(c).alias(carried_name(c, names)) for c in extras]
+    meta = (cfg.org_col, cfg.account_created_col, cfg.ip_col, cfg.asn_col, cfg.proxy_col, cfg.user_agent_col)
+    sel += [pl.col(c).alias(carried_name(c, names, (*meta, cfg.payment_col))) for c in extras]
     # a log with both: a row whose text is null or blank is read from its chat messages
     fallback = chat_col is None and cfg.messages_col in names and _is_chat(schema[cfg.messages_col])
     if fallback:
@@ -732,7 +735,7 @@ def rows_of(frame: pl.DataFrame, ids: pl.Series) -> pl.DataFrame | None:
     """The rows of ``frame`` (a prompt frame read back from a run's inputs) whose ``prompt_id`` are ``ids``, in
     that order — all of them (a batch run) or a part (a ``clusterer stream`` window reads the whole log);
     None when one of ``ids`` is not there."""
-    if frame.height == len(ids) and (frame["prompt_id"] == ids).all():
+    if frame.height == len(ids) and frame["prompt_id"].eq_missing(ids).all() and not ids.has_nulls():
         return frame
     got = pl.DataFrame({"prompt_id": ids.cast(pl.String)}).join(
         frame.with_row_index("__at"), on="prompt_id", how="left", maintain_order="left"

@@ -231,6 +231,7 @@ def cluster_stage(
         cfg.campaign.prompt_variant_share,
         c.min_cluster_size,
         cfg.campaign.copy_min_contained,
+        max_edit=cfg.skeleton.ngram,
     )
     return Clustering(clusters, grouping, fit, shared, copies, ids)
 

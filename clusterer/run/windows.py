@@ -422,7 +422,6 @@ def stream(
         )
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame), registry_dir)
-    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     # a window done is one output set: one gone since would leave its rows in no output, and it cannot be
     # run again alone (the registry and the carried state already hold it)
     gone = [w["dir"] for w in state["windows"] if not (out / w["dir"] / "manifest.json").is_file()]
@@ -433,6 +432,7 @@ def stream(
             "window cannot be run again alone (the registry counts it): run the stream again into a new --out "
             "and --registry"
         )
+    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())

@@ -162,17 +162,50 @@ def test_an_ordinary_copy_of_a_wrapped_payload_is_a_copy_and_a_minority_variant_
     assert copies[copy].all()  # the ordinary copies
     assert not copies[:1000].any() and not copies[wrap].any()  # the scaffold and the members that wrap the text
     assert not copies[variant].any()  # the translated variant: its own lines
-    assert not copies[alone].any()  # no scaffold carriers in its fragment
+    assert not copies[alone].any()  # a family of its own: the text is that family's scaffold
+    # the copies are also one text in a fragment most of which holds no scaffold (the one-text rule); with
+    # that rule off (max_edit -1) the containment rule alone finds them
+    assert (payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9, max_edit=-1) == copies).all()
+    # in the campaign's family, the fragment of five copies is one text beside a templated family: copies
+    fam0 = np.zeros(len(rows), np.int64)
+    assert payload_copies(fragments, fam0, indptr, hashes, 0.05, 10, 0.9)[alone].all()
+    assert not payload_copies(fragments, fam0, indptr, hashes, 0.05, 10, 0.9, max_edit=-1)[alone].any()
     assert not payload_copies(fragments, families, indptr, hashes, 0.05, 10, 1.5).any()  # off
     # the text held by 48 of 1,060 members is the family's scaffold at a share of 4%
     assert not payload_copies(fragments, families, indptr, hashes, 0.04, 10, 0.9).any()
     # a member that holds one of the family's scaffold shingles beside the text is not a copy
     rows[1000] = [1, *text]
-    # a prompt only partly inside the carriers' prompts (its own words beside the wrapped text) is not one
-    rows[1001] = [*text, 90, 91, 92]
+    # a prompt only partly inside the carriers' prompts (its own words beside the wrapped text, more than the
+    # one word's worth a copy may differ by) is not one
+    rows[1001] = [*text, 90, 91, 92, 93]
     indptr, hashes = _sets(rows)
     got = payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9)
     assert not got[1000] and not got[1001] and got[1002:1040].all()
+
+
+def test_a_fragment_of_one_popular_text_in_a_campaign_family_is_copies():
+    """A popular prompt's ordinary uses make a fragment of their own that joined a campaign family: its
+    members hold none of the family's scaffold and each is the one text (a typo's shingles aside): copies.
+    A minority variant of the family (its own scaffold, varied payloads) and a fragment whose members differ
+    by more than one word are not."""
+    from clusterer.clustering.refine import payload_copies
+
+    text = list(range(50, 62))  # 12 shingles
+    rows = [[1, 2, 3, 4, 5, 6, 1000 + r] for r in range(1000)]
+    rows += [list(text) for _ in range(27)] + [[*text[:9], 900 + r, 910 + r, 920 + r] for r in range(3)]  # typos
+    rows += [[31, 32, 33, 34, 35, 36, 4000 + r, 4100 + r, 4200 + r, 4300 + r] for r in range(20)]  # a variant
+    rows += [[*text[:6], 5000 + r, 5100 + r, 5200 + r, 5300 + r] for r in range(20)]  # four words changed
+    fragments = np.array([0] * 1000 + [1] * 30 + [2] * 20 + [3] * 20, np.int64)
+    families = np.zeros(len(rows), np.int64)
+    indptr, hashes = _sets(rows)
+    got = payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9, max_edit=3)
+    assert got[1000:1030].all()  # the copies, typos included
+    assert not got[:1000].any() and not got[1030:].any()
+    assert not payload_copies(fragments, families, indptr, hashes, 0.05, 10, 0.9, max_edit=2)[1027:1030].any()
+    # a family of fixed texts (a campaign rotating fixed prompts) has no scaffold carriers: nothing is a copy
+    rot = [[100 * f + i for i in range(8)] for f in range(25) for _ in range(40)]
+    ip, hs = _sets(rot)
+    assert not payload_copies(np.repeat(np.arange(25), 40), np.zeros(1000, np.int64), ip, hs, 0.05, 10, 0.9).any()
 
 
 def test_hdbscan_private_tree_api_is_the_tested_one():

@@ -341,6 +341,16 @@ def test_input_columns_named_like_outputs_are_carried_under_another_name(tmp_pat
     assert a["input__private"].to_list() == list(range(n))
 
 
+def test_the_manifest_records_inputs_by_absolute_path(tmp_path, day, monkeypatch):
+    """A run given a relative path records where the file is, so `report` and `fingerprints match` find it
+    from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    day[0].head(200).write_parquet("rel.parquet")
+    assert _run(tmp_path, "rel.parquet", tmp_path / "o").exit_code == 0
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["inputs"][0]["path"] == str(tmp_path / "rel.parquet")
+
+
 def test_a_file_output_never_replaces_an_input_a_run_file_or_the_key(tmp_path, day_file):
     """`assign --out`, `report --out` and `fingerprints export --out` write one file: never over the log they
     read, into a run's output set (besides its report.html) or over the key file they read."""

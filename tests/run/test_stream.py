@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -208,6 +209,7 @@ def test_a_pending_window_without_its_kept_state_is_refused(streamed, tmp_path):
     out.mkdir()
     state = json.loads((src / "out" / "stream.json").read_text())
     pending = {**state, "windows": state["windows"][:1], "pending": state["windows"][1]["index"]}
+    shutil.copytree(src / "out" / state["windows"][0]["dir"], out / state["windows"][0]["dir"])  # done: its set
     (out / "stream.json").write_text(json.dumps({**pending, "registry": str((tmp_path / "reg").resolve())}))
     args = [*args[:2], "--out", str(out), "--registry", str(tmp_path / "reg"), *args[6:], *OPTS]
     res = CliRunner().invoke(app, args)

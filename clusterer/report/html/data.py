@@ -354,8 +354,9 @@ def input_texts(run: Run, rows: list[int]) -> tuple[dict[int, str], str | None]:
         prompts = read_logs(paths, IngestConfig(**given))
     except (ClustererError, TypeError, ValueError) as err:
         return {}, f"the run's input files cannot be read back ({err})"
-    recorded = {(i.get("path"), i.get("xxh3_64")) for i in inputs}
-    now = {(f.path, f.xxh3_64) for f in prompts.files}
+    # paths resolved: a run recorded before manifests held absolute paths wrote them as given
+    recorded = {(str(Path(i.get("path")).resolve()), i.get("xxh3_64")) for i in inputs}
+    now = {(str(Path(f.path).resolve()), f.xxh3_64) for f in prompts.files}
     # a stream window's rows are a part of the log it read: its own, by prompt ID
     frame = rows_of(prompts.frame, run.assignments["prompt_id"]) if recorded == now else None
     if frame is None:
