@@ -382,6 +382,24 @@ def _one_window(
     return entry, result.assignments, merged
 
 
+def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
+    """Refuse a stream state whose done window lost its output set.
+
+    Raises:
+        InputError: a window ``stream.json`` lists as done has no ``manifest.json``.
+    """
+    # a window done is one output set: one gone since would leave its rows in no output, and it cannot be
+    # run again alone (the registry and the carried state already hold it)
+    gone = [w["dir"] for w in state["windows"] if not (out / w["dir"] / "manifest.json").is_file()]
+    if gone:
+        raise InputError(
+            f"stream: {len(gone)} window(s) that {out / STATE} lists as done have no output set "
+            f"({', '.join(gone[:3])}{', …' if len(gone) > 3 else ''}); their rows would be in no output and a "
+            "window cannot be run again alone (the registry counts it): run the stream again into a new --out "
+            "and --registry"
+        )
+
+
 def _window_dir(out: Path, w: int, sec: int) -> Path:
     """The output set of window ``w`` (windows of ``sec`` seconds since 1970): ``<day>-wNNN``."""
     start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
@@ -422,16 +440,7 @@ def stream(
         )
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame), registry_dir)
-    # a window done is one output set: one gone since would leave its rows in no output, and it cannot be
-    # run again alone (the registry and the carried state already hold it)
-    gone = [w["dir"] for w in state["windows"] if not (out / w["dir"] / "manifest.json").is_file()]
-    if gone:
-        raise InputError(
-            f"stream: {len(gone)} window(s) that {out / STATE} lists as done have no output set "
-            f"({', '.join(gone[:3])}{', …' if len(gone) > 3 else ''}); their rows would be in no output and a "
-            "window cannot be run again alone (the registry counts it): run the stream again into a new --out "
-            "and --registry"
-        )
+    _check_done_sets(out, state)
     reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
