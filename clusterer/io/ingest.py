@@ -171,6 +171,9 @@ def carried_name(col: str, names: Sequence[str], keep: Sequence[str] = ()) -> st
     return new
 
 
+_BLANK_MAX = 1 << 20  # a JSONL / CSV file this small is read whole to tell whether it holds only blank lines
+
+
 def _id_columns(cfg: IngestConfig) -> list[str]:
     """The configured columns that hold identifiers (read as text from CSV, never as numbers)."""
     # (not the IP column: an integer IPv4 is read as a number for its /24, see client_network)
@@ -179,8 +182,9 @@ def _id_columns(cfg: IngestConfig) -> list[str]:
 
 
 def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
-    """Lazy frame for one file, or None for a zero-byte file (no rows, no columns)."""
-    if path.stat().st_size == 0:
+    """Lazy frame for one file, or None for a file without rows (zero bytes, or a text file of blank lines)."""
+    size = path.stat().st_size
+    if size == 0 or (kind != "parquet" and size <= _BLANK_MAX and not path.read_bytes().strip()):
         return None
     try:
         if kind == "parquet":
@@ -277,7 +281,12 @@ def _messages_text(msgs: pl.Series, where: str, col: str) -> pl.Series:
         else {}
     )
     if "role" not in fields or "content" not in fields:
-        raise InputError(f"{where}: column '{col}' must be a list of {{role, content}} messages (got {dtype})")
+        rows = ""
+        if dtype == pl.String:  # a JSONL column mixing message lists and plain strings is read as text
+            odd = msgs.is_not_null() & ~msgs.str.strip_chars_start().str.starts_with("[")
+            at = odd.arg_true().head(_EXAMPLES).to_list()
+            rows = "; not a list in " + ", ".join(f"row {r}: {msgs[r][:60]!r}" for r in at) if at else ""
+        raise InputError(f"{where}: column '{col}' must be a list of {{role, content}} messages (got {dtype}{rows})")
     content = _content_expr(fields["content"])
     if content is None:
         raise InputError(

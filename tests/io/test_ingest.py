@@ -357,3 +357,29 @@ def test_a_directory_says_which_files_it_leaves_out(tmp_path, caplog):
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "2 file(s) left out" in said and "part-1.jsonl.gz" in said and "part-2.parquet.tmp" in said
     assert "_SUCCESS" not in said
+
+
+def test_a_log_file_of_blank_lines_is_an_empty_file(tmp_path):
+    """A JSONL or CSV file holding only blank lines has no rows, like a zero-byte one (it failed with
+    "could not infer data-type"); the other files are read."""
+    _rows(3).write_ndjson(tmp_path / "a.jsonl")
+    (tmp_path / "b.jsonl").write_text("\n\n  \n")
+    (tmp_path / "c.csv").write_text("\n\n")
+    got = read_logs([tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.csv"], IngestConfig())
+    assert got.frame.height == 3 and [f.rows for f in got.files] == [3, 0, 0]
+
+
+def test_a_messages_row_that_is_a_plain_string_is_named(tmp_path):
+    path = tmp_path / "m.jsonl"
+    rows = [
+        {
+            "prompt_id": "a",
+            "account_id": "x",
+            "timestamp": "2026-11-02T01:00:00Z",
+            "messages": [{"role": "user", "content": "hi there"}],
+        },
+        {"prompt_id": "b", "account_id": "x", "timestamp": "2026-11-02T02:00:00Z", "messages": "just a string"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(InputError, match=r"m.jsonl: column 'messages' must be a list .*row 1: 'just a string'"):
+        read_logs([path], IngestConfig())
