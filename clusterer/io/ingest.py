@@ -367,7 +367,8 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
     else:
         _check_text_type(lf, schema[cfg.text_col], where, cfg)
         text = pl.col(cfg.text_col)
-        text = text.cast(pl.String, strict=False) if schema[cfg.text_col] != pl.String else text
+        if schema[cfg.text_col] not in (pl.String, pl.Binary):  # bytes are decoded after collecting (below)
+            text = text.cast(pl.String, strict=False)
     drop = {cfg.text_col, cfg.messages_col, cfg.account_col, cfg.timestamp_col, cfg.prompt_id_col}
     extras = [c for c in names if c not in drop]
     sel = [text.alias("__text"), pl.col(cfg.account_col).alias("__account"), pl.col(cfg.timestamp_col).alias("__ts")]
@@ -386,14 +387,7 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
     if chat_col is not None:
         df = df.with_columns(_messages_text(df["__text"], where, chat_col))
     elif schema[cfg.text_col] == pl.Binary:
-        raw = lf.select(pl.col(cfg.text_col)).collect()[cfg.text_col]
-        bad = df["__text"].is_null() & raw.is_not_null()
-        if bad.any():
-            rows = bad.arg_true().head(_EXAMPLES).to_list()
-            raise InputError(
-                f"{where}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} "
-                f"rows (e.g. rows {', '.join(map(str, rows))}); re-encode them as UTF-8"
-            )
+        df = df.with_columns(_decode_bytes(df["__text"], where, cfg))
     if fallback:
         blank = (df["__text"].is_null() | (df["__text"].str.strip_chars() == "")).arg_true()
         if len(blank):  # only those rows' messages are read: the column is the text column's fallback
@@ -405,6 +399,31 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
                 df = df.with_columns(df["__text"].scatter(blank, chat.fill_null(df["__text"].gather(blank))))
         df = df.drop("__msgs")
     return df
+
+
+def _decode_bytes(raw: pl.Series, where: str, cfg: IngestConfig) -> pl.Series:
+    """A binary text column as UTF-8 text (U+FFFD for bad bytes with ``on_bad_utf8 = "replace"``).
+
+    Raises:
+        InputError: invalid UTF-8 in some rows (named) when ``on_bad_utf8`` is "error".
+    """
+    errors = "replace" if cfg.on_bad_utf8 == "replace" else "strict"
+
+    def decode(b: bytes | None) -> str | None:
+        try:
+            return None if b is None else b.decode("utf-8", errors=errors)
+        except UnicodeDecodeError:
+            return None
+
+    text = pl.Series("__text", [decode(b) for b in raw.to_list()], dtype=pl.String)
+    bad = text.is_null() & raw.is_not_null()
+    if bad.any():
+        rows = bad.arg_true().head(_EXAMPLES).to_list()
+        raise InputError(
+            f"{where}: column '{cfg.text_col}' holds invalid UTF-8 bytes in {int(bad.sum())} rows (e.g. rows "
+            f"{', '.join(map(str, rows))}); re-encode them as UTF-8 or pass --on-bad-utf8 replace"
+        )
+    return text
 
 
 def _first_line(err: Exception) -> str:

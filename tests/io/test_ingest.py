@@ -383,3 +383,17 @@ def test_a_messages_row_that_is_a_plain_string_is_named(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(InputError, match=r"m.jsonl: column 'messages' must be a list .*row 1: 'just a string'"):
         read_logs([path], IngestConfig())
+
+
+def test_a_binary_text_column_is_decoded_and_bad_bytes_are_named(tmp_path):
+    """A parquet text column of bytes reads as UTF-8; invalid bytes name their rows (the cast failed with
+    "invalid utf8" and no column), or read as U+FFFD with --on-bad-utf8 replace."""
+    path = tmp_path / "b.parquet"
+    texts = ["caf\u00e9 order".encode(), b"bad \xff byte", None, b"fine"]
+    _rows(4).with_columns(pl.Series("text", texts, dtype=pl.Binary)).write_parquet(path)
+    with pytest.raises(
+        InputError, match=r"b.parquet: column 'text' holds invalid UTF-8 bytes in 1 rows \(e.g. rows 1\)"
+    ):
+        read_logs([path], IngestConfig())
+    got = read_logs([path], IngestConfig(on_bad_utf8="replace")).frame["text"].to_list()
+    assert got == ["caf\u00e9 order", "bad \ufffd byte", None, "fine"]
