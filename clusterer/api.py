@@ -162,41 +162,38 @@ def check_out(
     if not isinstance(out, (str, Path)):
         raise TypeError(f"out must be a str or Path (got {type(out).__name__})")
     out = Path(out)
-    if logs is not None and not _is_table(logs):
-        for raw in _paths(logs):
-            p = Path(raw)
-            if p.is_dir() and _inside(out, p):
-                raise OutputError(
-                    f"--out {out} is inside the input directory {raw}: the next run would read this run's "
-                    "outputs as logs; write the outputs elsewhere"
-                )
-            root = None if p.exists() else _glob_root(str(raw))
-            if root is not None and _inside(out, root):
-                raise OutputError(
-                    f"--out {out} is under the input glob {raw!r}: the next run would read this run's "
-                    "outputs as logs; write the outputs elsewhere"
-                )
+    held = _input_holding(out, logs)
+    if held is not None:
+        raw, kind = held
+        where = f"inside the input directory {raw}" if kind == "directory" else f"under the input glob {raw!r}"
+        raise OutputError(
+            f"--out {out} is {where}: the next run would read this run's outputs as logs; write the outputs elsewhere"
+        )
     for other, flag in ((registry, "--registry"), (history, "--history")):
         if other is not None and (_inside(Path(other), out) or _inside(out, Path(other))):
             raise OutputError(f"--out {out} and {flag} {other} overlap; keep them in separate directories")
         under = _input_holding(Path(other), logs) if other is not None else None
         if under is not None:  # its parquet files would be read as logs by the next run of the same input
-            raise OutputError(f"{flag} {other} is inside the input {under}: the next run would read it as logs")
+            raise OutputError(f"{flag} {other} is inside the input {under[0]}: the next run would read it as logs")
     from .io.outputs import check_writable
 
     check_writable(out)
     return out
 
 
-def _input_holding(path: Path, logs: Any) -> str | None:
-    """The input directory or glob (of ``logs``) that ``path`` lies in, if any."""
+def _input_holding(path: Path, logs: Any, files: bool = False) -> tuple[str, str] | None:
+    """The input of ``logs`` that ``path`` lies in, if any: (the input as given, "directory" / "glob" /
+    "file"); an input file counts only with ``files`` (a file output must not replace it)."""
     if logs is None or _is_table(logs):
         return None
     for raw in _paths(logs):
         p = Path(raw)
-        root = p if p.is_dir() else None if p.exists() else _glob_root(str(raw))
+        if p.exists():
+            root, kind = (p, "directory") if p.is_dir() else (p, "file") if files else (None, "")
+        else:
+            root, kind = _glob_root(str(raw)), "glob"
         if root is not None and _inside(path, root):
-            return str(raw)
+            return str(raw), kind
     return None
 
 
@@ -210,12 +207,9 @@ def check_out_file(out: str | Path, logs: Any = None, keep: Sequence[tuple[str |
         OutputError: it would replace or write into one of them.
     """
     out = Path(out)
-    if logs is not None and not _is_table(logs):
-        for raw in _paths(logs):
-            p = Path(raw)
-            root = p if p.exists() else _glob_root(str(raw))
-            if root is not None and _inside(out, root):
-                raise OutputError(f"--out {out} is the input {raw} or inside it; write it elsewhere")
+    held = _input_holding(out, logs, files=True)
+    if held is not None:
+        raise OutputError(f"--out {out} is the input {held[0]} or inside it; write it elsewhere")
     for path, what in keep:
         if _inside(out, Path(path)):
             where = "is inside" if Path(path).is_dir() else "would overwrite"

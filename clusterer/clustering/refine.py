@@ -242,6 +242,7 @@ def payload_copies(
     min_contained: float,
     min_scaffold: int = 2,
     max_edit: int = 3,
+    one_text: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """bool (n,): the members of a family that are copies of what its campaign prompts wrap, not campaign
     prompts themselves.
@@ -260,9 +261,10 @@ def payload_copies(
     most of its members hold none of the family's scaffold, most of the family's members carry it, and the
     fragment is one text — the median member has ``min_contained`` of its shingles in the fragment's core —
     a member that differs from that text by at most ``max_edit`` shingles (one word's worth, the shingle
-    length) is a copy too (:func:`_copy_group`). A minority variant's members differ by their payloads, by
-    more than a word — unless the variant sends one fixed text, which these rules cannot tell from a popular
-    prompt's copies. ``min_contained`` above 1 turns the rule off."""
+    length) is a copy too (:func:`one_text_rows`; pass it as ``one_text`` when computed already). A
+    minority variant's members differ by their payloads, by more than a word — unless the variant sends one
+    fixed text, which these rules cannot tell from a popular prompt's copies. ``min_contained`` above 1
+    turns the rule off."""
     n = len(fragments)
     out = np.zeros(n, bool)
     if n == 0 or min_contained > 1.0 or len(sk_hashes) == 0 or families.max() < 0:
@@ -279,44 +281,51 @@ def payload_copies(
         sel = carriers[row_of] & (fragments[row_of] >= 0)
         inside = _held_by_own(fragments, row_of, sk_hashes, fragments[row_of][sel], sk_hashes[sel], rows_mask=cand)
         out |= cand & (inside >= min_contained * own)
-    # a family whose members mostly carry its scaffold: a fragment of one text beside them is an appendage
-    k = n_labels(families)
-    fam_member = families >= 0
-    carried = np.bincount(families[fam_member], weights=carriers[fam_member], minlength=k)
-    templated = carried >= 0.5 * np.maximum(np.bincount(families[fam_member], minlength=k), 1)
-    cand &= templated[np.maximum(families, 0)]
-    return out | (cand & _copy_group(fragments, row_of, sk_hashes, scaffold == 0, own, min_contained, max_edit))
+    if fragments.max() < 0:
+        return out
+    # a family whose members mostly carry its scaffold: a fragment of one text beside them, most of whose
+    # members hold none of it, is an appendage
+    if one_text is None:
+        one_text = one_text_rows(fragments, sk_indptr, sk_hashes, min_contained, max_edit)
+    templated = _mostly(families, carriers)
+    bare = _mostly(fragments, scaffold == 0)
+    return out | (cand & one_text & templated[np.maximum(families, 0)] & bare[np.maximum(fragments, 0)])
 
 
-def _copy_group(
-    fragments: NDArray[np.int64],
-    row_of: NDArray[np.int64],
+def _mostly(labels: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """bool (k,): clusters at least half of whose members have ``flag``."""
+    member = labels >= 0
+    k = n_labels(labels)
+    return np.bincount(labels[member], weights=flag[member], minlength=k) >= 0.5 * np.maximum(
+        np.bincount(labels[member], minlength=k), 1
+    )
+
+
+def one_text_rows(
+    labels: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
     sk_hashes: NDArray[np.uint64],
-    bare: NDArray[np.bool_],
-    own: NDArray[np.int64],
     min_share: float,
     max_edit: int,
+    members: MemberTable | None = None,
 ) -> NDArray[np.bool_]:
-    """bool (n,): the members of fragments that are one text sent many times: most members hold none of their
-    family's scaffold (``bare``) and the median member has ``min_share`` of its shingles in the fragment's
-    core (shingles at least half the members hold); a member is one of the copies when it has at most
-    ``max_edit`` shingles outside the core (one changed word's worth)."""
-    k = n_labels(fragments)
-    if k == 0:
-        return np.zeros(len(fragments), bool)
-    c, h, count, size = member_shingles(fragments, row_of, sk_hashes, k)
+    """bool (n,): the members of fragments that are one text sent many times — the median member has
+    ``min_share`` of its shingles in the fragment's core (shingles at least half the members hold) — that
+    differ from that text by at most ``max_edit`` shingles outside the core (one changed word's worth).
+    :func:`payload_copies` reads it. ``members``: :func:`member_table` of ``labels`` when the caller has it."""
+    out = np.zeros(len(labels), bool)
+    if len(labels) == 0 or labels.max() < 0 or len(sk_hashes) == 0:
+        return out
+    row_of, c, h, count, size = members if members is not None else member_table(labels, sk_indptr, sk_hashes)
     core = 2 * count.astype(np.int64) >= size[c]
-    in_core = _held_by_own(fragments, row_of, sk_hashes, c[core], h[core])
+    in_core = _held_by_own(labels, row_of, sk_hashes, c[core], h[core])
+    own = np.diff(sk_indptr)
+    member = labels >= 0
     share = in_core / np.maximum(own, 1)
-    member = fragments >= 0
-    per = (
-        pl.DataFrame({"f": fragments[member], "s": share[member], "b": bare[member]})
-        .group_by("f")
-        .agg(pl.col("s").median(), pl.col("b").mean())
-    )
-    group = np.zeros(k, bool)
-    group[per["f"].to_numpy()] = ((per["s"] >= min_share) & (per["b"] >= 0.5)).to_numpy()
-    return member & group[np.maximum(fragments, 0)] & (own - in_core <= max_edit)
+    per = pl.DataFrame({"f": labels[member], "s": share[member]}).group_by("f").agg(pl.col("s").median())
+    text = np.zeros(n_labels(labels), bool)
+    text[per["f"].to_numpy()] = (per["s"] >= min_share).to_numpy()
+    return member & text[np.maximum(labels, 0)] & (own - in_core <= max_edit)
 
 
 def attach_by_template(

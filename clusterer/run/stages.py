@@ -26,6 +26,7 @@ from ..clustering.refine import (
     attach_noise,
     core_share,
     member_table,
+    one_text_rows,
     payload_copies,
     propagate_labels,
     rehome_by_template,
@@ -209,6 +210,8 @@ def cluster_stage(
         if carried is None
         else None
     )
+    copy = cfg.campaign.copy_min_contained
+    one_text = one_text_rows(attached, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
     del members
     grouping = group_fragments(
         attached,
@@ -230,8 +233,9 @@ def cluster_stage(
         sk.hashes,
         cfg.campaign.prompt_variant_share,
         c.min_cluster_size,
-        cfg.campaign.copy_min_contained,
+        copy,
         max_edit=cfg.skeleton.ngram,
+        one_text=one_text,
     )
     return Clustering(clusters, grouping, fit, shared, copies, ids)
 
