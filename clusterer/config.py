@@ -310,8 +310,9 @@ class CampaignConfig:
     threshold: float = 0.5  # flag clusters (and their prompts) with campaign_score >= threshold
     account_min_share: float = 0.5  # flag an account when this share of its prompts is in flagged families ...
     account_min_prompts: int = 2  # ... or when it sent at least this many (cover traffic hides the share)
-    prompt_min_fit: float = 0.5  # a prompt in a flagged family that carries this share of its scaffold is
-    # flagged whatever else its account sends
+    prompt_min_fit: float = 0.2  # a prompt in a flagged family that carries this share of its fragment's core
+    # is flagged whatever else its account sends (a paraphrased or re-ordered variant holds a fifth to a half
+    # of a core its fragment's other wordings share; an ordinary prompt in the family holds none of it)
     # a prompt is flagged only when it shares at least prompt_min_shared of its skeleton shingles with a real
     # part of its fragment: each held by >= prompt_variant_share of the members and by >= min_cluster_size of
     # them (a quarter of a fragment smaller than 40). A variant that is a minority of its fragment shares its

@@ -135,6 +135,41 @@ def test_a_prompt_that_shares_no_template_with_its_family_is_not_flagged():
     assert dec.prompt_campaign[7] == "cmp-k0"
 
 
+def test_a_prompt_that_carries_a_fifth_of_its_scaffold_is_flagged_whatever_its_account_sends():
+    """A campaign prompt from an account that mostly sends ordinary traffic (one prompt in the family, six
+    outside it) is flagged when it carries ``prompt_min_fit`` (20%) of its fragment's core — a paraphrased
+    variant holds little of a core its fragment's other wordings share — and not when it carries less."""
+    df, clusters = _day(np.random.default_rng(2))
+    stray = [
+        {
+            "cluster_id": c,
+            "account_id": "stray",
+            "key": 7_000_000 + j,
+            "org_id": "o-stray",
+            "timestamp": DAY + dt.timedelta(seconds=600 * j),
+            "account_created_at": DAY - dt.timedelta(days=400),
+        }
+        for j, c in enumerate([0, -1, -1, -1, -1, -1, -1])
+    ]
+    df = pl.concat([df, pl.DataFrame(stray).with_columns(pl.col("key").cast(pl.UInt64))], how="vertical_relaxed")
+    frame = df.select("account_id", "timestamp")
+    labels = df["cluster_id"].to_numpy()
+    row = int(np.flatnonzero(df["account_id"].to_numpy() == "stray")[0])
+    args = (frame, labels, df["key"].to_numpy(), clusters, ["k0", "k1", "k2", "k3"])
+    for fit_of_row, flagged in [(0.25, True), (0.1, False), (0.0, False)]:
+        fit = np.ones(len(labels), np.float32)
+        fit[row] = fit_of_row
+        dec = decide(*args, CampaignConfig(), fit=fit)
+        assert dec.prompt_flagged[row] == flagged, fit_of_row
+        assert dec.prompt_campaign[row] == "cmp-k0"  # a member of the flagged family either way
+        assert dec.prompt_flagged[:120].all()
+    # without fit the account decides: one prompt of seven in flagged families is a stray, not an operator
+    assert not decide(*args, CampaignConfig()).prompt_flagged[row]
+    assert not decide(
+        *args, CampaignConfig(prompt_min_fit=0.5), fit=np.where(np.arange(len(labels)) == row, 0.4, 1.0)
+    ).prompt_flagged[row]
+
+
 def test_tags_of_uses_lexicons():
     assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
     assert tags_of("hello there") == []
