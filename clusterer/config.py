@@ -240,6 +240,11 @@ class ClusterConfig:
     # its own, outside its own cluster's core, moves to it: a short scaffold around a popular prompt is put
     # with the prompt's other uses, yet it carries the scaffold that many prompts share (0 = off)
     rehome_size_ratio: float = 2.0
+    # after families are grouped, noise that carries a family's scaffold (its own shingles a real part of it
+    # holds, weighted by how many members hold each) at least this many times as much as the family's
+    # 10th-percentile member does joins it: a prompt of a many-worded variant around a long payload holds too
+    # little of any one fragment's core for the rules above, but its family knows every wording (0 = off)
+    attach_family: float = 0.5
     merge: bool = True  # second-level grouping of fragments into template families (see families.py)
     family_min_sim: float = 0.5  # average-linkage threshold: size-weighted mean similarity over scored fragment pairs
     family_min_coverage: float = 0.7  # ... which must carry this share of the two groups' pair weight
@@ -265,6 +270,7 @@ class ClusterConfig:
         _check_range("cluster.grow_min_votes", self.grow_min_votes, 1)
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
         _check_range("cluster.grow_rounds", self.grow_rounds, 0, 100)
+        _check_range("cluster.attach_family", self.attach_family, 0.0)
         _check_range("cluster.family_min_sim", self.family_min_sim, 0.0, 1.0)
         _check_range("cluster.family_min_coverage", self.family_min_coverage, 0.0, 1.0)
         _check_range("cluster.family_semantic_floor", self.family_semantic_floor, -1.0, 0.99)

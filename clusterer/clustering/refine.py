@@ -424,3 +424,159 @@ def rehome_by_template(
     out = labels.copy()
     out[hr[~stay]] = hc[~stay]
     return out
+
+
+FAMILY_EXCLUSIVE = 0.5  # a family's scaffold shingle: at least this share of the day's holders are its members
+FAMILY_QUANTILE = 0.1  # the member a noise row is measured against: this quantile of the members' scores
+
+
+def attach_to_families(
+    fragments: NDArray[np.int64],
+    families: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_share: float,
+    min_members: int,
+    min_shingles: int,
+    min_ratio: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Give each noise row the family whose scaffold it carries as much as the family's members do, and the
+    fragment of that family with whose real part it shares the most shingles. Returns (fragments,
+    families), copies when anything moved.
+
+    A campaign with several re-worded variants, each paraphrased per prompt, around long payloads leaves a
+    part of its prompts as noise that :func:`attach_by_template` cannot place: each fragment's core (the
+    shingles half its members hold) is one wording, and such a prompt holds too little of any one. Its
+    family as a whole knows every wording. The family's *scaffold* is the shingles a real part of it holds
+    (``min_share`` of its members and at least ``min_members``, :func:`shared_template`'s rule) and that
+    are its own — at least ``FAMILY_EXCLUSIVE`` of the day's rows holding each are its members, so the text
+    of a popular prompt some members wrap, or generic wording, is not scaffold. A row's score against a
+    family is the sum, over the scaffold shingles it holds, of the share of members holding each (the
+    family's wordings weighted by how common they are in it). A noise row joins the family it scores
+    highest against when it holds at least ``min_shingles`` scaffold shingles and scores at least
+    ``min_ratio`` times the family's ``FAMILY_QUANTILE`` member: it carries the family's template about as
+    much as the family's own members do. ``min_ratio`` 0 turns the rule off.
+    """
+    n = len(families)
+    if n == 0 or min_ratio <= 0 or len(sk_hashes) == 0 or families.max() < 0 or not (families < 0).any():
+        return fragments, families
+    k = n_labels(families)
+    row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(sk_indptr))
+    found = _family_scaffolds(families, row_of, sk_hashes, k, min_share, min_members)
+    if found is None:
+        return fragments, families
+    scaffold, reference, r_noise, pos_noise = found
+    # each noise row against every family whose scaffold it touches
+    x = csr_matrix((np.ones(len(r_noise)), (r_noise, pos_noise)), shape=(n, scaffold.shape[1]))
+    ones = scaffold.copy()
+    ones.data[:] = 1.0
+    score, count_held = (x @ scaffold.T).tocsr(), (x @ ones.T).tocsr()
+    if score.nnz == 0:
+        return fragments, families
+    score.sort_indices()
+    count_held.sort_indices()  # the same pattern as ``score`` (every scaffold weight is > 0)
+    held = count_held.data
+    score = score.tocoo()
+    ok = (held >= min_shingles) & (score.data >= min_ratio * reference[score.col])
+    r, f, s = score.row[ok].astype(np.int64), score.col[ok].astype(np.int64), score.data[ok]
+    if len(r) == 0:
+        return fragments, families
+    best = fastops.best_per_group(r, s, f)  # per row: its best family, ties to the lowest id
+    r, f = r[best], f[best]
+    frag = _fragment_in_family(fragments, families, sk_indptr, sk_hashes, row_of, r, f, min_share, min_members)
+    fragments, families = fragments.copy(), families.copy()
+    fragments[r], families[r] = frag, f
+    return fragments, families
+
+
+def _family_scaffolds(
+    families: NDArray[np.int64],
+    row_of: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    k: int,
+    min_share: float,
+    min_members: int,
+) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """For :func:`attach_to_families`: the (families × shingles) member shares of each family's own scaffold,
+    each family's reference member score, and the (row, column) of the noise rows' entries among those
+    shingles; None when no family has a scaffold."""
+    n = len(families)
+    c_all, h_all, count_all, size = member_shingles(families, row_of, sk_hashes, k)
+    keep = count_all >= _real_part(size, min_share, min_members)[c_all]
+    c, h, count = c_all[keep].astype(np.int64), h_all[keep], count_all[keep].astype(np.float64)
+    if len(h) == 0:
+        return None
+    # the day's holders of each candidate shingle: members of every family, and noise rows
+    uniq_h, col = fastops.unique_inverse(h)
+    col = col.ravel()
+    pos = np.minimum(np.searchsorted(uniq_h, h_all), len(uniq_h) - 1)
+    hit = uniq_h[pos] == h_all
+    held_day = np.bincount(pos[hit], weights=count_all[hit], minlength=len(uniq_h))
+    del c_all, h_all, count_all, pos, hit
+    r_noise, pos_noise = _lookup(families < 0, row_of, sk_hashes, uniq_h)
+    held_day += np.bincount(pos_noise, minlength=len(uniq_h))
+    own = count >= FAMILY_EXCLUSIVE * held_day[col]
+    c, col, share = c[own], col[own], count[own] / size[c[own]]
+    if len(c) == 0:
+        return None
+    scaffold = csr_matrix((share, (c, col)), shape=(k, len(uniq_h)))
+    # each member's score against its own family, and the family's reference member
+    r_mem, pos_mem = _lookup(families >= 0, row_of, sk_hashes, uniq_h)
+    w = np.asarray(scaffold[families[r_mem], pos_mem]).ravel()
+    score_mem = np.bincount(r_mem, weights=w, minlength=n)
+    member = families >= 0
+    ref = (
+        pl.DataFrame({"f": families[member], "s": score_mem[member]})
+        .group_by("f")
+        .agg(pl.col("s").quantile(FAMILY_QUANTILE, interpolation="lower"))
+    )
+    reference = np.full(k, np.inf)
+    reference[ref["f"].to_numpy()] = ref["s"].to_numpy()
+    return scaffold, reference, r_noise, pos_noise
+
+
+def _fragment_in_family(
+    fragments: NDArray[np.int64],
+    families: NDArray[np.int64],
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    row_of: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    fams: NDArray[np.int64],
+    min_share: float,
+    min_members: int,
+) -> NDArray[np.int64]:
+    """int64 (len(rows),): for each row joining family ``fams[i]``, the fragment of that family whose real part
+    (:func:`shared_template`'s rule) holds most of the row's shingles (ties to the lowest id); a row sharing
+    none goes to the family's largest fragment."""
+    k = n_labels(fragments)
+    c, h, count, size = member_shingles(fragments, row_of, sk_hashes, k)
+    keep = count >= _real_part(size, min_share, min_members)[c]
+    c, h = c[keep].astype(np.int64), h[keep]
+    fam_of = np.full(k, -1, np.int64)
+    member = fragments >= 0
+    fam_of[fragments[member]] = families[member]
+    # the family's largest fragment, the fallback
+    largest = np.full(n_labels(families), -1, np.int64)
+    order = np.lexsort((np.arange(k), -np.bincount(fragments[member], minlength=k), fam_of))
+    valid = fam_of[order] >= 0
+    first = np.r_[True, fam_of[order][1:] != fam_of[order][:-1]] & valid
+    largest[fam_of[order][first]] = order[first]
+    out = largest[fams]
+    if len(c) == 0:
+        return out
+    uniq_h, col = fastops.unique_inverse(h)
+    real = csr_matrix((np.ones(len(c)), (c, col.ravel())), shape=(k, len(uniq_h)))
+    mask = np.zeros(len(sk_indptr) - 1, bool)
+    mask[rows] = True
+    r, pos = _lookup(mask, row_of, sk_hashes, uniq_h)
+    index = np.full(len(mask), -1, np.int64)
+    index[rows] = np.arange(len(rows))
+    x = csr_matrix((np.ones(len(r)), (index[r], pos)), shape=(len(rows), len(uniq_h)))
+    held = (x @ real.T).tocoo()
+    same = fam_of[held.col] == fams[held.row]
+    hr, hc, hv = held.row[same].astype(np.int64), held.col[same].astype(np.int64), held.data[same]
+    if len(hr):
+        best = fastops.best_per_group(hr, hv, hc)
+        out[hr[best]] = hc[best]
+    return out

@@ -21,9 +21,11 @@ from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
+from ..clustering.labels import n_labels
 from ..clustering.refine import (
     attach_by_template,
     attach_noise,
+    attach_to_families,
     core_share,
     member_table,
     one_text_rows,
@@ -203,16 +205,6 @@ def cluster_stage(
     attached = rehome_by_template(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
-    members = member_table(attached, sk.indptr, sk.hashes)  # read by both rules below
-    fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
-    shared = (
-        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
-        if carried is None
-        else None
-    )
-    copy = cfg.campaign.copy_min_contained
-    one_text = one_text_rows(attached, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
-    del members
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
@@ -226,6 +218,17 @@ def cluster_stage(
         times=day.times(),
         rhythm=rhythm,
     )
+    attached, grouping = _attach_to_families(attached, grouping, sk, cfg)
+    members = member_table(attached, sk.indptr, sk.hashes)  # read by the three rules below
+    fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
+    shared = (
+        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
+        if carried is None
+        else None
+    )
+    copy = cfg.campaign.copy_min_contained
+    one_text = one_text_rows(attached, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
+    del members
     copies = payload_copies(
         attached,
         grouping.labels,
@@ -238,6 +241,32 @@ def cluster_stage(
         one_text=one_text,
     )
     return Clustering(clusters, grouping, fit, shared, copies, ids)
+
+
+def _attach_to_families(
+    fragments: NDArray[np.int64], grouping: Grouping, sk: Skeletons, cfg: RunConfig
+) -> tuple[NDArray[np.int64], Grouping]:
+    """Noise that carries a family's scaffold joins it (:func:`~clusterer.clustering.refine.attach_to_families`),
+    with the fragment and template group it is given."""
+    c = cfg.cluster
+    frag, fam = attach_to_families(
+        fragments,
+        grouping.labels,
+        sk.indptr,
+        sk.hashes,
+        cfg.campaign.prompt_variant_share,
+        c.min_cluster_size,
+        c.attach_template_shingles,
+        c.attach_family,
+    )
+    if fam is grouping.labels:
+        return fragments, grouping
+    groups = grouping.template_groups
+    if groups is not None:
+        group_of = np.full(n_labels(fragments), -1, np.int64)
+        group_of[fragments[fragments >= 0]] = groups[fragments >= 0]
+        groups = np.where(frag >= 0, group_of[np.maximum(frag, 0)], -1)
+    return frag, dataclasses.replace(grouping, labels=fam, template_groups=groups)
 
 
 def templates_stage(

@@ -340,3 +340,55 @@ def test_rehoming_in_row_slices_moves_the_same_rows(monkeypatch):
     assert (whole != labels).sum() == 20
     monkeypatch.setattr(refine, "REHOME_ROWS", 7)
     assert refine.rehome_by_template(labels, indptr, hashes, 0.5, 4, 2.0).tolist() == whole.tolist()
+
+
+def test_noise_carrying_a_many_worded_familys_scaffold_joins_the_family():
+    """Family 0: five fragments, one per wording of a campaign's scaffold (six shingles each, every member
+    missing one: a core of six held by 50 of 60). Twenty members also wrap a popular text (ten shingles)
+    that 30 ordinary prompts send on their own. Family 1: another scaffold. A noise prompt mixing wordings
+    holds two shingles of any one fragment's core — too little for ``attach_by_template`` — but five of the
+    family's scaffold, as much as a member: it joins family 0, in the first fragment it shares the most
+    with. Three shingles are not enough; the popular text's copies stay noise (the family holds that text
+    with fewer than half of the day's holders: not its scaffold); a prompt carrying family 1's scaffold more
+    than family 0's joins family 1; 0 turns the rule off."""
+    from clusterer.clustering import refine
+
+    rows, fragments = [], []
+    for f in range(5):
+        for m in range(60):
+            words = [100 * f + i for i in range(1, 7) if i != 1 + m % 6]
+            rows.append([*words, 10_000 + 100 * f + m])
+            fragments.append(f)
+    text = list(range(900, 910))
+    for m in range(20):
+        rows[m * 15] = [*rows[m * 15], *text]  # members wrapping the popular text
+    rows += [[700 + i for i in range(6)] + [20_000 + m] for m in range(40)]  # family 1
+    fragments += [5] * 40
+    mixed = [1, 2, 101, 102, 201, *range(30_000, 30_200)]
+    three = [1, 2, 101, *range(31_000, 31_200)]
+    other = [1, 2, 101, 102, 700, 701, 702, 703, 704, 705]
+    rows += [mixed, three, other] + [list(text)] * 30
+    fragments += [-1] * 33
+    fragments = np.array(fragments, np.int64)
+    families = np.where(fragments >= 5, 1, np.where(fragments >= 0, 0, -1))
+    indptr, hashes = _sets(rows)
+    n0 = 340
+    assert refine.attach_by_template(fragments, indptr, hashes, 0.5, 4)[n0].item() == -1  # 2 of 6: too little
+
+    frag, fam = refine.attach_to_families(fragments, families, indptr, hashes, 0.05, 10, 4, 0.5)
+    assert fam[n0 : n0 + 3].tolist() == [0, -1, 1] and frag[n0 : n0 + 3].tolist() == [0, -1, 5]
+    assert (fam[n0 + 3 :] == -1).all()  # the popular text's copies
+    assert (fam[:n0] == families[:n0]).all() and (frag[:n0] == fragments[:n0]).all()  # members stay
+    # the copies would join if the family's shingles needed not be its own
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(refine, "FAMILY_EXCLUSIVE", 0.0)
+        assert (
+            refine.attach_to_families(fragments, families, indptr, hashes, 0.05, 10, 4, 0.5)[1][n0 + 3 :] == 0
+        ).all()
+    frag0, fam0 = refine.attach_to_families(fragments, families, indptr, hashes, 0.05, 10, 4, 0.0)
+    assert fam0 is families and frag0 is fragments  # off
+    # noise that touches no family's scaffold: nothing moves (an empty product)
+    lone = [list(range(40_000 + 10 * i, 40_005 + 10 * i)) for i in range(3)]
+    ip2, h2 = _sets(rows[:n0] + lone)
+    f2, fam2 = refine.attach_to_families(fragments[: n0 + 3], families[: n0 + 3], ip2, h2, 0.05, 10, 4, 0.5)
+    assert fam2[n0:].tolist() == [-1, -1, -1] and f2[n0:].tolist() == [-1, -1, -1]
