@@ -266,7 +266,7 @@ def assign(
 @app.command()
 def show(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
-    top: Annotated[int, typer.Option(help="How many template families to list.")] = 10,
+    top: Annotated[int, typer.Option(min=1, help="How many template families to list.")] = 10,
     campaign: Annotated[
         str | None,
         typer.Option(help="Print one campaign in full (its campaign ID, or a cluster number for an unflagged family)."),
@@ -521,7 +521,9 @@ def doctor(
         ),
     ] = None,
     k: Annotated[int, typer.Option(min=2, max=1024, help="kNN k for --plan.")] = 15,
-    model: Annotated[str, typer.Option(help="Embedding model for --plan: default | static.")] = "default",
+    model: Annotated[
+        str, typer.Option(help="Embedding model for --plan: default | static | a model folder (planned as default).")
+    ] = "default",
     avg_chars: Annotated[int, typer.Option(min=1, help="Average prompt length in characters for --plan.")] = 250,
     distinct: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of prompts with a distinct embedded text, for --plan.")
@@ -548,6 +550,8 @@ def doctor(
 
         from .run.plan import plan_table, predict
 
+        if model not in ("default", "static") and not Path(model).is_dir():
+            _fail(ClustererError(f"--model for --plan must be 'default', 'static' or a model folder (got {model!r})"))
         kw = {"k": k, "model": model, "avg_chars": avg_chars, "distinct": distinct, "pairs_per_row": pairs_per_row}
         if engine == "ray":
             from .run.plan import predict_ray, ray_plan_table

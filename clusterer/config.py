@@ -7,6 +7,7 @@ then CLI flags. Every field is validated here, before any heavy work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -57,23 +58,34 @@ def _check_range(name: str, value: float, lo: float | None = None, hi: float | N
         raise ConfigError(f"{name} must be {span} (got {value!r})")
 
 
+_READS = ("run", "assign")  # how the logs are read: options of both commands that read them
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestConfig:
     """Where the columns are and how the files are read."""
 
-    prompt_id_col: str = option("prompt_id", "Prompt ID column (generated from file order when absent).")
-    account_col: str = option("account_id", "Account column.")
-    timestamp_col: str = option("timestamp", "Timestamp column.")
-    text_col: str = option("text", "Prompt text column.", command=("run", "assign"))
+    prompt_id_col: str = option(
+        "prompt_id", "Prompt ID column (generated from file order when absent).", command=_READS
+    )
+    account_col: str = option("account_id", "Account column.", command=_READS)
+    timestamp_col: str = option("timestamp", "Timestamp column.", command=_READS)
+    text_col: str = option("text", "Prompt text column.", command=_READS)
     messages_col: str = option(
-        "messages", "Chat messages column (list of {role, content}), used when the text column is absent."
+        "messages",
+        "Chat messages column (list of {role, content}), used when the text column is absent.",
+        command=_READS,
     )
-    format: Literal["auto", "parquet", "jsonl", "csv"] = option("auto", "auto (by extension) | parquet | jsonl | csv")
-    on_bad_utf8: Literal["error", "replace"] = option("error", "error | replace (U+FFFD for invalid bytes).")
+    format: Literal["auto", "parquet", "jsonl", "csv"] = option(
+        "auto", "auto (by extension) | parquet | jsonl | csv", command=_READS
+    )
+    on_bad_utf8: Literal["error", "replace"] = option(
+        "error", "error | replace (U+FFFD for invalid bytes).", command=_READS
+    )
     fill_account: str | None = option(
-        None, "Account ID for rows whose account is null or empty (unset: such rows are an error)."
+        None, "Account ID for rows whose account is null or empty (unset: such rows are an error).", command=_READS
     )
-    new_prompt_ids: bool = option(False, "Ignore the input's prompt IDs and number rows instead.")
+    new_prompt_ids: bool = option(False, "Ignore the input's prompt IDs and number rows instead.", command=_READS)
     null_timestamps: Literal["error", "skip"] = option(
         "error", "Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp)."
     )
@@ -95,6 +107,8 @@ class IngestConfig:
         for f in ("prompt_id_col", "account_col", "timestamp_col", "text_col", "messages_col", "org_col"):
             if not getattr(self, f):
                 raise ConfigError(f"ingest.{f} must be a non-empty column name")
+        if self.fill_account is not None and not self.fill_account.strip():
+            raise ConfigError("ingest.fill_account must be a non-empty account ID (an empty one is what it replaces)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -452,6 +466,7 @@ class RunConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
+        _check_range("seed", self.seed, 0, 2**32 - 1)  # NumPy's seed range
         if self.graph.lsh_bands and self.skeleton.num_perm % self.graph.lsh_bands:
             raise ConfigError(
                 f"skeleton.num_perm ({self.skeleton.num_perm}) must be a multiple of graph.lsh_bands "
@@ -539,6 +554,8 @@ def _coerce(where: str, tp: Any, value: Any) -> Any:
         raise ConfigError(f"{where} has the wrong type (got {value!r})")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number (got {value!r})")
     if tp is int and isinstance(value, bool):
         raise ConfigError(f"{where} must be an integer (got {value!r})")
     if isinstance(tp, type) and not isinstance(value, tp):
@@ -571,6 +588,8 @@ def load_config(path: Path | None = None, **overrides: Any) -> RunConfig:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise ConfigError(f"config file {path} does not exist") from err
+        except IsADirectoryError as err:
+            raise ConfigError(f"config file {path} is a directory, not a TOML file") from err
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
     for key, value in overrides.items():

@@ -29,6 +29,12 @@ def test_toml_then_overrides(tmp_path):
         ("device = 'tpu'\n", "run.device must be one of"),
         ("graph = 3\n", r"\[graph\] must be a table"),
         ("[graph\n", "not valid TOML"),
+        ("[campaign]\nbias = nan\n", "campaign.bias must be a finite number"),
+        ("[campaign]\nthreshold = nan\n", "campaign.threshold must be a finite number"),
+        ("[skeleton]\nmax_df = -inf\n", "skeleton.max_df must be a finite number"),
+        ("seed = -1\n", r"seed must be within \[0, 4294967295\]"),
+        ("seed = 4294967296\n", r"seed must be within"),
+        ("[ingest]\nfill_account = ' '\n", "ingest.fill_account must be a non-empty account ID"),
     ],
 )
 def test_bad_config_is_reported(tmp_path, text, match):
@@ -41,6 +47,8 @@ def test_bad_config_is_reported(tmp_path, text, match):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
 
 
 def test_stage_blocks_validate_directly():

@@ -81,13 +81,22 @@ def window_index(ts: pl.Series, every: dt.timedelta) -> pl.Series:
     return (us // int(every.total_seconds() * 1_000_000)).alias("_window")
 
 
-def merge_day(prev: Registry, new: Registry, day: dt.date, carried: dict[str, int] | None = None) -> Registry:
+def merge_day(
+    prev: Registry,
+    new: Registry,
+    day: dt.date,
+    carried: dict[str, int] | None = None,
+    own_accounts: dict[str, int] | None = None,
+) -> Registry:
     """The registry after one more window of ``day``: ``new`` (the registry a run of the window alone wrote,
     replacing the day's daily rows with the window's) merged with ``prev`` (before the window): the day's
-    rows summed over windows (prompts, and accounts as an upper bound), the best score kept; campaigns of
-    ``prev`` the window did not see kept; content (template, centroid, shingles) from ``new`` where it has
-    them. ``carried``: per campaign, the carried exemplars its families in the window held — an earlier
-    window counted them, so the window's prompts are its families' sizes less those."""
+    rows summed over windows (prompts, and accounts as an upper bound: an account sending in two windows
+    counts twice), the best score kept; campaigns of ``prev`` the window did not see kept; content (template,
+    centroid, shingles) from ``new`` where it has them. ``carried``: per campaign, the carried exemplars its
+    families in the window held — an earlier window counted them, so the window's prompts are its families'
+    sizes less those. ``own_accounts``: per campaign, the distinct accounts of the window's own prompts in
+    its families (the families' account counts include the exemplars' senders); a campaign it leaves out
+    counts 0."""
 
     def per_campaign(rows: pl.DataFrame) -> pl.DataFrame:
         return rows.group_by("campaign_id", "day").agg(
@@ -101,6 +110,16 @@ def merge_day(prev: Registry, new: Registry, day: dt.date, carried: dict[str, in
             window.join(held.cast({"campaign_id": pl.String, "_held": pl.Int64}), on="campaign_id", how="left")
             .with_columns((pl.col("prompts").cast(pl.Int64) - pl.col("_held").fill_null(0)).clip(lower_bound=0))
             .drop("_held")
+        )
+    if own_accounts is not None:
+        accts = pl.DataFrame(
+            {"campaign_id": list(own_accounts), "_acc": list(own_accounts.values())},
+            schema={"campaign_id": pl.String, "_acc": pl.Int64},
+        )
+        window = (
+            window.join(accts, on="campaign_id", how="left")
+            .with_columns(pl.col("_acc").fill_null(0).alias("accounts"))
+            .drop("_acc")
         )
     today = per_campaign(
         pl.concat([prev.daily.filter(pl.col("day") == day), window.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)])
@@ -141,11 +160,37 @@ def merge_day(prev: Registry, new: Registry, day: dt.date, carried: dict[str, in
     return Registry(campaigns=campaigns, daily=daily)
 
 
-def _load_state(out: Path, every: dt.timedelta, digest: str, registry_dir: Path) -> dict[str, Any]:
+# options that do not change a window's outputs: a restart may change them
+_FREE_OPTIONS = ("quiet", "device", "embed.batch_size", "embed.cache_dir")
+
+
+def _options(cfg: RunConfig, per_campaign: int) -> dict[str, Any]:
+    """The options a stream's windows depend on, flat (``section.key``): its config but for the engine (local
+    and Ray give the same outputs) and :data:`_FREE_OPTIONS`, and the exemplars carried per campaign."""
+    flat: dict[str, Any] = {"carry": per_campaign}
+    for key, value in cfg.to_dict().items():
+        if key in _FREE_OPTIONS or key == "engine":
+            continue
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if f"{key}.{k}" not in _FREE_OPTIONS})
+        else:
+            flat[key] = value
+    return json.loads(json.dumps(flat, default=str))  # as stream.json holds them (tuples as lists)
+
+
+def _load_state(
+    out: Path, every: dt.timedelta, digest: str, registry_dir: Path, options: dict[str, Any]
+) -> dict[str, Any]:
     path = out / STATE
     reg = str(registry_dir.resolve())
     if not path.is_file():
-        return {"every_s": int(every.total_seconds()), "input_digest": digest, "registry": reg, "windows": []}
+        return {
+            "every_s": int(every.total_seconds()),
+            "input_digest": digest,
+            "registry": reg,
+            "options": options,
+            "windows": [],
+        }
     try:
         state = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -161,6 +206,16 @@ def _load_state(out: Path, every: dt.timedelta, digest: str, registry_dir: Path)
             "restart goes on with the registry it started with"
         )
     state.setdefault("registry", reg)
+    before = state.setdefault("options", options)  # a stream from before options were recorded: from now on
+    changed = sorted(k for k in set(before) | set(options) if before.get(k) != options.get(k))
+    if changed and state["windows"]:
+        shown = ", ".join(f"{k} {before.get(k)!r} -> {options.get(k)!r}" for k in changed[:6])
+        raise InputError(
+            f"{path}: the stream was started with other options ({shown}{', …' if len(changed) > 6 else ''}); "
+            "its windows done would disagree with the rest: restart with the options it started with, or use "
+            "another --out"
+        )
+    state["options"] = options
     return state
 
 
@@ -307,6 +362,20 @@ def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) 
     return out
 
 
+def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> None:
+    """A window manifest's ``rows`` counts the window's own ``n`` prompts (``assignments``, the carried
+    exemplars dropped); the computation's counts (distinct texts and vectors, templated) stay as they are."""
+    status = assignments["status"]
+    rows.update(
+        {
+            "in": n,
+            "out": assignments.height,
+            "clustered": int((status == "clustered").sum()),
+            "noise": int((status == "noise").sum()),
+        }
+    )
+
+
 def _one_window(
     prompts: Prompts,
     win: pl.DataFrame,
@@ -347,6 +416,7 @@ def _one_window(
     held = result.assignments.head(n_carry)["campaign_id"].drop_nulls().value_counts(name="n")
     result.assignments = result.assignments.slice(n_carry)
     result.vector_of_row = result.vector_of_row[n_carry:]
+    _count_own_rows(result.manifest["rows"], result.assignments, win.height)
     result.manifest["stream"] = {
         "window": target.name,
         "carried_exemplars": n_carry,
@@ -354,7 +424,10 @@ def _one_window(
     }
     result.write(target)
     carried_held = dict(zip(held["campaign_id"].to_list(), held["n"].to_list(), strict=True))
-    merged = merge_day(prev, reg_new[1], day, carried_held) if reg_new is not None else prev
+    own = result.assignments.filter(pl.col("campaign_id").is_not_null())
+    own = own.group_by("campaign_id").agg(pl.col("account_id").n_unique().alias("n"))
+    own_accounts = dict(zip(own["campaign_id"].to_list(), own["n"].to_list(), strict=True))  # its own senders
+    merged = merge_day(prev, reg_new[1], day, carried_held, own_accounts) if reg_new is not None else prev
     merged = apply_merges(merged, result.campaign_merges)
     save_registry(registry_dir, merged, result.manifest["embedding"]["model_key"])
     c = result.clusters.filter(pl.col("flagged").fill_null(False))
@@ -401,9 +474,12 @@ def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
 
 
 def _window_dir(out: Path, w: int, sec: int) -> Path:
-    """The output set of window ``w`` (windows of ``sec`` seconds since 1970): ``<day>-wNNN``."""
+    """The output set of window ``w`` (windows of ``sec`` seconds since 1970): ``<day>-wNNN``, the window of
+    the day zero-padded to as many digits as the day's last window needs (at least three), so names sort in
+    time order."""
     start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
-    return out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:03d}"
+    width = max(3, len(str(-(-86_400 // sec) - 1)))
+    return out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:0{width}d}"
 
 
 def stream(
@@ -439,7 +515,7 @@ def stream(
             "`--null-timestamps skip` keeps such rows only in `run`: fill or drop them before streaming"
         )
     out.mkdir(parents=True, exist_ok=True)
-    state = _load_state(out, every, content_digest(frame), registry_dir)
+    state = _load_state(out, every, content_digest(frame), registry_dir, _options(cfg, per_campaign))
     _check_done_sets(out, state)
     reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     done = {w["index"] for w in state["windows"]}

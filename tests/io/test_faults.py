@@ -449,3 +449,30 @@ def test_error_for_input_that_is_not_a_table_or_paths():
         clusterer.cluster(["x.parquet"], k=1)
     with pytest.raises(InputError, match="no such file"):
         clusterer.cluster(["does-not-exist.parquet"])
+
+
+def test_assign_takes_the_reading_options_its_errors_name(tmp_path, day_file):
+    """An input `assign` refuses names the option that reads it (`--fill-account`, `--new-prompt-ids`,
+    `--timestamp-col`); `assign` takes them, as `run` does."""
+    run, reg = tmp_path / "r", tmp_path / "reg"
+    assert _run(tmp_path, day_file, run, "--registry", str(reg)).exit_code == 0
+    df = pl.read_parquet(day_file).head(300)
+    nulls = tmp_path / "nulls.parquet"
+    df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("account_id")).alias("account_id")
+    ).write_parquet(nulls)
+    dup = tmp_path / "dup.parquet"
+    df.with_columns(pl.lit("x").alias("prompt_id")).write_parquet(dup)
+    moved = tmp_path / "moved.parquet"
+    df.rename({"timestamp": "ts"}).write_parquet(moved)
+    for path, flag, extra in (
+        (nulls, "--fill-account", ["unknown-account"]),
+        (dup, "--new-prompt-ids", []),
+        (moved, "--timestamp-col", ["ts"]),
+    ):
+        out = tmp_path / f"{path.stem}-a.parquet"
+        res = runner.invoke(app, ["assign", str(path), "--registry", str(reg), "--out", str(out), "-q"])
+        assert res.exit_code == 2 and flag in _error_line(res), res.output
+        res = runner.invoke(app, ["assign", str(path), "--registry", str(reg), "--out", str(out), "-q", flag, *extra])
+        assert res.exit_code == 0, res.output
+        assert pl.read_parquet(out).height == 300

@@ -26,6 +26,18 @@ def test_parse_every():
             parse_every(bad)
 
 
+def test_window_folders_sort_in_time_order_at_any_window_length():
+    from pathlib import Path
+
+    from clusterer.run.windows import _window_dir
+
+    day0 = 20_000 * 86_400  # a day's first second since 1970
+    for sec in (5, 60, 3600):
+        names = [_window_dir(Path("o"), day0 // sec + w, sec).name for w in range(0, 86_400 // sec, 7)]
+        assert names == sorted(names) and len({len(n) for n in names}) == 1, sec
+    assert _window_dir(Path("o"), day0 // 3600 + 5, 3600).name.endswith("-w005")
+
+
 def _reg(rows: list[tuple[str, dt.date, int]]) -> Registry:
     daily = pl.DataFrame(
         {
@@ -72,6 +84,11 @@ def test_merge_day_sums_the_windows_and_keeps_earlier_campaigns():
     daily = {(r["campaign_id"], r["day"]): r["prompts"] for r in m.daily.iter_rows(named=True)}
     assert daily == {("a", d0): 50, ("a", d1): 11, ("b", d1): 7, ("c", d1): 0}
     assert m.daily.schema == pl.Schema(DAILY_SCHEMA)
+    # the window's accounts are its own prompts' senders when given (the families' counts include the
+    # exemplars'): a campaign the window's own prompts do not reach counts none
+    m = merge_day(prev, new, d1, {"a": 3, "c": 9}, {"a": 2})
+    accounts = {(r["campaign_id"], r["day"]): r["accounts"] for r in m.daily.iter_rows(named=True)}
+    assert accounts[("a", d1)] == 1 + 2 and accounts[("c", d1)] == 0 and accounts[("b", d1)] == 1
     # a campaign keeps the scaffold shingles of every window (the variants it ran)
     new = Registry(
         campaigns=new.campaigns.with_columns(pl.Series("scaffold_shingles", [[2, 3], [9]], pl.List(pl.UInt64))),
@@ -122,6 +139,31 @@ def test_every_prompt_once_and_a_campaign_keeps_one_id(streamed):
     flagged_sizes = pl.concat([pl.read_parquet(tmp / "out" / w["dir"] / "clusters.parquet") for w in state["windows"]])
     assert state["windows"][1]["carried_exemplars"] > 0
     assert reg.daily["prompts"].sum() < flagged_sizes.filter(pl.col("flagged"))["size"].sum()
+    # the day's accounts per campaign: each window's own senders (not the exemplars'), summed over windows —
+    # at least the day's distinct senders, never more than its prompts
+    per_window = [
+        pl.read_parquet(tmp / "out" / w["dir"] / "assignments.parquet")
+        .filter(pl.col("campaign_id").is_not_null())
+        .group_by("campaign_id")
+        .agg(pl.col("account_id").n_unique().alias("n"))
+        for w in state["windows"]
+    ]
+    summed = pl.concat(per_window).group_by("campaign_id").agg(pl.col("n").sum())
+    day_accounts = (
+        asg.filter(pl.col("campaign_id").is_not_null())
+        .group_by("campaign_id")
+        .agg(pl.col("account_id").n_unique().alias("distinct"))
+    )
+    got = reg.daily.join(summed, on="campaign_id").join(day_accounts, on="campaign_id")
+    assert got.height == reg.daily.height > 0
+    assert (got["accounts"] == got["n"]).all() and (got["accounts"] >= got["distinct"]).all()
+    assert (got["accounts"] <= got["prompts"]).all()
+    # each window's manifest counts its own prompts, as its assignments do
+    for w in state["windows"]:
+        m = json.loads((tmp / "out" / w["dir"] / "manifest.json").read_text())
+        a = pl.read_parquet(tmp / "out" / w["dir"] / "assignments.parquet")
+        assert m["rows"]["in"] == m["rows"]["out"] == a.height == w["rows"]
+        assert m["rows"]["clustered"] + m["rows"]["noise"] <= a.height
 
 
 def test_restart_goes_on_after_the_windows_done(streamed):
@@ -145,6 +187,14 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     # a stream.json of another window length is refused
     res = CliRunner().invoke(app, [*args[:-1], "6h", *OPTS])
     assert res.exit_code == 2 and "another stream" in res.output
+    # so is a restart with options that change the windows (they would disagree with the windows done)
+    res = CliRunner().invoke(app, [*args, *OPTS, "--min-cluster-size", "5", "--carry", "0"])
+    assert res.exit_code == 2 and "started with other options" in res.output, res.output
+    assert "cluster.min_cluster_size 10 -> 5" in res.output and "carry 32 -> 0" in res.output
+    assert json.loads((out / "stream.json").read_text()) == after  # nothing changed
+    # ... but not one with another embedding cache (it changes no output): the stream is done, nothing to run
+    res = CliRunner().invoke(app, [*args, *OPTS, "--cache-dir", str(tmp / "cache2")])
+    assert res.exit_code == 0, res.output
 
 
 def test_a_restart_refuses_a_stream_whose_done_window_is_gone(streamed, tmp_path):
