@@ -526,8 +526,32 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
             )
         return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
-        return _parse_iso(df, s, name, files)
+        return _parse_strings(df, s, name, files)
     raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")
+
+
+def _parse_strings(df: pl.DataFrame, s: pl.Series, name: str, files: list[str]) -> pl.Series:
+    """Timestamps written as text: epoch numbers ("1793577890", "1793577890123.5": a JSON log quoting them,
+    read as the numbers they are, per row) and ISO 8601 strings (:func:`_parse_iso`), mixed as they come.
+    Text is an epoch only with ten digits or more (2001 onwards in seconds, any later unit): "20261102", a
+    basic-format ISO date, would otherwise be read as seconds in 1970; it is refused as not year-first ISO."""
+    text = s.str.strip_chars()
+    whole = text.str.contains(r"^\d{10,}$").fill_null(False)
+    decimal = text.str.contains(r"^\d{10,}\.\d*$").fill_null(False)
+    if not (whole.any() or decimal.any()):
+        return _parse_iso(df, s, name, files)
+    ints = pl.select(pl.when(whole).then(text).otherwise(None).cast(pl.Int64, strict=False)).to_series()
+    if (whole & ints.is_null()).any():
+        _raise_bad_rows(
+            df, whole & ints.is_null(), name, files, "timestamps out of range", "epoch seconds, ms, us or ns"
+        )
+    floats = pl.select(pl.when(decimal).then(text).otherwise(None).cast(pl.Float64, strict=False)).to_series()
+    parsed = _parse_timestamps(df.with_columns(ints.alias("__ts")), name, files)
+    parsed = parsed.fill_null(_parse_timestamps(df.with_columns(floats.alias("__ts")), name, files))
+    rest = pl.select(pl.when(whole | decimal).then(None).otherwise(s)).to_series()
+    if rest.is_not_null().any():
+        parsed = parsed.fill_null(_parse_iso(df, rest, name, files))
+    return parsed.alias("timestamp")
 
 
 def _parse_iso(df: pl.DataFrame, s: pl.Series, name: str, files: list[str]) -> pl.Series:

@@ -181,7 +181,7 @@ def test_a_bad_jsonl_line_is_named(tmp_path):
 
 def _rejects(path, df, match):
     """``df`` written to ``path`` (format from the suffix) is refused with an InputError matching ``match``."""
-    {".parquet": df.write_parquet, ".csv": df.write_csv}[path.suffix](path)
+    {".parquet": df.write_parquet, ".csv": df.write_csv, ".jsonl": df.write_ndjson}[path.suffix](path)
     with pytest.raises(InputError, match=match):
         read_logs([path], IngestConfig())
 
@@ -397,3 +397,22 @@ def test_a_binary_text_column_is_decoded_and_bad_bytes_are_named(tmp_path):
         read_logs([path], IngestConfig())
     got = read_logs([path], IngestConfig(on_bad_utf8="replace")).frame["text"].to_list()
     assert got == ["caf\u00e9 order", "bad \ufffd byte", None, "fine"]
+
+
+def test_epoch_numbers_written_as_text_read_as_numbers_and_mix_with_iso(tmp_path):
+    """A JSON log that quotes its epoch numbers ("1793577890") reads them as the numbers they are, each with
+    its own unit, beside ISO strings in the same column; a quoted epoch no datetime holds is named."""
+    path = tmp_path / "q.jsonl"
+    ts = ["1793577890", "1793577890500", "2026-11-02T19:54:50Z", " 1793577890.25 ", None]
+    _rows(5, timestamp=ts).write_ndjson(path)
+    got = read_logs([path], IngestConfig(null_timestamps="skip")).frame["timestamp"].to_list()
+    base = dt.datetime.fromtimestamp(1793577890, dt.timezone.utc)
+    want = [base, base + dt.timedelta(milliseconds=500), dt.datetime(2026, 11, 2, 19, 54, 50, tzinfo=dt.timezone.utc)]
+    assert got[:3] == want and got[3] == base + dt.timedelta(milliseconds=250) and got[4] is None
+    _rejects(
+        tmp_path / "big.jsonl",
+        _rows(2, timestamp=["1793577890", "99999999999999999999999"]),
+        r"column 'timestamp' has 1 timestamps out of range \(e.g. .*big.jsonl row 1: '99999999999999999999999'\)",
+    )
+    # eight digits are a basic-format date, not seconds in 1970: refused, not misread
+    _rejects(tmp_path / "d.jsonl", _rows(2, timestamp=["20261102", "20261102"]), r"not in ISO 8601 \(year first\)")
