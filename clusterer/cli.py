@@ -522,7 +522,10 @@ def doctor(
     ] = None,
     k: Annotated[int, typer.Option(min=2, max=1024, help="kNN k for --plan.")] = 15,
     model: Annotated[
-        str, typer.Option(help="Embedding model for --plan: default | static | a model folder (planned as default).")
+        str,
+        typer.Option(
+            help="Embedding model for --plan: default | static | hashing | a model folder (planned as default)."
+        ),
     ] = "default",
     avg_chars: Annotated[int, typer.Option(min=1, help="Average prompt length in characters for --plan.")] = 250,
     distinct: Annotated[
@@ -550,8 +553,12 @@ def doctor(
 
         from .run.plan import plan_table, predict
 
-        if model not in ("default", "static") and not Path(model).is_dir():
-            _fail(ClustererError(f"--model for --plan must be 'default', 'static' or a model folder (got {model!r})"))
+        if model not in ("default", "static", "hashing") and not Path(model).is_dir():
+            _fail(
+                ClustererError(
+                    f"--model for --plan must be 'default', 'static', 'hashing' or a model folder (got {model!r})"
+                )
+            )
         kw = {"k": k, "model": model, "avg_chars": avg_chars, "distinct": distinct, "pairs_per_row": pairs_per_row}
         if engine == "ray":
             from .run.plan import predict_ray, ray_plan_table

@@ -49,6 +49,8 @@ def option(default: Any, help: str, *, flag: str = "", show: str = "", command: 
 
 
 def _check_range(name: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigError(f"{name} must be a finite number (got {value!r})")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         span = (
             f"within [{lo}, {hi}]"
@@ -332,7 +334,8 @@ class CampaignConfig:
     account_min_prompts: int = 2  # ... or when it sent at least this many (cover traffic hides the share)
     prompt_min_fit: float = 0.2  # a prompt in a flagged family that carries this share of its fragment's core
     # is flagged whatever else its account sends (a paraphrased or re-ordered variant holds a fifth to a half
-    # of a core its fragment's other wordings share; an ordinary prompt in the family holds none of it)
+    # of a core its fragment's other wordings share; on the days measured no ordinary prompt in a flagged
+    # family held 20-50% of it)
     # a prompt is flagged only when it shares at least prompt_min_shared of its skeleton shingles with a real
     # part of its fragment: each held by >= prompt_variant_share of the members and by >= min_cluster_size of
     # them (a quarter of a fragment smaller than 40). A variant that is a minority of its fragment shares its
@@ -467,6 +470,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_range("seed", self.seed, 0, 2**32 - 1)  # NumPy's seed range
+        for section in _SECTIONS:  # a config built in Python, not read from TOML, is checked too
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ConfigError(f"{section}.{f.name} must be a finite number (got {value!r})")
         if self.graph.lsh_bands and self.skeleton.num_perm % self.graph.lsh_bands:
             raise ConfigError(
                 f"skeleton.num_perm ({self.skeleton.num_perm}) must be a multiple of graph.lsh_bands "

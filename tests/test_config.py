@@ -56,6 +56,13 @@ def test_stage_blocks_validate_directly():
         GraphConfig(k=0)
     with pytest.raises(ConfigError):
         ClusterConfig(epsilon=-1.0)
+    with pytest.raises(ConfigError, match="cluster.attach_family must be a finite number"):
+        ClusterConfig(attach_family=float("nan"))
+    # a field without a range of its own: the run config refuses it when built in Python too
+    from clusterer.config import CampaignConfig, RunConfig
+
+    with pytest.raises(ConfigError, match="campaign.bias must be a finite number"):
+        RunConfig(campaign=CampaignConfig(bias=float("nan")))
 
 
 def test_readme_config_example_is_the_defaults(tmp_path):

@@ -452,10 +452,11 @@ def attach_to_families(
     are its own — at least ``FAMILY_EXCLUSIVE`` of the day's rows holding each are its members, so the text
     of a popular prompt some members wrap, or generic wording, is not scaffold. A row's score against a
     family is the sum, over the scaffold shingles it holds, of the share of members holding each (the
-    family's wordings weighted by how common they are in it). A noise row joins the family it scores
-    highest against when it holds at least ``min_shingles`` scaffold shingles and scores at least
-    ``min_ratio`` times the family's ``FAMILY_QUANTILE`` member: it carries the family's template about as
-    much as the family's own members do. ``min_ratio`` 0 turns the rule off.
+    family's wordings weighted by how common they are in it). A noise row joins, among the families it holds
+    at least ``min_shingles`` scaffold shingles of and scores at least ``min_ratio`` times the
+    ``FAMILY_QUANTILE`` member against (of the members that hold any of the scaffold), the one it scores
+    highest against: it carries the family's template about as much as the family's own members do.
+    ``min_ratio`` 0 turns the rule off.
     """
     n = len(families)
     if n == 0 or min_ratio <= 0 or len(sk_hashes) == 0 or families.max() < 0 or not (families < 0).any():
@@ -524,9 +525,9 @@ def _family_scaffolds(
     r_mem, pos_mem = _lookup(families >= 0, row_of, sk_hashes, uniq_h)
     w = np.asarray(scaffold[families[r_mem], pos_mem]).ravel()
     score_mem = np.bincount(r_mem, weights=w, minlength=n)
-    member = families >= 0
+    carrier = (families >= 0) & (score_mem > 0)  # members holding none of it say nothing of how much a member holds
     ref = (
-        pl.DataFrame({"f": families[member], "s": score_mem[member]})
+        pl.DataFrame({"f": families[carrier], "s": score_mem[carrier]})
         .group_by("f")
         .agg(pl.col("s").quantile(FAMILY_QUANTILE, interpolation="lower"))
     )
@@ -551,11 +552,13 @@ def _fragment_in_family(
     none goes to the family's largest fragment."""
     k = n_labels(fragments)
     c, h, count, size = member_shingles(fragments, row_of, sk_hashes, k)
-    keep = count >= _real_part(size, min_share, min_members)[c]
-    c, h = c[keep].astype(np.int64), h[keep]
     fam_of = np.full(k, -1, np.int64)
     member = fragments >= 0
     fam_of[fragments[member]] = families[member]
+    # the real parts of the target families' fragments only (a generic shingle in thousands of other fragments
+    # would make the product rows × fragments)
+    keep = (count >= _real_part(size, min_share, min_members)[c]) & np.isin(fam_of[c], fams)
+    c, h = c[keep].astype(np.int64), h[keep]
     # the family's largest fragment, the fallback
     largest = np.full(n_labels(families), -1, np.int64)
     order = np.lexsort((np.arange(k), -np.bincount(fragments[member], minlength=k), fam_of))

@@ -21,7 +21,7 @@ from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
-from ..clustering.labels import n_labels
+from ..clustering.labels import by_first_row, n_labels
 from ..clustering.refine import (
     attach_by_template,
     attach_noise,
@@ -218,8 +218,11 @@ def cluster_stage(
         times=day.times(),
         rhythm=rhythm,
     )
+    fragments = attached
     attached, grouping = _attach_to_families(attached, grouping, sk, cfg)
-    members = member_table(attached, sk.indptr, sk.hashes)  # read by the three rules below
+    # the fragments' cores as HDBSCAN and the template rules made them: rows attached to a family are scored
+    # against them, not part of them (a fragment taking many paraphrased rows would otherwise lose its core)
+    members = member_table(fragments, sk.indptr, sk.hashes)  # read by the three rules below
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
     shared = (
         shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
@@ -266,7 +269,9 @@ def _attach_to_families(
         group_of = np.full(n_labels(fragments), -1, np.int64)
         group_of[fragments[fragments >= 0]] = groups[fragments >= 0]
         groups = np.where(frag >= 0, group_of[np.maximum(frag, 0)], -1)
-    return frag, dataclasses.replace(grouping, labels=fam, template_groups=groups)
+    fam, order = by_first_row(fam)  # families stay numbered by their first row (an attached row may be first)
+    language = [grouping.language[o] for o in order.tolist()]
+    return frag, dataclasses.replace(grouping, labels=fam, template_groups=groups, language=language)
 
 
 def templates_stage(

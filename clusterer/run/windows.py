@@ -160,21 +160,29 @@ def merge_day(
     return Registry(campaigns=campaigns, daily=daily)
 
 
-# options that do not change a window's outputs: a restart may change them
-_FREE_OPTIONS = ("quiet", "device", "embed.batch_size", "embed.cache_dir")
+# what a restart may change: options that change no window's output (the engine: local and Ray give the same
+# outputs), options a stream does not read (the history index, peer matching), and how the logs are read (the
+# input digest already says the rows are the same)
+_FREE_OPTIONS = ("quiet", "device", "embed.batch_size", "embed.cache_dir", "registry.peer_min_cluster_share")
+_FREE_SECTIONS = ("engine", "history", "ingest")
 
 
 def _options(cfg: RunConfig, per_campaign: int) -> dict[str, Any]:
-    """The options a stream's windows depend on, flat (``section.key``): its config but for the engine (local
-    and Ray give the same outputs) and :data:`_FREE_OPTIONS`, and the exemplars carried per campaign."""
-    flat: dict[str, Any] = {"carry": per_campaign}
+    """The options a stream's windows depend on, flat (``section.key``), and the exemplars carried per campaign
+    and the package version (its defaults); a model given as a folder by its resolved path."""
+    from .. import __version__
+
+    flat: dict[str, Any] = {"carry": per_campaign, "version": __version__}
     for key, value in cfg.to_dict().items():
-        if key in _FREE_OPTIONS or key == "engine":
+        if key in _FREE_OPTIONS or key in _FREE_SECTIONS:
             continue
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items() if f"{key}.{k}" not in _FREE_OPTIONS})
         else:
             flat[key] = value
+    model = Path(str(flat.get("embed.model", "")))
+    if model.is_dir():
+        flat["embed.model"] = str(model.resolve())
     return json.loads(json.dumps(flat, default=str))  # as stream.json holds them (tuples as lists)
 
 
@@ -206,7 +214,13 @@ def _load_state(
             "restart goes on with the registry it started with"
         )
     state.setdefault("registry", reg)
-    before = state.setdefault("options", options)  # a stream from before options were recorded: from now on
+    if "options" not in state and state["windows"]:
+        raise InputError(
+            f"{path}: the stream was started by a version before 0.2.1, which recorded no options; its windows "
+            "done ran that version's defaults and would disagree with the rest: finish it with that version, "
+            "or use another --out"
+        )
+    before = state.get("options", options)
     changed = sorted(k for k in set(before) | set(options) if before.get(k) != options.get(k))
     if changed and state["windows"]:
         shown = ", ".join(f"{k} {before.get(k)!r} -> {options.get(k)!r}" for k in changed[:6])
@@ -364,14 +378,17 @@ def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) 
 
 def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> None:
     """A window manifest's ``rows`` counts the window's own ``n`` prompts (``assignments``, the carried
-    exemplars dropped); the computation's counts (distinct texts and vectors, templated) stay as they are."""
+    exemplars dropped): ``in``, ``out``, ``clustered``, ``noise``; the computation's counts (distinct texts
+    and vectors, templated, truncated) stay those of the window and its exemplars."""
+    from ..io.outputs import STATUS_CLUSTERED, STATUS_NOISE
+
     status = assignments["status"]
     rows.update(
         {
             "in": n,
             "out": assignments.height,
-            "clustered": int((status == "clustered").sum()),
-            "noise": int((status == "noise").sum()),
+            "clustered": int((status == STATUS_CLUSTERED).sum()),
+            "noise": int((status == STATUS_NOISE).sum()),
         }
     )
 

@@ -387,6 +387,18 @@ def test_noise_carrying_a_many_worded_familys_scaffold_joins_the_family():
         ).all()
     frag0, fam0 = refine.attach_to_families(fragments, families, indptr, hashes, 0.05, 10, 4, 0.0)
     assert fam0 is families and frag0 is fragments  # off
+    # the ratio gate: 40 more members holding none of the scaffold (their zero scores are not the reference)
+    # and six shingles of the family's own, each held by 20 of its 340 members (a real part, 5%): a noise row
+    # holding the six (score 0.35) is under half the 10th-percentile member (0.74) and stays noise; with the
+    # gate off it joins
+    rows_g = [list(r) for r in rows[:n0]] + [[50_000 + m] for m in range(40)] + [list(range(800, 806))]
+    for m in range(20):
+        rows_g[m] = [*rows_g[m], *range(800, 806)]
+    frag_g = np.array([*fragments[:n0], *([4] * 40), -1], np.int64)
+    fam_g = np.where(frag_g >= 5, 1, np.where(frag_g >= 0, 0, -1))
+    ip3, h3 = _sets(rows_g)
+    assert refine.attach_to_families(frag_g, fam_g, ip3, h3, 0.05, 10, 4, 0.5)[1][-1] == -1
+    assert refine.attach_to_families(frag_g, fam_g, ip3, h3, 0.05, 10, 4, 1e-9)[1][-1] == 0
     # noise that touches no family's scaffold: nothing moves (an empty product)
     lone = [list(range(40_000 + 10 * i, 40_005 + 10 * i)) for i in range(3)]
     ip2, h2 = _sets(rows[:n0] + lone)

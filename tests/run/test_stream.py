@@ -195,6 +195,14 @@ def test_restart_goes_on_after_the_windows_done(streamed):
     # ... but not one with another embedding cache (it changes no output): the stream is done, nothing to run
     res = CliRunner().invoke(app, [*args, *OPTS, "--cache-dir", str(tmp / "cache2")])
     assert res.exit_code == 0, res.output
+    # a stream begun by a version that recorded no options ran that version's defaults: refused too
+    doc = json.loads((out / "stream.json").read_text())
+    del doc["options"]
+    (out / "stream.json").write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, [*args, *OPTS, "--cache-dir", str(tmp / "cache")])
+    assert res.exit_code == 2 and "a version before 0.2.1, which recorded no options" in res.output, res.output
+    doc["options"] = after["options"]
+    (out / "stream.json").write_text(json.dumps(doc))
 
 
 def test_a_restart_refuses_a_stream_whose_done_window_is_gone(streamed, tmp_path):
