@@ -243,6 +243,7 @@ def payload_copies(
     min_scaffold: int = 2,
     max_edit: int = 3,
     one_text: NDArray[np.bool_] | None = None,
+    row_of: NDArray[np.int64] | None = None,
 ) -> NDArray[np.bool_]:
     """bool (n,): the members of a family that are copies of what its campaign prompts wrap, not campaign
     prompts themselves.
@@ -264,12 +265,13 @@ def payload_copies(
     length) is a copy too (:func:`one_text_rows`; pass it as ``one_text`` when computed already). A
     minority variant's members differ by their payloads, by more than a word — unless the variant sends one
     fixed text, which these rules cannot tell from a popular prompt's copies. ``min_contained`` above 1
-    turns the rule off."""
+    turns the rule off. ``row_of``: the row of every skeleton entry (:func:`member_table`'s) when computed."""
     n = len(fragments)
     out = np.zeros(n, bool)
     if n == 0 or min_contained > 1.0 or len(sk_hashes) == 0 or families.max() < 0:
         return out
-    row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(sk_indptr))
+    if row_of is None:
+        row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(sk_indptr))
     c, h, count, size = member_shingles(families, row_of, sk_hashes, n_labels(families))
     keep = count >= _real_part(size, min_share, min_members)[c]
     scaffold = _held_by_own(families, row_of, sk_hashes, c[keep], h[keep])
@@ -439,6 +441,7 @@ def attach_to_families(
     min_members: int,
     min_shingles: int,
     min_ratio: float,
+    members: MemberTable | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Give each noise row the family whose scaffold it carries as much as the family's members do, and the
     fragment of that family with whose real part it shares the most shingles. Returns (fragments,
@@ -456,13 +459,15 @@ def attach_to_families(
     at least ``min_shingles`` scaffold shingles of and scores at least ``min_ratio`` times the
     ``FAMILY_QUANTILE`` member against (of the members that hold any of the scaffold), the one it scores
     highest against: it carries the family's template about as much as the family's own members do.
-    ``min_ratio`` 0 turns the rule off.
+    ``min_ratio`` 0 turns the rule off. ``members``: :func:`member_table` of ``fragments`` when the caller has it.
     """
     n = len(families)
     if n == 0 or min_ratio <= 0 or len(sk_hashes) == 0 or families.max() < 0 or not (families < 0).any():
         return fragments, families
     k = n_labels(families)
-    row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(sk_indptr))
+    if members is None:
+        members = member_table(fragments, sk_indptr, sk_hashes)
+    row_of = members[0]
     found = _family_scaffolds(families, row_of, sk_hashes, k, min_share, min_members)
     if found is None:
         return fragments, families
@@ -484,7 +489,7 @@ def attach_to_families(
         return fragments, families
     best = fastops.best_per_group(r, s, f)  # per row: its best family, ties to the lowest id
     r, f = r[best], f[best]
-    frag = _fragment_in_family(fragments, families, sk_indptr, sk_hashes, row_of, r, f, min_share, min_members)
+    frag = _fragment_in_family(fragments, families, sk_hashes, members, r, f, min_share, min_members)
     fragments, families = fragments.copy(), families.copy()
     fragments[r], families[r] = frag, f
     return fragments, families
@@ -539,9 +544,8 @@ def _family_scaffolds(
 def _fragment_in_family(
     fragments: NDArray[np.int64],
     families: NDArray[np.int64],
-    sk_indptr: NDArray[np.int64],
     sk_hashes: NDArray[np.uint64],
-    row_of: NDArray[np.int64],
+    members: MemberTable,
     rows: NDArray[np.int64],
     fams: NDArray[np.int64],
     min_share: float,
@@ -549,9 +553,9 @@ def _fragment_in_family(
 ) -> NDArray[np.int64]:
     """int64 (len(rows),): for each row joining family ``fams[i]``, the fragment of that family whose real part
     (:func:`shared_template`'s rule) holds most of the row's shingles (ties to the lowest id); a row sharing
-    none goes to the family's largest fragment."""
+    none goes to the family's largest fragment. ``members``: :func:`member_table` of ``fragments``."""
     k = n_labels(fragments)
-    c, h, count, size = member_shingles(fragments, row_of, sk_hashes, k)
+    row_of, c, h, count, size = members
     fam_of = np.full(k, -1, np.int64)
     member = fragments >= 0
     fam_of[fragments[member]] = families[member]
@@ -570,7 +574,7 @@ def _fragment_in_family(
         return out
     uniq_h, col = fastops.unique_inverse(h)
     real = csr_matrix((np.ones(len(c)), (c, col.ravel())), shape=(k, len(uniq_h)))
-    mask = np.zeros(len(sk_indptr) - 1, bool)
+    mask = np.zeros(len(fragments), bool)
     mask[rows] = True
     r, pos = _lookup(mask, row_of, sk_hashes, uniq_h)
     index = np.full(len(mask), -1, np.int64)

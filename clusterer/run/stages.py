@@ -23,6 +23,7 @@ from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
 from ..clustering.refine import (
+    MemberTable,
     attach_by_template,
     attach_noise,
     attach_to_families,
@@ -218,11 +219,11 @@ def cluster_stage(
         times=day.times(),
         rhythm=rhythm,
     )
-    fragments = attached
-    attached, grouping = _attach_to_families(attached, grouping, sk, cfg)
-    # the fragments' cores as HDBSCAN and the template rules made them: rows attached to a family are scored
-    # against them, not part of them (a fragment taking many paraphrased rows would otherwise lose its core)
-    members = member_table(fragments, sk.indptr, sk.hashes)  # read by the three rules below
+    # the fragments' cores as HDBSCAN and the template rules made them, read by the family attachment and the
+    # per-prompt rules below: rows attached to a family are scored against them, not part of them (a fragment
+    # taking many paraphrased rows would otherwise lose its core)
+    members = member_table(attached, sk.indptr, sk.hashes)
+    attached, grouping = _attach_to_families(attached, grouping, sk, cfg, members)
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
     shared = (
         shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
@@ -231,6 +232,7 @@ def cluster_stage(
     )
     copy = cfg.campaign.copy_min_contained
     one_text = one_text_rows(attached, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
+    row_of = members[0]
     del members
     copies = payload_copies(
         attached,
@@ -242,15 +244,16 @@ def cluster_stage(
         copy,
         max_edit=cfg.skeleton.ngram,
         one_text=one_text,
+        row_of=row_of,
     )
     return Clustering(clusters, grouping, fit, shared, copies, ids)
 
 
 def _attach_to_families(
-    fragments: NDArray[np.int64], grouping: Grouping, sk: Skeletons, cfg: RunConfig
+    fragments: NDArray[np.int64], grouping: Grouping, sk: Skeletons, cfg: RunConfig, members: MemberTable
 ) -> tuple[NDArray[np.int64], Grouping]:
     """Noise that carries a family's scaffold joins it (:func:`~clusterer.clustering.refine.attach_to_families`),
-    with the fragment and template group it is given."""
+    with the fragment and template group it is given; ``members``: :func:`member_table` of ``fragments``."""
     c = cfg.cluster
     frag, fam = attach_to_families(
         fragments,
@@ -261,6 +264,7 @@ def _attach_to_families(
         c.min_cluster_size,
         c.attach_template_shingles,
         c.attach_family,
+        members,
     )
     if fam is grouping.labels:
         return fragments, grouping
