@@ -1,8 +1,8 @@
 """Generate a labelled day of prompt traffic with this project's own template families.
 
     python scripts/gen_scenario.py --out DIR [--n 20000] [--hard] [--day 1] [--seed 7] [--pools POOLS_DIR]
-        [--families dev|holdout] [--all | --cover --twin --heavy --persona --multivariant --reuse
-         --small-multilingual] [--network] [--payload-half 0|1] [--account-tag TAG] [--obfuscate]
+        [--families dev|holdout | --families-file FILE.json] [--all | --cover --twin --heavy --persona
+         --multivariant --reuse --small-multilingual] [--network] [--payload-half 0|1] [--account-tag TAG] [--obfuscate]
 
 Writes DIR/traffic.parquet (prompt_id, account_id, timestamp, text, org_id, account_created_at) and
 DIR/labels.parquet (prompt_id, label, kind, account_id, group) in the format of the evaluation's
@@ -30,7 +30,8 @@ matching across providers). ``--obfuscate`` sends every campaign prompt (and 10%
 zero-width characters, look-alike letters of other scripts and stacked combining marks inside words
 (``scripts/obfuscate_day.py`` does the same to any labelled day). ``--families holdout`` swaps in a second
 family set (few-shot, XML, JSON, review, hint and query scaffolds) for checking that a change generalises
-beyond the families it was tuned on.
+beyond the families it was tuned on; ``--families-file`` reads a family set (with its own legitimate
+customers and trending topics) from JSON, for checking on templates nobody tuned to.
 
 Payloads and background prompts come from ``--pools`` (the public prompt pools: benign_prompts,
 payloads, shared_prompts parquet files) when given, else from the bundled ``data/sample_day.parquet``
@@ -566,6 +567,7 @@ BEHAVIOUR_FAMILIES = {
         },
     },
 }
+HOLDOUT_BEHAVIOURS = BEHAVIOUR_FAMILIES["holdout"]
 BEHAVIOURS = ("cover", "twin", "heavy", "persona", "multivariant", "reuse", "small_multilingual")
 
 LEGIT = [
@@ -759,9 +761,11 @@ def generate(
     behaviours: frozenset[str] = frozenset(),
     families: str = "dev",
     payload_half: int | None = None,
+    family_file: dict | None = None,
 ):
     """One labelled day: (frame, meta). ``behaviours``: any of BEHAVIOURS; ``families``: dev | holdout;
-    ``payload_half``: draw payloads and ordinary prompts from the even (0) or odd (1) pool entries only."""
+    ``payload_half``: draw payloads and ordinary prompts from the even (0) or odd (1) pool entries only;
+    ``family_file``: a family set read by :func:`read_family_file` (replaces ``families``)."""
     unknown = set(behaviours) - set(BEHAVIOURS)
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(BEHAVIOURS)}")
@@ -790,6 +794,12 @@ def generate(
             acct_created[acct] = created or (start - dt.timedelta(days=float(rng.uniform(30, 2000))))
 
     family_set = FAMILIES if families == "dev" else HOLDOUT_FAMILIES
+    behaviour_set = BEHAVIOUR_FAMILIES[families]
+    legit, trending = [(name, tmpl, "question" if "airline" in name else "document") for name, tmpl in LEGIT], TRENDING
+    if family_file is not None:
+        family_set, behaviour_set = family_file["families"], family_file["behaviours"]
+        legit, trending = family_file["legit"] or legit, family_file["trending"] or trending
+        families = family_file["name"]
     meta = {
         "n": n,
         "day": day,
@@ -860,10 +870,11 @@ def generate(
     for b in ("twin", "persona", "multivariant", "small_multilingual"):
         if b not in behaviours:
             continue
-        f = BEHAVIOUR_FAMILIES[families][b]
+        f = behaviour_set[b]
         size = max(int(extra_share[b] * n), 20)
         if b == "twin":  # the operator of the set's first active math family: same accounts, same pool
-            base = next(name for name, s in settings.items() if s[5] == f["payload"])
+            # (a family set without one: its first family's operator)
+            base = next((name for name, s in settings.items() if s[5] == f["payload"]), next(iter(settings)))
             n_acc, prefix, timing, created_base, rotation, _ = settings[base]
             timing = "second_job"  # its own job: half the day, on its own schedule
             meta["campaigns"][f["name"]] = {"prompts": size, "accounts": n_acc, "timing": timing, "twin_of": base}
@@ -889,14 +900,14 @@ def generate(
                     n_cover += 1
         meta["cover_prompts"] = n_cover
     # legitimate templated customers
-    for name, tmpl in LEGIT:
+    for name, tmpl, inputs in legit:
         n_keys = 40 if hard else 2
         for _ in range(int(0.02 * n)):
             acct = f"{name}-key{int(rng.integers(n_keys))}"
             if "reuse" in behaviours and rng.random() < 0.5:  # the customer's inputs overlap campaign payloads
-                pay = P.payload("question" if "airline" in name else "document")[:400]
+                pay = P.payload(inputs)[:400]
             else:
-                pay = P.pick(P.questions) if "airline" in name else P.pick(P.docs)[:400]
+                pay = P.pick(P.questions) if inputs == "question" else P.pick(P.docs)[:400]
             add(
                 tmpl.format(p=pay),
                 acct,
@@ -937,7 +948,7 @@ def generate(
                         text = text + "\n\n" + P.pick(P.questions)
                     add(text, acct, rng.uniform(0, 86400), None, "organic_template", f"heavy-{int(t)}")
     # trending topic, bunched in time
-    for name, phr in TRENDING:
+    for name, phr in trending:
         peak = rng.uniform(6, 20) * 3600
         for _ in range(int(0.01 * n)):
             t = str(rng.choice(phr)).format(w=str(rng.choice(["", "today", "tomorrow", "near me", "?"])))
@@ -1089,6 +1100,46 @@ def network_columns(df: pl.DataFrame, seed: int, day: int) -> pl.DataFrame:
 NETWORK_COLUMNS = ["client_ip", "asn", "proxy", "user_agent", "payment_fingerprint"]
 
 
+PAYLOAD_KINDS = ("math", "code", "question", "request", "document", "judge")
+
+
+def read_family_file(path: Path) -> dict:
+    """A family set written as JSON (``--families-file``): ``{"families": [{"name", "payload", "days": [first,
+    last], "variants": [[system, [instruction, ...], layout], ...]}, ...], "legit": [[name, template with {p},
+    optional input kind], ...], "trending": [[name, [phrasing, ...]], ...], "behaviours": {...}}``; legit,
+    trending and behaviours are optional (default: this script's own, the held-out behaviour families).
+    Layouts take {s}, {i}, {p} (and {n}, a persona name); a payload kind is one of PAYLOAD_KINDS."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+
+    def family(f: dict, where: str) -> dict:
+        if f.get("payload") not in PAYLOAD_KINDS:
+            raise ValueError(f"{path}: {where} {f.get('name')!r}: payload must be one of {', '.join(PAYLOAD_KINDS)}")
+        variants = [(str(v[0]), [str(x) for x in v[1]], str(v[2])) for v in f["variants"]]
+        for system, instr, layout in variants:
+            try:  # a bad layout fails here, not mid-day
+                layout.format(s=system, i="\n".join(instr), p="P", n="N")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"{path}: {where} {f['name']!r}: layout {layout!r} does not format ({e!r})") from e
+        days = tuple(f.get("days", (1, 3)))
+        return {"name": str(f["name"]), "payload": f["payload"], "days": days, "variants": variants}
+
+    fams = [family(f, "family") for f in raw["families"]]
+    beh = {k: family(f, f"behaviour {k}") for k, f in raw.get("behaviours", {}).items()}
+    legit = []
+    for entry in raw.get("legit", []):
+        name, tmpl, inputs = (list(entry) + ["document"])[:3]
+        tmpl.format(p="P")
+        legit.append((str(name), str(tmpl), str(inputs)))
+    trending = [(str(name), [str(x) for x in phr]) for name, phr in raw.get("trending", [])]
+    return {
+        "name": Path(path).stem,
+        "families": fams,
+        "behaviours": {**HOLDOUT_BEHAVIOURS, **beh},
+        "legit": legit,
+        "trending": trending,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -1098,6 +1149,13 @@ def main() -> None:
     ap.add_argument("--hard", action="store_true")
     ap.add_argument("--pools", type=Path, default=None)
     ap.add_argument("--families", choices=("dev", "holdout"), default="dev", help="which family set (default dev)")
+    ap.add_argument(
+        "--families-file",
+        type=Path,
+        default=None,
+        help="a family set written as JSON (see read_family_file), instead of --families: for checking on "
+        "templates nobody tuned to",
+    )
     for b in BEHAVIOURS:
         ap.add_argument(f"--{b.replace('_', '-')}", action="store_true", help=f"behaviour: {b}")
     ap.add_argument("--all", action="store_true", help="every behaviour on (and --hard)")
@@ -1127,7 +1185,15 @@ def main() -> None:
     a = ap.parse_args()
     behaviours = frozenset(b for b in BEHAVIOURS if a.all or getattr(a, b))
     df, meta = generate(
-        a.n, a.day, a.seed, a.hard or a.all, a.pools, behaviours, a.families, payload_half=a.payload_half
+        a.n,
+        a.day,
+        a.seed,
+        a.hard or a.all,
+        a.pools,
+        behaviours,
+        a.families,
+        payload_half=a.payload_half,
+        family_file=read_family_file(a.families_file) if a.families_file else None,
     )
     if a.network:
         df = network_columns(df, a.seed, a.day)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from clusterer import synth
 
@@ -57,3 +59,50 @@ def test_mixed_days_keep_every_prompt_on_one_date_and_nothing_collides(tmp_path)
     # a sample keeps labels and traffic aligned
     part_t, part_l = mix_days.mix([a, b], fraction=0.5, seed=2)
     assert 0 < part_t.height < traffic.height and set(part_t["prompt_id"]) == set(part_l["prompt_id"])
+
+
+def test_a_family_file_replaces_the_generators_templates_customers_and_topics(tmp_path):
+    gen = _script("gen_scenario")
+    spec = {
+        "families": [
+            {
+                "name": "t_outline",
+                "payload": "document",
+                "variants": [["Outline the text.", ["Use headings.", "Keep it short."], "{s}\n{i}\n\n{p}"]],
+            },
+            {
+                "name": "t_solve",
+                "payload": "math",
+                "days": [1, 1],
+                "variants": [
+                    ["Solve it.", ["Show steps."], "{s} {i}\nTask: {p}"],
+                    ["Résous-le.", ["Montre les étapes."], "{p}\n---\n{s} {i}"],
+                ],
+            },
+        ],
+        "legit": [["t_legit_bank", "You answer for Bank X. {p}", "question"]],
+        "trending": [["t_trend_storm", ["is the storm coming {w}", "storm shelter near me"]]],
+    }
+    path = tmp_path / "fams.json"
+    path.write_text(json.dumps(spec))
+    fam = gen.read_family_file(path)
+    df, meta = gen.generate(3000, 1, 5, True, None, frozenset({"persona"}), family_file=fam)
+    assert meta["families"] == "fams"
+    groups = dict(df.group_by("kind").agg(pl.col("group").unique()).iter_rows())
+    assert set(groups["campaign"]) == {"t_outline", "t_solve", gen.HOLDOUT_BEHAVIOURS["persona"]["name"]}
+    assert set(groups["legit_templated"]) == {"t_legit_bank"} and set(groups["trending"]) == {"t_trend_storm"}
+    solve = df.filter(pl.col("group") == "t_solve")["text"]
+    assert solve.str.contains("Task: ").any() and solve.str.contains("\n---\n").any()  # both variants sent
+    # a day outside a family's days leaves it out
+    df2, _ = gen.generate(3000, 2, 5, True, None, family_file=fam)
+    assert "t_solve" not in set(df2["group"])
+    # a bad layout or payload kind is refused when read, naming the family
+    spec["families"][0]["variants"][0][2] = "{s} {i} {payload}"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="t_outline.*payload"):
+        gen.read_family_file(path)
+    spec["families"][0]["variants"][0][2] = "{s} {i} {p}"
+    spec["families"][1]["payload"] = "poetry"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="t_solve"):
+        gen.read_family_file(path)
