@@ -840,7 +840,9 @@ def generate(
             if timing == "regular":
                 secs = t0 + k * 86400 / size + rng.normal(0, 20)
             elif timing == "shifts":
-                shift = (k % 3) * 8 * 3600
+                # the shifts rotate over the variants: with a multiple of three variants, k % 3 alone would pin
+                # each variant to one shift (the same as k % 3 for the built-in sets' two-variant families)
+                shift = ((k + k // len(variants)) % 3 if len(variants) % 3 == 0 else k % 3) * 8 * 3600
                 secs = shift + rng.uniform(0, 8 * 3600)
             elif timing == "second_job":
                 secs = 10 * 3600 + rng.uniform(0, 12 * 3600)
