@@ -273,6 +273,8 @@ class ClusterConfig:
     family_min_accounts: float = 5.0
     family_min_orgs: float = 1.0
     family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
+    join_variants: bool = True  # flagged families whose template groups lend each other scaffold lines are
+    # joined as one campaign's variants (clustering.lines)
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)

@@ -100,6 +100,7 @@ class Grouping:
     language: list[str]
     template_groups: NDArray[np.int64] | None = None
     group_language: list[str] | None = None
+    line_joins: int = 0  # flagged families joined after the decision (:mod:`.lines`)
 
 
 def _count_matrix(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int, n_cols: int) -> csr_matrix:

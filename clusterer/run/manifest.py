@@ -116,6 +116,7 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
             "families": g.families,
             "template_joins": g.template_joins,
             "behaviour_joins": g.behaviour_joins,
+            "line_joins": g.line_joins,
         },
         **(
             {"known": {"rows_attached": a.camp.known.attached, "clusters_holding": len(a.camp.known.held)}}

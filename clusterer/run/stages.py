@@ -22,6 +22,7 @@ from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
+from ..clustering.lines import join_flagged_variants
 from ..clustering.refine import (
     MemberTable,
     attach_by_template,
@@ -147,7 +148,7 @@ class Clustering:
     of its shingles each row shares with a real part of its fragment (:func:`shared_template`; None in a
     stream window, whose fragments are too small for the test: a new campaign first shows as a handful of
     prompts inside one); ``copies``: bool (m,) rows that are copies of what their family's campaign prompts
-    wrap (:func:`payload_copies`)."""
+    wrap (:func:`payload_copies`); ``fragments``: int64 (m,) each row's fragment once noise was attached."""
 
     clusters: Clusters
     grouping: Grouping
@@ -155,6 +156,7 @@ class Clustering:
     shared: NDArray[np.int32] | None
     copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
+    fragments: NDArray[np.int64] | None = None  # per row its fragment after the attachments (−1 noise)
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -246,7 +248,7 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, ids)
+    return Clustering(clusters, grouping, fit, shared, copies, ids, attached)
 
 
 def _attach_to_families(
@@ -276,6 +278,47 @@ def _attach_to_families(
     fam, order = by_first_row(fam)  # families stay numbered by their first row (an attached row may be first)
     language = [grouping.language[o] for o in order.tolist()]
     return frag, dataclasses.replace(grouping, labels=fam, template_groups=groups, language=language)
+
+
+def variants_stage(day: Day, cfg: RunConfig, clu: Clustering, camp: Campaigns, sk: Skeletons) -> Clustering | None:
+    """Flagged families that lend each other scaffold lines are one campaign's variants
+    (:func:`~clusterer.clustering.lines.join_flagged_variants`): the clustering with them joined (families
+    numbered by first row, each keeping the language of the family holding its first row, copies of what the
+    joined families wrap found again), or None when nothing joins. ``[cluster] join_variants`` false: None."""
+    c = cfg.cluster
+    groups = clu.grouping.template_groups
+    if not c.join_variants or groups is None or not c.merge:
+        return None
+    k = n_labels(clu.labels)
+    flagged = np.zeros(k, bool)
+    cl = camp.decisions.clusters.filter(pl.col("flagged") & (pl.col("cluster_id") >= 0))
+    flagged[cl["cluster_id"].to_numpy()] = True
+    joined, merges = join_flagged_variants(clu.labels, groups, flagged, sk, c.family_min_sim, c.family_min_coverage)
+    if merges == 0:
+        return None
+    fam, order = by_first_row(np.where(clu.labels >= 0, joined[np.maximum(clu.labels, 0)], -1))
+    language = [clu.grouping.language[o] for o in order.tolist()]
+    grouping = dataclasses.replace(
+        clu.grouping, labels=fam, families=n_labels(fam), language=language, line_joins=merges
+    )
+    copy = cfg.campaign.copy_min_contained
+    members = member_table(clu.fragments, sk.indptr, sk.hashes)
+    one_text = (
+        one_text_rows(clu.fragments, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
+    )
+    copies = payload_copies(
+        clu.fragments,
+        fam,
+        sk.indptr,
+        sk.hashes,
+        cfg.campaign.prompt_variant_share,
+        c.min_cluster_size,
+        copy,
+        max_edit=cfg.skeleton.ngram,
+        one_text=one_text,
+        row_of=members[0],
+    )
+    return dataclasses.replace(clu, grouping=grouping, copies=copies)
 
 
 def templates_stage(

@@ -1,0 +1,113 @@
+"""Flagged campaign families joined by the scaffold lines they lend each other.
+
+An operator re-words its template into variants and mixes lines between them: some prompts of one variant
+carry a line of another's scaffold. When the variants share neither much wording nor a meaning the encoder
+reads (a one-line scaffold beside a long one, a translation) nor senders (an account pool per variant), the
+family stages (:mod:`.families`) leave each variant its own family, and each is flagged on its own. The
+lines they lend each other say they are one campaign.
+
+A shingle is *lent* by template group b to template group a when it is in b's core (``LINE_LENDER`` of its
+members), carried by a minority of a's members (``LINE_BORROWER``: more would make it a part both share,
+which the template stage already weighs), by ``LINE_MIN_MEMBERS`` members of each, and is theirs: at least
+``LINE_EXCLUSIVE`` of the day's rows holding it are in a or b (generic wording, a popular prompt some
+members wrap, lend nothing). Evidence between two families: min(1, the most shingles one of their template
+groups lends another (either way) / ``LINE_FULL``), joined by the families' average linkage at
+``family_min_sim``.
+
+Only *flagged* families are joined. Ordinary template families lend each other lines too — a jailbreak
+community's prompts are re-worded copies of each other — and a family joined from several of them is spread
+over more accounts than any one: on the public evaluation's day without account ages, ten jailbreak families
+joined this way before scoring were flagged as one (precision 0.9995 → 0.975). Joining after the decision
+changes which family a flagged prompt is in, never whether it is flagged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from ..text.skeleton import Skeletons
+from .families import average_linkage
+from .labels import member_shingles, n_labels
+
+LINE_LENDER = 0.5
+LINE_BORROWER = (0.1, 0.5)
+LINE_MIN_MEMBERS = 5
+LINE_EXCLUSIVE = 0.5
+LINE_FULL = 10.0  # lent shingles counted as full evidence (a line of about ten words)
+LINE_MAX_LENDERS = 8  # a shingle in the cores of more template groups than this is generic: it proposes no pair
+
+
+def lent_shingles(groups: NDArray[np.int64], sk: Skeletons, day_rows: NDArray[np.bool_] | None = None) -> pl.DataFrame:
+    """Per ordered pair of template groups (``a`` borrows from ``b``) the number of shingles ``b`` lends ``a``
+    (``len``), by the rule in the module docstring. ``groups``: int64 (n,) template group per row (−1: none);
+    every row's skeleton counts among the day's holders of a shingle (``day_rows`` limits that to some rows)."""
+    empty = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64, "len": pl.UInt32})
+    k = n_labels(groups)
+    if k < 2 or len(sk.hashes) == 0:
+        return empty
+    row_of = np.repeat(np.arange(len(groups), dtype=np.int64), np.diff(sk.indptr))
+    c, h, count, size = member_shingles(groups, row_of, sk.hashes, k)
+    share = count / np.maximum(size[c], 1)
+    enough = count >= LINE_MIN_MEMBERS
+    lend = enough & (share >= LINE_LENDER)
+    lo, hi = LINE_BORROWER
+    take = enough & (share >= lo) & (share < hi)
+    borrow = pl.DataFrame({"a": c[take].astype(np.int64), "h": h[take], "na": count[take]})
+    lenders = pl.DataFrame({"b": c[lend].astype(np.int64), "h": h[lend], "nb": count[lend]})
+    lenders = lenders.filter(pl.col("h").is_in(borrow["h"].implode()) & (pl.len().over("h") <= LINE_MAX_LENDERS))
+    pairs = borrow.join(lenders, on="h").filter(pl.col("a") != pl.col("b"))
+    if pairs.height == 0:
+        return empty
+    # the day's rows holding each candidate shingle (each row's shingles are distinct)
+    uniq = np.unique(pairs["h"].to_numpy())
+    held_rows = np.ones(len(groups), bool) if day_rows is None else day_rows
+    hs = sk.hashes[held_rows[row_of]]
+    pos = np.minimum(np.searchsorted(uniq, hs), len(uniq) - 1)
+    held = np.bincount(pos[uniq[pos] == hs], minlength=len(uniq))
+    pairs = pairs.with_columns(pl.Series("held", held[np.searchsorted(uniq, pairs["h"].to_numpy())]))
+    return (
+        pairs.filter(pl.col("na") + pl.col("nb") >= LINE_EXCLUSIVE * pl.col("held"))
+        .group_by("a", "b")
+        .len()
+        .sort("a", "b")
+    )
+
+
+def join_flagged_variants(
+    families: NDArray[np.int64],
+    groups: NDArray[np.int64],
+    flagged: NDArray[np.bool_],
+    sk: Skeletons,
+    min_sim: float,
+    min_coverage: float,
+) -> tuple[NDArray[np.int64], int]:
+    """Flagged families joined by the lines their template groups lend each other (module docstring).
+
+    ``families``: int64 (n,) family per row (−1 noise); ``groups``: int64 (n,) template group per row (each
+    inside one family); ``flagged``: bool (k,) per family. Returns (int64 (k,) the family each family joins
+    — the smallest id of its group — and the number of merges)."""
+    k = n_labels(families)
+    ident = np.arange(k, dtype=np.int64)
+    if int(flagged.sum()) < 2:
+        return ident, 0
+    in_flagged = (families >= 0) & flagged[np.maximum(families, 0)]
+    lent = lent_shingles(np.where(in_flagged, groups, -1), sk)
+    if lent.height == 0:
+        return ident, 0
+    family_of = np.full(n_labels(groups), -1, np.int64)
+    family_of[groups[in_flagged]] = families[in_flagged]
+    fa, fb = family_of[lent["a"].to_numpy()], family_of[lent["b"].to_numpy()]
+    ev = (
+        pl.DataFrame({"x": np.minimum(fa, fb), "y": np.maximum(fa, fb), "n": lent["len"].to_numpy()})
+        .filter(pl.col("x") != pl.col("y"))
+        .group_by("x", "y")
+        .agg(pl.col("n").max())
+        .sort("x", "y")
+    )
+    if ev.height == 0:
+        return ident, 0
+    size = np.bincount(families[families >= 0], minlength=k).astype(np.float64)
+    sim = np.minimum(1.0, ev["n"].to_numpy() / LINE_FULL)
+    return average_linkage(k, ev["x"].to_numpy(), ev["y"].to_numpy(), sim, min_sim, np.maximum(size, 1.0), min_coverage)

@@ -1,0 +1,135 @@
+"""Flagged families joined by the scaffold lines they lend each other (clusterer.clustering.lines)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clusterer.clustering import lines
+
+from .test_families import _day as _traffic_day
+from .test_families import _families
+
+A_CORE, B_CORE, C_CORE = list(range(100, 112)), list(range(200, 212)), list(range(300, 312))
+LENT = B_CORE[:8]  # a line of B's scaffold: eight shingles
+
+
+def _skeletons(rows):
+    """(labels, skeletons) from [(label, [shingle ids]), ...] (label −1: a row of no group)."""
+    labels = np.array([g for g, _ in rows], np.int64)
+    sets = [np.unique(np.array(r, np.uint64)) for _, r in rows]
+    indptr = np.r_[0, np.cumsum([len(s) for s in sets])].astype(np.int64)
+    return labels, SimpleNamespace(indptr=indptr, hashes=np.concatenate(sets))
+
+
+def _day(borrowed=LENT, noise=()):
+    """Groups 0, 1, 2 of 40 rows, each around its own core with a payload word per row; 30% of group 0's rows
+    carry ``borrowed``; ``noise``: rows of no group."""
+    rows = [(0, A_CORE + [1000 + i] + (borrowed if i % 10 < 3 else [])) for i in range(40)]
+    rows += [(1, B_CORE + [2000 + i]) for i in range(40)]
+    rows += [(2, C_CORE + [3000 + i]) for i in range(40)]
+    return _skeletons(rows + [(-1, r) for r in noise])
+
+
+def _join(labels, sk, flagged=(True, True, True)):
+    # here each template group is its own family
+    return lines.join_flagged_variants(labels, labels, np.array(flagged), sk, 0.5, 0.7)
+
+
+def test_flagged_families_that_lend_each_other_a_line_are_joined():
+    labels, sk = _day()
+    lent = lines.lent_shingles(labels, sk)
+    assert lent.rows() == [(0, 1, 8)]  # group 1 lends eight shingles to group 0, nothing else
+    joined, merges = _join(labels, sk)
+    assert merges == 1 and joined.tolist() == [0, 0, 2]
+    # a line in 60% of the lender's members (paraphrase drops it from the rest) is still its core
+    rows = [(0, A_CORE + [1000 + i] + (LENT if i % 10 < 3 else [])) for i in range(40)]
+    rows += [(1, [x for x in B_CORE if i % 10 < 6 or x not in LENT] + [2000 + i]) for i in range(40)]
+    assert lines.lent_shingles(*_skeletons(rows)).rows() == [(0, 1, 8)]
+
+
+def test_nothing_joins_on_weak_shared_or_common_lines_or_unflagged_families():
+    # four lent shingles are 0.4 of full evidence: below family_min_sim
+    assert _join(*_day(B_CORE[:4]))[1] == 0
+    # text the day holds widely is nobody's line: 200 ordinary rows carry it too
+    labels, sk = _day(noise=[LENT + [5000 + i] for i in range(200)])
+    assert lines.lent_shingles(labels, sk).height == 0 and _join(labels, sk)[1] == 0
+    # a part both groups hold in most members is template evidence (the family stages'), not a borrowed line
+    rows = [(0, A_CORE + LENT + [1000 + i]) for i in range(40)] + [(1, B_CORE + [2000 + i]) for i in range(40)]
+    assert lines.lent_shingles(*_skeletons(rows)).height == 0
+    # a shingle in the cores of more groups than LINE_MAX_LENDERS is generic: it proposes no pair, even where
+    # (as here: a large borrower, small lenders) the day's holders would not rule it out
+    rows = [(0, A_CORE + [1000 + i] + (LENT if i % 10 < 3 else [])) for i in range(400)]
+    rows += [
+        (g, [10_000 * g + j for j in range(6)] + LENT + [50_000 + 100 * g + i]) for g in range(1, 10) for i in range(5)
+    ]
+    labels, sk = _skeletons(rows)
+    assert lines.lent_shingles(labels, sk).height == 0
+    saved = lines.LINE_MAX_LENDERS
+    try:
+        lines.LINE_MAX_LENDERS = 9
+        assert lines.lent_shingles(labels, sk).height == 9
+    finally:
+        lines.LINE_MAX_LENDERS = saved
+    # fewer than LINE_MIN_MEMBERS carriers are no line
+    rows = [(0, A_CORE + [1000 + i] + (LENT if i < 4 else [])) for i in range(12)]
+    rows += [(1, B_CORE + [2000 + i]) for i in range(40)]
+    assert lines.lent_shingles(*_skeletons(rows)).height == 0
+    # an ordinary family lends its line to a flagged one, or the other way: not joined (the decision came first)
+    labels, sk = _day()
+    assert _join(labels, sk, (True, False, True))[1] == 0 and _join(labels, sk, (False, True, True))[1] == 0
+    # one family, or no shingles: nothing to do
+    labels, sk = _skeletons([(0, A_CORE) for _ in range(10)])
+    joined, merges = _join(labels, sk, (True,))
+    assert merges == 0 and joined.tolist() == [0]
+
+
+def test_a_family_of_several_template_groups_joins_through_any_of_them():
+    # family 0 holds template groups 0 and 2; group 2 borrows group 1's line; family 1 is group 1
+    labels, sk = _day()
+    groups = np.where(labels == 0, 2, np.where(labels == 2, 0, labels))  # group 2's rows borrow
+    families = np.where(groups == 1, 1, 0)
+    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)
+    assert merges == 1 and joined.tolist() == [0, 0]
+
+
+VARIANT_A = (
+    "Write a detailed summary of the report that follows for the quarterly board pack.\n"
+    "Keep every figure exactly as given in the source.\nMark each risk with a severity from one to five.\n\n{p}"
+)
+VARIANT_B = (
+    "Digest mode on. Headline first, findings next, nothing else.\nNo adjectives at all, plain verbs only please."
+    "\n\nMaterial: {p}"
+)
+BORROWED = "Keep every figure exactly as given in the source."
+
+
+@pytest.mark.slow
+def test_two_reworded_variants_that_borrow_a_line_come_out_as_one_campaign(tmp_path, fast_cfg):
+    # two English wordings of one job sent by two account pools without organisations: nothing but the line
+    # a third of B's prompts borrow from A ties them
+    b_borrowing = VARIANT_B.replace("\n\nMaterial:", "\n" + BORROWED + "\n\nMaterial:")
+    variants = [(VARIANT_A, "pool-a", "digest", "op", (0, 24)), (VARIANT_B, "pool-b", "digest", "op", (0, 24))]
+    traffic, labels = _traffic_day(variants, n_per=90, orgs=False)
+    texts = traffic["text"].to_list()
+    k = 0
+    for i, t in enumerate(texts):
+        if t.startswith("Digest mode on."):
+            k += 1
+            if k % 3 == 0:
+                texts[i] = b_borrowing.format(p=t.split("Material: ", 1)[1])
+    traffic = traffic.with_columns(pl.Series("text", texts))
+    camp = np.array([x is not None for x in labels])
+    out = _families(tmp_path / "joined", traffic, fast_cfg())
+    assert len(set(out[camp].tolist())) == 1 and (out[camp] >= 0).all()
+    manifest = json.loads((tmp_path / "joined" / "out" / "manifest.json").read_text())
+    assert manifest["families"]["line_joins"] == 1
+    flagged = pl.read_parquet(tmp_path / "joined" / "out" / "assignments.parquet")["flagged"].to_numpy()
+    # off, the two variants are two flagged families, and exactly the same prompts are flagged
+    out = _families(tmp_path / "apart", traffic, fast_cfg(**{"cluster.join_variants": False}))
+    assert len(set(out[camp].tolist())) == 2
+    assert (pl.read_parquet(tmp_path / "apart" / "out" / "assignments.parquet")["flagged"].to_numpy() == flagged).all()
