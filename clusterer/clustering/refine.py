@@ -458,8 +458,12 @@ def attach_to_families(
     family's wordings weighted by how common they are in it). A noise row joins, among the families it holds
     at least ``min_shingles`` scaffold shingles of and scores at least ``min_ratio`` times the
     ``FAMILY_QUANTILE`` member against (of the members that hold any of the scaffold), the one it scores
-    highest against: it carries the family's template about as much as the family's own members do.
-    ``min_ratio`` 0 turns the rule off. ``members``: :func:`member_table` of ``fragments`` when the caller has it.
+    highest against: it carries the family's template about as much as the family's own members do. A
+    minority variant's rows score low against the whole family, its wording being a small share of the
+    members: a row this leaves out is measured again, in the family it scores highest against, against the
+    fragment it would join (the ``FAMILY_QUANTILE`` member of that fragment, when at least half its members,
+    and ``min_members``, hold any of the scaffold). ``min_ratio`` 0 turns the rule off. ``members``:
+    :func:`member_table` of ``fragments`` when the caller has it.
     """
     n = len(families)
     if n == 0 or min_ratio <= 0 or len(sk_hashes) == 0 or families.max() < 0 or not (families < 0).any():
@@ -471,7 +475,7 @@ def attach_to_families(
     found = _family_scaffolds(families, row_of, sk_hashes, k, min_share, min_members)
     if found is None:
         return fragments, families
-    scaffold, reference, r_noise, pos_noise = found
+    scaffold, reference, r_noise, pos_noise, score_mem = found
     # each noise row against every family whose scaffold it touches
     x = csr_matrix((np.ones(len(r_noise)), (r_noise, pos_noise)), shape=(n, scaffold.shape[1]))
     ones = scaffold.copy()
@@ -483,16 +487,54 @@ def attach_to_families(
     count_held.sort_indices()  # the same pattern as ``score`` (every scaffold weight is > 0)
     held = count_held.data
     score = score.tocoo()
-    ok = (held >= min_shingles) & (score.data >= min_ratio * reference[score.col])
+    enough = held >= min_shingles
+    ok = enough & (score.data >= min_ratio * reference[score.col])
     r, f, s = score.row[ok].astype(np.int64), score.col[ok].astype(np.int64), score.data[ok]
+    if len(r):
+        best = fastops.best_per_group(r, s, f)  # per row: its best family, ties to the lowest id
+        r, f = r[best], f[best]
+        frag = _fragment_in_family(fragments, families, sk_hashes, members, r, f, min_share, min_members)
+    else:
+        frag = np.zeros(0, np.int64)
+    # a minority variant's rows score low against the whole family (its wording is a small share of the
+    # members): a row the family test left out is measured, in the family it scores highest against, against
+    # the fragment it would join — when that fragment's members mostly carry the scaffold (a fragment of
+    # ordinary prompts that joined the family has no reference of its own)
+    rest = enough & ~np.isin(score.row, r)
+    r2, f2, s2 = score.row[rest].astype(np.int64), score.col[rest].astype(np.int64), score.data[rest]
+    if len(r2):
+        best = fastops.best_per_group(r2, s2, f2)
+        r2, f2, s2 = r2[best], f2[best], s2[best]
+        frag2 = _fragment_in_family(fragments, families, sk_hashes, members, r2, f2, min_share, min_members)
+        ref2 = _fragment_reference(fragments, score_mem, min_members)
+        keep = (frag2 >= 0) & (s2 >= min_ratio * ref2[np.maximum(frag2, 0)])
+        r, f, frag = np.r_[r, r2[keep]], np.r_[f, f2[keep]], np.r_[frag, frag2[keep]]
     if len(r) == 0:
         return fragments, families
-    best = fastops.best_per_group(r, s, f)  # per row: its best family, ties to the lowest id
-    r, f = r[best], f[best]
-    frag = _fragment_in_family(fragments, families, sk_hashes, members, r, f, min_share, min_members)
     fragments, families = fragments.copy(), families.copy()
     fragments[r], families[r] = frag, f
     return fragments, families
+
+
+def _fragment_reference(
+    fragments: NDArray[np.int64], score_mem: NDArray[np.float64], min_members: int
+) -> NDArray[np.float64]:
+    """float64 (k,) per fragment the ``FAMILY_QUANTILE`` score (against its family's scaffold) of its members
+    that hold any of it, where those are at least half its members and ``min_members``; inf elsewhere."""
+    k = n_labels(fragments)
+    out = np.full(k, np.inf)
+    carrier = (fragments >= 0) & (score_mem > 0)
+    size = np.bincount(fragments[fragments >= 0], minlength=k)
+    n_car = np.bincount(fragments[carrier], minlength=k)
+    ref = (
+        pl.DataFrame({"f": fragments[carrier], "s": score_mem[carrier]})
+        .group_by("f")
+        .agg(pl.col("s").quantile(FAMILY_QUANTILE, interpolation="lower"))
+    )
+    fr = ref["f"].to_numpy()
+    real = (2 * n_car[fr] >= size[fr]) & (n_car[fr] >= min_members)
+    out[fr[real]] = ref["s"].to_numpy()[real]
+    return out
 
 
 def _family_scaffolds(
@@ -502,10 +544,10 @@ def _family_scaffolds(
     k: int,
     min_share: float,
     min_members: int,
-) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
+) -> tuple[csr_matrix, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]] | None:
     """For :func:`attach_to_families`: the (families × shingles) member shares of each family's own scaffold,
-    each family's reference member score, and the (row, column) of the noise rows' entries among those
-    shingles; None when no family has a scaffold."""
+    each family's reference member score, the (row, column) of the noise rows' entries among those
+    shingles, and float64 (n,) each member's score against its family; None when no family has a scaffold."""
     n = len(families)
     c_all, h_all, count_all, size = member_shingles(families, row_of, sk_hashes, k)
     keep = count_all >= _real_part(size, min_share, min_members)[c_all]
@@ -538,7 +580,7 @@ def _family_scaffolds(
     )
     reference = np.full(k, np.inf)
     reference[ref["f"].to_numpy()] = ref["s"].to_numpy()
-    return scaffold, reference, r_noise, pos_noise
+    return scaffold, reference, r_noise, pos_noise, score_mem
 
 
 def _fragment_in_family(

@@ -404,3 +404,36 @@ def test_noise_carrying_a_many_worded_familys_scaffold_joins_the_family():
     ip2, h2 = _sets(rows[:n0] + lone)
     f2, fam2 = refine.attach_to_families(fragments[: n0 + 3], families[: n0 + 3], ip2, h2, 0.05, 10, 4, 0.5)
     assert fam2[n0:].tolist() == [-1, -1, -1] and f2[n0:].tolist() == [-1, -1, -1]
+
+
+def test_noise_of_a_minority_variant_joins_its_fragment_by_that_fragments_own_measure():
+    """Family 0: a main scaffold in five fragments of 60 (as above) and a minority variant, fragment 6: 20
+    members holding its own six shingles (5.5% of the family: each a scaffold shingle of share 0.055). A noise
+    row with five of those six scores 0.28, under half the family's 10th-percentile member (the main
+    variant's, 0.74): left out by the family's measure. Measured against fragment 6's own members (0.33) it
+    joins, in fragment 6. A fragment whose members mostly hold none of the scaffold (ordinary prompts that
+    joined the family) gives no such measure: a row whose best fragment it is stays noise."""
+    from clusterer.clustering import refine
+
+    rows, fragments = [], []
+    for f in range(5):
+        for m in range(60):
+            rows.append([*(100 * f + i for i in range(1, 7) if i != 1 + m % 6), 10_000 + 100 * f + m])
+            fragments.append(f)
+    minority = list(range(600, 606))
+    rows += [[*minority, 20_000 + m] for m in range(20)]
+    fragments += [6] * 20
+    rows.append([*minority[:5], *range(30_000, 30_100)])  # a minority-variant prompt left as noise
+    fragments.append(-1)
+    fragments = np.array(fragments, np.int64)
+    families = np.where(fragments >= 0, 0, -1)
+    indptr, hashes = _sets(rows)
+    frag, fam = refine.attach_to_families(fragments, families, indptr, hashes, 0.05, 10, 4, 0.5)
+    assert fam[-1] == 0 and frag[-1] == 6
+    assert (fam[:-1] == families[:-1]).all() and (frag[:-1] == fragments[:-1]).all()
+    # the same 20 minority members inside a fragment of 40 more rows holding nothing of the scaffold
+    rows_c = rows[:-1] + [[40_000 + m] for m in range(40)] + [rows[-1]]
+    frag_c = np.array([*fragments[:-1], *([6] * 40), -1], np.int64)
+    fam_c = np.where(frag_c >= 0, 0, -1)
+    ip, hs = _sets(rows_c)
+    assert refine.attach_to_families(frag_c, fam_c, ip, hs, 0.05, 10, 4, 0.5)[1][-1] == -1
