@@ -10,9 +10,14 @@ A shingle is *lent* by template group b to template group a when it is in b's co
 members), carried by a minority of a's members (``LINE_BORROWER``: more would make it a part both share,
 which the template stage already weighs), by ``LINE_MIN_MEMBERS`` members of each, and is theirs: at least
 ``LINE_EXCLUSIVE`` of the day's rows holding it are in a or b (generic wording, a popular prompt some
-members wrap, lend nothing). Evidence between two families: min(1, the most shingles one of their template
-groups lends another (either way) / ``LINE_FULL``), joined by the families' average linkage at
-``family_min_sim``.
+members wrap, lend nothing). The line must be carried by a's own prompts: the median member of a holding
+it holds at least ``LINE_OWN_CORE`` of a's own core — a mixed group that took in a few of b's prompts holds
+b's lines through them. And each group must be a real part of its family (``LINE_MIN_PART`` of its rows):
+a sliver of ordinary or other rows that joined a family does not speak for it (on a generated 1M day, a
+group of 598 document prompts, 157 of them another campaign's, inside a 15,803-prompt persona family
+joined the persona campaign to that other campaign before this rule). Evidence between two families:
+min(1, the most shingles one of their template groups lends another (either way) / ``LINE_FULL``),
+joined by the families' average linkage at ``family_min_sim``.
 
 Only *flagged* families are joined. Ordinary template families lend each other lines too — a jailbreak
 community's prompts are re-worded copies of each other — and a family joined from several of them is spread
@@ -37,12 +42,15 @@ LINE_MIN_MEMBERS = 5
 LINE_EXCLUSIVE = 0.5
 LINE_FULL = 10.0  # lent shingles counted as full evidence (a line of about ten words)
 LINE_MAX_LENDERS = 8  # a shingle in the cores of more template groups than this is generic: it proposes no pair
+LINE_OWN_CORE = 0.5  # the borrower's members carrying the line hold at least this share of its own core (median)
+LINE_MIN_PART = 0.1  # a template group speaks for its family when it holds at least this share of the family's rows
 
 
-def lent_shingles(groups: NDArray[np.int64], sk: Skeletons, day_rows: NDArray[np.bool_] | None = None) -> pl.DataFrame:
+def lent_shingles(groups: NDArray[np.int64], sk: Skeletons) -> pl.DataFrame:
     """Per ordered pair of template groups (``a`` borrows from ``b``) the number of shingles ``b`` lends ``a``
-    (``len``), by the rule in the module docstring. ``groups``: int64 (n,) template group per row (−1: none);
-    every row's skeleton counts among the day's holders of a shingle (``day_rows`` limits that to some rows)."""
+    (``len``), by the rule in the module docstring; a pair counts only when a's own prompts carry the line
+    (:func:`_borrowed_by_own`). ``groups``: int64 (n,) template group per row (−1: none); every row counts
+    among the day's holders of a shingle."""
     empty = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64, "len": pl.UInt32})
     k = n_labels(groups)
     if k < 2 or len(sk.hashes) == 0:
@@ -62,16 +70,44 @@ def lent_shingles(groups: NDArray[np.int64], sk: Skeletons, day_rows: NDArray[np
         return empty
     # the day's rows holding each candidate shingle (each row's shingles are distinct)
     uniq = np.unique(pairs["h"].to_numpy())
-    held_rows = np.ones(len(groups), bool) if day_rows is None else day_rows
-    hs = sk.hashes[held_rows[row_of]]
-    pos = np.minimum(np.searchsorted(uniq, hs), len(uniq) - 1)
-    held = np.bincount(pos[uniq[pos] == hs], minlength=len(uniq))
-    pairs = pairs.with_columns(pl.Series("held", held[np.searchsorted(uniq, pairs["h"].to_numpy())]))
+    pos = np.minimum(np.searchsorted(uniq, sk.hashes), len(uniq) - 1)
+    held = np.bincount(pos[uniq[pos] == sk.hashes], minlength=len(uniq))
+    pairs = pairs.with_columns(pl.Series("held", held[np.searchsorted(uniq, pairs["h"].to_numpy())])).filter(
+        pl.col("na") + pl.col("nb") >= LINE_EXCLUSIVE * pl.col("held")
+    )
+    if pairs.height == 0:
+        return empty
+    core = pl.DataFrame({"a": c[lend].astype(np.int64), "h": h[lend]})  # each group's own core
+    own = _borrowed_by_own(pairs.select("a", "b", "h"), core, groups, row_of, sk.hashes)
+    return pairs.join(own, on=["a", "b"]).group_by("a", "b").len().sort("a", "b")
+
+
+def _borrowed_by_own(
+    pairs: pl.DataFrame,
+    core: pl.DataFrame,
+    groups: NDArray[np.int64],
+    row_of: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+) -> pl.DataFrame:
+    """The (a, b) pairs of ``pairs`` (a, b, h: shingle h lent by b to a) whose line a's own prompts carry: the
+    median member of a holding any shingle b lends it holds at least ``LINE_OWN_CORE`` of a's own core
+    (``core``: a, h with h in a's core; an empty core disqualifies). A group that took in some of b's prompts
+    (a few rows of another campaign inside a mixed group) holds b's lines through them, not through prompts
+    of its own."""
+    borrowers = pairs["a"].unique().to_numpy()
+    sel = np.isin(groups[row_of], borrowers)
+    entries = pl.DataFrame({"r": row_of[sel], "a": groups[row_of[sel]], "h": hashes[sel]})
+    size = core.group_by("a").len().rename({"len": "core"})
+    carriers = entries.join(pairs, on=["a", "h"]).select("r", "a", "b").unique()
+    held = entries.join(core, on=["a", "h"]).group_by("r").len().rename({"len": "own"})
     return (
-        pairs.filter(pl.col("na") + pl.col("nb") >= LINE_EXCLUSIVE * pl.col("held"))
+        carriers.join(held, on="r", how="left")
+        .join(size, on="a", how="left")
+        .with_columns((pl.col("own").fill_null(0) / pl.col("core")).fill_null(0.0).alias("frac"))
         .group_by("a", "b")
-        .len()
-        .sort("a", "b")
+        .agg(pl.col("frac").median())
+        .filter(pl.col("frac") >= LINE_OWN_CORE)
+        .select("a", "b")
     )
 
 
@@ -98,6 +134,13 @@ def join_flagged_variants(
         return ident, 0
     family_of = np.full(n_labels(groups), -1, np.int64)
     family_of[groups[in_flagged]] = families[in_flagged]
+    size = np.bincount(families[families >= 0], minlength=k).astype(np.float64)
+    # a template group that is a sliver of its family (rows of other kinds that joined it) does not speak for it
+    part = np.bincount(groups[in_flagged], minlength=len(family_of)) / np.maximum(size[family_of], 1.0)
+    real = (part[lent["a"].to_numpy()] >= LINE_MIN_PART) & (part[lent["b"].to_numpy()] >= LINE_MIN_PART)
+    lent = lent.filter(pl.Series(real))
+    if lent.height == 0:
+        return ident, 0
     fa, fb = family_of[lent["a"].to_numpy()], family_of[lent["b"].to_numpy()]
     ev = (
         pl.DataFrame({"x": np.minimum(fa, fb), "y": np.maximum(fa, fb), "n": lent["len"].to_numpy()})
@@ -108,6 +151,5 @@ def join_flagged_variants(
     )
     if ev.height == 0:
         return ident, 0
-    size = np.bincount(families[families >= 0], minlength=k).astype(np.float64)
     sim = np.minimum(1.0, ev["n"].to_numpy() / LINE_FULL)
     return average_linkage(k, ev["x"].to_numpy(), ev["y"].to_numpy(), sim, min_sim, np.maximum(size, 1.0), min_coverage)

@@ -88,6 +88,35 @@ def test_nothing_joins_on_weak_shared_or_common_lines_or_unflagged_families():
     assert merges == 0 and joined.tolist() == [0]
 
 
+def test_a_line_brought_in_by_the_lenders_own_prompts_is_not_borrowed():
+    # group 0 took in 12 of B's prompts (B's whole scaffold, none of A's): it holds B's line through them
+    rows = [(0, A_CORE + [1000 + i]) for i in range(28)] + [(0, B_CORE + [1100 + i]) for i in range(12)]
+    rows += [(1, B_CORE + [2000 + i]) for i in range(40)]
+    labels, sk = _skeletons(rows)
+    assert lines.lent_shingles(labels, sk).height == 0
+    # the same share carried by A's own prompts is a borrowed line
+    rows = [(0, A_CORE + [1000 + i] + (LENT if i < 12 else [])) for i in range(40)]
+    rows += [(1, B_CORE + [2000 + i]) for i in range(40)]
+    assert lines.lent_shingles(*_skeletons(rows)).rows() == [(0, 1, 8)]
+
+
+def test_a_template_group_that_is_a_sliver_of_its_family_does_not_speak_for_it():
+    # family 0 = group 0 (a variant borrowing group 1's line) plus group 2, 400 rows of its own: group 0 is
+    # 40 / 440 < LINE_MIN_PART of its family
+    rows = [(0, A_CORE + [1000 + i] + (LENT if i % 10 < 3 else [])) for i in range(40)]
+    rows += [(1, B_CORE + [2000 + i]) for i in range(40)]
+    rows += [(2, C_CORE + [3000 + i]) for i in range(400)]
+    groups, sk = _skeletons(rows)
+    families = np.where(groups == 1, 1, 0)
+    assert lines.lent_shingles(groups, sk).rows() == [(0, 1, 8)]
+    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)[1] == 0
+    # group 2 at 200 rows: group 0 is 40 / 240 of its family, enough
+    rows = rows[:280]
+    groups, sk = _skeletons(rows)
+    families = np.where(groups == 1, 1, 0)
+    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)[1] == 1
+
+
 def test_a_family_of_several_template_groups_joins_through_any_of_them():
     # family 0 holds template groups 0 and 2; group 2 borrows group 1's line; family 1 is group 1
     labels, sk = _day()
