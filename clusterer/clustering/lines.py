@@ -23,7 +23,8 @@ Only *flagged* families are joined. Ordinary template families lend each other l
 community's prompts are re-worded copies of each other — and a family joined from several of them is spread
 over more accounts than any one: on the public evaluation's day without account ages, ten jailbreak families
 joined this way before scoring were flagged as one (precision 0.9995 → 0.975). Joining after the decision
-changes which family a flagged prompt is in, never whether it is flagged.
+changes which family a flagged prompt is in (the joined family is scored again: on every day measured the
+same prompts were flagged).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ carries; and how much of its cluster's scaffold each member carries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -489,31 +491,46 @@ def attach_to_families(
     score = score.tocoo()
     enough = held >= min_shingles
     ok = enough & (score.data >= min_ratio * reference[score.col])
-    r, f, s = score.row[ok].astype(np.int64), score.col[ok].astype(np.int64), score.data[ok]
-    if len(r):
-        best = fastops.best_per_group(r, s, f)  # per row: its best family, ties to the lowest id
-        r, f = r[best], f[best]
-        frag = _fragment_in_family(fragments, families, sk_hashes, members, r, f, min_share, min_members)
-    else:
-        frag = np.zeros(0, np.int64)
+
+    def place(rows: NDArray[np.int64], fams: NDArray[np.int64]) -> NDArray[np.int64]:
+        return _fragment_in_family(fragments, families, sk_hashes, members, rows, fams, min_share, min_members)
+
+    r, f, frag = _best_family(score.row[ok], score.col[ok], score.data[ok], place)
     # a minority variant's rows score low against the whole family (its wording is a small share of the
     # members): a row the family test left out is measured, in the family it scores highest against, against
     # the fragment it would join — when that fragment's members mostly carry the scaffold (a fragment of
     # ordinary prompts that joined the family has no reference of its own)
     rest = enough & ~np.isin(score.row, r)
-    r2, f2, s2 = score.row[rest].astype(np.int64), score.col[rest].astype(np.int64), score.data[rest]
-    if len(r2):
-        best = fastops.best_per_group(r2, s2, f2)
-        r2, f2, s2 = r2[best], f2[best], s2[best]
-        frag2 = _fragment_in_family(fragments, families, sk_hashes, members, r2, f2, min_share, min_members)
-        ref2 = _fragment_reference(fragments, score_mem, min_members)
-        keep = (frag2 >= 0) & (s2 >= min_ratio * ref2[np.maximum(frag2, 0)])
-        r, f, frag = np.r_[r, r2[keep]], np.r_[f, f2[keep]], np.r_[frag, frag2[keep]]
+    ref = min_ratio * _fragment_reference(fragments, score_mem, min_members)
+    r2, f2, frag2 = _best_family(score.row[rest], score.col[rest], score.data[rest], place, ref)
+    r, f, frag = np.r_[r, r2], np.r_[f, f2], np.r_[frag, frag2]
     if len(r) == 0:
         return fragments, families
     fragments, families = fragments.copy(), families.copy()
     fragments[r], families[r] = frag, f
     return fragments, families
+
+
+def _best_family(
+    rows: NDArray[np.int32],
+    fams: NDArray[np.int32],
+    scores: NDArray[np.float64],
+    place: Callable[[NDArray[np.int64], NDArray[np.int64]], NDArray[np.int64]],
+    floor: NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """For :func:`attach_to_families`: of the (row, family, score) candidates, each row in the family it scores
+    highest against (ties to the lowest id), in the fragment ``place`` gives it; with ``floor`` (per fragment)
+    only the rows scoring at least their fragment's. Returns (rows, families, fragments)."""
+    r, f, s = rows.astype(np.int64), fams.astype(np.int64), scores
+    if len(r) == 0:
+        return r, f, r.copy()
+    best = fastops.best_per_group(r, s, f)
+    r, f, s = r[best], f[best], s[best]
+    frag = place(r, f)
+    if floor is not None:
+        keep = (frag >= 0) & (s >= floor[np.maximum(frag, 0)])
+        r, f, frag = r[keep], f[keep], frag[keep]
+    return r, f, frag
 
 
 def _fragment_reference(

@@ -76,13 +76,7 @@ def compute(
         with clock.stage("templates"):
             a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
         with clock.stage("campaigns"):
-            a.clustering, known = st.known_stage(a.day, cfg, a.clustering, registry, carried)
-            a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, known)
-            joined = st.variants_stage(a.day, cfg, a.clustering, a.camp, a.sk) if carried is None else None
-            if joined is not None:  # flagged families are one campaign's variants: describe and decide again
-                a.clustering = joined
-                a.tmpl = st.templates_stage(a.day, cfg, eng, a.clustering, a.sk, a.sigs)
-                a.camp = st.campaigns_stage(a.day, cfg, eng, a.clustering, a.tmpl, a.vec, registry, known)
+            a.clustering, a.tmpl, a.camp = st.decisions_stage(a, cfg, eng, registry, carried)
         with clock.stage("tables"):
             a.tables = st.tables_stage(a.day, cfg, eng, a.run_id, a.clustering, a.sk, a.tmpl, a.camp, a.vec, history)
     finally:

@@ -148,7 +148,7 @@ class Clustering:
     of its shingles each row shares with a real part of its fragment (:func:`shared_template`; None in a
     stream window, whose fragments are too small for the test: a new campaign first shows as a handful of
     prompts inside one); ``copies``: bool (m,) rows that are copies of what their family's campaign prompts
-    wrap (:func:`payload_copies`); ``fragments``: int64 (m,) each row's fragment once noise was attached."""
+    wrap (:func:`payload_copies`)."""
 
     clusters: Clusters
     grouping: Grouping
@@ -156,7 +156,6 @@ class Clustering:
     shared: NDArray[np.int32] | None
     copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
-    fragments: NDArray[np.int64] | None = None  # per row its fragment after the attachments (−1 noise)
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -248,7 +247,7 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, ids, attached)
+    return Clustering(clusters, grouping, fit, shared, copies, ids)
 
 
 def _attach_to_families(
@@ -280,45 +279,48 @@ def _attach_to_families(
     return frag, dataclasses.replace(grouping, labels=fam, template_groups=groups, language=language)
 
 
-def variants_stage(day: Day, cfg: RunConfig, clu: Clustering, camp: Campaigns, sk: Skeletons) -> Clustering | None:
-    """Flagged families that lend each other scaffold lines are one campaign's variants
+def decisions_stage(
+    a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None, carried: Carried | None
+) -> tuple[Clustering, Templates, Campaigns]:
+    """The campaigns flagged earlier in the day (a stream window: :func:`known_stage`), the decisions
+    (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`)."""
+    a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
+    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known)
+    if carried is not None:
+        return a.clustering, a.tmpl, a.camp
+    return variants_stage(a, cfg, engine, registry)
+
+
+def variants_stage(
+    a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None
+) -> tuple[Clustering, Templates, Campaigns]:
+    """A batch run's flagged families that lend each other scaffold lines are one campaign's variants
     (:func:`~clusterer.clustering.lines.join_flagged_variants`): the clustering with them joined (families
-    numbered by first row, each keeping the language of the family holding its first row, copies of what the
-    joined families wrap found again), or None when nothing joins. ``[cluster] join_variants`` false: None."""
-    c = cfg.cluster
+    numbered by first row, each keeping the language of the family holding its first row), described and
+    decided again; ``a``'s clustering, templates and campaigns as they are when nothing joins (or ``[cluster]
+    join_variants`` is false). Everything a prompt's flag reads besides its
+    family's flag — its fragment's core, the copies of what its family's prompts wrap — stays as the family
+    stages left it: a join names the variants one campaign, it does not re-open their prompts' flags."""
+    c, clu, camp, sk = cfg.cluster, a.clustering, a.camp, a.sk
+    unchanged = (clu, a.tmpl, camp)
     groups = clu.grouping.template_groups
     if not c.join_variants or groups is None or not c.merge:
-        return None
+        return unchanged
     k = n_labels(clu.labels)
     flagged = np.zeros(k, bool)
     cl = camp.decisions.clusters.filter(pl.col("flagged") & (pl.col("cluster_id") >= 0))
     flagged[cl["cluster_id"].to_numpy()] = True
     joined, merges = join_flagged_variants(clu.labels, groups, flagged, sk, c.family_min_sim, c.family_min_coverage)
     if merges == 0:
-        return None
+        return unchanged
     fam, order = by_first_row(np.where(clu.labels >= 0, joined[np.maximum(clu.labels, 0)], -1))
     language = [clu.grouping.language[o] for o in order.tolist()]
     grouping = dataclasses.replace(
         clu.grouping, labels=fam, families=n_labels(fam), language=language, line_joins=merges
     )
-    copy = cfg.campaign.copy_min_contained
-    members = member_table(clu.fragments, sk.indptr, sk.hashes)
-    one_text = (
-        one_text_rows(clu.fragments, sk.indptr, sk.hashes, copy, cfg.skeleton.ngram, members) if copy <= 1 else None
-    )
-    copies = payload_copies(
-        clu.fragments,
-        fam,
-        sk.indptr,
-        sk.hashes,
-        cfg.campaign.prompt_variant_share,
-        c.min_cluster_size,
-        copy,
-        max_edit=cfg.skeleton.ngram,
-        one_text=one_text,
-        row_of=members[0],
-    )
-    return dataclasses.replace(clu, grouping=grouping, copies=copies)
+    clu = dataclasses.replace(clu, grouping=grouping)
+    tmpl = templates_stage(a.day, cfg, engine, clu, sk, a.sigs)
+    return clu, tmpl, campaigns_stage(a.day, cfg, engine, clu, tmpl, a.vec, registry)
 
 
 def templates_stage(
