@@ -864,7 +864,7 @@ def generate(
         timing = ["regular", "shifts", "diurnal"][fi % 3]
         created_base = start - dt.timedelta(days=float(crng.uniform(3, 40)))
         rotation = int(n_acc * 0.3) * (day - f["days"][0])  # 30% of accounts rotate each day
-        prefix = f["name"].split("_", 1)[1][:8]
+        prefix = f["name"].split("_", 1)[-1][:8]
         settings[f["name"]] = (n_acc, prefix, timing, created_base, rotation, f["payload"])
         campaign(f, size, n_acc, prefix, timing, created_base, rotation)
         meta["campaigns"][f["name"]] = {"prompts": size, "accounts": n_acc, "timing": timing}
@@ -882,7 +882,7 @@ def generate(
             meta["campaigns"][f["name"]] = {"prompts": size, "accounts": n_acc, "timing": timing, "twin_of": base}
         else:
             n_acc = int(np.clip(size / 3, 10, 600))
-            prefix = f["name"].split("_", 1)[1][:8]
+            prefix = f["name"].split("_", 1)[-1][:8]
             timing = "regular"
             created_base = start - dt.timedelta(days=float(crng.uniform(3, 40)))
             rotation = 0

@@ -23,8 +23,8 @@ Only *flagged* families are joined. Ordinary template families lend each other l
 community's prompts are re-worded copies of each other — and a family joined from several of them is spread
 over more accounts than any one: on the public evaluation's day without account ages, ten jailbreak families
 joined this way before scoring were flagged as one (precision 0.9995 → 0.975). Joining after the decision
-changes which family a flagged prompt is in (the joined family is scored again: on every day measured the
-same prompts were flagged).
+changes which family a flagged prompt is in; the run keeps it only when the decision over the joined
+families flags exactly the same prompts (``clusterer.run.stages.variants_stage``).
 """
 
 from __future__ import annotations
@@ -70,12 +70,9 @@ def lent_shingles(groups: NDArray[np.int64], sk: Skeletons) -> pl.DataFrame:
     if pairs.height == 0:
         return empty
     # the day's rows holding each candidate shingle (each row's shingles are distinct)
-    uniq = np.unique(pairs["h"].to_numpy())
-    pos = np.minimum(np.searchsorted(uniq, sk.hashes), len(uniq) - 1)
-    held = np.bincount(pos[uniq[pos] == sk.hashes], minlength=len(uniq))
-    pairs = pairs.with_columns(pl.Series("held", held[np.searchsorted(uniq, pairs["h"].to_numpy())])).filter(
-        pl.col("na") + pl.col("nb") >= LINE_EXCLUSIVE * pl.col("held")
-    )
+    every = pl.Series("h", sk.hashes)
+    held = every.filter(every.is_in(pairs["h"].unique().implode())).value_counts(name="held")
+    pairs = pairs.join(held, on="h").filter(pl.col("na") + pl.col("nb") >= LINE_EXCLUSIVE * pl.col("held"))
     if pairs.height == 0:
         return empty
     core = pl.DataFrame({"a": c[lend].astype(np.int64), "h": h[lend]})  # each group's own core
@@ -137,7 +134,7 @@ def join_flagged_variants(
     family_of[groups[in_flagged]] = families[in_flagged]
     size = np.bincount(families[families >= 0], minlength=k).astype(np.float64)
     # a template group that is a sliver of its family (rows of other kinds that joined it) does not speak for it
-    part = np.bincount(groups[in_flagged], minlength=len(family_of)) / np.maximum(size[family_of], 1.0)
+    part = np.bincount(groups[in_flagged], minlength=len(family_of)) / np.maximum(size[np.maximum(family_of, 0)], 1.0)
     real = (part[lent["a"].to_numpy()] >= LINE_MIN_PART) & (part[lent["b"].to_numpy()] >= LINE_MIN_PART)
     lent = lent.filter(pl.Series(real))
     if lent.height == 0:

@@ -300,7 +300,7 @@ def variants_stage(
     decided again; ``a``'s clustering, templates and campaigns as they are when nothing joins (or ``[cluster]
     join_variants`` is false). Everything a prompt's flag reads besides its
     family's flag — its fragment's core, the copies of what its family's prompts wrap — stays as the family
-    stages left it: a join names the variants one campaign, it does not re-open their prompts' flags."""
+    stages left it, and a join that would change any prompt's flag is not kept."""
     c, clu, camp, sk = cfg.cluster, a.clustering, a.camp, a.sk
     unchanged = (clu, a.tmpl, camp)
     groups = clu.grouping.template_groups
@@ -318,9 +318,14 @@ def variants_stage(
     grouping = dataclasses.replace(
         clu.grouping, labels=fam, families=n_labels(fam), language=language, line_joins=merges
     )
-    clu = dataclasses.replace(clu, grouping=grouping)
-    tmpl = templates_stage(a.day, cfg, engine, clu, sk, a.sigs)
-    return clu, tmpl, campaigns_stage(a.day, cfg, engine, clu, tmpl, a.vec, registry)
+    joined_clu = dataclasses.replace(clu, grouping=grouping)
+    tmpl = templates_stage(a.day, cfg, engine, joined_clu, sk, a.sigs)
+    joined_camp = campaigns_stage(a.day, cfg, engine, joined_clu, tmpl, a.vec, registry)
+    # the joined families are scored again, and so are the others (a family's focus reads its siblings):
+    # should any prompt's flag differ, the join is not kept — it names variants, it does not decide
+    if not np.array_equal(joined_camp.decisions.prompt_flagged, camp.decisions.prompt_flagged):
+        return unchanged
+    return joined_clu, tmpl, joined_camp
 
 
 def templates_stage(

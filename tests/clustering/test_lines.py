@@ -137,21 +137,23 @@ VARIANT_B = (
 BORROWED = "Keep every figure exactly as given in the source."
 
 
-@pytest.mark.slow
-def test_two_reworded_variants_that_borrow_a_line_come_out_as_one_campaign(tmp_path, fast_cfg):
-    # two English wordings of one job sent by two account pools without organisations: nothing but the line
-    # a third of B's prompts borrow from A ties them
+def _borrowing_day():
+    """Two English wordings of one job from two account pools without organisations; a third of B's prompts
+    carry a line of A's scaffold. Returns (traffic, labels)."""
     b_borrowing = VARIANT_B.replace("\n\nMaterial:", "\n" + BORROWED + "\n\nMaterial:")
     variants = [(VARIANT_A, "pool-a", "digest", "op", (0, 24)), (VARIANT_B, "pool-b", "digest", "op", (0, 24))]
     traffic, labels = _traffic_day(variants, n_per=90, orgs=False)
-    texts = traffic["text"].to_list()
-    k = 0
-    for i, t in enumerate(texts):
-        if t.startswith("Digest mode on."):
-            k += 1
-            if k % 3 == 0:
-                texts[i] = b_borrowing.format(p=t.split("Material: ", 1)[1])
-    traffic = traffic.with_columns(pl.Series("text", texts))
+    texts = [
+        b_borrowing.format(p=t.split("Material: ", 1)[1]) if t.startswith("Digest mode on.") and i % 3 == 0 else t
+        for i, t in enumerate(traffic["text"].to_list())
+    ]
+    return traffic.with_columns(pl.Series("text", texts)), labels
+
+
+@pytest.mark.slow
+def test_two_reworded_variants_that_borrow_a_line_come_out_as_one_campaign(tmp_path, fast_cfg):
+    # nothing but the line a third of B's prompts borrow from A ties the two variants
+    traffic, labels = _borrowing_day()
     camp = np.array([x is not None for x in labels])
     out = _families(tmp_path / "joined", traffic, fast_cfg())
     assert len(set(out[camp].tolist())) == 1 and (out[camp] >= 0).all()
@@ -162,3 +164,31 @@ def test_two_reworded_variants_that_borrow_a_line_come_out_as_one_campaign(tmp_p
     out = _families(tmp_path / "apart", traffic, fast_cfg(**{"cluster.join_variants": False}))
     assert len(set(out[camp].tolist())) == 2
     assert (pl.read_parquet(tmp_path / "apart" / "out" / "assignments.parquet")["flagged"].to_numpy() == flagged).all()
+
+
+@pytest.mark.slow
+def test_a_join_that_would_change_a_flag_is_not_kept(tmp_path, fast_cfg, monkeypatch):
+    import dataclasses
+
+    from clusterer.run import stages
+
+    traffic, labels = _borrowing_day()
+    real = stages.campaigns_stage
+    calls = []
+
+    def second_decision_differs(*args, **kw):
+        camp = real(*args, **kw)
+        calls.append(1)
+        if len(calls) == 2:  # the decision over the joined families: one prompt's flag turned
+            flags = camp.decisions.prompt_flagged.copy()
+            flags[0] = not flags[0]
+            camp = dataclasses.replace(camp, decisions=dataclasses.replace(camp.decisions, prompt_flagged=flags))
+        return camp
+
+    monkeypatch.setattr(stages, "campaigns_stage", second_decision_differs)
+    out = _families(tmp_path / "kept_apart", traffic, fast_cfg())
+    assert len(calls) == 2  # the join was tried
+    camp = np.array([x is not None for x in labels])
+    assert len(set(out[camp].tolist())) == 2
+    manifest = json.loads((tmp_path / "kept_apart" / "out" / "manifest.json").read_text())
+    assert manifest["families"]["line_joins"] == 0
