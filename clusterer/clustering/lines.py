@@ -120,13 +120,15 @@ def join_flagged_variants(
     """Flagged families joined by the lines their template groups lend each other (module docstring).
 
     ``families``: int64 (n,) family per row (−1 noise); ``groups``: int64 (n,) template group per row (each
-    inside one family); ``flagged``: bool (k,) per family. Returns (int64 (k,) the family each family joins
-    — the smallest id of its group — and the number of merges)."""
+    inside one family; a family's row without one, −1, takes no part); ``flagged``: bool (k,) per family.
+    Returns (int64 (k,) the family each family joins — the smallest id of its group — and the number of
+    merges)."""
     k = n_labels(families)
     ident = np.arange(k, dtype=np.int64)
     if int(flagged.sum()) < 2:
         return ident, 0
-    in_flagged = (families >= 0) & flagged[np.maximum(families, 0)]
+    # (a row a stream window attached to a family by the campaign it carries has no template group)
+    in_flagged = (families >= 0) & flagged[np.maximum(families, 0)] & (groups >= 0)
     lent = lent_shingles(np.where(in_flagged, groups, -1), sk)
     if lent.height == 0:
         return ident, 0

@@ -124,6 +124,10 @@ def test_a_family_of_several_template_groups_joins_through_any_of_them():
     families = np.where(groups == 1, 1, 0)
     joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)
     assert merges == 1 and joined.tolist() == [0, 0]
+    # a family row without a template group (a stream window attaches rows by the campaign they carry) is left out
+    groups[0] = -1
+    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)
+    assert merges == 1 and joined.tolist() == [0, 0]
 
 
 VARIANT_A = (
