@@ -35,7 +35,8 @@ from numpy.typing import NDArray
 
 from ..text.skeleton import Skeletons
 from .families import average_linkage
-from .labels import member_shingles, n_labels
+from .labels import n_labels
+from .refine import member_table
 
 LINE_LENDER = 0.5
 LINE_BORROWER = (0.1, 0.5)
@@ -56,8 +57,7 @@ def lent_shingles(groups: NDArray[np.int64], sk: Skeletons) -> pl.DataFrame:
     k = n_labels(groups)
     if k < 2 or len(sk.hashes) == 0:
         return empty
-    row_of = np.repeat(np.arange(len(groups), dtype=np.int64), np.diff(sk.indptr))
-    c, h, count, size = member_shingles(groups, row_of, sk.hashes, k)
+    row_of, c, h, count, size = member_table(groups, sk.indptr, sk.hashes)
     share = count / np.maximum(size[c], 1)
     enough = count >= LINE_MIN_MEMBERS
     lend = enough & (share >= LINE_LENDER)

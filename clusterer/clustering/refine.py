@@ -501,9 +501,10 @@ def attach_to_families(
     # the fragment it would join — when that fragment's members mostly carry the scaffold (a fragment of
     # ordinary prompts that joined the family has no reference of its own)
     rest = enough & ~np.isin(score.row, r)
-    ref = min_ratio * _fragment_reference(fragments, score_mem, min_members)
-    r2, f2, frag2 = _best_family(score.row[rest], score.col[rest], score.data[rest], place, ref)
-    r, f, frag = np.r_[r, r2], np.r_[f, f2], np.r_[frag, frag2]
+    if rest.any():
+        ref = min_ratio * _fragment_reference(fragments, score_mem, min_members)
+        r2, f2, frag2 = _best_family(score.row[rest], score.col[rest], score.data[rest], place, ref)
+        r, f, frag = np.r_[r, r2], np.r_[f, f2], np.r_[frag, frag2]
     if len(r) == 0:
         return fragments, families
     fragments, families = fragments.copy(), families.copy()
@@ -538,20 +539,9 @@ def _fragment_reference(
 ) -> NDArray[np.float64]:
     """float64 (k,) per fragment the ``FAMILY_QUANTILE`` score (against its family's scaffold) of its members
     that hold any of it, where those are at least half its members and ``min_members``; inf elsewhere."""
-    k = n_labels(fragments)
-    out = np.full(k, np.inf)
-    carrier = (fragments >= 0) & (score_mem > 0)
-    size = np.bincount(fragments[fragments >= 0], minlength=k)
-    n_car = np.bincount(fragments[carrier], minlength=k)
-    ref = (
-        pl.DataFrame({"f": fragments[carrier], "s": score_mem[carrier]})
-        .group_by("f")
-        .agg(pl.col("s").quantile(FAMILY_QUANTILE, interpolation="lower"))
-    )
-    fr = ref["f"].to_numpy()
-    real = (2 * n_car[fr] >= size[fr]) & (n_car[fr] >= min_members)
-    out[fr[real]] = ref["s"].to_numpy()[real]
-    return out
+    ref, n_car = _carrier_quantile(fragments, score_mem)
+    size = np.bincount(fragments[fragments >= 0], minlength=len(ref))
+    return np.where((2 * n_car >= size) & (n_car >= min_members), ref, np.inf)
 
 
 def _family_scaffolds(
@@ -589,15 +579,26 @@ def _family_scaffolds(
     r_mem, pos_mem = _lookup(families >= 0, row_of, sk_hashes, uniq_h)
     w = np.asarray(scaffold[families[r_mem], pos_mem]).ravel()
     score_mem = np.bincount(r_mem, weights=w, minlength=n)
-    carrier = (families >= 0) & (score_mem > 0)  # members holding none of it say nothing of how much a member holds
+    reference, _ = _carrier_quantile(families, score_mem)
+    return scaffold, reference, r_noise, pos_noise, score_mem
+
+
+def _carrier_quantile(
+    labels: NDArray[np.int64], score_mem: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per cluster of ``labels`` the ``FAMILY_QUANTILE`` member score among its *carriers* (members scoring
+    above 0: members holding none of a scaffold say nothing of how much a member holds; inf where it has
+    none), and the number of carriers."""
+    k = n_labels(labels)
+    carrier = (labels >= 0) & (score_mem > 0)
     ref = (
-        pl.DataFrame({"f": families[carrier], "s": score_mem[carrier]})
+        pl.DataFrame({"f": labels[carrier], "s": score_mem[carrier]})
         .group_by("f")
         .agg(pl.col("s").quantile(FAMILY_QUANTILE, interpolation="lower"))
     )
-    reference = np.full(k, np.inf)
-    reference[ref["f"].to_numpy()] = ref["s"].to_numpy()
-    return scaffold, reference, r_noise, pos_noise, score_mem
+    out = np.full(k, np.inf)
+    out[ref["f"].to_numpy()] = ref["s"].to_numpy()
+    return out, np.bincount(labels[carrier], minlength=k)
 
 
 def _fragment_in_family(
