@@ -153,3 +153,34 @@ def join_flagged_variants(
         return ident, 0
     sim = np.minimum(1.0, ev["n"].to_numpy() / LINE_FULL)
     return average_linkage(k, ev["x"].to_numpy(), ev["y"].to_numpy(), sim, min_sim, np.maximum(size, 1.0), min_coverage)
+
+
+def lent_between_campaigns(
+    families: NDArray[np.int64],
+    groups: NDArray[np.int64],
+    campaign_of: dict[int, str],
+    sk: Skeletons,
+    min_sim: float,
+    min_coverage: float,
+) -> list[list[str]]:
+    """Campaigns whose flagged families lend each other scaffold lines, as groups of two or more campaign IDs
+    (each sorted; groups sorted): a ``clusterer stream`` window's form of :func:`join_flagged_variants`, with
+    each campaign in the place of a family (its flagged families' rows, carried exemplars included) and
+    nothing joined or decided again — the campaigns are named as one. ``families``: int64 (n,) family per
+    row (−1 noise); ``groups``: int64 (n,) template group per row (−1 none); ``campaign_of``: flagged family
+    → its campaign ID."""
+    names = sorted(set(campaign_of.values()))
+    if len(names) < 2:
+        return []
+    code = {c: i for i, c in enumerate(names)}
+    of_family = np.full(n_labels(families), -1, np.int64)
+    for f, c in campaign_of.items():
+        of_family[f] = code[c]
+    camp = np.where(families >= 0, of_family[np.maximum(families, 0)], -1)
+    joined, merges = join_flagged_variants(camp, groups, np.ones(len(names), bool), sk, min_sim, min_coverage)
+    if merges == 0:
+        return []
+    parts: dict[int, list[str]] = {}
+    for i, j in enumerate(joined.tolist()):
+        parts.setdefault(j, []).append(names[i])
+    return sorted(sorted(p) for p in parts.values() if len(p) > 1)

@@ -22,7 +22,7 @@ from ..campaigns.decisions import Decisions, decide
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
-from ..clustering.lines import join_flagged_variants
+from ..clustering.lines import join_flagged_variants, lent_between_campaigns
 from ..clustering.refine import (
     MemberTable,
     attach_by_template,
@@ -285,7 +285,7 @@ def decisions_stage(
     """The campaigns flagged earlier in the day (a stream window: :func:`known_stage`), the decisions
     (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`)."""
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
-    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known)
+    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk)
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
     return variants_stage(a, cfg, engine, registry)
@@ -490,6 +490,20 @@ def variant_pairs(grouping: Grouping, ids: list[str | None], held: dict[int, lis
     return frozenset(out)
 
 
+@dataclass(frozen=True, slots=True)
+class LineEvidence:
+    """What :class:`KeepNames` reads to name as one the flagged campaigns of a stream window that lend each
+    other scaffold lines (:func:`~clusterer.clustering.lines.lent_between_campaigns`): the family and the
+    template group of each embedded row, their skeletons, and the family stage's ``family_min_sim`` /
+    ``family_min_coverage``."""
+
+    families: NDArray[np.int64]
+    groups: NDArray[np.int64]
+    sk: Skeletons
+    min_sim: float
+    min_coverage: float
+
+
 class KeepNames:
     """A registry naming for a window of ``clusterer stream``: a flagged cluster holding campaigns of earlier
     windows (``held``: cluster → their IDs) takes one ID; the other flagged clusters are named as the registry
@@ -499,11 +513,17 @@ class KeepNames:
     its campaign with the most prompts so far today (``weight``; ties: the smaller ID), and the others
     (``merges``) are recorded ``merged_into`` it in the registry the stream carries
     (:func:`~clusterer.store.registry.apply_merges`), so every later match of them carries that ID. A cluster
-    holding campaigns that are not merged takes the ID of the one most of its rows carry."""
+    holding campaigns that are not merged takes the ID of the one most of its rows carry. With ``lines``
+    (``[cluster] join_variants``), the window's flagged campaigns whose families lend each other scaffold
+    lines (:func:`~clusterer.clustering.lines.lent_between_campaigns`: re-worded variants from their own
+    account pools, which the batch run of the day joins in :func:`variants_stage`) are named as one and
+    merged the same way (``line_merges``); no family is joined and no flag changes."""
 
-    def __init__(self, naming: Naming, known: Known) -> None:
+    def __init__(self, naming: Naming, known: Known, lines: LineEvidence | None = None) -> None:
         self.naming, self.held, self.weight, self.mergeable = naming, known.held, known.weight, known.mergeable
+        self.lines = lines
         self.merges: dict[str, str] = {}
+        self.line_merges: dict[str, str] = {}
 
     def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
         ids = self.naming(cids, proposed)
@@ -524,8 +544,29 @@ class KeepNames:
         for ms in members.values():
             best = min(ms, key=lambda m: (-self.weight.get(m, 0.0), m))
             canon.update({m: best for m in ms})
+        out = {c: canon[self.held[c][0]] if c in self.held else canon.get(i, i) for c, i in ids.items()}
+        if self.lines is not None:
+            out = self._join_lines(out, canon)
         self.merges = {m: c for m, c in canon.items() if m != c}
-        return {c: canon[self.held[c][0]] if c in self.held else canon.get(i, i) for c, i in ids.items()}
+        return out
+
+    def _join_lines(self, out: dict[int, str], canon: dict[str, str]) -> dict[int, str]:
+        """``out`` (flagged cluster → campaign) with the campaigns that lend each other scaffold lines named as
+        one, the one with the most prompts today keeping its ID (``line_merges``); ``canon`` updated with the
+        merges of the campaigns the registry knows (a campaign new in this window is never written)."""
+        ln = self.lines
+        assert ln is not None
+        for part in lent_between_campaigns(ln.families, ln.groups, out, ln.sk, ln.min_sim, ln.min_coverage):
+            best = min(part, key=lambda m: (-self.weight.get(m, 0.0), m))
+            self.line_merges.update({m: best for m in part if m != best})
+        reg = getattr(self.naming, "reg", None)
+        known = set(self.weight) | {x for h in self.held.values() for x in h}
+        known |= set(reg.campaigns["campaign_id"].to_list()) if reg is not None else set()
+        for m, c in self.line_merges.items():
+            canon.update({x: c for x, y in canon.items() if y == m})
+            if m in known:
+                canon[m] = c
+        return {c: self.line_merges.get(i, i) for c, i in out.items()}
 
     def updated(self, clusters: pl.DataFrame, day: Any) -> Registry:
         return self.naming.updated(clusters, day)
@@ -540,6 +581,7 @@ def campaigns_stage(
     vec: Embedded,
     registry: Registry | None = None,
     known: Known | None = None,
+    sk: Skeletons | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
@@ -552,7 +594,11 @@ def campaigns_stage(
     if registry is not None:
         naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)
         if known is not None:
-            naming = KeepNames(naming, known)
+            cc = cfg.cluster
+            tg = clu.grouping.template_groups
+            join = sk is not None and tg is not None and cc.join_variants and cc.merge
+            lines = LineEvidence(clu.labels, tg, sk, cc.family_min_sim, cc.family_min_coverage) if join else None
+            naming = KeepNames(naming, known, lines)
     info = pl.DataFrame(
         {
             "cluster_id": np.arange(k, dtype=np.int64),

@@ -196,3 +196,17 @@ def test_a_join_that_would_change_a_flag_is_not_kept(tmp_path, fast_cfg, monkeyp
     assert len(set(out[camp].tolist())) == 2
     manifest = json.loads((tmp_path / "kept_apart" / "out" / "manifest.json").read_text())
     assert manifest["families"]["line_joins"] == 0
+
+
+def test_campaigns_of_a_stream_window_that_lend_each_other_a_line_are_named_as_one():
+    # each template group is its own flagged family here; families 0 and 1 lend a line, family 2 is apart
+    labels, sk = _day()
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk, 0.5, 0.7) == [
+        ["cmp-a", "cmp-b"]
+    ]
+    # two families already of one campaign: nothing left to name as one
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-a", 2: "cmp-c"}, sk, 0.5, 0.7) == []
+    # an unflagged family (not in campaign_of) lends nothing, and a weak line (four shingles) joins nothing
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 2: "cmp-c"}, sk, 0.5, 0.7) == []
+    weak, sk4 = _day(B_CORE[:4])
+    assert lines.lent_between_campaigns(weak, weak, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk4, 0.5, 0.7) == []

@@ -361,6 +361,30 @@ def test_only_campaigns_joined_as_variants_are_merged():
     assert variant_pairs(g, ids, held) == {("a", "b")}
 
 
+def test_campaigns_lending_each_other_scaffold_lines_are_named_as_one():
+    import numpy as np
+
+    from clusterer.run.stages import KeepNames, Known, LineEvidence
+
+    from ..clustering.test_lines import _day
+
+    # clusters 0, 1, 2 are each one template group; 1 lends a line to 0 (their wording differs otherwise)
+    labels, sk = _day()
+    evidence = LineEvidence(labels, labels, sk, 0.5, 0.7)
+    # cluster 0 holds campaign a of earlier windows, the registry names cluster 1 b and cluster 2 c
+    keep = KeepNames(_Naming({1: "b", 2: "c"}), Known({0: ["a"]}, {"a": 3, "b": 7}, 0), evidence)
+    ids = keep([0, 1, 2], ["p0", "p1", "p2"])
+    # b has more prompts today: a is named b from this window on, and merged into it in the registry
+    assert ids == {0: "b", 1: "b", 2: "c"} and keep.merges == {"a": "b"} and keep.line_merges == {"a": "b"}
+    # a campaign new in this window joins the known one and takes its ID (nothing to record)
+    keep = KeepNames(_Naming({2: "c"}), Known({0: ["a"]}, {"a": 3}, 0), evidence)
+    assert keep([0, 1, 2], ["p0", "p1", "p2"]) == {0: "a", 1: "a", 2: "c"} and keep.merges == {}
+    # without the evidence (`[cluster] join_variants = false`) every campaign keeps its own ID
+    keep = KeepNames(_Naming({1: "b", 2: "c"}), Known({0: ["a"]}, {"a": 3, "b": 7}, 0))
+    assert keep([0, 1, 2], ["p0", "p1", "p2"]) == {0: "a", 1: "b", 2: "c"} and keep.merges == {}
+    assert np.array_equal(labels, evidence.families)
+
+
 def test_merges_are_kept_in_the_registry_and_resolve_chains():
     from clusterer.run.windows import CAMPAIGN, next_carry
     from clusterer.store.registry import aliases, apply_merges
