@@ -16,8 +16,11 @@ b's lines through them. And each group must be a real part of its family (``LINE
 a sliver of ordinary or other rows that joined a family does not speak for it (on a generated 1M day, a
 group of 598 document prompts, 157 of them another campaign's, inside a 15,803-prompt persona family
 joined the persona campaign to that other campaign before this rule). Evidence between two families:
-min(1, the most shingles one of their template groups lends another (either way) / ``LINE_FULL``),
-joined by the families' average linkage at ``family_min_sim``.
+min(1, the most shingles one of their template groups lends another (either way) / ``LINE_FULL``); a pair
+below ``family_min_sim`` is no evidence either way (an operator's variants each borrow from one other:
+with three, A from B, B from C and C from A, and a short line lent is few shingles), and groups of families
+join by average linkage when the pairs lending a line cover ``LINE_COVERAGE`` of their pairs (by rows): a
+third variant borrowing from one of two joined variants of its size joins them.
 
 Only *flagged* families are joined. Ordinary template families lend each other lines too — a jailbreak
 community's prompts are re-worded copies of each other — and a family joined from several of them is spread
@@ -46,6 +49,7 @@ LINE_FULL = 10.0  # lent shingles counted as full evidence (a line of about ten 
 LINE_MAX_LENDERS = 8  # a shingle in the cores of more template groups than this is generic: it proposes no pair
 LINE_OWN_CORE = 0.5  # the borrower's members carrying the line hold at least this share of its own core (median)
 LINE_MIN_PART = 0.1  # a template group speaks for its family when it holds at least this share of the family's rows
+LINE_COVERAGE = 0.5  # two groups of families join when pairs lending a full line cover this share of their pairs
 
 
 def lent_shingles(groups: NDArray[np.int64], sk: Skeletons) -> pl.DataFrame:
@@ -115,7 +119,6 @@ def join_flagged_variants(
     flagged: NDArray[np.bool_],
     sk: Skeletons,
     min_sim: float,
-    min_coverage: float,
 ) -> tuple[NDArray[np.int64], int]:
     """Flagged families joined by the lines their template groups lend each other (module docstring).
 
@@ -151,8 +154,12 @@ def join_flagged_variants(
     )
     if ev.height == 0:
         return ident, 0
+    # a pair lending less than a line is no evidence either way: an operator's variants each borrow from one
+    # other (three variants: A from B, B from C, C from A), and a short line lent is few shingles
     sim = np.minimum(1.0, ev["n"].to_numpy() / LINE_FULL)
-    return average_linkage(k, ev["x"].to_numpy(), ev["y"].to_numpy(), sim, min_sim, np.maximum(size, 1.0), min_coverage)
+    strong = sim >= min_sim
+    x, y = ev["x"].to_numpy()[strong], ev["y"].to_numpy()[strong]
+    return average_linkage(k, x, y, sim[strong], min_sim, np.maximum(size, 1.0), LINE_COVERAGE)
 
 
 def lent_between_campaigns(
@@ -161,7 +168,6 @@ def lent_between_campaigns(
     campaign_of: dict[int, str],
     sk: Skeletons,
     min_sim: float,
-    min_coverage: float,
 ) -> list[list[str]]:
     """Campaigns whose flagged families lend each other scaffold lines, as groups of two or more campaign IDs
     (each sorted; groups sorted): a ``clusterer stream`` window's form of :func:`join_flagged_variants`, with
@@ -177,7 +183,7 @@ def lent_between_campaigns(
     for f, c in campaign_of.items():
         of_family[f] = code[c]
     camp = np.where(families >= 0, of_family[np.maximum(families, 0)], -1)
-    joined, merges = join_flagged_variants(camp, groups, np.ones(len(names), bool), sk, min_sim, min_coverage)
+    joined, merges = join_flagged_variants(camp, groups, np.ones(len(names), bool), sk, min_sim)
     if merges == 0:
         return []
     parts: dict[int, list[str]] = {}

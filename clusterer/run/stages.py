@@ -310,7 +310,7 @@ def variants_stage(
     flagged = np.zeros(k, bool)
     cl = camp.decisions.clusters.filter(pl.col("flagged") & (pl.col("cluster_id") >= 0))
     flagged[cl["cluster_id"].to_numpy()] = True
-    joined, merges = join_flagged_variants(clu.labels, groups, flagged, sk, c.family_min_sim, c.family_min_coverage)
+    joined, merges = join_flagged_variants(clu.labels, groups, flagged, sk, c.family_min_sim)
     if merges == 0:
         return unchanged
     fam, order = by_first_row(np.where(clu.labels >= 0, joined[np.maximum(clu.labels, 0)], -1))
@@ -494,14 +494,12 @@ def variant_pairs(grouping: Grouping, ids: list[str | None], held: dict[int, lis
 class LineEvidence:
     """What :class:`KeepNames` reads to name as one the flagged campaigns of a stream window that lend each
     other scaffold lines (:func:`~clusterer.clustering.lines.lent_between_campaigns`): the family and the
-    template group of each embedded row, their skeletons, and the family stage's ``family_min_sim`` /
-    ``family_min_coverage``."""
+    template group of each embedded row, their skeletons, and the family stage's ``family_min_sim``."""
 
     families: NDArray[np.int64]
     groups: NDArray[np.int64]
     sk: Skeletons
     min_sim: float
-    min_coverage: float
 
 
 class KeepNames:
@@ -556,7 +554,7 @@ class KeepNames:
         merges of the campaigns the registry knows (a campaign new in this window is never written)."""
         ln = self.lines
         assert ln is not None
-        for part in lent_between_campaigns(ln.families, ln.groups, out, ln.sk, ln.min_sim, ln.min_coverage):
+        for part in lent_between_campaigns(ln.families, ln.groups, out, ln.sk, ln.min_sim):
             best = min(part, key=lambda m: (-self.weight.get(m, 0.0), m))
             self.line_merges.update({m: best for m in part if m != best})
         reg = getattr(self.naming, "reg", None)
@@ -597,7 +595,7 @@ def campaigns_stage(
             cc = cfg.cluster
             tg = clu.grouping.template_groups
             join = sk is not None and tg is not None and cc.join_variants and cc.merge
-            lines = LineEvidence(clu.labels, tg, sk, cc.family_min_sim, cc.family_min_coverage) if join else None
+            lines = LineEvidence(clu.labels, tg, sk, cc.family_min_sim) if join else None
             naming = KeepNames(naming, known, lines)
     info = pl.DataFrame(
         {

@@ -37,7 +37,7 @@ def _day(borrowed=LENT, noise=()):
 
 def _join(labels, sk, flagged=(True, True, True)):
     # here each template group is its own family
-    return lines.join_flagged_variants(labels, labels, np.array(flagged), sk, 0.5, 0.7)
+    return lines.join_flagged_variants(labels, labels, np.array(flagged), sk, 0.5)
 
 
 def test_flagged_families_that_lend_each_other_a_line_are_joined():
@@ -109,12 +109,12 @@ def test_a_template_group_that_is_a_sliver_of_its_family_does_not_speak_for_it()
     groups, sk = _skeletons(rows)
     families = np.where(groups == 1, 1, 0)
     assert lines.lent_shingles(groups, sk).rows() == [(0, 1, 8)]
-    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)[1] == 0
+    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5)[1] == 0
     # group 2 at 200 rows: group 0 is 40 / 240 of its family, enough
     rows = rows[:280]
     groups, sk = _skeletons(rows)
     families = np.where(groups == 1, 1, 0)
-    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)[1] == 1
+    assert lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5)[1] == 1
 
 
 def test_a_family_of_several_template_groups_joins_through_any_of_them():
@@ -122,11 +122,11 @@ def test_a_family_of_several_template_groups_joins_through_any_of_them():
     labels, sk = _day()
     groups = np.where(labels == 0, 2, np.where(labels == 2, 0, labels))  # group 2's rows borrow
     families = np.where(groups == 1, 1, 0)
-    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)
+    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5)
     assert merges == 1 and joined.tolist() == [0, 0]
     # a family row without a template group (a stream window attaches rows by the campaign they carry) is left out
     groups[0] = -1
-    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5, 0.7)
+    joined, merges = lines.join_flagged_variants(families, groups, np.array([True, True]), sk, 0.5)
     assert merges == 1 and joined.tolist() == [0, 0]
 
 
@@ -201,12 +201,12 @@ def test_a_join_that_would_change_a_flag_is_not_kept(tmp_path, fast_cfg, monkeyp
 def test_campaigns_of_a_stream_window_that_lend_each_other_a_line_are_named_as_one():
     # each template group is its own flagged family here; families 0 and 1 lend a line, family 2 is apart
     labels, sk = _day()
-    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk, 0.5, 0.7) == [
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk, 0.5) == [
         ["cmp-a", "cmp-b"]
     ]
     # two families already of one campaign: nothing left to name as one
-    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-a", 2: "cmp-c"}, sk, 0.5, 0.7) == []
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 1: "cmp-a", 2: "cmp-c"}, sk, 0.5) == []
     # an unflagged family (not in campaign_of) lends nothing, and a weak line (four shingles) joins nothing
-    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 2: "cmp-c"}, sk, 0.5, 0.7) == []
+    assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 2: "cmp-c"}, sk, 0.5) == []
     weak, sk4 = _day(B_CORE[:4])
-    assert lines.lent_between_campaigns(weak, weak, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk4, 0.5, 0.7) == []
+    assert lines.lent_between_campaigns(weak, weak, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk4, 0.5) == []

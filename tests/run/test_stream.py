@@ -370,7 +370,7 @@ def test_campaigns_lending_each_other_scaffold_lines_are_named_as_one():
 
     # clusters 0, 1, 2 are each one template group; 1 lends a line to 0 (their wording differs otherwise)
     labels, sk = _day()
-    evidence = LineEvidence(labels, labels, sk, 0.5, 0.7)
+    evidence = LineEvidence(labels, labels, sk, 0.5)
     # cluster 0 holds campaign a of earlier windows, the registry names cluster 1 b and cluster 2 c
     keep = KeepNames(_Naming({1: "b", 2: "c"}), Known({0: ["a"]}, {"a": 3, "b": 7}, 0), evidence)
     ids = keep([0, 1, 2], ["p0", "p1", "p2"])
