@@ -210,3 +210,29 @@ def test_campaigns_of_a_stream_window_that_lend_each_other_a_line_are_named_as_o
     assert lines.lent_between_campaigns(labels, labels, {0: "cmp-a", 2: "cmp-c"}, sk, 0.5) == []
     weak, sk4 = _day(B_CORE[:4])
     assert lines.lent_between_campaigns(weak, weak, {0: "cmp-a", 1: "cmp-b", 2: "cmp-c"}, sk4, 0.5) == []
+
+
+def _three(n_a=40, n_b=40, c_from_a=A_CORE[:1], c_from_b=()):
+    """Groups 0 (A), 1 (B), 2 (C): 30% of A's rows carry eight shingles of B's core, 30% of B's rows eight of
+    C's, 30% of C's rows ``c_from_a`` (of A's core) and ``c_from_b`` (of B's)."""
+    rows = [(0, A_CORE + [1000 + i] + (B_CORE[:8] if i % 10 < 3 else [])) for i in range(n_a)]
+    rows += [(1, B_CORE + [2000 + i] + (C_CORE[:8] if i % 10 < 3 else [])) for i in range(n_b)]
+    rows += [(2, C_CORE + [3000 + i] + (list(c_from_a) + list(c_from_b) if i % 10 < 3 else [])) for i in range(40)]
+    return _skeletons(rows)
+
+
+def test_three_variants_each_borrowing_from_one_other_are_one_family():
+    # A borrows a line of B, B a line of C, C one shingle of A (a short line): the weak pair is no evidence
+    # against, so the three join
+    labels, sk = _three()
+    assert lines.lent_shingles(labels, sk).rows() == [(0, 1, 8), (1, 2, 8), (2, 0, 1)]
+    joined, merges = _join(labels, sk)
+    assert merges == 2 and joined.tolist() == [0, 0, 0]
+    # a variant lending a line to a small part of a joined pair does not join it: A (80 rows) and B (20) are
+    # one family; C lends B its line, and B is a fifth of the pair's rows, below LINE_COVERAGE
+    rows = [(0, A_CORE + [1000 + i] + (B_CORE[:8] if i % 10 < 3 else [])) for i in range(80)]
+    rows += [(1, B_CORE + [2000 + i] + (C_CORE[:8] if i % 10 < 3 else [])) for i in range(20)]
+    rows += [(2, C_CORE + [3000 + i]) for i in range(40)]
+    labels, sk = _skeletons(rows)
+    joined, merges = _join(labels, sk)
+    assert merges == 1 and joined.tolist() == [0, 0, 2]
