@@ -274,7 +274,7 @@ class ClusterConfig:
     family_min_orgs: float = 1.0
     family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
     join_variants: bool = True  # flagged families whose template groups lend each other scaffold lines are
-    # joined as one campaign's variants (clustering.lines)
+    # joined as one campaign's variants (clustering.lines); in a stream window, their campaigns named as one
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
