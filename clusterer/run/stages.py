@@ -550,16 +550,22 @@ class KeepNames:
 
     def _join_lines(self, out: dict[int, str], canon: dict[str, str]) -> dict[int, str]:
         """``out`` (flagged cluster → campaign) with the campaigns that lend each other scaffold lines named as
-        one, the one with the most prompts today keeping its ID (``line_merges``); ``canon`` updated with the
+        one, the one with the most prompts today keeping its ID (its merged campaigns' counted; ties: a known
+        campaign, then the smaller ID; ``line_merges``); ``canon`` updated with the
         merges of the campaigns the registry knows (a campaign new in this window is never written)."""
         ln = self.lines
         assert ln is not None
-        for part in lent_between_campaigns(ln.families, ln.groups, out, ln.sk, ln.min_sim):
-            best = min(part, key=lambda m: (-self.weight.get(m, 0.0), m))
-            self.line_merges.update({m: best for m in part if m != best})
+        self.line_merges = {}
         reg = getattr(self.naming, "reg", None)
         known = set(self.weight) | {x for h in self.held.values() for x in h}
         known |= set(reg.campaigns["campaign_id"].to_list()) if reg is not None else set()
+        # a campaign's prompts today, with those of the campaigns this window merged into it
+        total: dict[str, float] = {}
+        for m, w in self.weight.items():
+            total[canon.get(m, m)] = total.get(canon.get(m, m), 0.0) + w
+        for part in lent_between_campaigns(ln.families, ln.groups, out, ln.sk, ln.min_sim):
+            best = min(part, key=lambda m: (-total.get(m, 0.0), m not in known, m))
+            self.line_merges.update({m: best for m in part if m != best})
         for m, c in self.line_merges.items():
             canon.update({x: c for x, y in canon.items() if y == m})
             if m in known:

@@ -362,6 +362,8 @@ def test_only_campaigns_joined_as_variants_are_merged():
 
 
 def test_campaigns_lending_each_other_scaffold_lines_are_named_as_one():
+    from types import SimpleNamespace
+
     import numpy as np
 
     from clusterer.run.stages import KeepNames, Known, LineEvidence
@@ -379,6 +381,10 @@ def test_campaigns_lending_each_other_scaffold_lines_are_named_as_one():
     # a campaign new in this window joins the known one and takes its ID (nothing to record)
     keep = KeepNames(_Naming({2: "c"}), Known({0: ["a"]}, {"a": 3}, 0), evidence)
     assert keep([0, 1, 2], ["p0", "p1", "p2"]) == {0: "a", 1: "a", 2: "c"} and keep.merges == {}
+    # a tie (a campaign of an earlier day has no prompts today): the known campaign keeps its ID, not a new one
+    keep = KeepNames(_Naming({0: "z", 1: "b", 2: "c"}), Known({}, {}, 0), evidence)
+    keep.naming.reg = SimpleNamespace(campaigns=pl.DataFrame({"campaign_id": ["z"]}))
+    assert keep([0, 1, 2], ["p0", "p1", "p2"]) == {0: "z", 1: "z", 2: "c"} and keep.merges == {}
     # without the evidence (`[cluster] join_variants = false`) every campaign keeps its own ID
     keep = KeepNames(_Naming({1: "b", 2: "c"}), Known({0: ["a"]}, {"a": 3, "b": 7}, 0))
     assert keep([0, 1, 2], ["p0", "p1", "p2"]) == {0: "a", 1: "b", 2: "c"} and keep.merges == {}
