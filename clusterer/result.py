@@ -52,6 +52,8 @@ class Result:
     registry_update: tuple[Path, Registry] | None = field(default=None, repr=False)
     # ``clusterer stream``: campaigns of earlier windows this window found to be one (ID → the ID it took)
     campaign_merges: dict[str, str] = field(default_factory=dict, repr=False)
+    # ... and those of them found to be one by the scaffold lines their families lend each other
+    campaign_line_merges: frozenset[str] = field(default_factory=frozenset, repr=False)
     reporter: Reporter | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -440,6 +440,7 @@ def _one_window(
         "window": target.name,
         "carried_exemplars": n_carry,
         "merged_campaigns": dict(sorted(result.campaign_merges.items())),
+        "merged_by_lines": sorted(result.campaign_line_merges),
     }
     result.write(target)
     carried_held = dict(zip(held["campaign_id"].to_list(), held["n"].to_list(), strict=True))

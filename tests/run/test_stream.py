@@ -164,6 +164,8 @@ def test_every_prompt_once_and_a_campaign_keeps_one_id(streamed):
         a = pl.read_parquet(tmp / "out" / w["dir"] / "assignments.parquet")
         assert m["rows"]["in"] == m["rows"]["out"] == a.height == w["rows"]
         assert m["rows"]["clustered"] + m["rows"]["noise"] <= a.height
+        # the campaigns merged by the lines their families lend each other are among the window's merges
+        assert set(m["stream"]["merged_by_lines"]) <= set(m["stream"]["merged_campaigns"])
 
 
 def test_restart_goes_on_after_the_windows_done(streamed):
