@@ -95,6 +95,6 @@ def compute(
         vector_of_row=t.vector_of_row,
         registry_update=update,
         campaign_merges=dict(getattr(naming, "merges", {})),
-        campaign_line_merges=frozenset(getattr(naming, "line_merges", {})) & frozenset(getattr(naming, "merges", {})),
+        campaign_line_merges=getattr(naming, "line_merged", frozenset()),
         reporter=clock,
     )

@@ -522,6 +522,7 @@ class KeepNames:
         self.lines = lines
         self.merges: dict[str, str] = {}
         self.line_merges: dict[str, str] = {}
+        self.line_merged: frozenset[str] = frozenset()  # the known campaigns of ``merges`` merged by lines
 
     def __call__(self, cids: list[int], proposed: list[str]) -> dict[int, str]:
         ids = self.naming(cids, proposed)
@@ -570,6 +571,7 @@ class KeepNames:
             canon.update({x: c for x, y in canon.items() if y == m})
             if m in known:
                 canon[m] = c
+        self.line_merged = frozenset(self.line_merges) & known
         return {c: self.line_merges.get(i, i) for c, i in out.items()}
 
     def updated(self, clusters: pl.DataFrame, day: Any) -> Registry:
