@@ -10,7 +10,9 @@ a campaign that opens with a trickle of a few prompts an hour is counted from it
 its bulk here); the ID agreement with the batch run: batch campaign IDs and stream IDs are paired one to one,
 largest overlap first, and it is the share of the batch run's flagged campaign prompts whose stream ID is
 their batch ID's pair (``_lenient``: each batch ID paired with the stream ID most of its prompts carry, so
-one stream ID standing for two batch campaigns counts for both); stream IDs per campaign label and the
+one stream ID standing for two batch campaigns counts for both; ``_resolved``: the stream IDs followed
+through the registry's ``merged_into`` at the end of the day, as a consumer joining on them reads them);
+stream IDs per campaign label and the
 share of campaign prompts that carry their campaign's most common stream ID (no batch run needed); prompt
 precision / recall of the stream's flags; the carried state (registry bytes and campaigns after the last window).
 """
@@ -23,6 +25,8 @@ import json
 from pathlib import Path
 
 import polars as pl
+
+from clusterer.store.registry import aliases
 
 
 def main() -> None:
@@ -50,6 +54,11 @@ def main() -> None:
         b = s.select(
             "prompt_id", pl.lit(None, pl.String).alias("batch_id"), pl.lit(None, pl.Boolean).alias("batch_flagged")
         )
+    # each window's IDs as written, and as a consumer reads them at the end of the day: followed through the
+    # registry's merged_into to the campaign they were merged into
+    reg_path = Path(state["registry"]) / "campaigns.parquet"
+    root = aliases(pl.read_parquet(reg_path)) if reg_path.is_file() else {}
+    s = s.with_columns(pl.col("campaign_id").replace(root).alias("resolved_id"))
     df = s.join(lab, on="prompt_id").join(b, on="prompt_id", how="left")
     assert df.height == s.height == lab.height, "every labelled prompt in exactly one window"
     camp = df.filter(pl.col("kind") == "campaign")
@@ -78,24 +87,30 @@ def main() -> None:
     # stands for two batch campaigns agrees with one of them only); the lenient reading pairs each batch ID
     # with the stream ID most of its prompts carry, even when another batch ID took that one too
     flagged_b = df.filter(pl.col("batch_id").is_not_null() & (pl.col("kind") == "campaign"))
-    overlap = (
-        flagged_b.filter(pl.col("campaign_id").is_not_null())
-        .group_by("batch_id", "campaign_id")
-        .agg(pl.len().alias("n"))
-        .sort(["n", "batch_id", "campaign_id"], descending=[True, False, False])
-    )
-    one_to_one: dict[str, str] = {}
-    taken: set[str] = set()
-    for bid, cid, _ in overlap.iter_rows():
-        if bid not in one_to_one and cid not in taken:
-            one_to_one[bid] = cid
-            taken.add(cid)
-    lenient = overlap.group_by("batch_id", maintain_order=True).first().select("batch_id", "campaign_id")
-    paired = dict(zip(lenient["batch_id"], lenient["campaign_id"], strict=True))
 
-    def agreement(pairs: dict[str, str]) -> float:
+    def overlap(column: str) -> pl.DataFrame:
+        return (
+            flagged_b.filter(pl.col(column).is_not_null())
+            .group_by("batch_id", column)
+            .agg(pl.len().alias("n"))
+            .sort(["n", "batch_id", column], descending=[True, False, False])
+        )
+
+    def one_to_one(column: str) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        taken: set[str] = set()
+        for bid, cid, _ in overlap(column).iter_rows():
+            if bid not in pairs and cid not in taken:
+                pairs[bid] = cid
+                taken.add(cid)
+        return pairs
+
+    def agreement(pairs: dict[str, str], column: str = "campaign_id") -> float:
         got = flagged_b.select(pl.col("batch_id").replace_strict(pairs, default=None, return_dtype=pl.String))
-        return float((flagged_b["campaign_id"] == got.to_series()).fill_null(False).mean())
+        return float((flagged_b[column] == got.to_series()).fill_null(False).mean())
+
+    lenient = overlap("campaign_id").group_by("batch_id", maintain_order=True).first()
+    paired = dict(zip(lenient["batch_id"], lenient["campaign_id"], strict=True))
 
     n_ids = camp.filter(pl.col("campaign_id").is_not_null()).group_by("label").agg(pl.col("campaign_id").n_unique())
     # without a batch run: the share of each campaign's prompts that carry its most common stream ID
@@ -115,8 +130,11 @@ def main() -> None:
         "flagged_within_two_windows_of_bulk": round(float((first["delay_from_bulk"].fill_null(99) <= 2).mean()), 4),
         "minutes_to_flag_median": round(float(first["minutes_to_flag"].median()), 1),
         "minutes_to_flag_worst": round(float(first["minutes_to_flag"].max()), 1),
-        "batch_id_agreement": round(agreement(one_to_one), 4) if a.batch is not None else None,
+        "batch_id_agreement": round(agreement(one_to_one("campaign_id")), 4) if a.batch is not None else None,
         "batch_id_agreement_lenient": round(agreement(paired), 4) if a.batch is not None else None,
+        "batch_id_agreement_resolved": (
+            round(agreement(one_to_one("resolved_id"), "resolved_id"), 4) if a.batch is not None else None
+        ),
         "stream_ids_per_campaign": dict(sorted(n_ids.iter_rows())),
         "prompts_with_their_campaigns_main_id": round(majority, 4),
         "prompt_precision": round(tp / max(int(df["flagged"].sum()), 1), 4),
