@@ -106,3 +106,54 @@ def test_a_family_file_replaces_the_generators_templates_customers_and_topics(tm
     path.write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="t_solve"):
         gen.read_family_file(path)
+
+
+def test_eval_stream_pairs_ids_one_to_one_and_reads_them_through_merged_into(tmp_path, monkeypatch, capsys):
+    """Two windows name one campaign "a" then "b" (the second window found them one and merged a into b): as
+    written, half its prompts carry the batch ID's pair; read through the registry's ``merged_into``, all."""
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    stream, reg, batch = tmp_path / "s", tmp_path / "reg", tmp_path / "b"
+    for d in (stream / "w0", stream / "w1", reg, batch):
+        d.mkdir(parents=True)
+    ids = [f"p{i}" for i in range(8)]
+    times = [t0 + dt.timedelta(minutes=10 * i) for i in range(4)] + [
+        t0 + dt.timedelta(hours=1, minutes=10 * i) for i in range(4)
+    ]
+    campaign = ["a", "a", "a", None, "b", "b", "b", None]  # p3, p7: ordinary prompts
+    for w, rows in (("w0", slice(0, 4)), ("w1", slice(4, 8))):
+        pl.DataFrame(
+            {
+                "prompt_id": ids[rows],
+                "timestamp": times[rows],
+                "campaign_id": campaign[rows],
+                "flagged": [c is not None for c in campaign[rows]],
+            }
+        ).write_parquet(stream / w / "assignments.parquet")
+    state = {
+        "every_s": 3600,
+        "registry": str(reg),
+        "windows": [
+            {"index": i, "dir": w, "registry_bytes": 1, "registry_campaigns": 2, "seconds": 1.0}
+            for i, w in enumerate(("w0", "w1"))
+        ],
+    }
+    (stream / "stream.json").write_text(json.dumps(state))
+    pl.DataFrame({"campaign_id": ["a", "b"], "merged_into": ["b", None]}).write_parquet(reg / "campaigns.parquet")
+    kind = ["benign" if c is None else "campaign" for c in campaign]
+    labels = pl.DataFrame({"prompt_id": ids, "label": [None if c is None else "camp" for c in campaign], "kind": kind})
+    labels.write_parquet(tmp_path / "labels.parquet")
+    pl.DataFrame(
+        {
+            "prompt_id": ids,
+            "campaign_id": [None if c is None else "X" for c in campaign],
+            "flagged": [c is not None for c in campaign],
+        }
+    ).write_parquet(batch / "assignments.parquet")
+    mod = _script("eval_stream")
+    args = ["eval_stream", "--labels", str(tmp_path / "labels.parquet"), "--stream", str(stream), "--batch", str(batch)]
+    monkeypatch.setattr("sys.argv", args)
+    mod.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_id_agreement"] == 0.5 and out["batch_id_agreement_resolved"] == 1.0
+    assert out["stream_ids_per_campaign"] == {"camp": 2}
+    assert out["flagged_within_two_windows"] == 1.0 and out["prompt_precision"] == 1.0
