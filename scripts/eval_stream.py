@@ -12,9 +12,9 @@ largest overlap first, and it is the share of the batch run's flagged campaign p
 their batch ID's pair (``_lenient``: each batch ID paired with the stream ID most of its prompts carry, so
 one stream ID standing for two batch campaigns counts for both; ``_resolved``: the stream IDs followed
 through the registry's ``merged_into`` at the end of the day, as a consumer joining on them reads them);
-stream IDs per campaign label and the
-share of campaign prompts that carry their campaign's most common stream ID (no batch run needed); prompt
-precision / recall of the stream's flags; the carried state (registry bytes and campaigns after the last window).
+stream IDs per campaign label and the share of campaign prompts that carry their campaign's most common
+stream ID (no batch run needed); prompt precision / recall of the stream's flags; the carried state
+(registry bytes and campaigns after the last window).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def main() -> None:
         )
     # each window's IDs as written, and as a consumer reads them at the end of the day: followed through the
     # registry's merged_into to the campaign they were merged into
-    reg_path = Path(state["registry"]) / "campaigns.parquet"
-    root = aliases(pl.read_parquet(reg_path)) if reg_path.is_file() else {}
+    reg_path = Path(state.get("registry", "")) / "campaigns.parquet"
+    root = aliases(pl.read_parquet(reg_path)) if state.get("registry") and reg_path.is_file() else {}
     s = s.with_columns(pl.col("campaign_id").replace(root).alias("resolved_id"))
     df = s.join(lab, on="prompt_id").join(b, on="prompt_id", how="left")
     assert df.height == s.height == lab.height, "every labelled prompt in exactly one window"
