@@ -38,7 +38,8 @@ def local_result(day20k):
 def local_ray():
     from clusterer.run.ray_engine import local_runtime_env
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=local_runtime_env())
+    # address "local": a new Ray of its own, never one left running on the machine (ray.init would join that)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=local_runtime_env())
     yield
     ray.shutdown()
 
