@@ -61,6 +61,14 @@ def main() -> None:
     s = s.with_columns(pl.col("campaign_id").replace(root).alias("resolved_id"))
     df = s.join(lab, on="prompt_id").join(b, on="prompt_id", how="left")
     assert df.height == s.height == lab.height, "every labelled prompt in exactly one window"
+    if a.batch is not None:
+        missing = df.filter(pl.col("batch_flagged").is_null())["prompt_id"]
+        if missing.len():
+            ap.error(
+                f"--batch {a.batch}: {missing.len()} of the {df.height} labelled prompts are not in its "
+                f"assignments (e.g. {', '.join(missing.head(3).to_list())}): a run of another day? ID agreement "
+                "needs the batch run of the streamed day"
+            )
     camp = df.filter(pl.col("kind") == "campaign")
     first = camp.group_by("label").agg(
         pl.col("win").min().alias("start_win"),

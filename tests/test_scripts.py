@@ -157,3 +157,11 @@ def test_eval_stream_pairs_ids_one_to_one_and_reads_them_through_merged_into(tmp
     assert out["batch_id_agreement"] == 0.5 and out["batch_id_agreement_resolved"] == 1.0
     assert out["stream_ids_per_campaign"] == {"camp": 2}
     assert out["flagged_within_two_windows"] == 1.0 and out["prompt_precision"] == 1.0
+    # a batch run of another day (no prompt in common) is refused by name, not scored as no agreement
+    pl.DataFrame({"prompt_id": ["q0"], "campaign_id": ["X"], "flagged": [True]}).write_parquet(
+        batch / "assignments.parquet"
+    )
+    with pytest.raises(SystemExit):
+        mod.main()
+    err = capsys.readouterr().err
+    assert "8 of the 8 labelled prompts are not in its assignments" in err and "p0" in err
