@@ -77,8 +77,10 @@ def _sigmoid(z: pl.Expr) -> pl.Expr:
     return 1.0 / (1.0 + (-z).exp())
 
 
-def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.float64]:
-    """For each (cluster, account) row: the account's prompts in this cluster plus its sibling clusters.
+def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig, weight: str = "_k") -> NDArray[np.float64]:
+    """For each (cluster, account) row: the account's prompts in this cluster plus its sibling clusters
+    (``weight``: the column counted, by default the window's prompts ``_k``; siblings are always found from
+    ``_k``).
 
     Operators run several campaigns over one account pool, so an operator account's traffic splits
     between families; "does little else" must count them together. Siblings are clusters that share most
@@ -109,6 +111,9 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig) -> NDArray[np.f
     ok = (both.data >= cfg.sibling_min_overlap) & (np.asarray(n_shared[both.row, both.col]).ravel() >= 3)
     sib = coo_matrix((np.ones(int(ok.sum())), (both.row[ok], both.col[ok])), shape=(n_cl, n_cl)).tocsr()
     sib.setdiag(1.0)
+    if weight != "_k":
+        w = per_acct[weight].to_numpy().astype(np.float64)
+        a = coo_matrix((w, (cl, acc)), shape=(n_cl, n_acc)).tocsr()
     grouped = (sib @ a).tocsr()  # [c, account] = the account's prompts in c and its siblings
     out = np.empty(len(cl))
     for s in range(0, len(cl), 1 << 20):
@@ -175,17 +180,27 @@ def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfi
     )
 
 
-def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
+def campaign_features(
+    prompts: pl.DataFrame,
+    clusters: pl.DataFrame,
+    cfg: CampaignConfig,
+    earlier: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+) -> pl.DataFrame:
     """Per-cluster campaign features.
 
     ``prompts``: one row per input prompt with ``cluster_id``, ``account_id``, ``timestamp``, ``key`` (u64
     normalised-text key) and optionally ``account`` (int64 account code), ``org_id`` / ``account_created_at``.
     ``clusters``: ``cluster_id``, ``rigidity``, ``template_coverage``, ``template``. Returns one row per cluster
-    (see README).
+    (see README). ``earlier`` (a stream window): the day so far, as (``cluster_id``, ``account_id``,
+    ``prev_k``: each account's earlier prompts today that went to the family, and ``account_id``,
+    ``prev_total``: its earlier prompts today; :mod:`~clusterer.campaigns.earlier`): counted with the
+    window's in the account focus and the one-shot share.
     """
     has_org = "org_id" in prompts.columns and prompts["org_id"].null_count() < prompts.height
     has_age = "account_created_at" in prompts.columns and prompts["account_created_at"].null_count() < prompts.height
     acct_total = prompts.group_by("account_id").agg(pl.len().alias("_acct_total"))
+    if earlier is not None:
+        acct_total = acct_total.join(earlier[1].select("account_id", "prev_total"), on="account_id", how="left")
     p = prompts.filter(pl.col("cluster_id") >= 0).join(acct_total, on="account_id", how="left")
     if p.height == 0:
         return pl.DataFrame()
@@ -196,6 +211,7 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
         .agg(
             pl.len().alias("_k"),
             pl.col("_acct_total").first(),
+            *([pl.col("prev_total").first().fill_null(0)] if earlier is not None else []),
             pl.col("timestamp").min().alias("_first"),
             pl.col("timestamp").max().alias("_last"),
             *([pl.col("account").first()] if "account" in p.columns else []),
@@ -203,23 +219,40 @@ def campaign_features(prompts: pl.DataFrame, clusters: pl.DataFrame, cfg: Campai
         .sort("cluster_id", "account_id")
     )
     per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)))
-    multi = pl.col("_acct_total") >= 2
-    acct_feats = per_acct.group_by("cluster_id").agg(
+
+    def focus(k_sib: pl.Expr, total: pl.Expr) -> pl.Expr:
         # share of each account's traffic that goes to this family, averaged over the family's prompts from
         # accounts with >= 2 prompts (so a heavy user who strays in once weighs one prompt, and the
         # accounts that carry the family weigh what they send); 0.5 when every account sent one prompt
-        pl.when(multi.any())
-        .then(
-            (pl.col("_k") * pl.col("_k_sib") / pl.col("_acct_total")).filter(multi).sum()
-            / pl.col("_k").filter(multi).sum()
+        multi = total >= 2
+        share = (pl.col("_k") * k_sib / total).filter(multi).sum() / pl.col("_k").filter(multi).sum()
+        return pl.when(multi.any()).then(share).otherwise(0.5)
+
+    focus_day, k_day = None, pl.col("_k")
+    if earlier is not None:
+        # the day so far (a stream window): the account's earlier prompts today in this family and its
+        # siblings (the window's siblings) over all its earlier prompts and the window's. It can only add
+        # evidence: a campaign whose accounts send it once an hour shows its focus over the day, while a
+        # family the window split from its variant (whose accounts' earlier prompts went to that variant)
+        # keeps the window's own reading
+        per_acct = per_acct.join(earlier[0], on=["cluster_id", "account_id"], how="left").with_columns(
+            pl.col("prev_k").fill_null(0.0)
         )
-        .otherwise(0.5)
-        .alias("account_focus"),
+        per_acct = per_acct.with_columns(
+            (pl.col("_k_sib") + pl.Series(_sibling_counts(per_acct, cfg, "prev_k"))).alias("_k_sib_day"),
+            (pl.col("_k") + pl.col("prev_k")).alias("_k_day"),
+            (pl.col("_acct_total") + pl.col("prev_total")).alias("_total_day"),
+        )
+        focus_day, k_day = focus(pl.col("_k_sib_day"), pl.col("_total_day")), pl.col("_k_day")
+    window_focus = focus(pl.col("_k_sib"), pl.col("_acct_total"))
+    acct_feats = per_acct.group_by("cluster_id").agg(
+        (pl.max_horizontal(window_focus, focus_day) if focus_day is not None else window_focus).alias("account_focus"),
         (-((pl.col("_k") / pl.col("_k").sum()) * (pl.col("_k") / pl.col("_k").sum()).log()).sum())
         .exp()
         .alias("effective_accounts"),
         # share of the family's prompts that come from accounts sending it only once
-        (pl.col("_k").filter(pl.col("_k") == 1).sum() / pl.col("_k").sum()).alias("single_prompt_account_share"),
+        # (a stream window: accounts that sent it once today, by the day so far)
+        (pl.col("_k").filter(k_day < 1.5).sum() / pl.col("_k").sum()).alias("single_prompt_account_share"),
     )
     # day's hour-of-day profile, to compare each cluster's against
     day_hours = np.bincount(p["timestamp"].dt.hour().to_numpy().astype(np.int64), minlength=24).astype(float)
@@ -436,6 +469,7 @@ def decide(
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
     network: Network | None = None,
+    earlier: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
@@ -453,6 +487,7 @@ def decide(
     ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
+    ``earlier``: a stream window's day so far (:func:`campaign_features`).
     """
     n = frame.height
     acc_codes, acc_index = accounts if accounts is not None else fastops.unique_inverse(frame["account_id"].to_numpy())
@@ -472,7 +507,7 @@ def decide(
     prompts = with_network(prompts, network, orgs)
     present = network.present if network is not None else ()
     signals = Signals(org=orgs is not None, account_age=created is not None, network=present)
-    feats = campaign_features(prompts, clusters, cfg)
+    feats = campaign_features(prompts, clusters, cfg, earlier)
     if feats.height == 0:
         scored = pl.DataFrame(
             schema={

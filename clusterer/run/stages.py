@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
+from ..campaigns.earlier import Earlier, earlier_in_families
 from ..clustering.families import DayRhythm, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
@@ -168,12 +169,14 @@ class Carried:
     ``keep``, the campaigns flagged earlier in the day; ``anchors``, the carried exemplars (input row → the
     campaign it was flagged with); ``rhythm``, per campaign its flagged prompts per half hour of the day so
     far (float64, 48); ``root``, the registry's campaign → the campaign it resolves to
-    (:func:`~clusterer.store.registry.aliases`)."""
+    (:func:`~clusterer.store.registry.aliases`); ``earlier``, the day's earlier prompts of the window's
+    accounts, read by the account-focus and one-shot terms (:mod:`~clusterer.campaigns.earlier`)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
     rhythm: dict[str, NDArray[np.float64]]
     root: dict[str, str]
+    earlier: Earlier | None = None
 
 
 def cluster_stage(
@@ -285,7 +288,8 @@ def decisions_stage(
     """The campaigns flagged earlier in the day (a stream window: :func:`known_stage`), the decisions
     (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`)."""
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
-    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk)
+    earlier = carried.earlier if carried is not None else None
+    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier)
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
     return variants_stage(a, cfg, engine, registry)
@@ -588,13 +592,37 @@ def campaigns_stage(
     registry: Registry | None = None,
     known: Known | None = None,
     sk: Skeletons | None = None,
+    earlier: Earlier | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
     family that holds campaigns flagged earlier in the day takes their one ID (:class:`KeepNames`). Flags
     stay the score's: a family is not flagged for matching a campaign (measured: such flags only ever added
-    ordinary families that one window had flagged)."""
+    ordinary families that one window had flagged). ``earlier`` (a stream window): the day's earlier prompts
+    of the window's accounts, matched to its families (:func:`~clusterer.campaigns.earlier.earlier_in_families`)
+    for the account-focus and one-shot terms."""
     k = len(tmpl.text)
+    labels = day.scatter(clu.labels, -1, np.int64)
+    day_so_far = None
+    if earlier is not None and sk is not None:
+        pairs = (
+            pl.DataFrame({"cluster_id": labels, "account_id": day.frame["account_id"]})
+            .filter(pl.col("cluster_id") >= 0)
+            .unique()
+        )
+        c = cfg.cluster
+        matched = earlier_in_families(
+            clu.clusters.labels,
+            clu.labels,
+            sk.indptr,
+            sk.hashes,
+            pairs,
+            earlier,
+            cfg.skeleton.ngram,
+            c.attach_template,
+            c.attach_template_shingles,
+        )
+        day_so_far = (matched, earlier.totals)
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None
     if registry is not None:
@@ -616,7 +644,7 @@ def campaigns_stage(
     )
     dec = decide(
         day.frame,
-        day.scatter(clu.labels, -1, np.int64),
+        labels,
         day.norm.key,
         info,
         tmpl.key,
@@ -629,6 +657,7 @@ def campaigns_stage(
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,
         network=day.network,
+        earlier=day_so_far,
     )
     return Campaigns(dec, summary, naming, known)
 

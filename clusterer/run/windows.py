@@ -19,13 +19,19 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
   far (inside one hour a second job of the same accounts looks like a variant);
 - open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
   are clustered again with the next window, as context and not output;
+- the day so far of the window's accounts: per account its earlier prompts today (the latest
+  ``EARLIER_PER_ACCOUNT``, read from the input's earlier rows, and their count), matched to the window's
+  families by template, so the account-focus and one-shot terms read the day so far: a load-balanced
+  campaign sends each account one prompt an hour, which alone reads as neither focused nor returning
+  (:mod:`~clusterer.campaigns.earlier`);
 - the registry accumulates the day: a campaign's daily row sums the windows' prompts (a day run windowed
   counts once, as a batch run of that day would), and campaigns of earlier windows stay when a later window
   does not see them.
 
 Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
 dates, daily rows, ``merged_into``), ``OUT/carry.parquet`` (the open families' exemplars),
-``OUT/rhythm.parquet`` (the day's rhythm) and ``OUT/stream.json`` (the windows done). A restart reads
+``OUT/rhythm.parquet`` (the day's rhythm) and ``OUT/stream.json`` (the windows done); the day so far of
+the accounts is read again from the input's earlier rows, so nothing of it is kept. A restart reads
 ``stream.json`` and goes on with the first window not done. Per window: the state before it kept in
 ``OUT/before`` and the window marked ``pending`` in ``stream.json``; the output set, the registry, the carry
 and rhythm; then ``stream.json`` with the window done. A restart finding a pending window puts the registry
@@ -54,6 +60,9 @@ CARRY = "carry.parquet"
 RHYTHM = "rhythm.parquet"
 BEFORE = "before"  # the carried state before the window in progress (stream.json "pending")
 CAMPAIGN = "_campaign"
+# per account of a window, its latest earlier prompts today matched to the window's families (and its count of
+# them all): the account-focus and one-shot terms read the day so far (campaigns.earlier)
+EARLIER_PER_ACCOUNT = 16
 
 
 def parse_every(text: str) -> dt.timedelta:
@@ -407,13 +416,17 @@ def _one_window(
     day: dt.date,
     reporter: Any,
     engine: Any,
+    before: pl.DataFrame | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
     """Cluster one window (``win``, its prompt rows) with the carried exemplars as context, the registry
     before it (``prev``) and the day's rhythm so far (``rhythm``: :func:`next_rhythm`) on ``engine``; write
     its set, the registry merged with it, and return (its state entry, the window's assignments, the
-    registry)."""
+    registry). ``before``: the day's prompts before the window (their accounts' latest ones are read by the
+    window's account-focus and one-shot terms: :mod:`~clusterer.campaigns.earlier`)."""
     from ..api import check_out
+    from ..campaigns.earlier import earlier_prompts
     from ..store.registry import save_registry
+    from ..text.normalise import normalise
     from . import pipeline
 
     # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
@@ -425,7 +438,17 @@ def _one_window(
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
     root = aliases(prev.campaigns)
-    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root)
+    earlier = None
+    if before is not None and before.height:
+        held_ids = ctx["prompt_id"] if ctx is not None else pl.Series("prompt_id", [], pl.String)
+        earlier = earlier_prompts(
+            before,
+            win["account_id"].unique(),
+            held_ids,
+            EARLIER_PER_ACCOUNT,
+            lambda t: normalise(t, cfg.normalise).text,
+        )
+    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier)
     result = pipeline.compute(
         sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
     )
@@ -551,8 +574,12 @@ def stream(
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             _begin_window(out, state, w, reg, carry, rhythm)
+            day_start = w * sec - (w * sec) % 86_400  # the window's day, in seconds since 1970
+            before = frame.filter((pl.col("_window") < w) & (pl.col("_window") * sec >= day_start)).select(
+                "prompt_id", "account_id", "timestamp", "text"
+            )
             entry, assignments, reg = _one_window(
-                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine
+                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine, before
             )
             root = aliases(reg.campaigns)
             carry = next_carry(carry, win, assignments, per_campaign, root)

@@ -261,3 +261,71 @@ def test_campaign_features_are_the_same_to_the_bit_on_every_call():
         again = campaign_features(df, clusters, CampaignConfig())
         for col in ("effective_accounts", "account_focus", "burst_excess"):
             assert again[col].equals(first[col]), col
+
+
+def _window_once_each(n=40):
+    """A stream window's view of a load-balanced campaign: 40 accounts, one prompt each to cluster 0."""
+    rows = [
+        {"cluster_id": 0, "account_id": f"c{a}", "key": a, "timestamp": DAY + dt.timedelta(minutes=a)} for a in range(n)
+    ]
+    df = pl.DataFrame(rows).with_columns(pl.col("key").cast(pl.UInt64), pl.col("cluster_id").cast(pl.Int64))
+    clusters = pl.DataFrame(
+        {"cluster_id": [0], "rigidity": [0.6], "template_coverage": [0.7], "template": ["solve step by step {…}"]}
+    )
+    return df, clusters
+
+
+def test_a_stream_window_reads_account_focus_over_the_day_so_far():
+    """Each account sends the family one prompt in the window: alone, the window reads focus 0.5 and every
+    account as a one-shot sender; with each account's 4 earlier prompts today all in the family, focus 1.0
+    and no one-shot senders. Earlier prompts that went elsewhere never lower the window's own focus."""
+    df, clusters = _window_once_each()
+    cfg = CampaignConfig()
+    alone = campaign_features(df, clusters, cfg).row(0, named=True)
+    assert alone["account_focus"] == 0.5 and alone["single_prompt_account_share"] == 1.0
+    accounts = [f"c{a}" for a in range(40)]
+    totals = pl.DataFrame({"account_id": accounts, "prev_total": [4] * 40})
+    in_family = pl.DataFrame({"cluster_id": [0] * 40, "account_id": accounts, "prev_k": [4.0] * 40})
+    day = campaign_features(df, clusters, cfg, (in_family, totals)).row(0, named=True)
+    assert day["account_focus"] == 1.0 and day["single_prompt_account_share"] == 0.0
+    assert (
+        score_campaigns(campaign_features(df, clusters, cfg, (in_family, totals)), cfg)["campaign_score"][0]
+        > score_campaigns(campaign_features(df, clusters, cfg), cfg)["campaign_score"][0]
+    )
+    elsewhere = campaign_features(df, clusters, cfg, (in_family.clear(), totals)).row(0, named=True)
+    assert elsewhere["account_focus"] == 0.5 and elsewhere["single_prompt_account_share"] == 1.0
+    half = in_family.with_columns(pl.lit(2.0).alias("prev_k"))
+    got = campaign_features(df, clusters, cfg, (half, totals)).row(0, named=True)
+    assert abs(got["account_focus"] - 0.6) < 1e-9 and got["single_prompt_account_share"] == 0.0  # (1 + 2) / (1 + 4)
+
+
+def test_earlier_prompts_count_for_the_family_whose_variant_they_carry():
+    """A family of two variants (two fragments with their own scaffolds): an account's earlier prompt of
+    either variant went to the family, an ordinary one did not, and the matches scale to the account's
+    earlier prompts today (4 matched of the 8 sampled out of 16 → 8)."""
+    from clusterer.campaigns.earlier import Earlier, earlier_in_families
+    from clusterer.text.skeleton import shingle_sets
+
+    a = "you write python and its tests code the function add a pytest file with many edge case tests"
+    b = "produce a reference solution then list the unit tests it must pass and explain each of them"
+    # 12 and 8 members: a core over the whole family would be the larger variant's alone
+    texts = [f"{a} payload {i} word{i}" for i in range(12)] + [f"{b} item {i} thing{i}" for i in range(8)]
+    indptr, hashes = shingle_sets(pl.Series(texts), 3)
+    fragments = np.array([0] * 12 + [1] * 8, np.int64)
+    families = np.zeros(20, np.int64)
+    pairs = pl.DataFrame({"cluster_id": [0, 0], "account_id": ["x", "y"]})
+    earlier = Earlier(
+        prompts=pl.DataFrame(
+            {
+                "account_id": ["x"] * 8 + ["y", "z"],
+                "text": [f"{a} other {i}" for i in range(2)]
+                + [f"{b} more {i}" for i in range(2)]
+                + ["what is the capital of france"] * 4
+                + [f"{a} again", f"{b} and z"],
+            }
+        ),
+        totals=pl.DataFrame({"account_id": ["x", "y", "z"], "prev_total": [16, 1, 1], "sampled": [8, 1, 1]}),
+    )
+    got = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
+    got = {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
+    assert got == {"x": 8.0, "y": 1.0}  # z sends no prompt of the family in the window: not counted
