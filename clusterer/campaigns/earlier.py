@@ -14,6 +14,7 @@ Nothing is clustered again and no earlier prompt is output or counted in a famil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +27,14 @@ from ..text.skeleton import shingle_sets
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """The day's earlier prompts of a window's accounts: ``prompts`` (``account_id``, ``text`` normalised)
-    the latest ones of each account, and ``totals`` (``account_id``, ``prev_total``: its earlier prompts
-    today, ``sampled``: how many of them ``prompts`` holds)."""
+    """The day's earlier prompts of a window's accounts: ``prompts`` (``account_id``, ``text`` as logged)
+    the latest ones of each account, ``totals`` (``account_id``, ``prev_total``: its earlier prompts today,
+    ``sampled``: how many of them ``prompts`` holds) and ``normalise`` (texts → normalised texts, as the
+    window's were; applied only to the prompts of accounts that sent a family of the window)."""
 
     prompts: pl.DataFrame
     totals: pl.DataFrame
+    normalise: Callable[[pl.Series], pl.Series]
 
 
 def earlier_in_families(
@@ -72,8 +75,14 @@ def earlier_in_families(
         .first()
         .select("fragment", "cluster_id")
     )
-    e_indptr, e_hashes = shingle_sets(earlier.prompts["text"], ngram)
-    e = np.repeat(np.arange(earlier.prompts.height, dtype=np.int64), np.diff(e_indptr))
+    # only the accounts that sent a family of the window are read
+    mine = earlier.prompts.join(
+        pairs.select(pl.col("account_id").cast(pl.String)).unique(), on="account_id", how="semi"
+    )
+    if mine.height == 0:
+        return pl.DataFrame(schema=schema)
+    e_indptr, e_hashes = shingle_sets(earlier.normalise(mine["text"]), ngram)
+    e = np.repeat(np.arange(mine.height, dtype=np.int64), np.diff(e_indptr))
     held = (
         pl.DataFrame({"e": e, "h": e_hashes})
         .join(core, on="h")
@@ -85,7 +94,7 @@ def earlier_in_families(
         .select("e", "cluster_id")
         .unique()
     )
-    account = earlier.prompts.select(pl.col("account_id").cast(pl.String)).with_row_index("e").cast({"e": pl.Int64})
+    account = mine.select(pl.col("account_id").cast(pl.String)).with_row_index("e").cast({"e": pl.Int64})
     return (
         held.join(account, on="e")
         .join(
@@ -107,17 +116,18 @@ def earlier_in_families(
 
 
 def earlier_prompts(
-    frame: pl.DataFrame, accounts: pl.Series, exclude: pl.Series, per_account: int, normalise_texts
+    rows: pl.DataFrame,
+    per_account: int,
+    texts: Callable[[NDArray[np.int64]], pl.Series],
+    normalise: Callable[[pl.Series], pl.Series],
 ) -> Earlier:
-    """:class:`Earlier` from ``frame`` (the day's prompts before the window: ``prompt_id``, ``account_id``,
-    ``timestamp``, ``text``) for ``accounts`` (the window's), leaving out ``exclude`` (prompt IDs the window
-    holds already: its carried exemplars); the latest ``per_account`` of each, their texts through
-    ``normalise_texts`` (a Series → normalised Series)."""
-    rows = frame.filter(
-        pl.col("account_id").is_in(accounts.implode()) & ~pl.col("prompt_id").is_in(exclude.implode())
-    ).select("account_id", "timestamp", "text")
+    """:class:`Earlier` from ``rows`` (a window's accounts' earlier prompts today: ``account_id``,
+    ``timestamp`` and ``_i``, the row's index into the day): the latest ``per_account`` of each account, their
+    texts fetched by ``texts`` (row indices → Series) for those only, and each account's count."""
     totals = rows.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("prev_total"))
-    latest = rows.sort("account_id", "timestamp").group_by("account_id", maintain_order=True).tail(per_account)
+    latest = rows.sort("account_id", "timestamp", "_i").group_by("account_id", maintain_order=True).tail(per_account)
     sampled = latest.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("sampled"))
-    prompts = latest.select("account_id", normalise_texts(latest["text"]).alias("text"))
-    return Earlier(prompts=prompts, totals=totals.join(sampled, on="account_id", how="left").fill_null(0))
+    idx = latest["_i"].to_numpy().astype(np.int64)
+    prompts = pl.DataFrame({"account_id": latest["account_id"], "text": texts(idx)})
+    totals = totals.join(sampled, on="account_id", how="left").fill_null(0)
+    return Earlier(prompts=prompts, totals=totals, normalise=normalise)

@@ -49,6 +49,7 @@ from typing import Any
 
 import polars as pl
 
+from ..campaigns.earlier import Earlier
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.ingest import Prompts, content_digest
@@ -62,7 +63,7 @@ BEFORE = "before"  # the carried state before the window in progress (stream.jso
 CAMPAIGN = "_campaign"
 # per account of a window, its latest earlier prompts today matched to the window's families (and its count of
 # them all): the account-focus and one-shot terms read the day so far (campaigns.earlier)
-EARLIER_PER_ACCOUNT = 16
+EARLIER_PER_ACCOUNT = 8
 
 
 def parse_every(text: str) -> dt.timedelta:
@@ -416,7 +417,7 @@ def _one_window(
     day: dt.date,
     reporter: Any,
     engine: Any,
-    before: pl.DataFrame | None = None,
+    earlier: Earlier | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
     """Cluster one window (``win``, its prompt rows) with the carried exemplars as context, the registry
     before it (``prev``) and the day's rhythm so far (``rhythm``: :func:`next_rhythm`) on ``engine``; write
@@ -424,9 +425,7 @@ def _one_window(
     registry). ``before``: the day's prompts before the window (their accounts' latest ones are read by the
     window's account-focus and one-shot terms: :mod:`~clusterer.campaigns.earlier`)."""
     from ..api import check_out
-    from ..campaigns.earlier import earlier_prompts
     from ..store.registry import save_registry
-    from ..text.normalise import normalise
     from . import pipeline
 
     # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
@@ -438,16 +437,6 @@ def _one_window(
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
     root = aliases(prev.campaigns)
-    earlier = None
-    if before is not None and before.height:
-        held_ids = ctx["prompt_id"] if ctx is not None else pl.Series("prompt_id", [], pl.String)
-        earlier = earlier_prompts(
-            before,
-            win["account_id"].unique(),
-            held_ids,
-            EARLIER_PER_ACCOUNT,
-            lambda t: normalise(t, cfg.normalise).text,
-        )
     carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier)
     result = pipeline.compute(
         sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
@@ -496,6 +485,34 @@ def _one_window(
         "peak_rss_mb": result.manifest.get("peak_rss_mb"),
     }
     return entry, result.assignments, merged
+
+
+def day_so_far(
+    frame: pl.DataFrame, w: int, sec: int, win: pl.DataFrame, carry: pl.DataFrame | None, cfg: RunConfig
+) -> Earlier | None:
+    """The earlier prompts today of window ``w``'s accounts (``frame``: the day's rows with ``_window``;
+    ``win``: the window's rows), the carried exemplars left out (the window holds them already): the latest
+    ``EARLIER_PER_ACCOUNT`` of each with their normalised texts, and each account's count
+    (:class:`~clusterer.campaigns.earlier.Earlier`). Only those rows' texts are read; None in a day's first
+    window."""
+    from ..campaigns.earlier import earlier_prompts
+    from ..text.normalise import normalise
+
+    day_start = (w * sec) // 86_400 * 86_400  # the window's day, in seconds since 1970
+    cond = (pl.col("_window") < w) & (pl.col("_window") * sec >= day_start)
+    cond = cond & pl.col("account_id").is_in(win["account_id"].unique().implode())
+    if carry is not None and carry.height:
+        cond = cond & ~pl.col("prompt_id").is_in(carry["prompt_id"].implode())
+    rows = frame.lazy().with_row_index("_i").filter(cond).select("_i", "account_id", "timestamp").collect()
+    if rows.height == 0:
+        return None
+    text = frame["text"]
+    return earlier_prompts(
+        rows.cast({"_i": pl.Int64}),
+        EARLIER_PER_ACCOUNT,
+        text.gather,
+        lambda t: normalise(t, cfg.normalise).text,
+    )
 
 
 def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
@@ -574,13 +591,11 @@ def stream(
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             _begin_window(out, state, w, reg, carry, rhythm)
-            day_start = w * sec - (w * sec) % 86_400  # the window's day, in seconds since 1970
-            before = frame.filter((pl.col("_window") < w) & (pl.col("_window") * sec >= day_start)).select(
-                "prompt_id", "account_id", "timestamp", "text"
-            )
+            earlier = day_so_far(frame, w, sec, win, carry, cfg)
             entry, assignments, reg = _one_window(
-                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine, before
+                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
             )
+            del earlier
             root = aliases(reg.campaigns)
             carry = next_carry(carry, win, assignments, per_campaign, root)
             rhythm = next_rhythm(rhythm, assignments, root, w)

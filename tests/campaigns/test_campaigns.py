@@ -325,6 +325,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry():
             }
         ),
         totals=pl.DataFrame({"account_id": ["x", "y", "z"], "prev_total": [16, 1, 1], "sampled": [8, 1, 1]}),
+        normalise=lambda t: t,
     )
     got = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
     got = {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
