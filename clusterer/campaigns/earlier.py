@@ -5,9 +5,10 @@ Inside one window a load-balanced campaign sends each of its accounts one prompt
 nothing of what those accounts do besides it (the account-focus term is neutral and every account looks
 like a one-shot sender), while over the day they send it several prompts and little else. For the accounts
 of a window, their earlier prompts today (the latest few each, with their count) are matched to the
-window's families by template: an earlier prompt went to a family when it holds its core (the skeleton
-shingles at least half the family's members hold) by the attach rule (``cluster.attach_template`` of the
-core and at least ``cluster.attach_template_shingles`` of it). :func:`~clusterer.campaigns.decisions.
+window's families by template: an earlier prompt went to a family when it holds the core of one of the
+family's fragments (its variants: the skeleton shingles at least half the fragment's members hold) by the
+attach rule (``cluster.attach_template`` of the core and at least ``cluster.attach_template_shingles`` of
+it). :func:`~clusterer.campaigns.decisions.
 campaign_features` then counts those prompts with the window's in the account's focus and one-shot share.
 Nothing is clustered again and no earlier prompt is output or counted in a family's size.
 """
