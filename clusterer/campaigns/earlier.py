@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 from ..clustering.labels import member_shingles
 from ..text.skeleton import shingle_sets
 
+_CHUNK = 4096  # earlier prompts shingled and matched at a time
+
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
@@ -82,19 +84,25 @@ def earlier_in_families(
     )
     if mine.height == 0:
         return pl.DataFrame(schema=schema)
-    e_indptr, e_hashes = shingle_sets(earlier.normalise(mine["text"]), ngram)
-    e = np.repeat(np.arange(mine.height, dtype=np.int64), np.diff(e_indptr))
-    held = (
-        pl.DataFrame({"e": e, "h": e_hashes})
-        .join(core, on="h")
-        .group_by("e", "fragment")
-        .agg(pl.len().alias("n"))
-        .join(core_size, on="fragment")
-        .filter((pl.col("n") >= min_shingles) & (pl.col("n") >= min_share * pl.col("core")))
-        .join(family, on="fragment")
-        .select("e", "cluster_id")
-        .unique()
-    )
+    parts = []
+    # in chunks: tokenising tens of thousands of long prompts at once holds every token of them (a peak of
+    # hundreds of MB in a 1M day's busiest windows); a chunk's shingles are matched and dropped
+    for start in range(0, mine.height, _CHUNK):
+        e_indptr, e_hashes = shingle_sets(earlier.normalise(mine["text"].slice(start, _CHUNK)), ngram)
+        e = start + np.repeat(np.arange(len(e_indptr) - 1, dtype=np.int64), np.diff(e_indptr))
+        parts.append(
+            pl.DataFrame({"e": e, "h": e_hashes})
+            .join(core, on="h")
+            .group_by("e", "fragment")
+            .agg(pl.len().alias("n"))
+            .join(core_size, on="fragment")
+            .filter((pl.col("n") >= min_shingles) & (pl.col("n") >= min_share * pl.col("core")))
+            .join(family, on="fragment")
+            .select("e", "cluster_id")
+            .unique()
+        )
+        del e_indptr, e_hashes, e
+    held = pl.concat(parts)
     account = mine.select(pl.col("account_id").cast(pl.String)).with_row_index("e").cast({"e": pl.Int64})
     return (
         held.join(account, on="e")

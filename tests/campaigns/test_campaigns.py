@@ -299,7 +299,7 @@ def test_a_stream_window_reads_account_focus_over_the_day_so_far():
     assert abs(got["account_focus"] - 0.6) < 1e-9 and got["single_prompt_account_share"] == 0.0  # (1 + 2) / (1 + 4)
 
 
-def test_earlier_prompts_count_for_the_family_whose_variant_they_carry():
+def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypatch):
     """A family of two variants (two fragments with their own scaffolds): an account's earlier prompt of
     either variant went to the family, an ordinary one did not, and the matches scale to the account's
     earlier prompts today (4 matched of the 8 sampled out of 16 → 8)."""
@@ -330,3 +330,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry():
     got = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
     got = {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
     assert got == {"x": 8.0, "y": 1.0}  # z sends no prompt of the family in the window: not counted
+    # matched in chunks (a busy window's earlier prompts are shingled a few thousand at a time): the same
+    monkeypatch.setattr("clusterer.campaigns.earlier._CHUNK", 3)
+    chunked = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
+    assert {r["account_id"]: r["prev_k"] for r in chunked.iter_rows(named=True)} == got
