@@ -40,6 +40,33 @@ class Earlier:
     normalise: Callable[[pl.Series], pl.Series]
 
 
+def _fragment_cores(
+    fragments: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+    k: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Each fragment's core (``fragment``, ``h``: the shingles at least half its members hold), its size
+    (``fragment``, ``core``) and its family (``fragment``, ``cluster_id``: the one most of its rows are in)."""
+    row_of = np.repeat(np.arange(len(fragments), dtype=np.int64), np.diff(indptr))
+    c, h, count, size = member_shingles(fragments, row_of, hashes, k)
+    core_rows = 2 * count.astype(np.int64) >= size[c]
+    core = pl.DataFrame({"fragment": c[core_rows].astype(np.int64), "h": h[core_rows]})
+    core_size = core.group_by("fragment").agg(pl.len().alias("core"))
+    family = (
+        pl.DataFrame({"fragment": fragments, "cluster_id": labels})
+        .filter((pl.col("fragment") >= 0) & (pl.col("cluster_id") >= 0))
+        .group_by("fragment", "cluster_id")
+        .len()
+        .sort("fragment", "len", "cluster_id", descending=[False, True, False])
+        .group_by("fragment", maintain_order=True)
+        .first()
+        .select("fragment", "cluster_id")
+    )
+    return core, core_size, family
+
+
 def earlier_in_families(
     fragments: NDArray[np.int64],
     labels: NDArray[np.int64],
@@ -62,22 +89,7 @@ def earlier_in_families(
     k = int(fragments.max()) + 1 if len(fragments) and fragments.max() >= 0 else 0
     if k == 0 or earlier.prompts.height == 0 or pairs.height == 0:
         return pl.DataFrame(schema=schema)
-    row_of = np.repeat(np.arange(len(fragments), dtype=np.int64), np.diff(indptr))
-    c, h, count, size = member_shingles(fragments, row_of, hashes, k)
-    core_rows = 2 * count.astype(np.int64) >= size[c]
-    core = pl.DataFrame({"fragment": c[core_rows].astype(np.int64), "h": h[core_rows]})
-    core_size = core.group_by("fragment").agg(pl.len().alias("core"))
-    # each fragment's family: the one most of its rows are in
-    family = (
-        pl.DataFrame({"fragment": fragments, "cluster_id": labels})
-        .filter((pl.col("fragment") >= 0) & (pl.col("cluster_id") >= 0))
-        .group_by("fragment", "cluster_id")
-        .len()
-        .sort("fragment", "len", "cluster_id", descending=[False, True, False])
-        .group_by("fragment", maintain_order=True)
-        .first()
-        .select("fragment", "cluster_id")
-    )
+    core, core_size, family = _fragment_cores(fragments, labels, indptr, hashes, k)
     # only the accounts that sent a family of the window are read
     mine = earlier.prompts.join(
         pairs.select(pl.col("account_id").cast(pl.String)).unique(), on="account_id", how="semi"
