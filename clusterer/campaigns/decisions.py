@@ -77,10 +77,12 @@ def _sigmoid(z: pl.Expr) -> pl.Expr:
     return 1.0 / (1.0 + (-z).exp())
 
 
-def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig, weight: str = "_k") -> NDArray[np.float64]:
-    """For each (cluster, account) row: the account's prompts in this cluster plus its sibling clusters
-    (``weight``: the column counted, by default the window's prompts ``_k``; siblings are always found from
-    ``_k``).
+def _sibling_counts(
+    per_acct: pl.DataFrame, cfg: CampaignConfig, weights: tuple[str, ...] = ("_k",)
+) -> list[NDArray[np.float64]]:
+    """For each (cluster, account) row: the account's prompts in this cluster plus its sibling clusters, one
+    array per column of ``weights`` (by default the window's prompts ``_k``; a stream window adds its
+    accounts' earlier prompts); the siblings are found once, from ``_k``.
 
     Operators run several campaigns over one account pool, so an operator account's traffic splits
     between families; "does little else" must count them together. Siblings are clusters that share most
@@ -111,14 +113,17 @@ def _sibling_counts(per_acct: pl.DataFrame, cfg: CampaignConfig, weight: str = "
     ok = (both.data >= cfg.sibling_min_overlap) & (np.asarray(n_shared[both.row, both.col]).ravel() >= 3)
     sib = coo_matrix((np.ones(int(ok.sum())), (both.row[ok], both.col[ok])), shape=(n_cl, n_cl)).tocsr()
     sib.setdiag(1.0)
-    if weight != "_k":
-        w = per_acct[weight].to_numpy().astype(np.float64)
-        a = coo_matrix((w, (cl, acc)), shape=(n_cl, n_acc)).tocsr()
-    grouped = (sib @ a).tocsr()  # [c, account] = the account's prompts in c and its siblings
-    out = np.empty(len(cl))
-    for s in range(0, len(cl), 1 << 20):
-        out[s : s + (1 << 20)] = np.asarray(grouped[cl[s : s + (1 << 20)], acc[s : s + (1 << 20)]]).ravel()
-    return out
+    outs = []
+    for weight in weights:
+        if weight != "_k":
+            w = per_acct[weight].to_numpy().astype(np.float64)
+            a = coo_matrix((w, (cl, acc)), shape=(n_cl, n_acc)).tocsr()
+        grouped = (sib @ a).tocsr()  # [c, account] = the account's prompts in c and its siblings
+        out = np.empty(len(cl))
+        for s in range(0, len(cl), 1 << 20):
+            out[s : s + (1 << 20)] = np.asarray(grouped[cl[s : s + (1 << 20)], acc[s : s + (1 << 20)]]).ravel()
+        outs.append(out)
+    return outs
 
 
 def _timing_features(p: pl.DataFrame, per_acct: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
@@ -218,7 +223,12 @@ def campaign_features(
         )
         .sort("cluster_id", "account_id")
     )
-    per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)))
+    if earlier is not None:
+        per_acct = per_acct.join(earlier[0], on=["cluster_id", "account_id"], how="left").with_columns(
+            pl.col("prev_k").fill_null(0.0)
+        )
+    sib = _sibling_counts(per_acct, cfg, ("_k", "prev_k") if earlier is not None else ("_k",))
+    per_acct = per_acct.with_columns(pl.Series("_k_sib", sib[0]))
 
     def focus(k_sib: pl.Expr, total: pl.Expr) -> pl.Expr:
         # share of each account's traffic that goes to this family, averaged over the family's prompts from
@@ -235,11 +245,8 @@ def campaign_features(
         # evidence: a campaign whose accounts send it once an hour shows its focus over the day, while a
         # family the window split from its variant (whose accounts' earlier prompts went to that variant)
         # keeps the window's own reading
-        per_acct = per_acct.join(earlier[0], on=["cluster_id", "account_id"], how="left").with_columns(
-            pl.col("prev_k").fill_null(0.0)
-        )
         per_acct = per_acct.with_columns(
-            (pl.col("_k_sib") + pl.Series(_sibling_counts(per_acct, cfg, "prev_k"))).alias("_k_sib_day"),
+            (pl.col("_k_sib") + pl.Series(sib[1])).alias("_k_sib_day"),
             (pl.col("_k") + pl.col("prev_k")).alias("_k_day"),
             (pl.col("_acct_total") + pl.col("prev_total")).alias("_total_day"),
         )

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..clustering.labels import member_shingles
+from ..clustering.refine import member_table
 from ..text.skeleton import shingle_sets
 
 _CHUNK = 4096  # earlier prompts shingled and matched at a time
@@ -45,12 +45,10 @@ def _fragment_cores(
     labels: NDArray[np.int64],
     indptr: NDArray[np.int64],
     hashes: NDArray[np.uint64],
-    k: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Each fragment's core (``fragment``, ``h``: the shingles at least half its members hold), its size
     (``fragment``, ``core``) and its family (``fragment``, ``cluster_id``: the one most of its rows are in)."""
-    row_of = np.repeat(np.arange(len(fragments), dtype=np.int64), np.diff(indptr))
-    c, h, count, size = member_shingles(fragments, row_of, hashes, k)
+    _, c, h, count, size = member_table(fragments, indptr, hashes)
     core_rows = 2 * count.astype(np.int64) >= size[c]
     core = pl.DataFrame({"fragment": c[core_rows].astype(np.int64), "h": h[core_rows]})
     core_size = core.group_by("fragment").agg(pl.len().alias("core"))
@@ -89,7 +87,7 @@ def earlier_in_families(
     k = int(fragments.max()) + 1 if len(fragments) and fragments.max() >= 0 else 0
     if k == 0 or earlier.prompts.height == 0 or pairs.height == 0:
         return pl.DataFrame(schema=schema)
-    core, core_size, family = _fragment_cores(fragments, labels, indptr, hashes, k)
+    core, core_size, family = _fragment_cores(fragments, labels, indptr, hashes)
     # only the accounts that sent a family of the window are read
     mine = earlier.prompts.join(
         pairs.select(pl.col("account_id").cast(pl.String)).unique(), on="account_id", how="semi"
