@@ -41,18 +41,20 @@ class Earlier:
 
 
 def _fragment_cores(
-    fragments: NDArray[np.int64],
-    labels: NDArray[np.int64],
-    indptr: NDArray[np.int64],
-    hashes: NDArray[np.uint64],
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Each fragment's core (``fragment``, ``h``: the shingles at least half its members hold), its size
-    (``fragment``, ``core``) and its family (``fragment``, ``cluster_id``: the one most of its rows are in)."""
+    fragments: NDArray[np.int64], indptr: NDArray[np.int64], hashes: NDArray[np.uint64]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each fragment's core (``fragment``, ``h``: the shingles at least half its members hold) and its size
+    (``fragment``, ``core``)."""
     _, c, h, count, size = member_table(fragments, indptr, hashes)
     core_rows = 2 * count.astype(np.int64) >= size[c]
     core = pl.DataFrame({"fragment": c[core_rows].astype(np.int64), "h": h[core_rows]})
-    core_size = core.group_by("fragment").agg(pl.len().alias("core"))
-    family = (
+    return core, core.group_by("fragment").agg(pl.len().alias("core"))
+
+
+def fragment_families(fragments: NDArray[np.int64], labels: NDArray[np.int64]) -> pl.DataFrame:
+    """Each fragment's family (``fragment``, ``cluster_id``: the one most of its rows are in; ties: the
+    smaller)."""
+    return (
         pl.DataFrame({"fragment": fragments, "cluster_id": labels})
         .filter((pl.col("fragment") >= 0) & (pl.col("cluster_id") >= 0))
         .group_by("fragment", "cluster_id")
@@ -62,44 +64,42 @@ def _fragment_cores(
         .first()
         .select("fragment", "cluster_id")
     )
-    return core, core_size, family
 
 
-def earlier_in_families(
+HITS_SCHEMA = {"e": pl.Int64, "fragment": pl.Int64}
+
+
+def earlier_hits(
     fragments: NDArray[np.int64],
-    labels: NDArray[np.int64],
     indptr: NDArray[np.int64],
     hashes: NDArray[np.uint64],
-    pairs: pl.DataFrame,
     earlier: Earlier,
+    accounts: pl.Series,
     ngram: int,
     min_share: float,
     min_shingles: int,
 ) -> pl.DataFrame:
-    """Per (``cluster_id``, ``account_id``) of ``pairs`` (the window's families and their accounts), the
-    account's earlier prompts today that carry the family's core, as a float ``prev_k``: the matches among
-    its sampled earlier prompts scaled to all of them (``prev_total / sampled``). ``labels``: the family of
-    each embedded row; ``indptr`` / ``hashes``: their skeleton shingles (CSR). Pairs without a match are
-    left out. The cores are the fragments' (``fragments``: the HDBSCAN cluster of each embedded row, before
-    noise was attached): a family of several variants has one core per variant, and a prompt of any of them
-    went to the family."""
-    schema = {"cluster_id": pl.Int64, "account_id": pl.String, "prev_k": pl.Float64}
+    """The earlier prompts of ``accounts`` that carry a fragment's core, one row per (``e``: the prompt's
+    row in ``earlier.prompts``, ``fragment``). ``fragments``: the HDBSCAN cluster of each embedded row,
+    before noise was attached; ``indptr`` / ``hashes``: their skeleton shingles (CSR). The cores are the
+    fragments', not the families': a family of several variants has one core per variant, and a prompt of
+    any of them holds the family's template."""
     k = int(fragments.max()) + 1 if len(fragments) and fragments.max() >= 0 else 0
-    if k == 0 or earlier.prompts.height == 0 or pairs.height == 0:
-        return pl.DataFrame(schema=schema)
-    core, core_size, family = _fragment_cores(fragments, labels, indptr, hashes)
-    # only the accounts that sent a family of the window are read
-    mine = earlier.prompts.join(
-        pairs.select(pl.col("account_id").cast(pl.String)).unique(), on="account_id", how="semi"
+    if k == 0 or earlier.prompts.height == 0 or accounts.len() == 0:
+        return pl.DataFrame(schema=HITS_SCHEMA)
+    core, core_size = _fragment_cores(fragments, indptr, hashes)
+    rows = (
+        earlier.prompts.with_row_index("e")
+        .filter(pl.col("account_id").is_in(accounts.cast(pl.String).unique().implode()))
+        .select(pl.col("e").cast(pl.Int64), "text")
     )
-    if mine.height == 0:
-        return pl.DataFrame(schema=schema)
-    parts = []
+    parts = [pl.DataFrame(schema=HITS_SCHEMA)]
     # in chunks: tokenising tens of thousands of long prompts at once holds every token of them (a peak of
     # hundreds of MB in a 1M day's busiest windows); a chunk's shingles are matched and dropped
-    for start in range(0, mine.height, _CHUNK):
-        e_indptr, e_hashes = shingle_sets(earlier.normalise(mine["text"].slice(start, _CHUNK)), ngram)
-        e = start + np.repeat(np.arange(len(e_indptr) - 1, dtype=np.int64), np.diff(e_indptr))
+    for start in range(0, rows.height, _CHUNK):
+        chunk = rows.slice(start, _CHUNK)
+        e_indptr, e_hashes = shingle_sets(earlier.normalise(chunk["text"]), ngram)
+        e = chunk["e"].to_numpy()[np.repeat(np.arange(len(e_indptr) - 1, dtype=np.int64), np.diff(e_indptr))]
         parts.append(
             pl.DataFrame({"e": e, "h": e_hashes})
             .join(core, on="h")
@@ -107,30 +107,44 @@ def earlier_in_families(
             .agg(pl.len().alias("n"))
             .join(core_size, on="fragment")
             .filter((pl.col("n") >= min_shingles) & (pl.col("n") >= min_share * pl.col("core")))
-            .join(family, on="fragment")
-            .select("e", "cluster_id")
-            .unique()
+            .select("e", "fragment")
         )
         del e_indptr, e_hashes, e
-    held = pl.concat(parts)
-    account = mine.select(pl.col("account_id").cast(pl.String)).with_row_index("e").cast({"e": pl.Int64})
+    return pl.concat(parts).sort("e", "fragment")
+
+
+def hit_weights(hits: pl.DataFrame, earlier: Earlier) -> pl.DataFrame:
+    """``hits`` (:func:`earlier_hits`) with each prompt's account (``account_id``) and weight (``w``: the
+    account's earlier prompts today over those sampled, so the sampled matches stand for all of them)."""
+    account = earlier.prompts.select(pl.col("account_id").cast(pl.String)).with_row_index("e")
+    weight = earlier.totals.select(
+        "account_id", (pl.col("prev_total") / pl.col("sampled").clip(lower_bound=1)).cast(pl.Float64).alias("w")
+    )
+    return hits.join(account.cast({"e": pl.Int64}), on="e").join(weight, on="account_id")
+
+
+def earlier_in_families(
+    hits: pl.DataFrame, fragments: NDArray[np.int64], labels: NDArray[np.int64], pairs: pl.DataFrame, earlier: Earlier
+) -> pl.DataFrame:
+    """Per (``cluster_id``, ``account_id``) of ``pairs`` (the window's families and their accounts), the
+    account's earlier prompts today that went to the family (held one of its fragments' cores:
+    :func:`earlier_hits`), as a float ``prev_k``: the matches among its sampled earlier prompts scaled to all
+    of them. ``labels``: the family of each embedded row; ``fragments``: its HDBSCAN cluster. Pairs without
+    a match are left out."""
+    schema = {"cluster_id": pl.Int64, "account_id": pl.String, "prev_k": pl.Float64}
+    if hits.height == 0 or pairs.height == 0:
+        return pl.DataFrame(schema=schema)
     return (
-        held.join(account, on="e")
+        hit_weights(hits.join(fragment_families(fragments, labels), on="fragment"), earlier)
+        .unique(["e", "cluster_id"])
         .join(
             pairs.select(pl.col("cluster_id").cast(pl.Int64), pl.col("account_id").cast(pl.String)),
             on=["cluster_id", "account_id"],
             how="semi",
         )
         .group_by("cluster_id", "account_id")
-        .agg(pl.len().alias("matched"))
-        .join(earlier.totals, on="account_id")
-        .select(
-            "cluster_id",
-            "account_id",
-            (pl.col("matched") * pl.col("prev_total") / pl.col("sampled").clip(lower_bound=1))
-            .cast(pl.Float64)
-            .alias("prev_k"),
-        )
+        .agg(pl.col("w").sum().alias("prev_k"))
+        .select(list(schema))
     )
 
 

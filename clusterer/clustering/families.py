@@ -33,6 +33,10 @@ it weighs each kind of evidence by how much it can say:
    the same accounts from one pool at the same times cannot be told from two paraphrased variants of one
    template; they are joined.
 
+In a ``clusterer stream`` window the behaviour stage reads the day so far too: the campaigns' schedules so far
+in the rhythm evidence (:class:`DayRhythm`) and the window's accounts' earlier prompts today as shared senders
+(:class:`DaySenders`), since inside one hour a load-balanced campaign sends each account one prompt.
+
 Knobs (``[cluster]``): ``family_min_sim`` (the average-linkage threshold of both stages) and the ones
 named above.
 """
@@ -82,6 +86,34 @@ class DayRhythm:
 
     campaign: NDArray[np.int64]
     profiles: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class DaySenders:
+    """The day so far of a stream window's accounts, for the sender evidence: their earlier prompts today that
+    hold a fragment's core (:func:`~clusterer.campaigns.earlier.earlier_hits`), one entry per (earlier
+    prompt, fragment): ``prompt`` int64 its number, ``fragment`` int64, ``account`` int64 the account's code
+    (as the window's rows have it), ``weight`` float64 the prompts it stands for (its account's earlier
+    prompts over those sampled). A load-balanced campaign sends each account one prompt an hour, so inside
+    one window its paraphrased variants share no sender; over the day they share most, as the batch run of
+    the day sees them."""
+
+    prompt: NDArray[np.int64]
+    fragment: NDArray[np.int64]
+    account: NDArray[np.int64]
+    weight: NDArray[np.float64]
+
+    def group_counts(self, group_of: NDArray[np.int64], g: int, n_accounts: int) -> csr_matrix:
+        """Sparse (g × n_accounts) float: per template group (``group_of``: per fragment) and account, the
+        earlier prompts that went to the group (a prompt holding two of its fragments counts once)."""
+        inside = self.fragment < len(group_of)
+        grp = np.where(inside, group_of[np.where(inside, self.fragment, 0)], -1)
+        ok = grp >= 0
+        key = np.unique(np.stack([self.prompt[ok], grp[ok]]), axis=1, return_index=True)[1]
+        idx = np.flatnonzero(ok)[key]
+        out = coo_matrix((self.weight[idx], (grp[idx], self.account[idx])), shape=(g, max(n_accounts, 1))).tocsr()
+        out.sum_duplicates()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,13 +394,14 @@ def _sender_evidence(
     b: NDArray[np.int64],
     cfg: ClusterConfig,
     min_mass: float,
+    earlier: csr_matrix | None = None,
 ) -> NDArray[np.float64]:
     """Behaviour evidence in [0, 1] from one kind of sender (accounts or organisations; −1 unknown) between
     template groups a, b: min(1, specific shared senders / ``min_mass``), where each shared sender
     counts 1 / (its effective number of groups), provided the shared senders send at least ``family_min_sender_share``
-    of each group's prompts (a stray prompt is no link)."""
-    ok = (groups >= 0) & (senders >= 0)
-    counts = _count_matrix(np.where(ok, groups, -1), np.maximum(senders, 0), g, int(senders.max()) + 1)
+    of each group's prompts (a stray prompt is no link). ``earlier``: (g × senders) the senders' earlier
+    prompts today per group (a stream window, :class:`DaySenders`), counted with the window's."""
+    counts = _sender_counts(groups, senders, g, earlier)
     # specificity: 1 / the sender's effective number of groups, Σ p², p = share of its clustered prompts
     # per group (a thin tail of cover traffic spread over many small clusters barely lowers it; an account
     # posting evenly into 20 families gets 1/20)
@@ -376,12 +409,26 @@ def _sender_evidence(
     w = np.asarray(counts.multiply(counts).sum(axis=0)).ravel() / np.maximum(tot * tot, 1.0)
     present = counts.copy()
     present.data[:] = 1.0
-    size = np.maximum(np.bincount(groups[groups >= 0], minlength=g).astype(np.float64), 1.0)
+    size = np.bincount(groups[groups >= 0], minlength=g).astype(np.float64)
+    if earlier is not None:
+        size += np.asarray(earlier.sum(axis=1)).ravel()
+    size = np.maximum(size, 1.0)
     ab = _rows_dot(counts, present, a, b) / size[a]
     ba = _rows_dot(counts, present, b, a) / size[b]
     mass = _rows_dot(csr_matrix(present.multiply(w[None, :])), present, a, b)
     ev = np.minimum(1.0, mass / min_mass)
     return np.where(np.minimum(ab, ba) >= cfg.family_min_sender_share, ev, 0.0)
+
+
+def _sender_counts(
+    groups: NDArray[np.int64], senders: NDArray[np.int64], g: int, earlier: csr_matrix | None = None
+) -> csr_matrix:
+    """Sparse (g × senders) prompts per template group and sender (−1 unknown: left out), plus ``earlier``."""
+    ok = (groups >= 0) & (senders >= 0)
+    counts = _count_matrix(np.where(ok, groups, -1), np.maximum(senders, 0), g, int(senders.max()) + 1)
+    if earlier is not None and earlier.nnz:
+        counts = csr_matrix(counts + earlier[:, : counts.shape[1]])
+    return counts
 
 
 def time_profiles(
@@ -411,6 +458,7 @@ def _behaviour_stage(
     template_support: csr_matrix,
     times: NDArray[np.int64] | None = None,
     rhythm: DayRhythm | None = None,
+    earlier: csr_matrix | None = None,
 ) -> tuple[NDArray[np.int64], int]:
     """Stage 2: template groups joined by behaviour — shared senders, one payload pool, one rhythm (see
     :func:`_behaviour`). Groups in different languages join on that evidence (plus half their template
@@ -420,12 +468,13 @@ def _behaviour_stage(
     or on behaviour alone; two groups in one language with neither may never be in one family.
     ``template_support``: (g × g) mean stage-1 similarity between groups (upper triangle); ``times``:
     int64 (n,) epoch seconds per row (None: no rhythm evidence, it counts as agreeing); ``rhythm``: the day so
-    far in a stream window (:class:`DayRhythm`)."""
+    far in a stream window (:class:`DayRhythm`); ``earlier``: (g × accounts) the window's accounts' earlier
+    prompts today per group (:meth:`DaySenders.group_counts`), counted as shared senders."""
     cand = []
     kinds = [accounts] + ([orgs] if orgs is not None else [])
-    for senders in kinds:
-        ok = (groups >= 0) & (senders >= 0)
-        counts = _count_matrix(np.where(ok, groups, -1), np.maximum(senders, 0), g, int(senders.max()) + 1)
+    extra = [earlier] + [None] * (len(kinds) - 1)
+    for senders, more in zip(kinds, extra, strict=True):
+        counts = _sender_counts(groups, senders, g, more)
         # candidates: groups a sender puts at least 5% of its clustered prompts into (at most 20 per
         # sender, so the co-occurrence product stays linear in senders however widely one spreads)
         coo = counts.tocoo()
@@ -445,8 +494,8 @@ def _behaviour_stage(
     same = known & (la == lb)
     senders = np.zeros(len(a))
     masses = [cfg.family_min_accounts, cfg.family_min_orgs]
-    for kind, mass in zip(kinds, masses, strict=False):
-        senders = np.maximum(senders, _sender_evidence(groups, kind, g, a, b, cfg, mass))
+    for kind, mass, more in zip(kinds, masses, extra, strict=False):
+        senders = np.maximum(senders, _sender_evidence(groups, kind, g, a, b, cfg, mass, more))
     slot_row = np.repeat(np.arange(len(groups)), np.diff(sk.slot_indptr))
     pay = _count_matrix(groups[slot_row], sk.slot_tokens.astype(np.int64) % SLOT_BUCKETS, g, SLOT_BUCKETS)
     df_ = np.diff(pay.tocsc().indptr).astype(np.float64)
@@ -503,6 +552,7 @@ def group_fragments(
     orgs: NDArray[np.int64] | None = None,
     times: NDArray[np.int64] | None = None,
     rhythm: DayRhythm | None = None,
+    senders: DaySenders | None = None,
 ) -> Grouping:
     """Group HDBSCAN fragments into template families (see the module docstring).
 
@@ -511,7 +561,8 @@ def group_fragments(
     ``sk``: the rows' normalised texts and skeletons (``ngram`` words per shingle); ``encoder_languages``:
     the languages the encoder reads (None: all), where the semantic evidence is trusted; ``times``:
     int64 (n,) epoch seconds per row, for the rhythm evidence, with ``rhythm`` the day so far in a stream
-    window (:class:`DayRhythm`).
+    window (:class:`DayRhythm`), and ``senders`` the window's accounts' earlier prompts today
+    (:class:`DaySenders`), for the sender evidence.
     """
     k = n_labels(labels)
     lang0 = fragment_languages(labels, texts, sk, ngram, k) if k else []
@@ -531,7 +582,8 @@ def group_fragments(
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
     lang1 = fragment_languages(g1_labels, texts, sk, ngram, g)
-    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times, rhythm)
+    day = senders.group_counts(grp, g, int(accounts.max()) + 1) if senders is not None and len(accounts) else None
+    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times, rhythm, day)
     final = _renumber(stage2, g1_labels)
     n_fam = int(final.max()) + 1 if (final >= 0).any() else 0
     # each family's language: that of the template group holding its first row

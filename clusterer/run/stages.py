@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
-from ..campaigns.earlier import Earlier, earlier_in_families
-from ..clustering.families import DayRhythm, Grouping, group_fragments
+from ..campaigns.earlier import Earlier, earlier_hits, earlier_in_families, hit_weights
+from ..clustering.families import DayRhythm, DaySenders, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
 from ..clustering.lines import join_flagged_variants, lent_between_campaigns
@@ -53,6 +53,11 @@ from ..vectors.encoders import load_encoder
 from ..vectors.rows import RowVectors, distinct_rows
 from .day import Day
 from .engine import LocalEngine
+
+# a campaign flagged in more than this many half hours of the day has a schedule the family grouping's rhythm
+# evidence reads (more than one hourly window's worth): two such campaigns a window joins on behaviour alone
+# are variants of one template, not a second job of the same accounts (:func:`variant_pairs`)
+SCHEDULE_HALF_HOURS = 2
 
 
 def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine) -> Day:
@@ -157,6 +162,10 @@ class Clustering:
     shared: NDArray[np.int32] | None
     copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
+    # stream window: the earlier prompts today that hold a fragment's core (campaigns.earlier.earlier_hits), of
+    # the accounts ``earlier_read`` (those with a row in a fragment before the families took noise)
+    earlier_hits: pl.DataFrame | None = None
+    earlier_read: pl.Series | None = None
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -210,6 +219,11 @@ def cluster_stage(
     attached = rehome_by_template(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
+    hits, read, senders = None, None, None
+    if carried is not None and carried.earlier is not None:
+        read = day.frame["account_id"].gather(day.rows[attached >= 0]).unique()
+        hits = _earlier_hits(clusters.labels, sk, cfg, carried.earlier, read)
+        senders = _day_senders(day, hits, carried.earlier)
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
@@ -222,6 +236,7 @@ def cluster_stage(
         orgs=day.org_codes,
         times=day.times(),
         rhythm=rhythm,
+        senders=senders,
     )
     # the fragments' cores as HDBSCAN and the template rules made them, read by the family attachment and the
     # per-prompt rules below: rows attached to a family are scored against them, not part of them (a fragment
@@ -250,7 +265,39 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, ids)
+    return Clustering(clusters, grouping, fit, shared, copies, ids, hits, read)
+
+
+def _earlier_hits(
+    fragments: NDArray[np.int64], sk: Skeletons, cfg: RunConfig, earlier: Earlier, accounts: pl.Series
+) -> pl.DataFrame:
+    """:func:`~clusterer.campaigns.earlier.earlier_hits` of ``accounts`` by the attach rule."""
+    c = cfg.cluster
+    return earlier_hits(
+        fragments,
+        sk.indptr,
+        sk.hashes,
+        earlier,
+        accounts,
+        cfg.skeleton.ngram,
+        c.attach_template,
+        c.attach_template_shingles,
+    )
+
+
+def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
+    """The earlier prompts that hold a fragment's core (``hits``) as the family grouping's senders, with the
+    window's account codes."""
+    codes = pl.DataFrame(
+        {"account_id": pl.Series(day.account_ids, dtype=pl.String), "code": np.arange(len(day.account_ids))}
+    )
+    h = hit_weights(hits, earlier).join(codes, on="account_id")
+    return DaySenders(
+        h["e"].to_numpy().astype(np.int64),
+        h["fragment"].to_numpy().astype(np.int64),
+        h["code"].to_numpy().astype(np.int64),
+        h["w"].to_numpy().astype(np.float64),
+    )
 
 
 def _attach_to_families(
@@ -453,7 +500,10 @@ def known_stage(
     weight: dict[str, float] = {}
     for cid, n in zip(today["campaign_id"], today["prompts"], strict=True):
         weight[root.get(cid, cid)] = weight.get(root.get(cid, cid), 0.0) + float(n)
-    pairs = variant_pairs(clu.grouping, ids, held)
+    # campaigns flagged over more than one window of the day: the window's rhythm evidence compared their
+    # schedules (their day so far, DayRhythm), as the batch run of the day does
+    scheduled = frozenset(cid for cid, prof in carried.rhythm.items() if int((prof > 0).sum()) > SCHEDULE_HALF_HOURS)
+    pairs = variant_pairs(clu.grouping, ids, held, scheduled)
     labels = attach_known(clu.labels, ids, held)
     attached = int(((labels >= 0) & (clu.labels < 0)).sum())
     if attached:
@@ -461,13 +511,16 @@ def known_stage(
     return clu, Known(held, weight, attached, pairs)
 
 
-def variant_pairs(grouping: Grouping, ids: list[str | None], held: dict[int, list[str]]) -> frozenset[tuple[str, str]]:
+def variant_pairs(
+    grouping: Grouping, ids: list[str | None], held: dict[int, list[str]], scheduled: frozenset[str] = frozenset()
+) -> frozenset[tuple[str, str]]:
     """The pairs (a < b) of campaigns held by one cluster that the window joined as variants of one template:
     the template groups (stage 1 of the family grouping) most of their rows sit in are one group (template
-    evidence), or are written in different languages (a translated variant, joined on behaviour). Two
-    campaigns in one language that only behaviour joined (shared senders and payloads) are not merged: inside
-    one window a second job of the same accounts looks like that too, and an hour holds no schedule to tell
-    them apart (the batch run of the day has one)."""
+    evidence), or are written in different languages (a translated variant, joined on behaviour), or both
+    campaigns are ``scheduled`` (flagged over more than one window of the day, so the grouping's rhythm
+    evidence compared their schedules so far). Two new campaigns in one language that only behaviour joined
+    (shared senders and payloads) are not merged: inside one window a second job of the same accounts looks
+    like that too, and an hour holds no schedule to tell them apart (the batch run of the day has one)."""
     tg, lang = grouping.template_groups, grouping.group_language
     multi = {c: h for c, h in held.items() if len(h) > 1}
     if tg is None or lang is None or not multi:
@@ -489,7 +542,7 @@ def variant_pairs(grouping: Grouping, ids: list[str | None], held: dict[int, lis
                 gx, gy = group.get((c, x)), group.get((c, y))
                 if x >= y or gx is None or gy is None:
                     continue
-                if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]):
+                if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]) or {x, y} <= scheduled:
                     out.add((x, y))
     return frozenset(out)
 
@@ -610,18 +663,15 @@ def campaigns_stage(
             .filter(pl.col("cluster_id") >= 0)
             .unique()
         )
-        c = cfg.cluster
-        matched = earlier_in_families(
-            clu.clusters.labels,
-            clu.labels,
-            sk.indptr,
-            sk.hashes,
-            pairs,
-            earlier,
-            cfg.skeleton.ngram,
-            c.attach_template,
-            c.attach_template_shingles,
-        )
+        hits, read = clu.earlier_hits, clu.earlier_read
+        if hits is None or read is None:
+            hits, read = pl.DataFrame(schema={"e": pl.Int64, "fragment": pl.Int64}), pl.Series([], dtype=pl.String)
+        # accounts of the families not read before the grouping (rows the families took from the noise)
+        rest = pairs.select(pl.col("account_id").cast(pl.String)).unique()
+        rest = rest.filter(~pl.col("account_id").is_in(read.cast(pl.String).implode()))["account_id"]
+        if rest.len():
+            hits = pl.concat([hits, _earlier_hits(clu.clusters.labels, sk, cfg, earlier, rest)])
+        matched = earlier_in_families(hits, clu.clusters.labels, clu.labels, pairs, earlier)
         day_so_far = (matched, earlier.totals)
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None

@@ -23,7 +23,9 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
   ``EARLIER_PER_ACCOUNT``, read from the input's earlier rows, and their count), matched to the window's
   families by template, so the account-focus and one-shot terms read the day so far: a load-balanced
   campaign sends each account one prompt an hour, which alone reads as neither focused nor returning
-  (:mod:`~clusterer.campaigns.earlier`);
+  (:mod:`~clusterer.campaigns.earlier`); the family grouping counts them as shared senders (its paraphrased
+  variants share no account inside one hour), and two campaigns flagged over more than one window that it
+  joins on behaviour are merged (:func:`~clusterer.run.stages.variant_pairs`);
 - the registry accumulates the day: a campaign's daily row sums the windows' prompts (a day run windowed
   counts once, as a batch run of that day would), and campaigns of earlier windows stay when a later window
   does not see them.

@@ -303,7 +303,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
     """A family of two variants (two fragments with their own scaffolds): an account's earlier prompt of
     either variant went to the family, an ordinary one did not, and the matches scale to the account's
     earlier prompts today (4 matched of the 8 sampled out of 16 → 8)."""
-    from clusterer.campaigns.earlier import Earlier, earlier_in_families
+    from clusterer.campaigns.earlier import Earlier, earlier_hits, earlier_in_families
     from clusterer.text.skeleton import shingle_sets
 
     a = "you write python and its tests code the function add a pytest file with many edge case tests"
@@ -327,10 +327,15 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
         totals=pl.DataFrame({"account_id": ["x", "y", "z"], "prev_total": [16, 1, 1], "sampled": [8, 1, 1]}),
         normalise=lambda t: t,
     )
-    got = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
-    got = {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
+
+    def matched(accounts: list[str]) -> dict[str, float]:
+        hits = earlier_hits(fragments, indptr, hashes, earlier, pl.Series(accounts), 3, 0.5, 4)
+        got = earlier_in_families(hits, fragments, families, pairs, earlier)
+        return {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
+
+    got = matched(["x", "y", "z"])
     assert got == {"x": 8.0, "y": 1.0}  # z sends no prompt of the family in the window: not counted
+    assert matched(["x"]) == {"x": 8.0}  # only the accounts asked for are read
     # matched in chunks (a busy window's earlier prompts are shingled a few thousand at a time): the same
     monkeypatch.setattr("clusterer.campaigns.earlier._CHUNK", 3)
-    chunked = earlier_in_families(fragments, families, indptr, hashes, pairs, earlier, 3, 0.5, 4)
-    assert {r["account_id"]: r["prev_k"] for r in chunked.iter_rows(named=True)} == got
+    assert matched(["x", "y", "z"]) == got

@@ -243,3 +243,41 @@ def test_large_fragments_are_always_compared(monkeypatch):
     monkeypatch.setattr(families, "LARGEST_ALL_PAIRS", 0)
     groups, pairs = stage()
     assert (0, 1) not in pairs and groups[0] != groups[1]
+
+
+def test_earlier_prompts_today_are_shared_senders():
+    """Inside one window a load-balanced campaign's two paraphrased variants share no sender (each account
+    sends one prompt an hour); over the day so far they share all of them, which the sender evidence reads
+    from the accounts' earlier prompts (:class:`DaySenders`)."""
+    from clusterer.clustering.families import DaySenders, _sender_evidence
+    from clusterer.config import ClusterConfig
+
+    cfg = ClusterConfig()
+    groups = np.repeat([0, 1], 20)  # variant A from accounts 0-19, variant B from accounts 20-39
+    accounts = np.arange(40)
+    a, b = np.array([0]), np.array([1])
+    assert _sender_evidence(groups, accounts, 2, a, b, cfg, cfg.family_min_accounts).tolist() == [0.0]
+    # earlier today each account sent the other variant once (fragment 1 is A's, fragment 2 B's); earlier
+    # prompt 40 holds both of A's fragments and counts once
+    fragment_group = np.array([-1, 0, 1, 0])
+    day = DaySenders(
+        prompt=np.array([*range(40), 40]),
+        fragment=np.array([2] * 20 + [1] * 20 + [1]),
+        account=np.array([*range(40), 0]),
+        weight=np.ones(41),
+    )
+    earlier = day.group_counts(fragment_group, 2, 40)
+    day2 = DaySenders(np.append(day.prompt, 40), np.append(day.fragment, 3), np.append(day.account, 0), np.ones(42))
+    assert (day2.group_counts(fragment_group, 2, 40) != earlier).nnz == 0
+    assert earlier.sum() == 41 and earlier[0, 0] == 1 and earlier[1, 0] == 1
+    ev = _sender_evidence(groups, accounts, 2, a, b, cfg, cfg.family_min_accounts, earlier)
+    assert ev.tolist() == [1.0]
+    # one account that also sent the other variant is a stray link; three are weak evidence, not a pool
+
+    def some(n):
+        day = DaySenders(np.arange(n), np.full(n, 2), np.arange(n), np.ones(n))
+        return _sender_evidence(
+            groups, accounts, 2, a, b, cfg, cfg.family_min_accounts, day.group_counts(fragment_group, 2, 40)
+        )
+
+    assert some(1).tolist() == [0.0] and 0.0 < some(3)[0] < 0.5

@@ -361,6 +361,37 @@ def test_only_campaigns_joined_as_variants_are_merged():
     # a language py3langid is unsure of ('') is no evidence of a translation
     g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", ""])
     assert variant_pairs(g, ids, held) == {("a", "b")}
+    # campaigns flagged over more than one window of the day (their schedules so far compared by the
+    # grouping's rhythm evidence) joined on behaviour are variants; one of them scheduled is not enough
+    assert variant_pairs(g, ids, held, frozenset({"a", "c"})) == {("a", "b"), ("a", "c")}
+    assert variant_pairs(g, ids, held, frozenset({"c"})) == {("a", "b")}
+
+
+def test_known_stage_reads_a_schedule_longer_than_one_window():
+    """Only a campaign flagged in more than one hourly window's half hours counts as scheduled: c (flagged in
+    three half hours today) and d (two) are joined on behaviour; c with a scheduled a merges, d does not."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from clusterer.clustering.families import Grouping
+    from clusterer.config import RunConfig
+    from clusterer.run.stages import Carried, known_stage
+
+    labels = np.zeros(9, np.int64)
+    groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    ids = ["a", "a", "a", "c", "c", "c", "d", "d", "d"]
+    g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", "en"])
+    clu = SimpleNamespace(labels=labels, grouping=g, carried=ids)
+    prof = {x: np.zeros(48) for x in "acd"}
+    prof["a"][:6] = 5.0
+    prof["c"][10:13] = 1.0
+    prof["d"][10:12] = 4.0
+    carried = Carried(frozenset("acd"), {}, prof, {})
+    day = SimpleNamespace(date=None)
+    reg = Registry(pl.DataFrame(schema=CAMPAIGN_SCHEMA), pl.DataFrame(schema=DAILY_SCHEMA))
+    _, known = known_stage(day, RunConfig(), clu, reg, carried)
+    assert known is not None and known.mergeable == {("a", "c")}
 
 
 def test_campaigns_lending_each_other_scaffold_lines_are_named_as_one():
