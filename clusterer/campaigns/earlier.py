@@ -8,9 +8,11 @@ of a window, their earlier prompts today (the latest few each, with their count)
 window's families by template: an earlier prompt went to a family when it holds the core of one of the
 family's fragments (its variants: the skeleton shingles at least half the fragment's members hold) by the
 attach rule (``cluster.attach_template`` of the core and at least ``cluster.attach_template_shingles`` of
-it). :func:`~clusterer.campaigns.decisions.
-campaign_features` then counts those prompts with the window's in the account's focus and one-shot share.
-Nothing is clustered again and no earlier prompt is output or counted in a family's size.
+it). :func:`~clusterer.campaigns.decisions.campaign_features` then counts those prompts with the window's in
+the account's focus and one-shot share, and the family grouping counts them as the accounts' prompts of the
+template group holding the fragment (:class:`~clusterer.clustering.families.DaySenders`: two paraphrased
+variants of a load-balanced campaign share no account inside one hour). Nothing is clustered again, no
+earlier prompt is output, and a family's size, accounts and spread stay the window's.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Earlier:
     """The day's earlier prompts of a window's accounts: ``prompts`` (``account_id``, ``text`` as logged)
     the latest ones of each account, ``totals`` (``account_id``, ``prev_total``: its earlier prompts today,
     ``sampled``: how many of them ``prompts`` holds) and ``normalise`` (texts → normalised texts, as the
-    window's were; applied only to the prompts of accounts that sent a family of the window)."""
+    window's were; applied only to the prompts of accounts that sent a fragment or family of the window)."""
 
     prompts: pl.DataFrame
     totals: pl.DataFrame
@@ -66,7 +68,7 @@ def fragment_families(fragments: NDArray[np.int64], labels: NDArray[np.int64]) -
     )
 
 
-HITS_SCHEMA = {"e": pl.Int64, "fragment": pl.Int64}
+HITS_SCHEMA = {"e": pl.Int64, "fragment": pl.Int64, "share": pl.Float64}
 
 
 def earlier_hits(
@@ -80,10 +82,10 @@ def earlier_hits(
     min_shingles: int,
 ) -> pl.DataFrame:
     """The earlier prompts of ``accounts`` that carry a fragment's core, one row per (``e``: the prompt's
-    row in ``earlier.prompts``, ``fragment``). ``fragments``: the HDBSCAN cluster of each embedded row,
-    before noise was attached; ``indptr`` / ``hashes``: their skeleton shingles (CSR). The cores are the
-    fragments', not the families': a family of several variants has one core per variant, and a prompt of
-    any of them holds the family's template."""
+    row in ``earlier.prompts``, ``fragment``, ``share``: the share of the core it holds). ``fragments``: the
+    HDBSCAN cluster of each embedded row, before noise was attached; ``indptr`` / ``hashes``: their skeleton
+    shingles (CSR). The cores are the fragments', not the families': a family of several variants has one
+    core per variant, and a prompt of any of them holds the family's template."""
     k = int(fragments.max()) + 1 if len(fragments) and fragments.max() >= 0 else 0
     if k == 0 or earlier.prompts.height == 0 or accounts.len() == 0:
         return pl.DataFrame(schema=HITS_SCHEMA)
@@ -107,7 +109,7 @@ def earlier_hits(
             .agg(pl.len().alias("n"))
             .join(core_size, on="fragment")
             .filter((pl.col("n") >= min_shingles) & (pl.col("n") >= min_share * pl.col("core")))
-            .select("e", "fragment")
+            .select("e", "fragment", (pl.col("n") / pl.col("core")).cast(pl.Float64).alias("share"))
         )
         del e_indptr, e_hashes, e
     return pl.concat(parts).sort("e", "fragment")

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
-from ..campaigns.earlier import Earlier, earlier_hits, earlier_in_families, hit_weights
+from ..campaigns.earlier import HITS_SCHEMA, Earlier, earlier_hits, earlier_in_families, hit_weights
 from ..clustering.families import DayRhythm, DaySenders, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
@@ -53,11 +53,6 @@ from ..vectors.encoders import load_encoder
 from ..vectors.rows import RowVectors, distinct_rows
 from .day import Day
 from .engine import LocalEngine
-
-# a campaign flagged in more than this many half hours of the day has a schedule the family grouping's rhythm
-# evidence reads (more than one hourly window's worth): two such campaigns a window joins on behaviour alone
-# are variants of one template, not a second job of the same accounts (:func:`variant_pairs`)
-SCHEDULE_HALF_HOURS = 2
 
 
 def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine) -> Day:
@@ -179,13 +174,17 @@ class Carried:
     campaign it was flagged with); ``rhythm``, per campaign its flagged prompts per half hour of the day so
     far (float64, 48); ``root``, the registry's campaign → the campaign it resolves to
     (:func:`~clusterer.store.registry.aliases`); ``earlier``, the day's earlier prompts of the window's
-    accounts, read by the account-focus and one-shot terms (:mod:`~clusterer.campaigns.earlier`)."""
+    accounts, read by the family grouping's sender evidence and the account-focus and one-shot terms
+    (:mod:`~clusterer.campaigns.earlier`); ``scheduled``, the campaigns flagged in at least two earlier windows
+    of the day (their schedules so far are what the grouping's rhythm evidence compares:
+    :func:`variant_pairs`)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
     rhythm: dict[str, NDArray[np.float64]]
     root: dict[str, str]
     earlier: Earlier | None = None
+    scheduled: frozenset[str] = frozenset()
 
 
 def cluster_stage(
@@ -287,11 +286,14 @@ def _earlier_hits(
 
 def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
     """The earlier prompts that hold a fragment's core (``hits``) as the family grouping's senders, with the
-    window's account codes."""
+    window's account codes; a prompt holding several fragments' cores counts for the one it holds most of."""
     codes = pl.DataFrame(
         {"account_id": pl.Series(day.account_ids, dtype=pl.String), "code": np.arange(len(day.account_ids))}
     )
-    h = hit_weights(hits, earlier).join(codes, on="account_id")
+    # each earlier prompt counts for the fragment whose core it holds most of (ties: the smaller): one prompt
+    # is one sender's prompt of one group, as a batch run puts it in one cluster
+    best = hits.sort("e", "share", "fragment", descending=[False, True, False]).unique("e", keep="first")
+    h = hit_weights(best, earlier).join(codes, on="account_id")
     return DaySenders(
         h["e"].to_numpy().astype(np.int64),
         h["fragment"].to_numpy().astype(np.int64),
@@ -500,10 +502,7 @@ def known_stage(
     weight: dict[str, float] = {}
     for cid, n in zip(today["campaign_id"], today["prompts"], strict=True):
         weight[root.get(cid, cid)] = weight.get(root.get(cid, cid), 0.0) + float(n)
-    # campaigns flagged over more than one window of the day: the window's rhythm evidence compared their
-    # schedules (their day so far, DayRhythm), as the batch run of the day does
-    scheduled = frozenset(cid for cid, prof in carried.rhythm.items() if int((prof > 0).sum()) > SCHEDULE_HALF_HOURS)
-    pairs = variant_pairs(clu.grouping, ids, held, scheduled)
+    pairs = variant_pairs(clu.grouping, ids, held, carried.scheduled)
     labels = attach_known(clu.labels, ids, held)
     attached = int(((labels >= 0) & (clu.labels < 0)).sum())
     if attached:
@@ -517,10 +516,11 @@ def variant_pairs(
     """The pairs (a < b) of campaigns held by one cluster that the window joined as variants of one template:
     the template groups (stage 1 of the family grouping) most of their rows sit in are one group (template
     evidence), or are written in different languages (a translated variant, joined on behaviour), or both
-    campaigns are ``scheduled`` (flagged over more than one window of the day, so the grouping's rhythm
-    evidence compared their schedules so far). Two new campaigns in one language that only behaviour joined
-    (shared senders and payloads) are not merged: inside one window a second job of the same accounts looks
-    like that too, and an hour holds no schedule to tell them apart (the batch run of the day has one)."""
+    campaigns are ``scheduled`` (flagged in at least two earlier windows of the day, so the grouping's rhythm
+    evidence compared their schedules so far, as the batch run of the day compares them). Two campaigns in one
+    language that only behaviour joined (shared senders and payloads), one not yet flagged in two windows, are
+    not merged: inside one window a second job of the same accounts looks like that too, and an hour holds no
+    schedule to tell them apart (the batch run of the day has one)."""
     tg, lang = grouping.template_groups, grouping.group_language
     multi = {c: h for c, h in held.items() if len(h) > 1}
     if tg is None or lang is None or not multi:
@@ -665,7 +665,7 @@ def campaigns_stage(
         )
         hits, read = clu.earlier_hits, clu.earlier_read
         if hits is None or read is None:
-            hits, read = pl.DataFrame(schema={"e": pl.Int64, "fragment": pl.Int64}), pl.Series([], dtype=pl.String)
+            hits, read = pl.DataFrame(schema=HITS_SCHEMA), pl.Series([], dtype=pl.String)
         # accounts of the families not read before the grouping (rows the families took from the noise)
         rest = pairs.select(pl.col("account_id").cast(pl.String)).unique()
         rest = rest.filter(~pl.col("account_id").is_in(read.cast(pl.String).implode()))["account_id"]

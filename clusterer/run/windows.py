@@ -390,6 +390,21 @@ def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) 
     return out
 
 
+def scheduled(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) -> frozenset[str]:
+    """The campaigns (merged ones counted as their root) flagged in at least two earlier windows of ``day``:
+    their schedules so far are what the family grouping's rhythm evidence compares, so two of them it joins
+    on behaviour alone are variants, not a second job (:func:`~clusterer.run.stages.variant_pairs`)."""
+    if rhythm is None or rhythm.height == 0:
+        return frozenset()
+    per = (
+        rhythm.filter(pl.col("day") == day)
+        .with_columns(pl.col("campaign_id").replace(root))
+        .group_by("campaign_id")
+        .agg(pl.col("window").n_unique().alias("n"))
+    )
+    return frozenset(per.filter(pl.col("n") >= 2)["campaign_id"].to_list())
+
+
 def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> None:
     """A window manifest's ``rows`` counts the window's own ``n`` prompts (``assignments``, the carried
     exemplars dropped): ``in``, ``out``, ``clustered``, ``noise``; the computation's counts (distinct texts
@@ -439,7 +454,7 @@ def _one_window(
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
     root = aliases(prev.campaigns)
-    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier)
+    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier, scheduled(rhythm, day, root))
     result = pipeline.compute(
         sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
     )

@@ -361,15 +361,16 @@ def test_only_campaigns_joined_as_variants_are_merged():
     # a language py3langid is unsure of ('') is no evidence of a translation
     g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", ""])
     assert variant_pairs(g, ids, held) == {("a", "b")}
-    # campaigns flagged over more than one window of the day (their schedules so far compared by the
-    # grouping's rhythm evidence) joined on behaviour are variants; one of them scheduled is not enough
+    # campaigns flagged in two earlier windows of the day (their schedules so far compared by the grouping's
+    # rhythm evidence) joined on behaviour are variants; one of them scheduled is not enough
     assert variant_pairs(g, ids, held, frozenset({"a", "c"})) == {("a", "b"), ("a", "c")}
     assert variant_pairs(g, ids, held, frozenset({"c"})) == {("a", "b")}
 
 
-def test_known_stage_reads_a_schedule_longer_than_one_window():
-    """Only a campaign flagged in more than one hourly window's half hours counts as scheduled: c (flagged in
-    three half hours today) and d (two) are joined on behaviour; c with a scheduled a merges, d does not."""
+def test_a_campaign_flagged_in_two_windows_of_the_day_has_a_schedule():
+    """Only a campaign flagged in at least two earlier windows of the day counts as scheduled (whatever the
+    window length): c (two windows, merged into a) and d (one window, three half hours) are joined on
+    behaviour with a; c merges with a, d does not."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -377,20 +378,28 @@ def test_known_stage_reads_a_schedule_longer_than_one_window():
     from clusterer.clustering.families import Grouping
     from clusterer.config import RunConfig
     from clusterer.run.stages import Carried, known_stage
+    from clusterer.run.windows import scheduled
 
+    today, before = dt.date(2026, 11, 1), dt.date(2026, 10, 31)
+    rhythm = pl.DataFrame(
+        {
+            "window": [0, 1, 0, 2, 2, 2, 5, 7],
+            "day": [today] * 6 + [before] * 2,
+            "campaign_id": ["a", "a", "c0", "c", "d", "d", "e", "e"],
+            "half_hour": [1, 2, 1, 5, 5, 6, 1, 3],
+            "prompts": [5] * 8,
+        }
+    )
+    assert scheduled(rhythm, today, {"c0": "c"}) == {"a", "c"}
+    assert scheduled(None, today, {}) == frozenset() and scheduled(rhythm, before, {}) == {"e"}
     labels = np.zeros(9, np.int64)
     groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
     ids = ["a", "a", "a", "c", "c", "c", "d", "d", "d"]
     g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", "en"])
     clu = SimpleNamespace(labels=labels, grouping=g, carried=ids)
-    prof = {x: np.zeros(48) for x in "acd"}
-    prof["a"][:6] = 5.0
-    prof["c"][10:13] = 1.0
-    prof["d"][10:12] = 4.0
-    carried = Carried(frozenset("acd"), {}, prof, {})
-    day = SimpleNamespace(date=None)
+    carried = Carried(frozenset("acd"), {}, {}, {}, None, scheduled(rhythm, today, {"c0": "c"}))
     reg = Registry(pl.DataFrame(schema=CAMPAIGN_SCHEMA), pl.DataFrame(schema=DAILY_SCHEMA))
-    _, known = known_stage(day, RunConfig(), clu, reg, carried)
+    _, known = known_stage(SimpleNamespace(date=None), RunConfig(), clu, reg, carried)
     assert known is not None and known.mergeable == {("a", "c")}
 
 
@@ -567,6 +576,31 @@ def test_stream_windows_flag_without_the_shared_template_rule_and_a_batch_run_wi
     assert CliRunner().invoke(app, args).exit_code == 0 and calls == []
     run = ["run", args[1], "--out", str(tmp_path / "batch"), *OPTS, "--cache-dir", str(src / "cache")]
     assert CliRunner().invoke(app, run).exit_code == 0 and len(calls) == 1
+
+
+def test_a_window_groups_families_with_its_accounts_earlier_prompts_as_senders(streamed, tmp_path, monkeypatch):
+    """The second window's family grouping gets its accounts' earlier prompts of the day that hold a fragment's
+    core, each counted once; the first window has none, and a batch run reads none."""
+    import numpy as np
+
+    import clusterer.run.stages as stages
+
+    src, _, _, args = streamed
+    real, seen = stages.group_fragments, []
+
+    def recorded(*a, **k):
+        seen.append(k.get("senders"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(stages, "group_fragments", recorded)
+    out, reg = tmp_path / "out", tmp_path / "reg"
+    args = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], *OPTS, "--cache-dir", str(src / "cache")]
+    assert CliRunner().invoke(app, args).exit_code == 0 and len(seen) == 2
+    first, second = seen
+    assert first is None and second is not None and len(second.prompt) > 0
+    assert len(np.unique(second.prompt)) == len(second.prompt) and (second.weight >= 1.0).all()
+    run = ["run", args[1], "--out", str(tmp_path / "batch"), *OPTS, "--cache-dir", str(src / "cache")]
+    assert CliRunner().invoke(app, run).exit_code == 0 and seen[2:] == [None]
 
 
 def test_a_window_reads_its_own_rows_back_from_any_directory(streamed, tmp_path, monkeypatch):
