@@ -32,8 +32,8 @@ _CHUNK = 4096  # earlier prompts shingled and matched at a time
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """The day's earlier prompts of a window's accounts: ``prompts`` (``account_id``, ``text`` as logged)
-    the latest ones of each account, ``totals`` (``account_id``, ``prev_total``: its earlier prompts today,
+    """The day's earlier prompts of a window's accounts: ``prompts`` (``account_id``, ``timestamp``, ``text`` as
+    logged) the latest ones of each account, ``totals`` (``account_id``, ``prev_total``: its earlier prompts today,
     ``sampled``: how many of them ``prompts`` holds) and ``normalise`` (texts → normalised texts, as the
     window's were; applied only to the prompts of accounts that sent a fragment or family of the window)."""
 
@@ -116,9 +116,9 @@ def earlier_hits(
 
 
 def hit_weights(hits: pl.DataFrame, earlier: Earlier) -> pl.DataFrame:
-    """``hits`` (:func:`earlier_hits`) with each prompt's account (``account_id``) and weight (``w``: the
+    """``hits`` (:func:`earlier_hits`) with each prompt's account (``account_id``), ``timestamp`` and weight (``w``: the
     account's earlier prompts today over those sampled, so the sampled matches stand for all of them)."""
-    account = earlier.prompts.select(pl.col("account_id").cast(pl.String)).with_row_index("e")
+    account = earlier.prompts.select(pl.col("account_id").cast(pl.String), "timestamp").with_row_index("e")
     weight = earlier.totals.select(
         "account_id", (pl.col("prev_total") / pl.col("sampled").clip(lower_bound=1)).cast(pl.Float64).alias("w")
     )
@@ -163,6 +163,6 @@ def earlier_prompts(
     latest = rows.sort("account_id", "timestamp", "_i").group_by("account_id", maintain_order=True).tail(per_account)
     sampled = latest.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("sampled"))
     idx = latest["_i"].to_numpy().astype(np.int64)
-    prompts = pl.DataFrame({"account_id": latest["account_id"], "text": texts(idx)})
+    prompts = pl.DataFrame({"account_id": latest["account_id"], "timestamp": latest["timestamp"], "text": texts(idx)})
     totals = totals.join(sampled, on="account_id", how="left").fill_null(0)
     return Earlier(prompts=prompts, totals=totals, normalise=normalise)

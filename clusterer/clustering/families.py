@@ -102,16 +102,32 @@ class DaySenders:
     fragment: NDArray[np.int64]
     account: NDArray[np.int64]
     weight: NDArray[np.float64]
+    half_hour: NDArray[np.int64] | None = None  # of the day, per entry: the rhythm evidence reads them too
 
-    def group_counts(self, group_of: NDArray[np.int64], g: int, n_accounts: int) -> csr_matrix:
-        """Sparse (g × n_accounts) float: per template group (``group_of``: per fragment) and account, the
-        earlier prompts that went to the group (a prompt holding two of its fragments counts once)."""
+    def _per_group(self, group_of: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The entries that count (a prompt once per template group) and their groups."""
         inside = self.fragment < len(group_of)
         grp = np.where(inside, group_of[np.where(inside, self.fragment, 0)], -1)
         ok = grp >= 0
         key = np.unique(np.stack([self.prompt[ok], grp[ok]]), axis=1, return_index=True)[1]
         idx = np.flatnonzero(ok)[key]
-        out = coo_matrix((self.weight[idx], (grp[idx], self.account[idx])), shape=(g, max(n_accounts, 1))).tocsr()
+        return idx, grp[idx]
+
+    def group_profiles(self, group_of: NDArray[np.int64], g: int) -> NDArray[np.float64] | None:
+        """float64 (g × 48): per template group the earlier prompts that went to it per half hour of the day
+        (None without times)."""
+        if self.half_hour is None:
+            return None
+        idx, grp = self._per_group(group_of)
+        out = np.zeros((g, 48), np.float64)
+        np.add.at(out, (grp, self.half_hour[idx]), self.weight[idx])
+        return out
+
+    def group_counts(self, group_of: NDArray[np.int64], g: int, n_accounts: int) -> csr_matrix:
+        """Sparse (g × n_accounts) float: per template group (``group_of``: per fragment) and account, the
+        earlier prompts that went to the group (a prompt holding two of its fragments counts once)."""
+        idx, grp = self._per_group(group_of)
+        out = coo_matrix((self.weight[idx], (grp, self.account[idx])), shape=(g, max(n_accounts, 1))).tocsr()
         out.sum_duplicates()
         return out
 
@@ -432,11 +448,16 @@ def _sender_counts(
 
 
 def time_profiles(
-    groups: NDArray[np.int64], times: NDArray[np.int64], g: int, rhythm: DayRhythm | None = None
+    groups: NDArray[np.int64],
+    times: NDArray[np.int64],
+    g: int,
+    rhythm: DayRhythm | None = None,
+    earlier: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """float64 (g × 48): each group's rows per half hour of the day (``times``: epoch seconds per row), plus
     with ``rhythm`` (:class:`DayRhythm`) each campaign's day so far times the share of its rows the group
-    holds."""
+    holds, plus ``earlier`` (g × 48: the window's accounts' earlier prompts today that went to each group,
+    :meth:`DaySenders.group_profiles`)."""
     ok = groups >= 0
     bins = (times[ok] % 86_400) // 1_800
     prof = _count_matrix(groups[ok], bins.astype(np.int64), g, 48).toarray().astype(np.float64)
@@ -444,6 +465,8 @@ def time_profiles(
         has = ok & (rhythm.campaign >= 0)
         held = _count_matrix(groups[has], rhythm.campaign[has], g, len(rhythm.profiles)).toarray()
         prof += (held / np.maximum(held.sum(axis=0, keepdims=True), 1.0)) @ rhythm.profiles
+    if earlier is not None:
+        prof += earlier
     return prof
 
 
@@ -459,6 +482,7 @@ def _behaviour_stage(
     times: NDArray[np.int64] | None = None,
     rhythm: DayRhythm | None = None,
     earlier: csr_matrix | None = None,
+    earlier_times: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int64], int]:
     """Stage 2: template groups joined by behaviour — shared senders, one payload pool, one rhythm (see
     :func:`_behaviour`). Groups in different languages join on that evidence (plus half their template
@@ -469,7 +493,8 @@ def _behaviour_stage(
     ``template_support``: (g × g) mean stage-1 similarity between groups (upper triangle); ``times``:
     int64 (n,) epoch seconds per row (None: no rhythm evidence, it counts as agreeing); ``rhythm``: the day so
     far in a stream window (:class:`DayRhythm`); ``earlier``: (g × accounts) the window's accounts' earlier
-    prompts today per group (:meth:`DaySenders.group_counts`), counted as shared senders."""
+    prompts today per group (:meth:`DaySenders.group_counts`), counted as shared senders, and
+    ``earlier_times`` (g × 48) the same prompts per half hour of the day, counted in the groups' rhythm."""
     cand = []
     kinds = [accounts] + ([orgs] if orgs is not None else [])
     extra = [earlier] + [None] * (len(kinds) - 1)
@@ -521,7 +546,7 @@ def _behaviour_stage(
         # bins; Kuiper's rather than Kolmogorov's because the day is a circle). One job load-balanced over
         # its variants runs them together (≈ 0.8-1 even for small groups); a second job on its own
         # schedule, say half the day, scores ≈ 0.5, which counts as no evidence
-        prof = time_profiles(groups, times, g, rhythm)
+        prof = time_profiles(groups, times, g, rhythm, earlier_times)
         cdf = np.cumsum(prof / np.maximum(prof.sum(axis=1, keepdims=True), 1.0), axis=1)
         diff = cdf[a] - cdf[b]
         rhythm = 1.0 - (np.maximum(diff.max(axis=1), 0.0) + np.maximum(-diff.min(axis=1), 0.0))
@@ -582,8 +607,12 @@ def group_fragments(
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
     lang1 = fragment_languages(g1_labels, texts, sk, ngram, g)
-    day = senders.group_counts(grp, g, int(accounts.max()) + 1) if senders is not None and len(accounts) else None
-    stage2, joins2 = _behaviour_stage(g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times, rhythm, day)
+    day, day_times = None, None
+    if senders is not None and len(accounts):
+        day, day_times = senders.group_counts(grp, g, int(accounts.max()) + 1), senders.group_profiles(grp, g)
+    stage2, joins2 = _behaviour_stage(
+        g1_labels, accounts, orgs, sk, lang1, g, cfg, support, times, rhythm, day, day_times
+    )
     final = _renumber(stage2, g1_labels)
     n_fam = int(final.max()) + 1 if (final >= 0).any() else 0
     # each family's language: that of the template group holding its first row

@@ -294,11 +294,13 @@ def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
     # is one sender's prompt of one group, as a batch run puts it in one cluster
     best = hits.sort("e", "share", "fragment", descending=[False, True, False]).unique("e", keep="first")
     h = hit_weights(best, earlier).join(codes, on="account_id")
+    half = (h["timestamp"].dt.epoch("s") % 86_400) // 1_800
     return DaySenders(
         h["e"].to_numpy().astype(np.int64),
         h["fragment"].to_numpy().astype(np.int64),
         h["code"].to_numpy().astype(np.int64),
         h["w"].to_numpy().astype(np.float64),
+        half.to_numpy().astype(np.int64),
     )
 
 

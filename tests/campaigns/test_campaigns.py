@@ -318,6 +318,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
         prompts=pl.DataFrame(
             {
                 "account_id": ["x"] * 8 + ["y", "z"],
+                "timestamp": [dt.datetime(2026, 11, 1, 3, tzinfo=dt.timezone.utc)] * 10,
                 "text": [f"{a} other {i}" for i in range(2)]
                 + [f"{b} more {i}" for i in range(2)]
                 + ["what is the capital of france"] * 4

@@ -196,6 +196,30 @@ def test_time_profiles_add_the_day_so_far():
     assert prof[0, 0] == 5.0 and prof[1, 0] == 5.0
 
 
+def test_time_profiles_add_the_earlier_prompts_of_a_group():
+    """A variant never flagged (no campaign's day rhythm) that has run since midnight: its accounts' earlier
+    prompts today give it the day's profile, so the rhythm evidence does not read it as a job started this
+    hour."""
+    from clusterer.clustering.families import DaySenders, time_profiles
+
+    t0 = int(dt.datetime(2026, 11, 1, 10, 5, tzinfo=dt.timezone.utc).timestamp())  # half hour 20
+    groups = np.array([0, 0, 1, 1])
+    day = DaySenders(
+        prompt=np.array([0, 1, 2, 2]),
+        fragment=np.array([3, 3, 4, 5]),  # fragments 3 -> group 1; 4 and 5 -> group 0 (prompt 2 counts once)
+        account=np.array([0, 1, 2, 2]),
+        weight=np.array([2.0, 1.0, 1.0, 1.0]),
+        half_hour=np.array([4, 6, 8, 8]),
+    )
+    earlier = day.group_profiles(np.array([-1, -1, -1, 1, 0, 0]), 2)
+    assert earlier[1, 4] == 2.0 and earlier[1, 6] == 1.0 and earlier[0, 8] == 1.0 and earlier.sum() == 4.0
+    prof = time_profiles(groups, np.full(4, t0, np.int64), 2, None, earlier)
+    assert prof[0].tolist()[8] == 1.0 and prof[0, 20] == 2 and prof[1, 4] == 2.0 and prof.sum() == 8.0
+    assert (
+        DaySenders(day.prompt, day.fragment, day.account, day.weight).group_profiles(np.zeros(6, np.int64), 1) is None
+    )
+
+
 def test_large_fragments_are_always_compared(monkeypatch):
     """Two large fragments of one template whose nearest centroids are each a dozen small fragments of their
     own variant (as on a big day): the pair of large ones is still scored and they group; scored by nearest
