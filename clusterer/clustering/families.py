@@ -92,11 +92,11 @@ class DayRhythm:
 class DaySenders:
     """The day so far of a stream window's accounts, for the sender evidence: their earlier prompts today that
     hold a fragment's core (:func:`~clusterer.campaigns.earlier.earlier_hits`), one entry per (earlier
-    prompt, fragment): ``prompt`` int64 its number, ``fragment`` int64, ``account`` int64 the account's code
-    (as the window's rows have it), ``weight`` float64 the prompts it stands for (its account's earlier
-    prompts over those sampled). A load-balanced campaign sends each account one prompt an hour, so inside
-    one window its paraphrased variants share no sender; over the day they share most, as the batch run of
-    the day sees them."""
+    prompt, fragment it counts for): ``prompt`` int64 its number, ``fragment`` int64, ``account`` int64 the
+    account's code (as the window's rows have it), ``weight`` float64 the prompts it stands for (its
+    account's earlier prompts over those sampled), ``half_hour`` int64 its half hour of the day (or None). A
+    load-balanced campaign sends each account one prompt an hour, so inside one window its paraphrased
+    variants share no sender; over the day they share most, as the batch run of the day sees them."""
 
     prompt: NDArray[np.int64]
     fragment: NDArray[np.int64]
@@ -443,7 +443,7 @@ def _sender_counts(
     ok = (groups >= 0) & (senders >= 0)
     counts = _count_matrix(np.where(ok, groups, -1), np.maximum(senders, 0), g, int(senders.max()) + 1)
     if earlier is not None and earlier.nnz:
-        counts = csr_matrix(counts + earlier[:, : counts.shape[1]])
+        counts = csr_matrix(counts + earlier)  # one sender coding: the shapes agree (else scipy raises)
     return counts
 
 
