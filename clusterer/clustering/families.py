@@ -94,9 +94,10 @@ class DaySenders:
     hold a fragment's core (:func:`~clusterer.campaigns.earlier.earlier_hits`), one entry per (earlier
     prompt, fragment it counts for): ``prompt`` int64 its number, ``fragment`` int64, ``account`` int64 the
     account's code (as the window's rows have it), ``weight`` float64 the prompts it stands for (its
-    account's earlier prompts over those sampled), ``half_hour`` int64 its half hour of the day (or None). A
-    load-balanced campaign sends each account one prompt an hour, so inside one window its paraphrased
-    variants share no sender; over the day they share most, as the batch run of the day sees them."""
+    account's earlier prompts over those sampled), ``half_hour`` int64 its half hour of the day (−1: not read
+    for the rhythm; or None). A load-balanced campaign sends each account one prompt an hour, so inside one
+    window its paraphrased variants share no sender; over the day they share most, as the batch run of the
+    day sees them."""
 
     prompt: NDArray[np.int64]
     fragment: NDArray[np.int64]
@@ -115,12 +116,13 @@ class DaySenders:
 
     def group_profiles(self, group_of: NDArray[np.int64], g: int) -> NDArray[np.float64] | None:
         """float64 (g × 48): per template group the earlier prompts that went to it per half hour of the day
-        (None without times)."""
+        (None without times; entries of half hour −1 are left out)."""
         if self.half_hour is None:
             return None
         idx, grp = self._per_group(group_of)
+        timed = self.half_hour[idx] >= 0
         out = np.zeros((g, 48), np.float64)
-        np.add.at(out, (grp, self.half_hour[idx]), self.weight[idx])
+        np.add.at(out, (grp[timed], self.half_hour[idx][timed]), self.weight[idx][timed])
         return out
 
     def group_counts(self, group_of: NDArray[np.int64], g: int, n_accounts: int) -> csr_matrix:
@@ -470,6 +472,15 @@ def time_profiles(
     return prof
 
 
+def rhythm_agreement(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """1 − Kuiper's distance between the time-of-day distributions of the rows of ``x`` and ``y`` (k × 48
+    counts per half hour; the day is a circle, so Kuiper's rather than Kolmogorov's): 1 for one schedule."""
+    cx = np.cumsum(x / np.maximum(x.sum(axis=1, keepdims=True), 1.0), axis=1)
+    cy = np.cumsum(y / np.maximum(y.sum(axis=1, keepdims=True), 1.0), axis=1)
+    diff = cx - cy
+    return 1.0 - (np.maximum(diff.max(axis=1), 0.0) + np.maximum(-diff.min(axis=1), 0.0))
+
+
 def _behaviour_stage(
     groups: NDArray[np.int64],
     accounts: NDArray[np.int64],
@@ -547,9 +558,7 @@ def _behaviour_stage(
         # its variants runs them together (≈ 0.8-1 even for small groups); a second job on its own
         # schedule, say half the day, scores ≈ 0.5, which counts as no evidence
         prof = time_profiles(groups, times, g, rhythm, earlier_times)
-        cdf = np.cumsum(prof / np.maximum(prof.sum(axis=1, keepdims=True), 1.0), axis=1)
-        diff = cdf[a] - cdf[b]
-        rhythm = 1.0 - (np.maximum(diff.max(axis=1), 0.0) + np.maximum(-diff.min(axis=1), 0.0))
+        rhythm = rhythm_agreement(prof[a], prof[b])
         behaviour = behaviour * np.clip((rhythm - 0.5) / 0.2, 0.0, 1.0)
     support = np.asarray(template_support[a, b]).ravel()
     supported = support >= cfg.family_min_template_support

@@ -54,6 +54,12 @@ from ..vectors.rows import RowVectors, distinct_rows
 from .day import Day
 from .engine import LocalEngine
 
+# two campaigns of the day a window joins on behaviour alone merge only when both were flagged in two earlier
+# windows and first flagged at most this many windows apart: one job runs its variants together from its start;
+# a second job of the same accounts begun hours later looks ever more like the first as its day so far grows
+# (measured: a second job begun at 10:00 joined its campaign's family at 19:00 on the held-out 1M day)
+SCHEDULE_MAX_START_GAP = 1
+
 
 def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine) -> Day:
     """Normalise the text and build the shared day object."""
@@ -176,15 +182,14 @@ class Carried:
     (:func:`~clusterer.store.registry.aliases`); ``earlier``, the day's earlier prompts of the window's
     accounts, read by the family grouping's sender evidence and the account-focus and one-shot terms
     (:mod:`~clusterer.campaigns.earlier`); ``scheduled``, the campaigns flagged in at least two earlier windows
-    of the day (their schedules so far are what the grouping's rhythm evidence compares:
-    :func:`variant_pairs`)."""
+    of the day, each with the first window it was flagged in (:func:`variant_pairs`)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
     rhythm: dict[str, NDArray[np.float64]]
     root: dict[str, str]
     earlier: Earlier | None = None
-    scheduled: frozenset[str] = frozenset()
+    scheduled: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def cluster_stage(
@@ -294,7 +299,11 @@ def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
     # is one sender's prompt of one group, as a batch run puts it in one cluster
     best = hits.sort("e", "share", "fragment", descending=[False, True, False]).unique("e", keep="first")
     h = hit_weights(best, earlier).join(codes, on="account_id")
-    half = (h["timestamp"].dt.epoch("s") % 86_400) // 1_800
+    # the rhythm reads only the accounts whose whole day so far was read: the latest few prompts of a busy
+    # account are its last hours, not its schedule (measured: a second job begun at 10:00 then looked like its
+    # campaign by 19:00 on the held-out 1M day)
+    half = pl.when(pl.col("w") == 1.0).then((pl.col("timestamp").dt.epoch("s") % 86_400) // 1_800).otherwise(-1)
+    half = h.select(half.alias("half"))["half"]
     return DaySenders(
         h["e"].to_numpy().astype(np.int64),
         h["fragment"].to_numpy().astype(np.int64),
@@ -513,13 +522,18 @@ def known_stage(
 
 
 def variant_pairs(
-    grouping: Grouping, ids: list[str | None], held: dict[int, list[str]], scheduled: frozenset[str] = frozenset()
+    grouping: Grouping,
+    ids: list[str | None],
+    held: dict[int, list[str]],
+    scheduled: dict[str, int] | None = None,
 ) -> frozenset[tuple[str, str]]:
     """The pairs (a < b) of campaigns held by one cluster that the window joined as variants of one template:
     the template groups (stage 1 of the family grouping) most of their rows sit in are one group (template
     evidence), or are written in different languages (a translated variant, joined on behaviour), or both
-    campaigns are ``scheduled`` (flagged in at least two earlier windows of the day, so the grouping's rhythm
-    evidence compared their schedules so far, as the batch run of the day compares them). Two campaigns in one
+    campaigns are ``scheduled`` (flagged in at least two earlier windows of the day: campaign → the first) and
+    were first flagged at most ``SCHEDULE_MAX_START_GAP`` windows apart (one job runs its variants together;
+    a second job of the same accounts started hours later looks ever more like the first as its day so far
+    grows, but never starts with it). Two campaigns in one
     language that only behaviour joined (shared senders and payloads), one not yet flagged in two windows, are
     not merged: inside one window a second job of the same accounts looks like that too, and an hour holds no
     schedule to tell them apart (the batch run of the day has one)."""
@@ -537,6 +551,15 @@ def variant_pairs(
         .first()
     )
     group = {(int(c), i): int(g) for c, i, g in zip(main["c"], main["id"], main["g"], strict=True)}
+
+    def together(x: str, y: str) -> bool:
+        return (
+            scheduled is not None
+            and x in scheduled
+            and y in scheduled
+            and (abs(scheduled[x] - scheduled[y]) <= SCHEDULE_MAX_START_GAP)
+        )
+
     out = set()
     for c, h in multi.items():
         for x in h:
@@ -544,7 +567,7 @@ def variant_pairs(
                 gx, gy = group.get((c, x)), group.get((c, y))
                 if x >= y or gx is None or gy is None:
                     continue
-                if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]) or {x, y} <= scheduled:
+                if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]) or together(x, y):
                     out.add((x, y))
     return frozenset(out)
 

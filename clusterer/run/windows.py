@@ -390,19 +390,21 @@ def day_rhythm(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) 
     return out
 
 
-def scheduled(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) -> frozenset[str]:
-    """The campaigns (merged ones counted as their root) flagged in at least two earlier windows of ``day``:
-    their schedules so far are what the family grouping's rhythm evidence compares, so two of them it joins
-    on behaviour alone are variants, not a second job (:func:`~clusterer.run.stages.variant_pairs`)."""
+def scheduled(rhythm: pl.DataFrame | None, day: dt.date, root: dict[str, str]) -> dict[str, int]:
+    """The campaigns (merged ones counted as their root) flagged in at least two earlier windows of ``day``, each
+    with the first window it was flagged in: two of them the family grouping joins on behaviour alone that
+    started together are variants of one job, not a second job of the same accounts
+    (:func:`~clusterer.run.stages.variant_pairs`)."""
     if rhythm is None or rhythm.height == 0:
-        return frozenset()
+        return {}
     per = (
         rhythm.filter(pl.col("day") == day)
         .with_columns(pl.col("campaign_id").replace(root))
         .group_by("campaign_id")
-        .agg(pl.col("window").n_unique().alias("n"))
+        .agg(pl.col("window").n_unique().alias("n"), pl.col("window").min().alias("first"))
+        .filter(pl.col("n") >= 2)
     )
-    return frozenset(per.filter(pl.col("n") >= 2)["campaign_id"].to_list())
+    return dict(zip(per["campaign_id"].to_list(), per["first"].to_list(), strict=True))
 
 
 def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> None:

@@ -218,6 +218,9 @@ def test_time_profiles_add_the_earlier_prompts_of_a_group():
     assert (
         DaySenders(day.prompt, day.fragment, day.account, day.weight).group_profiles(np.zeros(6, np.int64), 1) is None
     )
+    # a prompt whose account's day so far was only sampled (half hour -1) counts as a sender, not in the rhythm
+    part = DaySenders(day.prompt, day.fragment, day.account, day.weight, np.array([-1, 6, 8, 8]))
+    assert part.group_profiles(np.array([-1, -1, -1, 1, 0, 0]), 2).sum() == 2.0
 
 
 def test_large_fragments_are_always_compared(monkeypatch):

@@ -361,16 +361,17 @@ def test_only_campaigns_joined_as_variants_are_merged():
     # a language py3langid is unsure of ('') is no evidence of a translation
     g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", ""])
     assert variant_pairs(g, ids, held) == {("a", "b")}
-    # campaigns flagged in two earlier windows of the day (their schedules so far compared by the grouping's
-    # rhythm evidence) joined on behaviour are variants; one of them scheduled is not enough
-    assert variant_pairs(g, ids, held, frozenset({"a", "c"})) == {("a", "b"), ("a", "c")}
-    assert variant_pairs(g, ids, held, frozenset({"c"})) == {("a", "b")}
+    # campaigns flagged in two earlier windows of the day and first flagged together, joined on behaviour, are
+    # variants of one job; one of them scheduled is not enough, nor a second job begun hours after the first
+    assert variant_pairs(g, ids, held, {"a": 3, "c": 4}) == {("a", "b"), ("a", "c")}
+    assert variant_pairs(g, ids, held, {"c": 4}) == {("a", "b")}
+    assert variant_pairs(g, ids, held, {"a": 0, "c": 10}) == {("a", "b")}
 
 
 def test_a_campaign_flagged_in_two_windows_of_the_day_has_a_schedule():
     """Only a campaign flagged in at least two earlier windows of the day counts as scheduled (whatever the
     window length): c (two windows, merged into a) and d (one window, three half hours) are joined on
-    behaviour with a; c merges with a, d does not."""
+    behaviour with a, all begun in window 0 or 2; c merges with a, d does not."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -390,8 +391,8 @@ def test_a_campaign_flagged_in_two_windows_of_the_day_has_a_schedule():
             "prompts": [5] * 8,
         }
     )
-    assert scheduled(rhythm, today, {"c0": "c"}) == {"a", "c"}
-    assert scheduled(None, today, {}) == frozenset() and scheduled(rhythm, before, {}) == {"e"}
+    assert scheduled(rhythm, today, {"c0": "c"}) == {"a": 0, "c": 0}
+    assert scheduled(None, today, {}) == {} and scheduled(rhythm, before, {}) == {"e": 5}
     labels = np.zeros(9, np.int64)
     groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
     ids = ["a", "a", "a", "c", "c", "c", "d", "d", "d"]
