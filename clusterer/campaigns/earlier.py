@@ -71,25 +71,36 @@ def fragment_families(fragments: NDArray[np.int64], labels: NDArray[np.int64]) -
 HITS_SCHEMA = {"e": pl.Int64, "fragment": pl.Int64, "share": pl.Float64}
 
 
+@dataclass(frozen=True, slots=True)
+class Cores:
+    """The window's fragment cores (:func:`fragment_cores`): ``core`` (``fragment``, ``h``) and ``size``
+    (``fragment``, ``core``: its shingles)."""
+
+    core: pl.DataFrame
+    size: pl.DataFrame
+
+
+def fragment_cores(fragments: NDArray[np.int64], indptr: NDArray[np.int64], hashes: NDArray[np.uint64]) -> Cores:
+    """Each fragment's core: the shingles at least half its members hold (``fragments``: the HDBSCAN cluster
+    of each embedded row, before noise was attached; ``indptr`` / ``hashes``: their skeleton shingles, CSR)."""
+    return Cores(*_fragment_cores(fragments, indptr, hashes))
+
+
 def earlier_hits(
-    fragments: NDArray[np.int64],
-    indptr: NDArray[np.int64],
-    hashes: NDArray[np.uint64],
+    cores: Cores,
     earlier: Earlier,
     accounts: pl.Series,
     ngram: int,
     min_share: float,
     min_shingles: int,
 ) -> pl.DataFrame:
-    """The earlier prompts of ``accounts`` that carry a fragment's core, one row per (``e``: the prompt's
-    row in ``earlier.prompts``, ``fragment``, ``share``: the share of the core it holds). ``fragments``: the
-    HDBSCAN cluster of each embedded row, before noise was attached; ``indptr`` / ``hashes``: their skeleton
-    shingles (CSR). The cores are the fragments', not the families': a family of several variants has one
+    """The earlier prompts of ``accounts`` that carry a fragment's core (``cores``: :func:`fragment_cores`),
+    one row per (``e``: the prompt's row in ``earlier.prompts``, ``fragment``, ``share``: the share of the
+    core it holds). The cores are the fragments', not the families': a family of several variants has one
     core per variant, and a prompt of any of them holds the family's template."""
-    k = int(fragments.max()) + 1 if len(fragments) and fragments.max() >= 0 else 0
-    if k == 0 or earlier.prompts.height == 0 or accounts.len() == 0:
+    if cores.size.height == 0 or earlier.prompts.height == 0 or accounts.len() == 0:
         return pl.DataFrame(schema=HITS_SCHEMA)
-    core, core_size = _fragment_cores(fragments, indptr, hashes)
+    core, core_size = cores.core, cores.size
     rows = (
         earlier.prompts.with_row_index("e")
         .filter(pl.col("account_id").is_in(accounts.cast(pl.String).unique().implode()))

@@ -19,7 +19,15 @@ from numpy.typing import NDArray
 
 from ..accel import fastops
 from ..campaigns.decisions import Decisions, decide
-from ..campaigns.earlier import HITS_SCHEMA, Earlier, earlier_hits, earlier_in_families, hit_weights
+from ..campaigns.earlier import (
+    HITS_SCHEMA,
+    Cores,
+    Earlier,
+    earlier_hits,
+    earlier_in_families,
+    fragment_cores,
+    hit_weights,
+)
 from ..clustering.families import DayRhythm, DaySenders, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
@@ -149,6 +157,16 @@ def overlap_stage(
 
 
 @dataclass(frozen=True, slots=True)
+class EarlierRead:
+    """A stream window's matching of its accounts' earlier prompts today: the fragment ``cores``, the ``hits``
+    (:func:`~clusterer.campaigns.earlier.earlier_hits`) and the accounts ``read``."""
+
+    cores: Cores
+    hits: pl.DataFrame
+    read: pl.Series
+
+
+@dataclass(frozen=True, slots=True)
 class Clustering:
     """``clusters``: HDBSCAN's fragments; ``grouping``: the families (``grouping.labels`` per embedded row);
     ``fit``: float32 (m,) share of its fragment's scaffold each row carries; ``shared``: int32 (m,) how many
@@ -163,10 +181,9 @@ class Clustering:
     shared: NDArray[np.int32] | None
     copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
-    # stream window: the earlier prompts today that hold a fragment's core (campaigns.earlier.earlier_hits), of
-    # the accounts ``earlier_read`` (those with a row in a fragment before the families took noise)
-    earlier_hits: pl.DataFrame | None = None
-    earlier_read: pl.Series | None = None
+    # stream window: the earlier prompts today that hold a fragment's core (campaigns.earlier.earlier_hits) of
+    # the accounts read (those with a row in a fragment before the families took noise), and the cores
+    earlier: EarlierRead | None = None
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -223,11 +240,12 @@ def cluster_stage(
     attached = rehome_by_template(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
-    hits, read, senders = None, None, None
+    read, senders = None, None
     if carried is not None and carried.earlier is not None:
-        read = day.frame["account_id"].gather(day.rows[attached >= 0]).unique()
-        hits = _earlier_hits(clusters.labels, sk, cfg, carried.earlier, read)
-        senders = _day_senders(day, hits, carried.earlier)
+        accounts = day.frame["account_id"].gather(day.rows[attached >= 0]).unique()
+        cores = fragment_cores(clusters.labels, sk.indptr, sk.hashes)
+        read = EarlierRead(cores, _earlier_hits(cores, cfg, carried.earlier, accounts), accounts)
+        senders = _day_senders(day, read.hits, carried.earlier)
     grouping = group_fragments(
         attached,
         day.accounts[day.rows],
@@ -269,24 +287,13 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, ids, hits, read)
+    return Clustering(clusters, grouping, fit, shared, copies, ids, read)
 
 
-def _earlier_hits(
-    fragments: NDArray[np.int64], sk: Skeletons, cfg: RunConfig, earlier: Earlier, accounts: pl.Series
-) -> pl.DataFrame:
+def _earlier_hits(cores: Cores, cfg: RunConfig, earlier: Earlier, accounts: pl.Series) -> pl.DataFrame:
     """:func:`~clusterer.campaigns.earlier.earlier_hits` of ``accounts`` by the attach rule."""
     c = cfg.cluster
-    return earlier_hits(
-        fragments,
-        sk.indptr,
-        sk.hashes,
-        earlier,
-        accounts,
-        cfg.skeleton.ngram,
-        c.attach_template,
-        c.attach_template_shingles,
-    )
+    return earlier_hits(cores, earlier, accounts, cfg.skeleton.ngram, c.attach_template, c.attach_template_shingles)
 
 
 def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
@@ -688,14 +695,17 @@ def campaigns_stage(
             .filter(pl.col("cluster_id") >= 0)
             .unique()
         )
-        hits, read = clu.earlier_hits, clu.earlier_read
-        if hits is None or read is None:
-            hits, read = pl.DataFrame(schema=HITS_SCHEMA), pl.Series([], dtype=pl.String)
-        # accounts of the families not read before the grouping (rows the families took from the noise)
+        empty = pl.Series([], dtype=pl.String)  # a window clustered without the day so far reads every account here
+        done = clu.earlier or EarlierRead(
+            fragment_cores(clu.clusters.labels, sk.indptr, sk.hashes), pl.DataFrame(schema=HITS_SCHEMA), empty
+        )
+        # accounts of the families not read before the grouping (rows the families took from the noise), matched
+        # to the cores the grouping's were
         rest = pairs.select(pl.col("account_id").cast(pl.String)).unique()
-        rest = rest.filter(~pl.col("account_id").is_in(read.cast(pl.String).implode()))["account_id"]
+        rest = rest.filter(~pl.col("account_id").is_in(done.read.cast(pl.String).implode()))["account_id"]
+        hits = done.hits
         if rest.len():
-            hits = pl.concat([hits, _earlier_hits(clu.clusters.labels, sk, cfg, earlier, rest)])
+            hits = pl.concat([hits, _earlier_hits(done.cores, cfg, earlier, rest)])
         matched = earlier_in_families(hits, clu.clusters.labels, clu.labels, pairs, earlier)
         day_so_far = (matched, earlier.totals)
     summary = summarise(clu.labels, vec.emb, day.rows, k)

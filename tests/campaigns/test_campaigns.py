@@ -303,7 +303,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
     """A family of two variants (two fragments with their own scaffolds): an account's earlier prompt of
     either variant went to the family, an ordinary one did not, and the matches scale to the account's
     earlier prompts today (4 matched of the 8 sampled out of 16 → 8)."""
-    from clusterer.campaigns.earlier import Earlier, earlier_hits, earlier_in_families
+    from clusterer.campaigns.earlier import Earlier, earlier_hits, earlier_in_families, fragment_cores
     from clusterer.text.skeleton import shingle_sets
 
     a = "you write python and its tests code the function add a pytest file with many edge case tests"
@@ -330,7 +330,7 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
     )
 
     def matched(accounts: list[str]) -> dict[str, float]:
-        hits = earlier_hits(fragments, indptr, hashes, earlier, pl.Series(accounts), 3, 0.5, 4)
+        hits = earlier_hits(fragment_cores(fragments, indptr, hashes), earlier, pl.Series(accounts), 3, 0.5, 4)
         got = earlier_in_families(hits, fragments, families, pairs, earlier)
         return {r["account_id"]: r["prev_k"] for r in got.iter_rows(named=True)}
 
