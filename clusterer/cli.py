@@ -224,12 +224,81 @@ def stream(
     except ClustererError as err:
         _fail(err, log_format)
     if not quiet:
-        for w in state["windows"]:
-            typer.echo(
-                f"{w['dir']}: {w['rows']:,} prompts, {w['flagged_clusters']} flagged families "
-                f"({len(w['new_campaigns'])} new campaigns, {len(w.get('merged_campaigns', {}))} merged), "
-                f"{w['seconds']} s"
-            )
+        _echo_windows(state["windows"])
+
+
+def _echo_windows(windows: list[dict[str, Any]]) -> None:
+    for w in windows:
+        late = f", {w['late_rows']:,} of them late" if w.get("late_rows") else ""
+        typer.echo(
+            f"{w['dir']}: {w['rows']:,} prompts{late}, {w['flagged_clusters']} flagged families "
+            f"({len(w['new_campaigns'])} new campaigns, {len(w.get('merged_campaigns', {}))} merged), "
+            f"{w['seconds']} s"
+        )
+
+
+@app.command()
+@with_config_options("run")
+def watch(
+    logs: LogsArg,
+    out: OutOpt,
+    registry: Annotated[
+        Path,
+        typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
+    ],
+    window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
+    every: Annotated[str, typer.Option(help="How often to read the logs again: 15m, 1m, 30s, ...")] = "15m",
+    settle: Annotated[
+        str, typer.Option(help="A window with no later rows yet closes this long after its end (clock, UTC).")
+    ] = "15m",
+    polls: Annotated[int, typer.Option(min=0, help="Stop after this many reads of the logs (0: until stopped).")] = 0,
+    carry: Annotated[
+        int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")
+    ] = 32,
+    config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
+    log_format: LogFormatOpt = "text",
+    quiet: QuietOpt = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Follow a day as its part files arrive: every EVERY, read LOGS again and cluster the windows closed
+    since, as `stream` does (a window closes when rows of a later window are in the logs, or SETTLE after its
+    end). Rows that arrive after their window was done go with the next window. OUT is a stream's: `stream`
+    with the same options goes on from it (and finishes a day whose last window has not closed)."""
+    import datetime as dt
+    import itertools
+    import time
+
+    from . import api
+    from .errors import InputError
+    from .progress import setup_logging
+    from .run.windows import Live, check_stream_out, parse_duration, parse_every, stream
+
+    _check_log_format(log_format)
+    setup_logging(quiet, log_format)
+    try:
+        length, pause = parse_every(window), parse_duration(every, "--every")
+        grace = parse_duration(settle, "--settle", zero=True)
+        cfg = api.resolve_config(config, quiet=quiet or None, **(overrides or {}))
+        check_stream_out(Path(out), logs, Path(registry))
+        state_file = Path(out) / "stream.json"
+        shown = len(json.loads(state_file.read_text())["windows"]) if state_file.is_file() else 0
+        for n in itertools.count(1):
+            try:  # a directory still empty, or a part file not readable yet: read again at the next poll
+                prompts = api.read_input(logs, cfg)
+            except InputError as err:
+                log.warning("watch: the logs cannot be read now (%s); reading again in %s", err, every)
+            else:
+                live = Live(dt.datetime.now(dt.timezone.utc), grace)
+                state = stream(prompts, Path(out), cfg, length, Path(registry), per_campaign=carry, live=live)
+                del prompts
+                if not quiet:
+                    _echo_windows(state["windows"][shown:])
+                shown = len(state["windows"])
+            if polls and n >= polls:
+                break
+            time.sleep(pause.total_seconds())
+    except ClustererError as err:
+        _fail(err, log_format)
 
 
 @app.command()

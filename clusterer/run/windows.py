@@ -38,6 +38,11 @@ the accounts is read again from the input's earlier rows, so nothing of it is ke
 ``OUT/before`` and the window marked ``pending`` in ``stream.json``; the output set, the registry, the carry
 and rhythm; then ``stream.json`` with the window done. A restart finding a pending window puts the registry
 directory back to the kept state and runs the window again from it: each window counts once.
+
+The logs may grow between runs (a day's part files as they arrive; ``clusterer watch`` reads them again
+every few minutes, :class:`Live`): ``stream.json`` records per done window the digest of its rows, which
+must still be in the logs unchanged (:func:`done_rows`); rows that arrived after their window was done go
+with the next window to run (:func:`_windows_to_run`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,8 @@ from ..io.ingest import Prompts, content_digest
 from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA, Registry, aliases, apply_merges, campaign_stats
 from .stages import Carried
 
+log = logging.getLogger(__name__)
+
 STATE = "stream.json"
 CARRY = "carry.parquet"
 RHYTHM = "rhythm.parquet"
@@ -68,11 +76,11 @@ CAMPAIGN = "_campaign"
 EARLIER_PER_ACCOUNT = 8
 
 
-def parse_every(text: str) -> dt.timedelta:
-    """'15m', '1h', '90s', '2h' → timedelta.
+def parse_duration(text: str, option: str = "--window", zero: bool = False) -> dt.timedelta:
+    """'15m', '1h', '90s', '2h' → timedelta (whole seconds; '0s' too when ``zero``).
 
     Raises:
-        InputError: not <number><s|m|h>, or not a divisor of a day.
+        InputError: not <number><s|m|h> (naming ``option``).
     """
     t = text.strip().lower()
     unit = {"s": 1, "m": 60, "h": 3600}.get(t[-1:] or "")
@@ -80,10 +88,20 @@ def parse_every(text: str) -> dt.timedelta:
         n = float(t[:-1]) if unit else float("nan")
     except ValueError:
         n = float("nan")
-    if unit is None or not n > 0:
-        raise InputError(f"--window {text!r}: expected a duration such as 15m, 1h or 90s")
-    sec = int(round(n * unit))
-    if sec <= 0 or 86_400 % sec:
+    sec = int(round(n * unit)) if unit and n == n else -1
+    if sec < 0 or (sec == 0 and not zero):
+        raise InputError(f"{option} {text!r}: expected a duration such as 15m, 1h or 90s")
+    return dt.timedelta(seconds=sec)
+
+
+def parse_every(text: str) -> dt.timedelta:
+    """'15m', '1h', '90s', '2h' → timedelta.
+
+    Raises:
+        InputError: not <number><s|m|h>, or not a divisor of a day.
+    """
+    sec = int(parse_duration(text).total_seconds())
+    if 86_400 % sec:
         raise InputError(f"--window {text!r}: a window must divide the day (e.g. 5m, 15m, 30m, 1h, 2h)")
     return dt.timedelta(seconds=sec)
 
@@ -217,11 +235,15 @@ def _load_state(
         state = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{path} cannot be read ({err}); remove it to start the day again") from err
-    if state.get("every_s") != int(every.total_seconds()) or state.get("input_digest") != digest:
+    # a stream's input may grow (a day's part files as they arrive): its done windows' rows are checked one by
+    # one (:func:`done_rows`); a stream begun before 0.2.6 recorded only the whole input's digest
+    per_window = all("digest" in w for w in state.get("windows", []))
+    if state.get("every_s") != int(every.total_seconds()) or (not per_window and state.get("input_digest") != digest):
         raise InputError(
             f"{path} belongs to another stream (window {state.get('every_s')} s, other input); use another --out "
             "or remove it"
         )
+    state["input_digest"] = digest
     if state.get("registry", reg) != reg:
         raise InputError(
             f"{path} is a stream carried in the registry {state['registry']}, not --registry {registry_dir}: a "
@@ -534,6 +556,60 @@ def day_so_far(
     )
 
 
+def window_digest(rows: pl.DataFrame) -> str:
+    """The digest of a window's rows whatever their order in the logs (a day's part files are read again as
+    more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID."""
+    return content_digest(rows.sort("prompt_id"))
+
+
+def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any]) -> pl.Series:
+    """Which rows of ``frame`` (the logs as read now, with ``_window``) the windows done hold, one bool per
+    row. A done window's rows are those whose prompt IDs its ``assignments.parquet`` holds; they must all be
+    in the logs with the content it clustered (its recorded digest). A row in a done window's time that no
+    done window holds arrived after its window was done (late). A stream begun before 0.2.6 recorded no
+    window digests: its input is the one it began with (:func:`_load_state`), so its done windows' rows are
+    the rows of their times.
+
+    Raises:
+        InputError: a done window whose rows went missing from the logs or changed.
+    """
+    windows = state["windows"]
+    if not windows:
+        return pl.Series("done", [False] * frame.height, pl.Boolean)
+    if not all("digest" in w for w in windows):
+        return frame["_window"].is_in(pl.Series([w["index"] for w in windows], dtype=frame["_window"].dtype).implode())
+    held = pl.concat(
+        [
+            pl.read_parquet(out / w["dir"] / "assignments.parquet", columns=["prompt_id"]).with_columns(
+                pl.lit(i, pl.Int32).alias("_done")
+            )
+            for i, w in enumerate(windows)
+        ]
+    )
+    which = frame.select("prompt_id").join(held, on="prompt_id", how="left", maintain_order="left")["_done"]
+    found = which.drop_nulls().value_counts(name="n")
+    found_n = dict(zip(found["_done"].to_list(), found["n"].to_list(), strict=True))
+    for i, w in enumerate(windows):
+        n = int((held["_done"] == i).sum())
+        rows = frame.filter(which == i)
+        if found_n.get(i, 0) == n and window_digest(rows) == w["digest"]:
+            continue
+        ids = held.filter(pl.col("_done") == i)["prompt_id"]
+        gone = ids.filter(~ids.is_in(frame["prompt_id"].implode()))
+        what = (
+            f"{gone.len()} of them are no longer in the logs (e.g. prompt IDs "
+            f"{', '.join(map(repr, gone.head(3).to_list()))})"
+            if gone.len()
+            else "the logs now hold them with other content"
+        )
+        raise InputError(
+            f"stream: window {w['dir']} was clustered with {n:,} rows and {what}: its outputs and the registry "
+            "count those rows as they were. Stream the logs it began with (more part files may be added), or "
+            "stream into a new --out and --registry"
+        )
+    return which.is_not_null()
+
+
 def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
     """Refuse a stream state whose done window lost its output set.
 
@@ -561,6 +637,56 @@ def _window_dir(out: Path, w: int, sec: int) -> Path:
     return out / f"{start:%Y%m%d}-w{(w * sec) % 86_400 // sec:0{width}d}"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Live:
+    """A day still arriving (``clusterer watch``): a window is clustered once it is closed — rows of a later
+    window are in the logs, or ``settle`` has passed since its end by the clock (``now``, UTC)."""
+
+    now: dt.datetime
+    settle: dt.timedelta
+
+    def closed(self, w: int, sec: int, newest: int) -> bool:
+        end = dt.datetime.fromtimestamp((w + 1) * sec, dt.timezone.utc)
+        return w < newest or end + self.settle <= self.now
+
+
+def _windows_to_run(
+    frame: pl.DataFrame, out: Path, state: dict[str, Any], sec: int, live: Live | None
+) -> tuple[pl.DataFrame, list[int], int]:
+    """The windows to cluster now, in order, after those done (``frame``: the logs with ``_window``): all of
+    them, or with ``live`` the closed ones. Rows that arrived after their window was done (late: in the time
+    of a done window, held by none) go with the first window to run, the frame returned saying so in
+    ``_window``; their count is returned too.
+
+    Raises:
+        InputError: a done window's rows changed (:func:`done_rows`); late rows and no window to take them in
+            a stream of a finished day.
+    """
+    done = done_rows(frame, out, state)
+    last = max((w["index"] for w in state["windows"]), default=None)
+    late = frame.filter(~done & (pl.col("_window") <= last)) if last is not None else frame.head(0)
+    fresh = frame.filter(~done & (pl.col("_window") > last)) if last is not None else frame
+    todo = sorted(fresh["_window"].unique().to_list())
+    if live is not None:
+        newest = max(todo, default=-1)
+        todo = [w for w in todo if live.closed(w, sec, newest)]
+    if late.height and not todo:
+        if live is not None:
+            log.info("stream: %d late rows wait for the next window to close", late.height)
+            return frame, [], late.height
+        raise InputError(
+            f"stream: {late.height} rows arrived after their window was done (e.g. prompt IDs "
+            f"{', '.join(map(repr, late['prompt_id'].head(3).to_list()))}) and no later window is in the logs "
+            "to cluster them with: they go with the next window once its logs arrive (or run them with "
+            "`clusterer run`)"
+        )
+    if late.height:
+        frame = frame.with_columns(
+            pl.when(~done & (pl.col("_window") <= last)).then(todo[0]).otherwise(pl.col("_window")).alias("_window")
+        )
+    return frame, todo, late.height
+
+
 def stream(
     prompts: Prompts,
     out: Path,
@@ -569,6 +695,7 @@ def stream(
     registry_dir: Path,
     reporter: Any = None,
     per_campaign: int = 32,
+    live: Live | None = None,
 ) -> dict[str, Any]:
     """Cluster ``prompts`` window by window into ``out/<day>-wNNN`` (one output set each, NNN the window of
     the day) with the registry and the carried exemplars as state (module docstring); resumes after the
@@ -596,15 +723,17 @@ def stream(
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out, every, content_digest(frame), registry_dir, _options(cfg, per_campaign))
     _check_done_sets(out, state)
-    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
-    done = {w["index"] for w in state["windows"]}
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
+    frame, todo, late = _windows_to_run(frame, out, state, sec, live)
+    if not todo:
+        if not (out / STATE).is_file():  # an empty log: a stream of no windows, said so
+            _save_state(out, state)
+        return state
+    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
     engine = make_engine(cfg, resolve(Device(cfg.device)))  # one for the day, not one per window
     try:
-        for w in sorted(frame["_window"].unique().to_list()):
-            if w in done:
-                continue
+        for w in todo:
             start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
             win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
             target = _window_dir(out, w, sec)
@@ -623,6 +752,8 @@ def stream(
             entry.update(
                 index=w,
                 start=start.isoformat(),
+                digest=window_digest(win),
+                late_rows=late if w == todo[0] else 0,
                 seconds=round(time.perf_counter() - t0, 2),
                 carry_bytes=(out / CARRY).stat().st_size,
                 rhythm_bytes=(out / RHYTHM).stat().st_size,
@@ -632,6 +763,4 @@ def stream(
             _save_state(out, state)  # the window is done: its state is now the one carried
     finally:
         engine.close()
-    if not (out / STATE).is_file():  # an empty log: a stream of no windows, said so
-        _save_state(out, state)
     return state

@@ -651,3 +651,71 @@ def test_rows_without_a_timestamp_are_named_not_streamed(tmp_path, day):
     res = CliRunner().invoke(app, [*args, "--null-timestamps", "skip", *OPTS])
     assert res.exit_code == 2 and "1 rows have no timestamp" in res.output, res.output
     assert repr(traffic["prompt_id"][3]) in res.output
+
+
+def test_a_day_fed_part_by_part_streams_as_the_whole_day_and_takes_late_rows(streamed, tmp_path):
+    """A day's part files as they arrive: `watch` clusters the windows closed so far, `stream` goes on when
+    more parts come, and the outputs are those of the whole day streamed at once. Rows that arrive after
+    their window was done go with the next window; rows a done window clustered may not change."""
+    src, traffic, _, args = streamed
+    logs, out, reg = tmp_path / "logs", tmp_path / "out", tmp_path / "reg"
+    logs.mkdir()
+    noon = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
+    traffic.filter(pl.col("timestamp") < noon).write_parquet(logs / "part-00.parquet")
+    common = ["--out", str(out), "--registry", str(reg), "--window", "12h", *OPTS, "--cache-dir", str(src / "cache")]
+    res = CliRunner().invoke(app, ["watch", str(logs), *common, "--polls", "1"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((out / "stream.json").read_text())["windows"]) == 1  # its end long past: closed
+    traffic.filter(pl.col("timestamp") >= noon).write_parquet(logs / "part-12.parquet")
+    res = CliRunner().invoke(app, ["stream", str(logs), *common])
+    assert res.exit_code == 0, res.output
+    fed, fed_asg = _windows(out)
+    whole, whole_asg = _windows(src / "out")
+    assert fed_asg.drop("run_id").sort("prompt_id").equals(whole_asg.drop("run_id").sort("prompt_id"))
+    assert [w["campaigns"] for w in fed["windows"]] == [w["campaigns"] for w in whole["windows"]]
+    assert load_registry(reg).daily.equals(load_registry(src / "reg").daily)
+
+    # late rows: three prompts of the morning arrive after both windows were done
+    late = traffic.filter(pl.col("timestamp") < noon).head(3).with_columns(pl.col("prompt_id") + "-late")
+    late.write_parquet(logs / "part-13.parquet")
+    res = CliRunner().invoke(app, ["stream", str(logs), *common])  # a finished day: no window to take them
+    assert res.exit_code == 2 and "3 rows arrived after their window was done" in res.output, res.output
+    res = CliRunner().invoke(app, ["watch", str(logs), *common, "--polls", "1"])  # a live day: they wait
+    assert res.exit_code == 0 and len(json.loads((out / "stream.json").read_text())["windows"]) == 2
+    nxt = traffic.tail(40).with_columns(pl.col("prompt_id") + "-d2", pl.col("timestamp") + dt.timedelta(days=1))
+    nxt.write_parquet(logs / "part-24.parquet")
+    res = CliRunner().invoke(app, ["stream", str(logs), *common])
+    assert res.exit_code == 0, res.output
+    state, asg = _windows(out)
+    assert state["windows"][2]["late_rows"] == 3 and state["windows"][2]["rows"] == 43
+    assert sorted(asg["prompt_id"]) == sorted([*traffic["prompt_id"], *late["prompt_id"], *nxt["prompt_id"]])
+    assert set(late["prompt_id"]) <= set(
+        pl.read_parquet(out / state["windows"][2]["dir"] / "assignments.parquet")["prompt_id"]
+    )
+
+    # a done window's rows changed, or gone from the logs: refused, nothing changes
+    before = (out / "stream.json").read_text()
+    edited = pl.read_parquet(logs / "part-00.parquet")
+    edited.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("other")).otherwise("text").alias("text")
+    ).write_parquet(logs / "part-00.parquet")
+    res = CliRunner().invoke(app, ["stream", str(logs), *common])
+    assert res.exit_code == 2 and "the logs now hold them with other content" in " ".join(res.output.split()), (
+        res.output
+    )
+    (logs / "part-00.parquet").unlink()
+    res = CliRunner().invoke(app, ["stream", str(logs), *common])
+    assert res.exit_code == 2 and f"{edited.height:,} of them are no longer in the logs" in " ".join(res.output.split())
+    assert (out / "stream.json").read_text() == before
+
+
+def test_a_live_window_closes_when_later_rows_come_or_its_end_has_settled():
+    from clusterer.run.windows import Live
+
+    hour = 3600
+    w = 24 * 20_000  # some hour of a day: window index in hours since 1970
+    end = dt.datetime.fromtimestamp((w + 1) * hour, dt.timezone.utc)
+    live = Live(end + dt.timedelta(minutes=10), dt.timedelta(minutes=15))
+    assert not live.closed(w, hour, newest=w)  # its hour ended 10 min ago, no later row yet
+    assert live.closed(w, hour, newest=w + 1)  # rows of the next hour are in
+    assert Live(end + dt.timedelta(minutes=15), dt.timedelta(minutes=15)).closed(w, hour, newest=w)
