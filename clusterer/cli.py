@@ -280,12 +280,14 @@ def watch(
         grace = parse_duration(settle, "--settle", zero=True)
         cfg = api.resolve_config(config, quiet=quiet or None, **(overrides or {}))
         check_stream_out(Path(out), logs, Path(registry))
-        state_file = Path(out) / "stream.json"
-        shown = len(json.loads(state_file.read_text())["windows"]) if state_file.is_file() else 0
+        try:  # the windows done before this watch are not listed again (a damaged file: stream says so)
+            shown = len(json.loads((Path(out) / "stream.json").read_text())["windows"])
+        except (OSError, ValueError, KeyError, TypeError):
+            shown = 0
         for n in itertools.count(1):
             try:  # a directory still empty, or a part file not readable yet: read again at the next poll
                 prompts = api.read_input(logs, cfg)
-            except InputError as err:
+            except (InputError, OSError) as err:  # OSError: a part file renamed or removed while being read
                 log.warning("watch: the logs cannot be read now (%s); reading again in %s", err, every)
             else:
                 live = Live(dt.datetime.now(dt.timezone.utc), grace)

@@ -56,7 +56,7 @@ def compute(
     reg = (registry, registry_dir) if registry is not None and registry_dir is not None else None
     try:
         with clock.stage("normalise"):
-            a.day = st.normalise_stage(prompts, cfg, eng)
+            a.day = st.normalise_stage(prompts, cfg, eng, carried)
         with clock.stage("skeleton"):
             a.sk, todo = st.skeleton_stage(a.day, cfg, eng)
         with clock.stage("embed", total=len(todo.texts)) as advance:

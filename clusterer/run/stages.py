@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,11 @@ from .engine import LocalEngine
 SCHEDULE_MAX_START_GAP = 1
 
 
-def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine) -> Day:
+def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine, carried: Carried | None = None) -> Day:
     """Normalise the text and build the shared day object."""
-    return Day.build(prompts, engine.normalise(prompts.frame["text"], cfg.normalise), cfg.ingest)
+    day = Day.build(prompts, engine.normalise(prompts.frame["text"], cfg.normalise), cfg.ingest)
+    # a stream window is dated by its window (:class:`Carried`), not by its rows' median timestamp
+    return dataclasses.replace(day, date=carried.day) if carried is not None and carried.day is not None else day
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +202,9 @@ class Carried:
     (:func:`~clusterer.store.registry.aliases`); ``earlier``, the day's earlier prompts of the window's
     accounts, read by the family grouping's sender evidence and the account-focus and one-shot terms
     (:mod:`~clusterer.campaigns.earlier`); ``scheduled``, the campaigns flagged in at least two earlier windows
-    of the day, each with the first window it was flagged in (:func:`variant_pairs`)."""
+    of the day, each with the first window it was flagged in (:func:`variant_pairs`); ``day``, the window's
+    day, which dates the run (its carried exemplars, or rows that arrived late, may be of the day before and
+    would otherwise date it by their median timestamp)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
@@ -207,6 +212,7 @@ class Carried:
     root: dict[str, str]
     earlier: Earlier | None = None
     scheduled: dict[str, int] = dataclasses.field(default_factory=dict)
+    day: dt.date | None = None
 
 
 def cluster_stage(

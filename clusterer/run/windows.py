@@ -364,7 +364,11 @@ def next_carry(
         "prompt_id", pl.col("campaign_id").alias(CAMPAIGN)
     )
     fresh = win.join(flagged, on="prompt_id", how="inner")
-    both = pl.concat([carry.select(fresh.columns), fresh]) if carry is not None and carry.height else fresh
+    both = (
+        pl.concat([carry, fresh], how="diagonal_relaxed").select(fresh.columns)  # a column a later part added
+        if carry is not None and carry.height
+        else fresh
+    )
     both = both.unique("prompt_id", keep="last", maintain_order=True)  # a window run again after a restart
     if root:
         both = both.with_columns(pl.col(CAMPAIGN).replace(root))
@@ -446,6 +450,20 @@ def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> 
     )
 
 
+def _with_context(carry: pl.DataFrame | None, win: pl.DataFrame) -> tuple[pl.DataFrame, int, dict[int, str]]:
+    """A window's rows to cluster (``_row`` numbered): the carried exemplars first (rows 0..n_carry-1, context
+    for the clustering, not output; those the window holds itself left out), then the window's own; with the
+    exemplars' count and their campaigns by row."""
+    ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
+    if ctx is None or ctx.height == 0:
+        return win.with_row_index("_row"), 0, {}
+    # a column a later part file added: null in the exemplars carried before it
+    ctx = ctx.with_columns(pl.lit(None, win.schema[c]).alias(c) for c in win.columns if c not in ctx.columns)
+    anchors = dict(enumerate(ctx[CAMPAIGN].to_list()))
+    part = pl.concat([ctx.select(win.columns), win], how="vertical_relaxed").with_row_index("_row")
+    return part, ctx.height, anchors
+
+
 def _one_window(
     prompts: Prompts,
     win: pl.DataFrame,
@@ -469,16 +487,12 @@ def _one_window(
     from ..store.registry import save_registry
     from . import pipeline
 
-    # the carried exemplars first (rows 0..n_carry-1): context for the clustering, not output
-    ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
-    n_carry = ctx.height if ctx is not None else 0
-    anchors = dict(enumerate(ctx[CAMPAIGN].to_list())) if ctx is not None else {}
-    part = (pl.concat([ctx.select(win.columns), win]) if n_carry else win).with_row_index("_row")
+    part, n_carry, anchors = _with_context(carry, win)
     check_out(target, None, registry_dir, None)
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
     root = aliases(prev.campaigns)
-    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier, scheduled(rhythm, day, root))
+    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier, scheduled(rhythm, day, root), day)
     result = pipeline.compute(
         sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
     )
@@ -556,56 +570,75 @@ def day_so_far(
     )
 
 
-def window_digest(rows: pl.DataFrame) -> str:
-    """The digest of a window's rows whatever their order in the logs (a day's part files are read again as
-    more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID."""
-    return content_digest(rows.sort("prompt_id"))
+def window_columns(rows: pl.DataFrame) -> list[str]:
+    """The columns a window's rows carry values in (a later part file may add an optional column, null in the
+    rows read before: that changes none of them)."""
+    return [c for c in rows.columns if not c.startswith("_") and rows[c].null_count() < rows.height]
 
 
-def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any]) -> pl.Series:
+def window_digest(rows: pl.DataFrame, columns: list[str]) -> str:
+    """The digest of a window's rows in ``columns`` whatever their order in the logs (a day's part files are
+    read again as more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID."""
+    return content_digest(rows.select(columns).sort("prompt_id"))
+
+
+def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: bool = False) -> pl.Series:
     """Which rows of ``frame`` (the logs as read now, with ``_window``) the windows done hold, one bool per
     row. A done window's rows are those whose prompt IDs its ``assignments.parquet`` holds; they must all be
     in the logs with the content it clustered (its recorded digest). A row in a done window's time that no
     done window holds arrived after its window was done (late). A stream begun before 0.2.6 recorded no
     window digests: its input is the one it began with (:func:`_load_state`), so its done windows' rows are
-    the rows of their times.
+    the rows of their times. ``numbered``: the prompt IDs are row numbers (``--new-prompt-ids``), said in the
+    error.
 
     Raises:
-        InputError: a done window whose rows went missing from the logs or changed.
+        InputError: a done window whose rows went missing from the logs or changed, or whose output set lost
+            its assignments.
     """
     windows = state["windows"]
     if not windows:
         return pl.Series("done", [False] * frame.height, pl.Boolean)
     if not all("digest" in w for w in windows):
         return frame["_window"].is_in(pl.Series([w["index"] for w in windows], dtype=frame["_window"].dtype).implode())
-    held = pl.concat(
-        [
-            pl.read_parquet(out / w["dir"] / "assignments.parquet", columns=["prompt_id"]).with_columns(
-                pl.lit(i, pl.Int32).alias("_done")
-            )
-            for i, w in enumerate(windows)
-        ]
-    )
+    parts = []
+    for i, w in enumerate(windows):
+        try:
+            ids = pl.read_parquet(out / w["dir"] / "assignments.parquet", columns=["prompt_id"])
+        except (OSError, pl.exceptions.PolarsError) as err:
+            raise InputError(
+                f"stream: window {w['dir']} is done but its assignments cannot be read ({err}); its rows would be "
+                "in no output: stream the day again into a new --out and --registry"
+            ) from err
+        parts.append(ids.with_columns(pl.lit(i, pl.Int32).alias("_done")))
+    held = pl.concat(parts)
     which = frame.select("prompt_id").join(held, on="prompt_id", how="left", maintain_order="left")["_done"]
     found = which.drop_nulls().value_counts(name="n")
     found_n = dict(zip(found["_done"].to_list(), found["n"].to_list(), strict=True))
     for i, w in enumerate(windows):
         n = int((held["_done"] == i).sum())
-        rows = frame.filter(which == i)
-        if found_n.get(i, 0) == n and window_digest(rows) == w["digest"]:
+        cols = w.get("digest_columns", [c for c in frame.columns if not c.startswith("_")])
+        missing = [c for c in cols if c not in frame.columns]
+        if found_n.get(i, 0) == n and not missing and window_digest(frame.filter(which == i), cols) == w["digest"]:
             continue
         ids = held.filter(pl.col("_done") == i)["prompt_id"]
         gone = ids.filter(~ids.is_in(frame["prompt_id"].implode()))
-        what = (
-            f"{gone.len()} of them are no longer in the logs (e.g. prompt IDs "
-            f"{', '.join(map(repr, gone.head(3).to_list()))})"
-            if gone.len()
-            else "the logs now hold them with other content"
+        if gone.len():
+            eg = ", ".join(map(repr, gone.head(3).to_list()))
+            what = f"{gone.len():,} of them are no longer in the logs (e.g. prompt IDs {eg})"
+        elif missing:
+            what = f"the logs no longer have its column(s) {', '.join(missing)}"
+        else:
+            what = "the logs now hold them with other content"
+        hint = (
+            " (the prompt IDs are row numbers, --new-prompt-ids: a part file that sorts before those read "
+            "shifts them; give the logs their own prompt IDs to stream a growing day)"
+            if numbered
+            else ""
         )
         raise InputError(
-            f"stream: window {w['dir']} was clustered with {n:,} rows and {what}: its outputs and the registry "
-            "count those rows as they were. Stream the logs it began with (more part files may be added), or "
-            "stream into a new --out and --registry"
+            f"stream: window {w['dir']} was clustered with {n:,} rows and {what}{hint}: its outputs and the "
+            "registry count those rows as they were. Stream the logs it began with (more part files may be "
+            "added), or stream into a new --out and --registry"
         )
     return which.is_not_null()
 
@@ -651,7 +684,7 @@ class Live:
 
 
 def _windows_to_run(
-    frame: pl.DataFrame, out: Path, state: dict[str, Any], sec: int, live: Live | None
+    frame: pl.DataFrame, out: Path, state: dict[str, Any], sec: int, live: Live | None, numbered: bool = False
 ) -> tuple[pl.DataFrame, list[int], int]:
     """The windows to cluster now, in order, after those done (``frame``: the logs with ``_window``): all of
     them, or with ``live`` the closed ones. Rows that arrived after their window was done (late: in the time
@@ -662,7 +695,7 @@ def _windows_to_run(
         InputError: a done window's rows changed (:func:`done_rows`); late rows and no window to take them in
             a stream of a finished day.
     """
-    done = done_rows(frame, out, state)
+    done = done_rows(frame, out, state, numbered)
     last = max((w["index"] for w in state["windows"]), default=None)
     late = frame.filter(~done & (pl.col("_window") <= last)) if last is not None else frame.head(0)
     fresh = frame.filter(~done & (pl.col("_window") > last)) if last is not None else frame
@@ -725,12 +758,14 @@ def stream(
     _check_done_sets(out, state)
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
-    frame, todo, late = _windows_to_run(frame, out, state, sec, live)
+    # a stop inside a window: the registry put back to the state before it, even with nothing to run now
+    recovered = _recover(out, state, registry_dir, cfg) if state.get("pending") is not None else None
+    frame, todo, late = _windows_to_run(frame, out, state, sec, live, prompts.generated_prompt_ids)
     if not todo:
         if not (out / STATE).is_file():  # an empty log: a stream of no windows, said so
             _save_state(out, state)
         return state
-    reg, carry, rhythm = _recover(out, state, registry_dir, cfg)  # read and checked once; each window returns the next
+    reg, carry, rhythm = recovered or _recover(out, state, registry_dir, cfg)  # each window returns the next
     engine = make_engine(cfg, resolve(Device(cfg.device)))  # one for the day, not one per window
     try:
         for w in todo:
@@ -752,7 +787,8 @@ def stream(
             entry.update(
                 index=w,
                 start=start.isoformat(),
-                digest=window_digest(win),
+                digest=window_digest(win, window_columns(win)),
+                digest_columns=window_columns(win),
                 late_rows=late if w == todo[0] else 0,
                 seconds=round(time.perf_counter() - t0, 2),
                 carry_bytes=(out / CARRY).stat().st_size,
