@@ -346,6 +346,12 @@ class CampaignConfig:
     # fragments are too small for it (a new campaign first shows as a handful of prompts inside one)
     prompt_min_shared: int = 4
     prompt_variant_share: float = 0.05
+    # in a stream window the rule above holds only in families that hold a campaign flagged earlier in the day
+    # (a family new this window keeps every prompt: a new campaign first shows as a handful of prompts), and not
+    # for the rows that carry such a campaign (its scaffold by the assign rule, or its carried exemplars)
+    prompt_shared_in_windows: bool = True
+    window_variant_members: int = 4  # ... where a real part is held by this many members (not min_cluster_size:
+    # a window is an hour of the day, and a variant sending a handful of prompts an hour is one)
     # a prompt in a flagged family that holds none of the family's scaffold (the shingles a real part of the
     # family holds, by the rule above) while this share of its own shingles is held, in its fragment, by
     # members that carry the scaffold is a copy of what they wrap (a popular prompt some campaign uses as its
@@ -373,6 +379,7 @@ class CampaignConfig:
         _check_range("campaign.prompt_min_fit", self.prompt_min_fit, 0.0, 2.0)
         _check_range("campaign.prompt_min_shared", self.prompt_min_shared, 0)
         _check_range("campaign.prompt_variant_share", self.prompt_variant_share, 0.0, 1.0)
+        _check_range("campaign.window_variant_members", self.window_variant_members, 1)
         _check_range("campaign.copy_min_contained", self.copy_min_contained, 0.5)
         worst = max(getattr(self, f"w_{t}") for t in SCORE_TERMS)
         if any(getattr(self, f"w_{t}") < 0 for t in SCORE_TERMS):

@@ -173,10 +173,9 @@ class EarlierRead:
 class Clustering:
     """``clusters``: HDBSCAN's fragments; ``grouping``: the families (``grouping.labels`` per embedded row);
     ``fit``: float32 (m,) share of its fragment's scaffold each row carries; ``shared``: int32 (m,) how many
-    of its shingles each row shares with a real part of its fragment (:func:`shared_template`; None in a
-    stream window, whose fragments are too small for the test: a new campaign first shows as a handful of
-    prompts inside one); ``copies``: bool (m,) rows that are copies of what their family's campaign prompts
-    wrap (:func:`payload_copies`)."""
+    of its shingles each row shares with a real part of its fragment (:func:`shared_template`; read in a
+    stream window only as :func:`window_shared` says; None when off); ``copies``: bool (m,) rows that are
+    copies of what their family's campaign prompts wrap (:func:`payload_copies`)."""
 
     clusters: Clusters
     grouping: Grouping
@@ -272,9 +271,10 @@ def cluster_stage(
     members = member_table(attached, sk.indptr, sk.hashes)
     attached, grouping = _attach_to_families(attached, grouping, sk, cfg, members)
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
+    least = c.min_cluster_size if carried is None else cfg.campaign.window_variant_members  # a real part's members
     shared = (
-        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, c.min_cluster_size, members)
-        if carried is None
+        shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, least, members)
+        if carried is None or cfg.campaign.prompt_shared_in_windows
         else None
     )
     copy = cfg.campaign.copy_min_contained
@@ -362,7 +362,8 @@ def decisions_stage(
     (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`)."""
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
     earlier = carried.earlier if carried is not None else None
-    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier)
+    window = carried is not None
+    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier, window)
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
     return variants_stage(a, cfg, engine, registry)
@@ -684,6 +685,7 @@ def campaigns_stage(
     known: Known | None = None,
     sk: Skeletons | None = None,
     earlier: Earlier | None = None,
+    window: bool = False,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
@@ -691,7 +693,7 @@ def campaigns_stage(
     stay the score's: a family is not flagged for matching a campaign (measured: such flags only ever added
     ordinary families that one window had flagged). ``earlier`` (a stream window): the day's earlier prompts
     of the window's accounts, matched to its families (:func:`~clusterer.campaigns.earlier.earlier_in_families`)
-    for the account-focus and one-shot terms."""
+    for the account-focus and one-shot terms; ``window``: a stream window (:func:`window_shared`)."""
     k = len(tmpl.text)
     labels = day.scatter(clu.labels, -1, np.int64)
     day_so_far = None
@@ -742,7 +744,7 @@ def campaigns_stage(
         cfg.campaign,
         namer=naming,
         fit=day.scatter(clu.fit, 0.0, np.float32),
-        shared=day.scatter(clu.shared, 0, np.int32) if clu.shared is not None else None,
+        shared=day.scatter(shared, 0, np.int32) if (shared := window_shared(clu, known, window)) is not None else None,
         copies=day.scatter(clu.copies, False, bool),
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
@@ -751,6 +753,21 @@ def campaigns_stage(
         earlier=day_so_far,
     )
     return Campaigns(dec, summary, naming, known)
+
+
+def window_shared(clu: Clustering, known: Known | None, window: bool) -> NDArray[np.int32] | None:
+    """The shared-template counts the prompt rule reads (``clu.shared``). In a stream window (``window``) the
+    rule holds only in families holding a campaign flagged earlier in the day (``known.held``): a family new
+    this window keeps every prompt (a new campaign first shows as a handful of prompts, too few for the
+    rule); and the rows carrying such a campaign (its scaffold by the assign rule, or its exemplars:
+    ``clu.carried``) keep theirs. None: the rule is off."""
+    if clu.shared is None or not window:
+        return clu.shared
+    if known is None or not known.held or clu.carried is None:
+        return None
+    carries = np.fromiter((x is not None for x in clu.carried), bool, len(clu.carried))
+    exempt = carries | ~np.isin(clu.labels, np.fromiter(known.held, np.int64, len(known.held)))
+    return np.where(exempt, np.iinfo(np.int32).max, clu.shared).astype(np.int32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -560,9 +560,26 @@ def test_a_quiet_window_without_families_goes_on(streamed, tmp_path):
     assert sorted(asg["prompt_id"].to_list()) == sorted(quiet["prompt_id"].to_list())
 
 
-def test_stream_windows_flag_without_the_shared_template_rule_and_a_batch_run_with_it(streamed, tmp_path, monkeypatch):
-    """The rule that a flagged prompt shares its fragment's template is a batch rule: a window's fragments
-    are too small for it (a new campaign first shows as a handful of prompts inside one)."""
+def test_windows_hold_the_shared_template_rule_only_in_families_of_known_campaigns():
+    """A stream window reads the rule that a flagged prompt shares its fragment's template only in families
+    holding a campaign flagged earlier in the day, and not for rows carrying such a campaign: a family new
+    this window is a handful of prompts, too few for the rule. A batch run reads every count."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from clusterer.run.stages import Known, window_shared
+
+    shared = np.array([0, 9, 0, 0, 2], np.int32)
+    clu = SimpleNamespace(shared=shared, carried=[None, None, "c", None, None], labels=np.array([0, 0, 0, 1, -1]))
+    assert window_shared(clu, None, window=False) is shared
+    assert window_shared(clu, None, window=True) is None  # no campaign flagged earlier: every family is new
+    big = np.iinfo(np.int32).max
+    got = window_shared(clu, Known(held={0: ["c"]}, weight={}, attached=0), window=True)
+    assert got.tolist() == [0, 9, big, big, big]  # family 0 holds "c" (its row carrying "c" kept); family 1 is new
+
+
+def test_stream_windows_count_shared_templates_unless_turned_off(streamed, tmp_path, monkeypatch):
     import clusterer.run.stages as stages
 
     src, _, _, args = streamed
@@ -573,11 +590,12 @@ def test_stream_windows_flag_without_the_shared_template_rule_and_a_batch_run_wi
         return real(*a, **k)
 
     monkeypatch.setattr(stages, "shared_template", counted)
-    out, reg = tmp_path / "out", tmp_path / "reg"
-    args = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], *OPTS, "--cache-dir", str(src / "cache")]
-    assert CliRunner().invoke(app, args).exit_code == 0 and calls == []
-    run = ["run", args[1], "--out", str(tmp_path / "batch"), *OPTS, "--cache-dir", str(src / "cache")]
-    assert CliRunner().invoke(app, run).exit_code == 0 and len(calls) == 1
+    for on, n in ((True, 2), (False, 0)):
+        out, reg, cfg = tmp_path / f"out{on}", tmp_path / f"reg{on}", tmp_path / f"c{on}.toml"
+        cfg.write_text(f"[campaign]\nprompt_shared_in_windows = {str(on).lower()}\n")
+        run = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], "--config", str(cfg), *OPTS]
+        calls.clear()
+        assert CliRunner().invoke(app, [*run, "--cache-dir", str(src / "cache")]).exit_code == 0 and len(calls) == n
 
 
 def test_a_window_groups_families_with_its_accounts_earlier_prompts_as_senders(streamed, tmp_path, monkeypatch):
