@@ -342,8 +342,7 @@ class CampaignConfig:
     # part of its fragment: each held by >= prompt_variant_share of the members and by >= min_cluster_size of
     # them (a quarter of a fragment smaller than 40). A variant that is a minority of its fragment shares its
     # own lines with that minority; an ordinary prompt drawn into a campaign's cluster because a few members
-    # carry its text as their payload shares them with those few only. 0 = off; off in stream windows, whose
-    # fragments are too small for it (a new campaign first shows as a handful of prompts inside one)
+    # carry its text as their payload shares them with those few only. 0 = off. Stream windows: below
     prompt_min_shared: int = 4
     prompt_variant_share: float = 0.05
     # in a stream window the rule above holds only in families that hold a campaign flagged earlier in the day
