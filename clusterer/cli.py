@@ -106,6 +106,12 @@ LogsArg = Annotated[
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (created if missing).")]
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Logs on stderr as 'text' or 'json' (one per line).")]
+StreamRegistryOpt = Annotated[
+    Path,
+    typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
+]
+WindowOpt = Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")]
+CarryOpt = Annotated[int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only; no progress or summary.")]
 
 
@@ -192,14 +198,9 @@ def run(
 def stream(
     logs: LogsArg,
     out: OutOpt,
-    registry: Annotated[
-        Path,
-        typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
-    ],
-    window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
-    carry: Annotated[
-        int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")
-    ] = 32,
+    registry: StreamRegistryOpt,
+    window: WindowOpt = "1h",
+    carry: CarryOpt = 32,
     config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
@@ -242,19 +243,14 @@ def _echo_windows(windows: list[dict[str, Any]]) -> None:
 def watch(
     logs: LogsArg,
     out: OutOpt,
-    registry: Annotated[
-        Path,
-        typer.Option(help="Campaign registry directory: the state carried from window to window (created if missing)."),
-    ],
-    window: Annotated[str, typer.Option(help="Window length, dividing the day: 15m, 30m, 1h, ...")] = "1h",
+    registry: StreamRegistryOpt,
+    window: WindowOpt = "1h",
     every: Annotated[str, typer.Option(help="How often to read the logs again: 15m, 1m, 30s, ...")] = "15m",
     settle: Annotated[
         str, typer.Option(help="A window with no later rows yet closes this long after its end (clock, UTC).")
     ] = "15m",
     polls: Annotated[int, typer.Option(min=0, help="Stop after this many reads of the logs (0: until stopped).")] = 0,
-    carry: Annotated[
-        int, typer.Option(min=0, help="Latest flagged prompts per campaign carried into the next window.")
-    ] = 32,
+    carry: CarryOpt = 32,
     config: Annotated[Path | None, typer.Option(help="TOML config file; flags override it.")] = None,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,

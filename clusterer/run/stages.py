@@ -726,6 +726,7 @@ def campaigns_stage(
             join = sk is not None and tg is not None and cc.join_variants and cc.merge
             lines = LineEvidence(clu.labels, tg, sk, cc.family_min_sim) if join else None
             naming = KeepNames(naming, known, lines)
+    shared = window_shared(clu, known, window)
     info = pl.DataFrame(
         {
             "cluster_id": np.arange(k, dtype=np.int64),
@@ -744,7 +745,7 @@ def campaigns_stage(
         cfg.campaign,
         namer=naming,
         fit=day.scatter(clu.fit, 0.0, np.float32),
-        shared=day.scatter(shared, 0, np.int32) if (shared := window_shared(clu, known, window)) is not None else None,
+        shared=day.scatter(shared, 0, np.int32) if shared is not None else None,
         copies=day.scatter(clu.copies, False, bool),
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,

@@ -218,15 +218,12 @@ def _options(cfg: RunConfig, per_campaign: int) -> dict[str, Any]:
     return json.loads(json.dumps(flat, default=str))  # as stream.json holds them (tuples as lists)
 
 
-def _load_state(
-    out: Path, every: dt.timedelta, digest: str, registry_dir: Path, options: dict[str, Any]
-) -> dict[str, Any]:
+def _load_state(out: Path, every: dt.timedelta, registry_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
     path = out / STATE
     reg = str(registry_dir.resolve())
     if not path.is_file():
         return {
             "every_s": int(every.total_seconds()),
-            "input_digest": digest,
             "registry": reg,
             "options": options,
             "windows": [],
@@ -236,14 +233,12 @@ def _load_state(
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{path} cannot be read ({err}); remove it to start the day again") from err
     # a stream's input may grow (a day's part files as they arrive): its done windows' rows are checked one by
-    # one (:func:`done_rows`); a stream begun before 0.2.6 recorded only the whole input's digest
-    per_window = all("digest" in w for w in state.get("windows", []))
-    if state.get("every_s") != int(every.total_seconds()) or (not per_window and state.get("input_digest") != digest):
+    # one (:func:`done_rows`), not the whole input (a stream begun by another version, whose windows recorded
+    # no digests, is refused below with its options)
+    if state.get("every_s") != int(every.total_seconds()):
         raise InputError(
-            f"{path} belongs to another stream (window {state.get('every_s')} s, other input); use another --out "
-            "or remove it"
+            f"{path} belongs to another stream (windows of {state.get('every_s')} s); use another --out or remove it"
         )
-    state["input_digest"] = digest
     if state.get("registry", reg) != reg:
         raise InputError(
             f"{path} is a stream carried in the registry {state['registry']}, not --registry {registry_dir}: a "
@@ -586,10 +581,8 @@ def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: b
     """Which rows of ``frame`` (the logs as read now, with ``_window``) the windows done hold, one bool per
     row. A done window's rows are those whose prompt IDs its ``assignments.parquet`` holds; they must all be
     in the logs with the content it clustered (its recorded digest). A row in a done window's time that no
-    done window holds arrived after its window was done (late). A stream begun before 0.2.6 recorded no
-    window digests: its input is the one it began with (:func:`_load_state`), so its done windows' rows are
-    the rows of their times. ``numbered``: the prompt IDs are row numbers (``--new-prompt-ids``), said in the
-    error.
+    done window holds arrived after its window was done (late). ``numbered``: the prompt IDs are row numbers
+    (``--new-prompt-ids``), said in the error.
 
     Raises:
         InputError: a done window whose rows went missing from the logs or changed, or whose output set lost
@@ -598,8 +591,6 @@ def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: b
     windows = state["windows"]
     if not windows:
         return pl.Series("done", [False] * frame.height, pl.Boolean)
-    if not all("digest" in w for w in windows):
-        return frame["_window"].is_in(pl.Series([w["index"] for w in windows], dtype=frame["_window"].dtype).implode())
     parts = []
     for i, w in enumerate(windows):
         try:
@@ -612,14 +603,14 @@ def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: b
         parts.append(ids.with_columns(pl.lit(i, pl.Int32).alias("_done")))
     held = pl.concat(parts)
     which = frame.select("prompt_id").join(held, on="prompt_id", how="left", maintain_order="left")["_done"]
-    found = which.drop_nulls().value_counts(name="n")
-    found_n = dict(zip(found["_done"].to_list(), found["n"].to_list(), strict=True))
+    found = frame.with_columns(which).filter(pl.col("_done").is_not_null()).partition_by("_done", as_dict=True)
     for i, w in enumerate(windows):
         n = int((held["_done"] == i).sum())
-        cols = w.get("digest_columns", [c for c in frame.columns if not c.startswith("_")])
-        missing = [c for c in cols if c not in frame.columns]
-        if found_n.get(i, 0) == n and not missing and window_digest(frame.filter(which == i), cols) == w["digest"]:
-            continue
+        rows = found.get((i,))
+        missing = [c for c in w["digest_columns"] if c not in frame.columns]
+        if rows is not None and rows.height == n and not missing:
+            if window_digest(rows, w["digest_columns"]) == w["digest"]:
+                continue
         ids = held.filter(pl.col("_done") == i)["prompt_id"]
         gone = ids.filter(~ids.is_in(frame["prompt_id"].implode()))
         if gone.len():
@@ -754,7 +745,7 @@ def stream(
             "`--null-timestamps skip` keeps such rows only in `run`: fill or drop them before streaming"
         )
     out.mkdir(parents=True, exist_ok=True)
-    state = _load_state(out, every, content_digest(frame), registry_dir, _options(cfg, per_campaign))
+    state = _load_state(out, every, registry_dir, _options(cfg, per_campaign))
     _check_done_sets(out, state)
     frame = frame.with_columns(window_index(frame["timestamp"], every))
     sec = int(every.total_seconds())
@@ -787,8 +778,8 @@ def stream(
             entry.update(
                 index=w,
                 start=start.isoformat(),
-                digest=window_digest(win, window_columns(win)),
-                digest_columns=window_columns(win),
+                digest=window_digest(win, cols := window_columns(win)),
+                digest_columns=cols,
                 late_rows=late if w == todo[0] else 0,
                 seconds=round(time.perf_counter() - t0, 2),
                 carry_bytes=(out / CARRY).stat().st_size,
