@@ -25,6 +25,7 @@ from ..accel import fastops
 from ..config import SCORE_TERMS, CampaignConfig
 from ..io.ingest import Network
 from .network import network_features, network_terms, with_network
+from .open import ONCE, OpenFamilies, earlier_accounts
 
 # Capability tags: documented lexicons over the rendered template (lower-cased, normalised text).
 TAG_LEXICONS: dict[str, tuple[str, ...]] = {
@@ -190,6 +191,7 @@ def campaign_features(
     clusters: pl.DataFrame,
     cfg: CampaignConfig,
     earlier: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    earlier_accounts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per-cluster campaign features.
 
@@ -199,7 +201,9 @@ def campaign_features(
     (see README). ``earlier`` (a stream window): the day so far, as (``cluster_id``, ``account_id``,
     ``prev_k``: each account's earlier prompts today that went to the family, and ``account_id``,
     ``prev_total``: its earlier prompts today; :mod:`~clusterer.campaigns.earlier`): counted with the
-    window's in the account focus and the one-shot share.
+    window's in the account focus and the one-shot share. ``earlier_accounts`` (a stream window with open
+    families): ``cluster_id``, ``earlier_accounts``, the accounts that sent the family earlier today and none
+    of its prompts in the window (:mod:`~clusterer.campaigns.open`; 0 for a family holding no open family).
     """
     has_org = "org_id" in prompts.columns and prompts["org_id"].null_count() < prompts.height
     has_age = "account_created_at" in prompts.columns and prompts["account_created_at"].null_count() < prompts.height
@@ -319,6 +323,10 @@ def campaign_features(
         on="cluster_id",
         how="left",
     )
+    if earlier_accounts is not None:
+        feats = feats.join(earlier_accounts, on="cluster_id", how="left").with_columns(
+            pl.col("earlier_accounts").fill_null(0).cast(pl.UInt32)
+        )
     return feats.with_columns(
         pl.col("template").fill_null("").map_elements(tags_of, return_dtype=pl.List(pl.String)).alias("tags")
     ).sort("cluster_id")
@@ -330,7 +338,9 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
     whose log column is missing counts 0):
 
       variety    2 · slot_variety − 1               a varied slot (+) vs one pasted text or a few phrasings (−)
-      spread     ln(effective_accounts) / ln(spread_accounts), clipped to [0, 1]: many accounts
+      spread     ln(effective_accounts) / ln(spread_accounts), clipped to [0, 1]: many accounts (a stream
+                 window: + earlier_accounts, the open families' senders it holds, where its
+                 single_prompt_account_share is at least 0.5)
       focus      2 · account_focus − 1              its accounts do little else (+) or mostly other things (−)
       one_shot   −clip(2 · single_prompt_account_share − 1, 0, 1): (almost) every account came once (−);
                  operators re-use accounts even when they rotate them, while returning accounts are no
@@ -351,9 +361,18 @@ def score_terms(feats: pl.DataFrame, cfg: CampaignConfig) -> pl.DataFrame:
         if "top_org_share" in cols
         else pl.lit(0.0)
     )
+    senders = pl.col("effective_accounts")
+    if "earlier_accounts" in cols:
+        # a stream window: with the senders of the open families it holds earlier today, where most of its own
+        # senders sent it once (where the one-shot term starts): their return, which the account-focus term
+        # reads, cannot show inside a window, and the day's spread stands in for it; returning senders show
+        # their day through the focus already (campaigns.open)
+        once = pl.col("single_prompt_account_share") >= ONCE
+        earlier = pl.when(once).then(pl.col("earlier_accounts").fill_null(0)).otherwise(0).cast(pl.Float64)
+        senders = senders + earlier
     exprs = {
         "variety": 2.0 * pl.col("slot_variety") - 1.0,
-        "spread": (pl.col("effective_accounts").log() / math.log(cfg.spread_accounts)).clip(0.0, 1.0),
+        "spread": (senders.log() / math.log(cfg.spread_accounts)).clip(0.0, 1.0),
         "focus": 2.0 * pl.col("account_focus") - 1.0,
         "one_shot": -(2.0 * pl.col("single_prompt_account_share") - 1.0).clip(0.0, 1.0),
         "fresh": fresh,
@@ -477,6 +496,7 @@ def decide(
     created: pl.Series | None = None,
     network: Network | None = None,
     earlier: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    open_families: OpenFamilies | None = None,
 ) -> Decisions:
     """Score every cluster, flag campaigns, flag accounts and group them into operators.
 
@@ -494,7 +514,8 @@ def decide(
     ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
-    ``earlier``: a stream window's day so far (:func:`campaign_features`).
+    ``earlier``: a stream window's day so far (:func:`campaign_features`); ``open_families``: the open families
+    a stream window holds as context (:mod:`~clusterer.campaigns.open`), whose earlier senders its spread counts.
     """
     n = frame.height
     acc_codes, acc_index = accounts if accounts is not None else fastops.unique_inverse(frame["account_id"].to_numpy())
@@ -514,7 +535,16 @@ def decide(
     prompts = with_network(prompts, network, orgs)
     present = network.present if network is not None else ()
     signals = Signals(org=orgs is not None, account_age=created is not None, network=present)
-    feats = campaign_features(prompts, clusters, cfg, earlier)
+    read, extra = prompts, None
+    if open_families is not None and open_families.rows.height:
+        # the open families' exemplars only link the window's family to them: the spread counts their senders
+        # (earlier_accounts); the features read the window's rows alone (an exemplar's account reads it among
+        # its earlier prompts today, ``earlier``)
+        extra = earlier_accounts(labels, frame["account_id"], open_families)
+        own = np.ones(n, bool)
+        own[open_families.rows["_row"].to_numpy()] = False
+        read = prompts.filter(pl.Series(own))
+    feats = campaign_features(read, clusters, cfg, earlier, extra)
     if feats.height == 0:
         scored = pl.DataFrame(
             schema={

@@ -29,6 +29,7 @@ from ..campaigns.earlier import (
     fragment_cores,
     hit_weights,
 )
+from ..campaigns.open import OpenFamilies
 from ..clustering.families import DayRhythm, DaySenders, Grouping, group_fragments
 from ..clustering.hdbscan import Clusters, cluster_edges
 from ..clustering.labels import by_first_row, n_labels
@@ -203,7 +204,8 @@ class Carried:
     (:mod:`~clusterer.campaigns.earlier`); ``scheduled``, the campaigns flagged in at least two earlier windows
     of the day, each with the first window it was flagged in (:func:`variant_pairs`); ``day``, the window's
     day, which dates the run (its carried exemplars, or rows that arrived late, may be of the day before and
-    would otherwise date it by their median timestamp)."""
+    would otherwise date it by their median timestamp); ``open_families``, the families of the window before
+    that scored near the threshold, whose exemplars the window holds (:mod:`~clusterer.campaigns.open`)."""
 
     keep: frozenset[str]
     anchors: dict[int, str]
@@ -212,6 +214,7 @@ class Carried:
     earlier: Earlier | None = None
     scheduled: dict[str, int] = dataclasses.field(default_factory=dict)
     day: dt.date | None = None
+    open_families: OpenFamilies | None = None
 
 
 def cluster_stage(
@@ -363,7 +366,10 @@ def decisions_stage(
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
     earlier = carried.earlier if carried is not None else None
     window = carried is not None
-    a.camp = campaigns_stage(a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier, window)
+    opened = carried.open_families if carried is not None else None
+    a.camp = campaigns_stage(
+        a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier, window, opened
+    )
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
     return variants_stage(a, cfg, engine, registry)
@@ -674,6 +680,32 @@ class KeepNames:
         return self.naming.updated(clusters, day)
 
 
+def _day_so_far(
+    day: Day, cfg: RunConfig, clu: Clustering, labels: NDArray[np.int64], sk: Skeletons, earlier: Earlier
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A stream window's day so far for the decisions: the earlier prompts of its families' accounts
+    matched to its families (:func:`~clusterer.campaigns.earlier.earlier_in_families`), and each account's
+    earlier prompts today."""
+    pairs = (
+        pl.DataFrame({"cluster_id": labels, "account_id": day.frame["account_id"]})
+        .filter(pl.col("cluster_id") >= 0)
+        .unique()
+    )
+    empty = pl.Series([], dtype=pl.String)  # a window clustered without the day so far reads every account here
+    done = clu.earlier or EarlierRead(
+        fragment_cores(clu.clusters.labels, sk.indptr, sk.hashes), pl.DataFrame(schema=HITS_SCHEMA), empty
+    )
+    # accounts of the families not read before the grouping (rows the families took from the noise), matched
+    # to the cores the grouping's were
+    rest = pairs.select(pl.col("account_id").cast(pl.String)).unique()
+    rest = rest.filter(~pl.col("account_id").is_in(done.read.cast(pl.String).implode()))["account_id"]
+    hits = done.hits
+    if rest.len():
+        hits = pl.concat([hits, _earlier_hits(done.cores, cfg, earlier, rest)])
+    matched = earlier_in_families(hits, clu.clusters.labels, clu.labels, pairs, earlier)
+    return matched, earlier.totals
+
+
 def campaigns_stage(
     day: Day,
     cfg: RunConfig,
@@ -686,6 +718,7 @@ def campaigns_stage(
     sk: Skeletons | None = None,
     earlier: Earlier | None = None,
     window: bool = False,
+    open_families: OpenFamilies | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
@@ -693,29 +726,12 @@ def campaigns_stage(
     stay the score's: a family is not flagged for matching a campaign (measured: such flags only ever added
     ordinary families that one window had flagged). ``earlier`` (a stream window): the day's earlier prompts
     of the window's accounts, matched to its families (:func:`~clusterer.campaigns.earlier.earlier_in_families`)
-    for the account-focus and one-shot terms; ``window``: a stream window (:func:`window_shared`)."""
+    for the account-focus and one-shot terms; ``window``: a stream window (:func:`window_shared`);
+    ``open_families``: the open families it holds, whose earlier senders the spread counts
+    (:mod:`~clusterer.campaigns.open`)."""
     k = len(tmpl.text)
     labels = day.scatter(clu.labels, -1, np.int64)
-    day_so_far = None
-    if earlier is not None and sk is not None:
-        pairs = (
-            pl.DataFrame({"cluster_id": labels, "account_id": day.frame["account_id"]})
-            .filter(pl.col("cluster_id") >= 0)
-            .unique()
-        )
-        empty = pl.Series([], dtype=pl.String)  # a window clustered without the day so far reads every account here
-        done = clu.earlier or EarlierRead(
-            fragment_cores(clu.clusters.labels, sk.indptr, sk.hashes), pl.DataFrame(schema=HITS_SCHEMA), empty
-        )
-        # accounts of the families not read before the grouping (rows the families took from the noise), matched
-        # to the cores the grouping's were
-        rest = pairs.select(pl.col("account_id").cast(pl.String)).unique()
-        rest = rest.filter(~pl.col("account_id").is_in(done.read.cast(pl.String).implode()))["account_id"]
-        hits = done.hits
-        if rest.len():
-            hits = pl.concat([hits, _earlier_hits(done.cores, cfg, earlier, rest)])
-        matched = earlier_in_families(hits, clu.clusters.labels, clu.labels, pairs, earlier)
-        day_so_far = (matched, earlier.totals)
+    day_so_far = _day_so_far(day, cfg, clu, labels, sk, earlier) if earlier is not None and sk is not None else None
     summary = summarise(clu.labels, vec.emb, day.rows, k)
     naming = None
     if registry is not None:
@@ -752,6 +768,7 @@ def campaigns_stage(
         created=day.created,
         network=day.network,
         earlier=day_so_far,
+        open_families=open_families,
     )
     return Campaigns(dec, summary, naming, known)
 

@@ -17,8 +17,12 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
 - the day's rhythm (``OUT/rhythm.parquet``): per campaign its flagged prompts per half hour so far, added to
   the time-of-day profile of the family holding it, so the family grouping's rhythm evidence sees the day so
   far (inside one hour a second job of the same accounts looks like a variant);
-- open families: per flagged campaign its ``per_campaign`` latest flagged prompts (``OUT/carry.parquet``)
-  are clustered again with the next window, as context and not output;
+- the flagged campaigns' exemplars: per flagged campaign its ``per_campaign`` latest flagged prompts
+  (``OUT/carry.parquet``) are clustered again with the next window, as context and not output;
+- open families: a family the window did not flag that scored near the threshold and is one tight template
+  keeps its latest prompts (``OUT/open.parquet``) for the next window's clustering, as context, and the
+  accounts that sent it today (``OUT/open_accounts.parquet``): the family of the next window holding them
+  counts those senders in its spread, as the batch run of the day would (:mod:`~clusterer.campaigns.open`);
 - the day so far of the window's accounts: per account its earlier prompts today (the latest
   ``EARLIER_PER_ACCOUNT``, read from the input's earlier rows, and their count), matched to the window's
   families by template, so the account-focus and one-shot terms read the day so far: a load-balanced
@@ -31,13 +35,14 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
   does not see them.
 
 Carried state: the registry directory (per campaign: template, centroid, frequent and scaffold shingles,
-dates, daily rows, ``merged_into``), ``OUT/carry.parquet`` (the open families' exemplars),
-``OUT/rhythm.parquet`` (the day's rhythm) and ``OUT/stream.json`` (the windows done); the day so far of
+dates, daily rows, ``merged_into``), ``OUT/carry.parquet`` (the campaigns' exemplars),
+``OUT/rhythm.parquet`` (the day's rhythm), ``OUT/open.parquet`` and ``OUT/open_accounts.parquet`` (the open
+families) and ``OUT/stream.json`` (the windows done); the day so far of
 the accounts is read again from the input's earlier rows, so nothing of it is kept. A restart reads
 ``stream.json`` and goes on with the first window not done. Per window: the state before it kept in
-``OUT/before`` and the window marked ``pending`` in ``stream.json``; the output set, the registry, the carry
-and rhythm; then ``stream.json`` with the window done. A restart finding a pending window puts the registry
-directory back to the kept state and runs the window again from it: each window counts once.
+``OUT/before`` and the window marked ``pending`` in ``stream.json``; the output set, the registry, the carry,
+rhythm and open families; then ``stream.json`` with the window done. A restart finding a pending window puts
+the registry directory back to the kept state and runs the window again from it: each window counts once.
 
 The logs may grow between runs (a day's part files as they arrive; ``clusterer watch`` reads them again
 every few minutes, :class:`Live`): ``stream.json`` records per done window the digest of its rows, which
@@ -58,6 +63,7 @@ from typing import Any
 import polars as pl
 
 from ..campaigns.earlier import Earlier
+from ..campaigns.open import KEY, OpenFamilies, next_open
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.ingest import Prompts, content_digest
@@ -69,6 +75,9 @@ log = logging.getLogger(__name__)
 STATE = "stream.json"
 CARRY = "carry.parquet"
 RHYTHM = "rhythm.parquet"
+OPEN = "open.parquet"  # the open families' exemplars (campaigns.open) ...
+OPEN_ACCOUNTS = "open_accounts.parquet"  # ... and the accounts that sent them today
+TABLES = (CARRY, RHYTHM, OPEN, OPEN_ACCOUNTS)  # the carried tables, by file name
 BEFORE = "before"  # the carried state before the window in progress (stream.json "pending")
 CAMPAIGN = "_campaign"
 # per account of a window, its latest earlier prompts today matched to the window's families (and its count of
@@ -270,10 +279,8 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
     write_bytes_atomic(out / STATE, (json.dumps(state, indent=1, default=str) + "\n").encode())
 
 
-def _begin_window(
-    out: Path, state: dict[str, Any], w: int, reg: Registry, carry: pl.DataFrame | None, rhythm: pl.DataFrame | None
-) -> None:
-    """Keep the carried state before window ``w`` (registry, carry, rhythm) in ``out/before`` and mark ``w``
+def _begin_window(out: Path, state: dict[str, Any], w: int, reg: Registry, tables: dict[str, pl.DataFrame]) -> None:
+    """Keep the carried state before window ``w`` (registry, ``tables``) in ``out/before`` and mark ``w``
     pending in ``stream.json``, so a restart after a crash inside the window starts it again from that
     state (:func:`_recover`) instead of from a registry that may already count it."""
     from ..io.artifacts import write_file_atomic
@@ -283,8 +290,8 @@ def _begin_window(
         return
     before = out / BEFORE
     save_registry(before / "registry", reg)
-    for name, table in ((CARRY, carry), (RHYTHM, rhythm)):
-        if table is not None:
+    for name in TABLES:
+        if (table := tables.get(name)) is not None:
             write_file_atomic(before / name, table.write_parquet)
         elif (before / name).exists():
             (before / name).unlink()
@@ -294,7 +301,7 @@ def _begin_window(
 
 def _recover(
     out: Path, state: dict[str, Any], registry_dir: Path, cfg: RunConfig
-) -> tuple[Registry, pl.DataFrame | None, pl.DataFrame | None]:
+) -> tuple[Registry, dict[str, pl.DataFrame]]:
     """The carried state to go on with, the registry read and checked against the model: the state after the
     last window done, or, when a window was in progress (``stream.json`` "pending"), the state before it
     (``out/before``) with the registry directory put back to it (a window stopped after writing the
@@ -306,14 +313,12 @@ def _recover(
     from ..api import load_checked_registry
     from ..store.registry import save_registry
 
-    def read(d: Path, name: str) -> pl.DataFrame | None:
-        return pl.read_parquet(d / name) if (d / name).is_file() else None
+    def read(d: Path) -> dict[str, pl.DataFrame]:
+        return {name: pl.read_parquet(d / name) for name in TABLES if (d / name).is_file()}
 
     if state.get("pending") is None:
         reg = load_checked_registry(registry_dir, cfg)
-        if not state["windows"]:
-            return reg, None, None
-        return reg, read(out, CARRY), read(out, RHYTHM)
+        return reg, read(out) if state["windows"] else {}
     before = out / BEFORE
     if not (before / "registry").is_dir():
         raise InputError(
@@ -323,7 +328,7 @@ def _recover(
         )
     prev = load_checked_registry(before / "registry", cfg)  # the live directory may hold the stopped window's
     save_registry(registry_dir, prev)
-    return prev, read(before, CARRY), read(before, RHYTHM)
+    return prev, read(before)
 
 
 def check_stream_out(out: Path, logs: Any, registry: Path) -> None:
@@ -445,25 +450,40 @@ def _count_own_rows(rows: dict[str, Any], assignments: pl.DataFrame, n: int) -> 
     )
 
 
-def _with_context(carry: pl.DataFrame | None, win: pl.DataFrame) -> tuple[pl.DataFrame, int, dict[int, str]]:
+def _with_context(
+    carry: pl.DataFrame | None, win: pl.DataFrame, open_rows: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int, dict[int, str], pl.DataFrame]:
     """A window's rows to cluster (``_row`` numbered): the carried exemplars first (rows 0..n_carry-1, context
-    for the clustering, not output; those the window holds itself left out), then the window's own; with the
-    exemplars' count and their campaigns by row."""
-    ctx = carry.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())) if carry is not None else None
+    for the clustering, not output; those the window holds itself left out) — the campaigns' (``carry``),
+    then the open families' (``open_rows``, :mod:`~clusterer.campaigns.open`) — then the window's own; with
+    the exemplars' count, the campaigns' exemplars' campaigns by row, and the open families' exemplars' rows
+    (``_row``, ``_open``)."""
+    parts = [t for t in (carry, open_rows) if t is not None and t.height]
+    ctx = pl.concat(parts, how="diagonal_relaxed") if parts else None
+    if ctx is not None:
+        ctx = ctx.filter(~pl.col("prompt_id").is_in(win["prompt_id"].implode())).unique(
+            "prompt_id", keep="first", maintain_order=True
+        )
+    no_open = pl.DataFrame(schema={"_row": pl.UInt32, KEY: pl.String})
     if ctx is None or ctx.height == 0:
-        return win.with_row_index("_row"), 0, {}
+        return win.with_row_index("_row"), 0, {}, no_open
     # a column a later part file added: null in the exemplars carried before it
     ctx = ctx.with_columns(pl.lit(None, win.schema[c]).alias(c) for c in win.columns if c not in ctx.columns)
-    anchors = dict(enumerate(ctx[CAMPAIGN].to_list()))
+    named = ctx[CAMPAIGN] if CAMPAIGN in ctx.columns else pl.Series([None] * ctx.height, dtype=pl.String)
+    anchors = {r: c for r, c in enumerate(named.to_list()) if c is not None}
+    opened = (
+        ctx.with_row_index("_row").filter(pl.col(KEY).is_not_null()).select("_row", KEY)
+        if KEY in ctx.columns
+        else no_open
+    )
     part = pl.concat([ctx.select(win.columns), win], how="vertical_relaxed").with_row_index("_row")
-    return part, ctx.height, anchors
+    return part, ctx.height, anchors, opened
 
 
 def _one_window(
     prompts: Prompts,
     win: pl.DataFrame,
-    carry: pl.DataFrame | None,
-    rhythm: pl.DataFrame | None,
+    tables: dict[str, pl.DataFrame],
     prev: Registry,
     target: Path,
     cfg: RunConfig,
@@ -472,35 +492,46 @@ def _one_window(
     reporter: Any,
     engine: Any,
     earlier: Earlier | None = None,
-) -> tuple[dict[str, Any], pl.DataFrame, Registry]:
-    """Cluster one window (``win``, its prompt rows) with the carried exemplars as context, the registry
-    before it (``prev``) and the day's rhythm so far (``rhythm``: :func:`next_rhythm`) on ``engine``; write
-    its set, the registry merged with it, and return (its state entry, the window's assignments, the
-    registry). ``before``: the day's prompts before the window (their accounts' latest ones are read by the
-    window's account-focus and one-shot terms: :mod:`~clusterer.campaigns.earlier`)."""
+) -> tuple[dict[str, Any], pl.DataFrame, Registry, tuple[pl.DataFrame, pl.DataFrame]]:
+    """Cluster one window (``win``, its prompt rows) with the carried tables (``tables``: the campaigns'
+    exemplars, the day's rhythm so far, :func:`next_rhythm`, and the open families), the registry before it
+    (``prev``) and ``earlier`` (the day's earlier prompts of the window's accounts, read by the account-focus
+    and one-shot terms: :mod:`~clusterer.campaigns.earlier`) on ``engine``; write its set, the registry merged
+    with it, and return (its state entry, the window's assignments, the registry, the open families after it:
+    :func:`~clusterer.campaigns.open.next_open`)."""
     from ..api import check_out
     from ..store.registry import save_registry
     from . import pipeline
 
-    part, n_carry, anchors = _with_context(carry, win)
+    rhythm = tables.get(RHYTHM)
+    part, n_carry, anchors, opened = _with_context(tables.get(CARRY), win, tables.get(OPEN))
     check_out(target, None, registry_dir, None)
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
     sub = dataclasses.replace(prompts, frame=part)
     root = aliases(prev.campaigns)
-    carried = Carried(keep, anchors, day_rhythm(rhythm, day, root), root, earlier, scheduled(rhythm, day, root), day)
+    accounts = tables.get(OPEN_ACCOUNTS, pl.DataFrame(schema={KEY: pl.String, "account_id": pl.String}))
+    open_families = OpenFamilies(opened, accounts) if opened.height else None
+    carried = Carried(
+        keep, anchors, day_rhythm(rhythm, day, root), root, earlier, scheduled(rhythm, day, root), day, open_families
+    )
     result = pipeline.compute(
         sub, cfg, reporter=reporter, registry=prev, registry_dir=registry_dir, engine=engine, carried=carried
     )
     reg_new = result.registry_update
     result.registry_update = None
     # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
-    held = result.assignments.head(n_carry)["campaign_id"].drop_nulls().value_counts(name="n")
+    context = result.assignments.head(n_carry)
+    # the campaigns' exemplars its flagged families count as rows (an earlier window counted them); the open
+    # families' exemplars are no family's rows (campaigns.open)
+    own_context = context.with_row_index("_row").join(opened, on="_row", how="anti")
+    held = own_context["campaign_id"].drop_nulls().value_counts(name="n")
     result.assignments = result.assignments.slice(n_carry)
     result.vector_of_row = result.vector_of_row[n_carry:]
     _count_own_rows(result.manifest["rows"], result.assignments, win.height)
     result.manifest["stream"] = {
         "window": target.name,
-        "carried_exemplars": n_carry,
+        "carried_exemplars": n_carry - opened.height,
+        "open_exemplars": opened.height,
         "merged_campaigns": dict(sorted(result.campaign_merges.items())),
         "merged_by_lines": sorted(result.campaign_line_merges),
     }
@@ -512,14 +543,36 @@ def _one_window(
     merged = merge_day(prev, reg_new[1], day, carried_held, own_accounts) if reg_new is not None else prev
     merged = apply_merges(merged, result.campaign_merges)
     save_registry(registry_dir, merged, result.manifest["embedding"]["model_key"])
+    entry = _window_entry(target, result, prev, merged, keep, registry_dir)
+    held_open = opened.join(context.select(pl.col("cluster_id")).with_row_index("_row"), on="_row")
+    after = next_open(
+        result.clusters.select(
+            "cluster_id", "campaign_score", "flagged", "cohesion", "template_coverage", "single_prompt_account_share"
+        ),
+        win.join(result.assignments.select("prompt_id", "cluster_id"), on="prompt_id"),
+        held_open.select(KEY, "cluster_id"),
+        tables.get(OPEN_ACCOUNTS),
+        target.name,
+        cfg.campaign,
+    )
+    return entry, result.assignments, merged, after
+
+
+def _window_entry(
+    target: Path, result: Any, prev: Registry, merged: Registry, keep: frozenset[str], registry_dir: Path
+) -> dict[str, Any]:
+    """A done window's entry in ``stream.json`` (``result``: its run, the carried exemplars sliced off): its
+    flagged clusters and prompts, its campaigns (new ones, those of earlier windows it kept, those merged in
+    it), the exemplars it held, the registry after it (``merged``; ``prev`` before it) and the peak RSS."""
+    assignments, m = result.assignments, result.manifest
     c = result.clusters.filter(pl.col("flagged").fill_null(False))
     ids = set(c["campaign_id"].drop_nulls().to_list())
     was_merged = prev.campaigns.filter(pl.col("merged_into").is_not_null())["campaign_id"].implode()
-    entry = {
+    return {
         "dir": target.name,
-        "rows": win.height,
+        "rows": assignments.height,
         "flagged_clusters": c.height,
-        "flagged_prompts": int(result.assignments["flagged"].sum()),
+        "flagged_prompts": int(assignments["flagged"].sum()),
         "campaigns": sorted(ids),
         "new_campaigns": sorted(ids - set(prev.campaigns["campaign_id"].to_list())),
         "kept_campaigns": sorted(ids & keep),
@@ -528,20 +581,21 @@ def _one_window(
             .select("campaign_id", "merged_into")
             .iter_rows()
         ),
-        "carried_exemplars": n_carry,
         "registry_bytes": sum(p.stat().st_size for p in registry_dir.iterdir() if p.is_file()),
         "registry_campaigns": merged.campaigns.height,
         "registry_mem_bytes": int(merged.campaigns.estimated_size() + merged.daily.estimated_size()),
-        "peak_rss_mb": result.manifest.get("peak_rss_mb"),
+        "carried_exemplars": m["stream"]["carried_exemplars"],
+        "open_exemplars": m["stream"]["open_exemplars"],
+        "peak_rss_mb": m.get("peak_rss_mb"),
     }
-    return entry, result.assignments, merged
 
 
 def day_so_far(
-    frame: pl.DataFrame, w: int, sec: int, win: pl.DataFrame, carry: pl.DataFrame | None, cfg: RunConfig
+    frame: pl.DataFrame, w: int, sec: int, win: pl.DataFrame, held: pl.Series | None, cfg: RunConfig
 ) -> Earlier | None:
     """The earlier prompts today of window ``w``'s accounts (``frame``: the day's rows with ``_window``;
-    ``win``: the window's rows), the carried exemplars left out (the window holds them already): the latest
+    ``win``: the window's rows), the carried exemplars left out (``held``, their prompt IDs: the window holds
+    them already): the latest
     ``EARLIER_PER_ACCOUNT`` of each with their normalised texts, and each account's count
     (:class:`~clusterer.campaigns.earlier.Earlier`). Only those rows' texts are read; None in a day's first
     window."""
@@ -551,8 +605,8 @@ def day_so_far(
     day_start = (w * sec) // 86_400 * 86_400  # the window's day, in seconds since 1970
     cond = (pl.col("_window") < w) & (pl.col("_window") * sec >= day_start)
     cond = cond & pl.col("account_id").is_in(win["account_id"].unique().implode())
-    if carry is not None and carry.height:
-        cond = cond & ~pl.col("prompt_id").is_in(carry["prompt_id"].implode())
+    if held is not None and held.len():
+        cond = cond & ~pl.col("prompt_id").is_in(held.implode())
     rows = frame.lazy().with_row_index("_i").filter(cond).select("_i", "account_id", "timestamp").collect()
     if rows.height == 0:
         return None
@@ -652,6 +706,59 @@ def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
         )
 
 
+def _context_ids(tables: dict[str, pl.DataFrame]) -> pl.Series | None:
+    """The prompt IDs of the campaigns' exemplars a window holds as context, which its families count as rows
+    of their own (the open families' exemplars are no family's rows: their accounts read them among their
+    earlier prompts, :mod:`~clusterer.campaigns.open`)."""
+    carry = tables.get(CARRY)
+    return carry["prompt_id"] if carry is not None else None
+
+
+def _next_tables(
+    out: Path,
+    tables: dict[str, pl.DataFrame],
+    w: int,
+    win: pl.DataFrame,
+    assignments: pl.DataFrame,
+    root: dict[str, str],
+    per_campaign: int,
+    opened: tuple[pl.DataFrame, pl.DataFrame],
+) -> dict[str, pl.DataFrame]:
+    """The carried tables after window ``w`` (``win``, its rows; ``assignments``, its output; ``opened``, its
+    open families: :func:`~clusterer.campaigns.open.next_open`), written to ``out``."""
+    from ..io.artifacts import write_file_atomic
+
+    after = {
+        CARRY: next_carry(tables.get(CARRY), win, assignments, per_campaign, root),
+        RHYTHM: next_rhythm(tables.get(RHYTHM), assignments, root, w),
+        OPEN: opened[0],
+        OPEN_ACCOUNTS: opened[1],
+    }
+    for name, table in after.items():
+        write_file_atomic(out / name, table.write_parquet)
+    return after
+
+
+def _table_bytes(out: Path) -> dict[str, int]:
+    """The carried tables' bytes on disk: the campaigns' exemplars, the rhythm, the open families."""
+    size = {name: (out / name).stat().st_size if (out / name).is_file() else 0 for name in TABLES}
+    return {
+        "carry_bytes": size[CARRY],
+        "rhythm_bytes": size[RHYTHM],
+        "open_bytes": size[OPEN] + size[OPEN_ACCOUNTS],
+    }
+
+
+def _open_today(tables: dict[str, pl.DataFrame], name: str) -> dict[str, pl.DataFrame]:
+    """The carried tables for the window ``name`` (its output set, ``<day>-wNNN``): open families end with
+    their day (the spread they lend counts the accounts of the day so far)."""
+    day = name.split("-w")[0]
+    return {
+        k: t.filter(pl.col(KEY).str.starts_with(f"{day}-w")) if k in (OPEN, OPEN_ACCOUNTS) else t
+        for k, t in tables.items()
+    }
+
+
 def _window_dir(out: Path, w: int, sec: int) -> Path:
     """The output set of window ``w`` (windows of ``sec`` seconds since 1970): ``<day>-wNNN``, the window of
     the day zero-padded to as many digits as the day's last window needs (at least three), so names sort in
@@ -731,7 +838,6 @@ def stream(
         InputError: rows without timestamps, a state of another stream; what a run raises.
     """
     from ..accel.backend import Device, resolve
-    from ..io.artifacts import write_file_atomic
     from ..progress import Reporter
     from .engines import make_engine
 
@@ -756,7 +862,7 @@ def stream(
         if not (out / STATE).is_file():  # an empty log: a stream of no windows, said so
             _save_state(out, state)
         return state
-    reg, carry, rhythm = recovered or _recover(out, state, registry_dir, cfg)  # each window returns the next
+    reg, tables = recovered or _recover(out, state, registry_dir, cfg)  # each window returns the next
     engine = make_engine(cfg, resolve(Device(cfg.device)))  # one for the day, not one per window
     try:
         for w in todo:
@@ -764,17 +870,14 @@ def stream(
             win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
-            _begin_window(out, state, w, reg, carry, rhythm)
-            earlier = day_so_far(frame, w, sec, win, carry, cfg)
-            entry, assignments, reg = _one_window(
-                prompts, win, carry, rhythm, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
+            tables = _open_today(tables, target.name)
+            _begin_window(out, state, w, reg, tables)
+            earlier = day_so_far(frame, w, sec, win, _context_ids(tables), cfg)
+            entry, assignments, reg, opened = _one_window(
+                prompts, win, tables, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
             )
             del earlier
-            root = aliases(reg.campaigns)
-            carry = next_carry(carry, win, assignments, per_campaign, root)
-            rhythm = next_rhythm(rhythm, assignments, root, w)
-            write_file_atomic(out / CARRY, carry.write_parquet)
-            write_file_atomic(out / RHYTHM, rhythm.write_parquet)
+            tables = _next_tables(out, tables, w, win, assignments, aliases(reg.campaigns), per_campaign, opened)
             entry.update(
                 index=w,
                 start=start.isoformat(),
@@ -782,8 +885,7 @@ def stream(
                 digest_columns=cols,
                 late_rows=late if w == todo[0] else 0,
                 seconds=round(time.perf_counter() - t0, 2),
-                carry_bytes=(out / CARRY).stat().st_size,
-                rhythm_bytes=(out / RHYTHM).stat().st_size,
+                **_table_bytes(out),
             )
             state["windows"].append(entry)
             state.pop("pending", None)

@@ -139,6 +139,9 @@ def test_every_prompt_once_and_a_campaign_keeps_one_id(streamed):
     assert daily.sort("campaign_id").equals(own.sort("campaign_id"))
     flagged_sizes = pl.concat([pl.read_parquet(tmp / "out" / w["dir"] / "clusters.parquet") for w in state["windows"]])
     assert state["windows"][1]["carried_exemplars"] > 0
+    # the open families (campaigns.open) are carried state too, counted per window
+    assert all({"open_exemplars", "open_bytes"} <= set(w) for w in state["windows"])
+    assert (tmp / "out" / "open.parquet").is_file() and (tmp / "out" / "open_accounts.parquet").is_file()
     assert reg.daily["prompts"].sum() < flagged_sizes.filter(pl.col("flagged"))["size"].sum()
     # the day's accounts per campaign: each window's own senders (not the exemplars'), summed over windows —
     # at least the day's distinct senders, never more than its prompts
