@@ -20,8 +20,9 @@ the day so far, as the batch run of the day reads it. Those accounts' return, wh
 reads, cannot show inside a window, and the day's spread stands in for it; a family whose senders return
 shows their day through the focus already, and adding the day's spread to that lifted families of returning
 pasters of one ordinary template (measured on ``public_hard_100k``: 48 more ordinary prompts flagged). An
-open family the next window does not flag stays open with the accounts of both; one whose exemplars no
-family of the next window kept ends, and so do all at the end of a day.
+open family whose exemplars a family of the next window holds that qualifies again (not flagged, the score,
+the template and the one-shot senders above) stays open with the accounts of both; any other ends, and so
+do all at the end of a day.
 
 Only the spread reads them: the exemplars link the window's family to the open family, and the score's
 features read the family's own rows alone (an exemplar's account reads it among its earlier prompts today,
