@@ -168,12 +168,15 @@ def earlier_prompts(
     normalise: Callable[[pl.Series], pl.Series],
 ) -> Earlier:
     """:class:`Earlier` from ``rows`` (a window's accounts' earlier prompts today: ``account_id``,
-    ``timestamp`` and ``_i``, the row's index into the day): the latest ``per_account`` of each account, their
-    texts fetched by ``texts`` (row indices → Series) for those only, and each account's count."""
+    ``timestamp`` and ``_i``, the row's index into the day, and optionally ``held``: the window holds the
+    prompt as a row too, an open family's exemplar): the latest ``per_account`` of each account, their texts
+    fetched by ``texts`` (row indices → Series) for those only, and each account's count."""
     totals = rows.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("prev_total"))
     latest = rows.sort("account_id", "timestamp", "_i").group_by("account_id", maintain_order=True).tail(per_account)
     sampled = latest.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("sampled"))
     idx = latest["_i"].to_numpy().astype(np.int64)
     prompts = pl.DataFrame({"account_id": latest["account_id"], "timestamp": latest["timestamp"], "text": texts(idx)})
+    if "held" in latest.columns:
+        prompts = prompts.with_columns(latest["held"])
     totals = totals.join(sampled, on="account_id", how="left").fill_null(0)
     return Earlier(prompts=prompts, totals=totals, normalise=normalise)

@@ -314,6 +314,8 @@ def _day_senders(day: Day, hits: pl.DataFrame, earlier: Earlier) -> DaySenders:
     # each earlier prompt counts for the fragment whose core it holds most of (ties: the smaller): one prompt
     # is one sender's prompt of one group, as a batch run puts it in one cluster
     best = hits.sort("e", "share", "fragment", descending=[False, True, False]).unique("e", keep="first")
+    if "held" in earlier.prompts.columns:  # an open family's exemplar the window holds: a row of it already
+        best = best.filter(~pl.col("e").is_in(np.flatnonzero(earlier.prompts["held"].to_numpy())))
     h = hit_weights(best, earlier).join(codes, on="account_id")
     # the rhythm reads only the accounts whose whole day so far was read: the latest few prompts of a busy
     # account are its last hours, not its schedule (measured: a second job begun at 10:00 then looked like its

@@ -591,7 +591,13 @@ def _window_entry(
 
 
 def day_so_far(
-    frame: pl.DataFrame, w: int, sec: int, win: pl.DataFrame, held: pl.Series | None, cfg: RunConfig
+    frame: pl.DataFrame,
+    w: int,
+    sec: int,
+    win: pl.DataFrame,
+    held: pl.Series | None,
+    cfg: RunConfig,
+    opened: pl.Series | None = None,
 ) -> Earlier | None:
     """The earlier prompts today of window ``w``'s accounts (``frame``: the day's rows with ``_window``;
     ``win``: the window's rows), the carried exemplars left out (``held``, their prompt IDs: the window holds
@@ -607,7 +613,11 @@ def day_so_far(
     cond = cond & pl.col("account_id").is_in(win["account_id"].unique().implode())
     if held is not None and held.len():
         cond = cond & ~pl.col("prompt_id").is_in(held.implode())
-    rows = frame.lazy().with_row_index("_i").filter(cond).select("_i", "account_id", "timestamp").collect()
+    # an open family's exemplar (``opened``, its prompt ID) stays: the decisions read it as an earlier prompt
+    # of its account, not as a row of the family; the family grouping, which reads it as a row, leaves it out
+    is_held = pl.col("prompt_id").is_in(opened.implode()) if opened is not None else pl.lit(False)
+    rows = frame.lazy().with_row_index("_i").filter(cond)
+    rows = rows.select("_i", "account_id", "timestamp", is_held.alias("held")).collect()
     if rows.height == 0:
         return None
     text = frame["text"]
@@ -872,7 +882,8 @@ def stream(
             t0 = time.perf_counter()
             tables = _open_today(tables, target.name)
             _begin_window(out, state, w, reg, tables)
-            earlier = day_so_far(frame, w, sec, win, _context_ids(tables), cfg)
+            open_ids = tables[OPEN]["prompt_id"] if OPEN in tables else None
+            earlier = day_so_far(frame, w, sec, win, _context_ids(tables), cfg, open_ids)
             entry, assignments, reg, opened = _one_window(
                 prompts, win, tables, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
             )

@@ -151,3 +151,28 @@ def test_a_window_family_reads_its_own_rows_and_the_open_family_s_senders():
     assert day["earlier_accounts"] == 300 and day["term_spread"] == 1.0 > alone["term_spread"]
     assert day["slot_variety"] == alone["slot_variety"] and day["account_focus"] == alone["account_focus"]
     assert day["campaign_score"] > alone["campaign_score"]
+
+
+def test_an_open_exemplar_is_an_earlier_prompt_of_its_account_marked_held():
+    """The decisions read an open family's exemplar as an earlier prompt of its account (the family's rows
+    leave it out); the family grouping, which reads it as a row of the window, leaves it out of the earlier
+    prompts by the ``held`` mark."""
+    from clusterer.config import RunConfig
+    from clusterer.run.windows import day_so_far, window_index
+
+    t0 = dt.datetime(2026, 3, 2, 1, tzinfo=dt.timezone.utc)
+    frame = pl.DataFrame(
+        {
+            "prompt_id": ["x1", "x2", "c1", "w1"],
+            "account_id": ["a", "a", "b", "a"],
+            "timestamp": [t0, t0 + dt.timedelta(minutes=5), t0, t0 + dt.timedelta(hours=1)],
+            "text": ["solve 1", "solve 2", "kept as a campaign exemplar", "solve 3"],
+        }
+    )
+    frame = frame.with_columns(window_index(frame["timestamp"], dt.timedelta(hours=1)))
+    w = frame["_window"][3]
+    win = frame.filter(pl.col("_window") == w)
+    got = day_so_far(frame, w, 3600, win, pl.Series(["c1"]), RunConfig(), pl.Series(["x2"]))
+    assert got is not None
+    assert got.prompts.select("text", "held").rows() == [("solve 1", False), ("solve 2", True)]
+    assert got.totals.row(0, named=True)["prev_total"] == 2
