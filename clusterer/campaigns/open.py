@@ -108,17 +108,16 @@ def next_open(
         & (pl.col("single_prompt_account_share") >= ONCE)  # the only families whose spread reads them
     ).select("cluster_id")
     key = pl.format("{}/{}", pl.lit(name), pl.col("cluster_id")).alias(KEY)
+    kept = own.join(keep, on="cluster_id")
     rows = (
-        own.join(keep, on="cluster_id")
-        .sort(["timestamp", "prompt_id"], descending=True)
+        kept.sort(["timestamp", "prompt_id"], descending=True)
         .group_by("cluster_id", maintain_order=True)
         .head(cfg.window_open_exemplars)
         .with_columns(key)
         .drop("cluster_id")
         .sort([KEY, "timestamp", "prompt_id"])
     )
-    mine = own.join(keep, on="cluster_id").select("cluster_id", pl.col("account_id").cast(pl.String))
-    parts = [mine]
+    parts = [kept.select("cluster_id", pl.col("account_id").cast(pl.String))]
     if accounts is not None and accounts.height and held.height:
         before = held.join(keep, on="cluster_id").join(accounts, on=KEY)
         parts.append(before.select("cluster_id", pl.col("account_id").cast(pl.String)))

@@ -716,14 +716,6 @@ def _check_done_sets(out: Path, state: dict[str, Any]) -> None:
         )
 
 
-def _context_ids(tables: dict[str, pl.DataFrame]) -> pl.Series | None:
-    """The prompt IDs of the campaigns' exemplars a window holds as context, which its families count as rows
-    of their own (the open families' exemplars are no family's rows: their accounts read them among their
-    earlier prompts, :mod:`~clusterer.campaigns.open`)."""
-    carry = tables.get(CARRY)
-    return carry["prompt_id"] if carry is not None else None
-
-
 def _next_tables(
     out: Path,
     tables: dict[str, pl.DataFrame],
@@ -882,8 +874,8 @@ def stream(
             t0 = time.perf_counter()
             tables = _open_today(tables, target.name)
             _begin_window(out, state, w, reg, tables)
-            open_ids = tables[OPEN]["prompt_id"] if OPEN in tables else None
-            earlier = day_so_far(frame, w, sec, win, _context_ids(tables), cfg, open_ids)
+            carry_ids, open_ids = (tables[k]["prompt_id"] if k in tables else None for k in (CARRY, OPEN))
+            earlier = day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids)
             entry, assignments, reg, opened = _one_window(
                 prompts, win, tables, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
             )
