@@ -129,9 +129,11 @@ def _paths(logs: Any) -> list[str | Path]:
     )
 
 
-def read_input(logs: Any, cfg: RunConfig, engine: Any = None) -> Prompts:
+def read_input(logs: Any, cfg: RunConfig, engine: Any = None, whole_lines: bool = False) -> Prompts:
     """Validated prompts from a table or from log paths (what ``clusterer run`` accepts); ``engine`` (a
-    :class:`clusterer.run.engine.LocalEngine`) reads the files where it runs its stages.
+    :class:`clusterer.run.engine.LocalEngine`) reads the files where it runs its stages; ``whole_lines``: a
+    CSV file whose last line has no line break (one still being written) is an error, not a warning
+    (:func:`~clusterer.io.ingest.read_logs`).
 
     Raises:
         TypeError: ``logs`` is neither a table nor paths.
@@ -139,7 +141,7 @@ def read_input(logs: Any, cfg: RunConfig, engine: Any = None) -> Prompts:
     """
     if _is_table(logs):
         return read_frame(logs, cfg.ingest)
-    return read_logs(_paths(logs), cfg.ingest, engine.map_files if engine is not None else None)
+    return read_logs(_paths(logs), cfg.ingest, engine.map_files if engine is not None else None, whole_lines)
 
 
 def _inside(a: Path, b: Path) -> bool:

@@ -282,7 +282,7 @@ def watch(
             shown = 0
         for n in itertools.count(1):
             try:  # a directory still empty, or a part file not readable yet: read again at the next poll
-                prompts = api.read_input(logs, cfg)
+                prompts = api.read_input(logs, cfg, whole_lines=True)  # a CSV part cut short waits too
             except (InputError, OSError) as err:  # OSError: a part file renamed or removed while being read
                 log.warning("watch: the logs cannot be read now (%s); reading again in %s", err, every)
             else:

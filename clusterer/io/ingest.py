@@ -600,19 +600,36 @@ def read_logs(
     paths: Sequence[str | Path],
     cfg: IngestConfig,
     map_files: Callable[[Callable[..., Any], list[Any]], list[Any]] | None = None,
+    whole_lines: bool = False,
 ) -> Prompts:
     """Read and validate one day of logs from files; ``map_files(read_file, items)`` reads them (an engine's
     workers; in this process when None).
 
     ``paths`` are files, globs or directories. ``cfg.fill_account`` replaces null / empty accounts (None
     makes them an error); ``cfg.new_prompt_ids`` numbers rows instead of reading the prompt_id column;
-    ``cfg.null_timestamps`` says whether null timestamps are an error or rows left unclustered.
+    ``cfg.null_timestamps`` says whether null timestamps are an error or rows left unclustered. A CSV file
+    whose last line has no line break may be a part file still being written, cut inside its last field (it
+    would read as a shorter row): with ``whole_lines`` (a watch reading a live day) it is an error, so it is
+    read again later; otherwise a warning.
 
     Raises:
         InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,
-        a text column that is not text, invalid UTF-8, unreadable files or an empty selection of files.
+        a text column that is not text, invalid UTF-8, unreadable files, an empty selection of files, or
+        (``whole_lines``) a CSV file whose last line has no line break.
     """
     files = discover(paths, cfg.format)
+    for path, kind in files:
+        if kind == "csv" and _ends_mid_line(path):
+            what = (
+                f"{path}: its last line has no line break: a part file still being written reads with its "
+                "last row cut short"
+            )
+            if whole_lines:
+                raise InputError(
+                    f"{what}; write part files atomically (named with a leading '.' or '_' while written, "
+                    "then renamed), or end the file with a line break"
+                )
+            log.warning("%s; if the file was complete, end it with a line break to silence this", what)
     items = [(fi, path, kind, cfg) for fi, (path, kind) in enumerate(files)]
     read = map_files(read_file, items) if map_files is not None else [read_file(*item) for item in items]
     frames = [df for df, _ in read if df is not None]
@@ -640,6 +657,15 @@ def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.Dat
         pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
     )
     return df, InputFile(str(path.absolute()), kind, path.stat().st_size, _fingerprint(path), df.height)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether a text file holds bytes and its last one is not a line break."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, io.SEEK_END) == 0:
+            return False
+        fh.seek(-1, io.SEEK_END)
+        return fh.read(1) not in (b"\n", b"\r")
 
 
 def _bad_json_line(path: Path) -> str | None:

@@ -416,3 +416,28 @@ def test_epoch_numbers_written_as_text_read_as_numbers_and_mix_with_iso(tmp_path
     )
     # eight digits are a basic-format date, not seconds in 1970: refused, not misread
     _rejects(tmp_path / "d.jsonl", _rows(2, timestamp=["20261102", "20261102"]), r"not in ISO 8601 \(year first\)")
+
+
+def test_a_csv_cut_inside_its_last_field_waits_in_a_watch_and_is_named_elsewhere(tmp_path, caplog):
+    """A CSV part file still being written, cut inside its last field, reads as a shorter row: a watch
+    (``whole_lines``) refuses it until the line is whole; a finished day reads it with a warning naming it."""
+    full = (
+        "prompt_id,account_id,timestamp,text\n"
+        "p1,a1,2026-11-01T00:00:00Z,hello world\n"
+        "p2,a2,2026-11-01T00:01:00Z,a long prompt\n"
+    )
+    path = tmp_path / "part-00.csv"
+    path.write_text(full[:-8])  # "...,a long" (the writer has not finished the row)
+    with pytest.raises(InputError, match=r"part-00.csv: its last line has no line break.*write part files atomically"):
+        read_logs([tmp_path], IngestConfig(), whole_lines=True)
+    with caplog.at_level("WARNING", logger="clusterer.io.ingest"):
+        cut = read_logs([tmp_path], IngestConfig())
+    assert cut.frame["text"].to_list() == ["hello world", "a long"]
+    assert "part-00.csv: its last line has no line break" in caplog.text
+    path.write_text(full)  # the row finished: read whole, without a warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="clusterer.io.ingest"):
+        whole = read_logs([tmp_path], IngestConfig(), whole_lines=True)
+    assert whole.frame["text"].to_list() == ["hello world", "a long prompt"] and "line break" not in caplog.text
+    path.write_text(full.replace("\n", "\r\n"))  # Windows line ends
+    assert read_logs([tmp_path], IngestConfig(), whole_lines=True).frame["text"].to_list()[-1] == "a long prompt"

@@ -675,6 +675,26 @@ def test_rows_without_a_timestamp_are_named_not_streamed(tmp_path, day):
     assert repr(traffic["prompt_id"][3]) in res.output
 
 
+def test_a_watch_waits_for_a_csv_part_cut_inside_its_last_field(tmp_path, day):
+    """A CSV part file still being written (cut inside its last field) is read again at the next poll, not
+    clustered with its last prompt cut short."""
+    traffic = day[0].head(80).with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))
+    logs, out = tmp_path / "logs", tmp_path / "out"
+    logs.mkdir()
+    whole = traffic.write_csv()
+    part = logs / "part-00.csv"
+    part.write_text(whole[: whole.rstrip("\n").rfind(",") + 4])  # three characters of the last text
+    args = ["watch", str(logs), "--out", str(out), "--registry", str(tmp_path / "reg"), "--window", "1h"]
+    res = CliRunner().invoke(app, [*args, "--polls", "1", *OPTS])
+    assert res.exit_code == 0, res.output
+    assert not (out / "stream.json").is_file() or json.loads((out / "stream.json").read_text())["windows"] == []
+    part.write_text(whole)
+    res = CliRunner().invoke(app, [*args, "--polls", "1", *OPTS])  # a done window's row changed would exit 2
+    assert res.exit_code == 0, res.output
+    _, asg = _windows(out)
+    assert asg.sort("prompt_id")["prompt_id"].to_list() == sorted(traffic["prompt_id"])
+
+
 def test_a_day_fed_part_by_part_streams_as_the_whole_day_and_takes_late_rows(streamed, tmp_path, monkeypatch):
     """A day's part files as they arrive: `watch` clusters the windows closed so far, `stream` goes on when
     more parts come, and the outputs are those of the whole day streamed at once. Rows that arrive after
