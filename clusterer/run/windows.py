@@ -58,7 +58,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -69,6 +69,9 @@ from ..errors import InputError
 from ..io.ingest import Prompts, content_digest
 from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA, Registry, aliases, apply_merges, campaign_stats
 from .stages import Carried
+
+if TYPE_CHECKING:
+    from ..result import Result
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +562,7 @@ def _one_window(
 
 
 def _window_entry(
-    target: Path, result: Any, prev: Registry, merged: Registry, keep: frozenset[str], registry_dir: Path
+    target: Path, result: Result, prev: Registry, merged: Registry, keep: frozenset[str], registry_dir: Path
 ) -> dict[str, Any]:
     """A done window's entry in ``stream.json`` (``result``: its run, the carried exemplars sliced off): its
     flagged clusters and prompts, its campaigns (new ones, those of earlier windows it kept, those merged in
