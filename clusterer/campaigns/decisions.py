@@ -540,9 +540,8 @@ def decide(
         # the open families' exemplars only link the window's family to them: the spread counts their senders
         # (earlier_accounts); the features read the window's rows alone (an exemplar's account reads it among
         # its earlier prompts today, ``earlier``)
-        extra = earlier_accounts(labels, frame["account_id"], open_families)
-        own = np.ones(n, bool)
-        own[open_families.rows["_row"].to_numpy()] = False
+        own = open_families.own_rows(n)
+        extra = earlier_accounts(labels, frame["account_id"], open_families, own)
         read = prompts.filter(pl.Series(own))
     feats = campaign_features(read, clusters, cfg, earlier, extra)
     if feats.height == 0:

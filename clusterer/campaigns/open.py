@@ -55,21 +55,33 @@ class OpenFamilies:
     rows: pl.DataFrame
     accounts: pl.DataFrame
 
+    def own_rows(self, n: int) -> NDArray[np.bool_]:
+        """Which of a window's ``n`` input rows are its own: all but the open families' exemplars."""
+        own = np.ones(n, bool)
+        own[self.rows["_row"].to_numpy()] = False
+        return own
 
-def earlier_accounts(labels: NDArray[np.int64], account_ids: pl.Series, open_families: OpenFamilies) -> pl.DataFrame:
+
+def earlier_accounts(
+    labels: NDArray[np.int64],
+    account_ids: pl.Series,
+    open_families: OpenFamilies,
+    own: NDArray[np.bool_] | None = None,
+) -> pl.DataFrame:
     """Per family (``cluster_id``) the accounts that sent the open families whose exemplars it holds, less
-    the senders of its own rows (``labels``, ``account_ids``: each input row's family and account; the
-    exemplars' rows are not its own): ``cluster_id``, ``earlier_accounts`` (u32); families holding no exemplar
-    are left out."""
+    the senders of its own rows (``labels``, ``account_ids``: each input row's family and account; ``own``:
+    :meth:`OpenFamilies.own_rows`, the exemplars' rows are not its own): ``cluster_id``, ``earlier_accounts``
+    (u32); families holding no exemplar are left out."""
+    own = open_families.own_rows(len(labels)) if own is None else own
     rows = pl.DataFrame({"cluster_id": labels, "account_id": account_ids.cast(pl.String)}).with_row_index("_row")
     ex = open_families.rows.select(pl.col("_row").cast(pl.UInt32), KEY)
     held = rows.join(ex, on="_row").filter(pl.col("cluster_id") >= 0).select("cluster_id", KEY).unique()
-    own = rows.join(ex, on="_row", how="anti").select("cluster_id", "account_id")
+    senders = rows.filter(pl.Series(own) & (pl.col("cluster_id") >= 0)).select("cluster_id", "account_id").unique()
     return (
         held.join(open_families.accounts.select(KEY, pl.col("account_id").cast(pl.String)), on=KEY)
         .select("cluster_id", "account_id")
         .unique()
-        .join(own.filter(pl.col("cluster_id") >= 0).unique(), on=["cluster_id", "account_id"], how="anti")
+        .join(senders, on=["cluster_id", "account_id"], how="anti")
         .group_by("cluster_id")
         .agg(pl.len().cast(pl.UInt32).alias("earlier_accounts"))
         .sort("cluster_id")
