@@ -220,7 +220,7 @@ def stream(
         every = parse_every(window)
         cfg = api.resolve_config(config, quiet=quiet or None, **(overrides or {}))
         check_stream_out(Path(out), logs, Path(registry))
-        prompts = api.read_input(logs, cfg)
+        prompts = api.read_input(logs, cfg, texts=False)  # the texts are read back window by window
         state = stream(prompts, Path(out), cfg, every, Path(registry), per_campaign=carry)
     except ClustererError as err:
         _fail(err, log_format)
@@ -282,7 +282,8 @@ def watch(
             shown = 0
         for n in itertools.count(1):
             try:  # a directory still empty, or a part file not readable yet: read again at the next poll
-                prompts = api.read_input(logs, cfg, whole_lines=True)  # a CSV part cut short waits too
+                # a CSV part cut short waits too; the texts are read back window by window
+                prompts = api.read_input(logs, cfg, whole_lines=True, texts=False)
             except (InputError, OSError) as err:  # OSError: a part file renamed or removed while being read
                 log.warning("watch: the logs cannot be read now (%s); reading again in %s", err, every)
             else:

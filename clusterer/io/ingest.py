@@ -37,6 +37,11 @@ SUFFIXES = {
 }
 # Columns of the prompt frame, in order; `_row` is the 0-based position over all input files.
 CORE = ["_row", "prompt_id", "account_id", "timestamp", "text"]
+# A frame read without its texts (``read_logs(..., texts=False)``: a stream holds the day so far this way) has,
+# in place of ``text``, each row's xxh3-64 key of it (null for a null text) and where the row lies in the
+# input: its file's index in ``Prompts.files`` and its row there; :func:`fetch_texts` reads texts back.
+TEXT_KEY = "_text_xxh3"
+TEXT_AT = ("_file", "_file_row")
 _MESSAGES_AS_TEXT = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 _EXAMPLES = 3
 
@@ -55,13 +60,15 @@ class Prompts:
     """Validated prompts, in input order.
 
     ``frame`` columns: ``_row`` (u32), ``prompt_id`` (str), ``account_id`` (str), ``timestamp``
-    (datetime[us, UTC], may be null), ``text`` (str, may be null), then the input's extra columns.
+    (datetime[us, UTC], may be null), ``text`` (str, may be null), then the input's extra columns. Read
+    without texts (``texts`` False), ``text`` is replaced by ``TEXT_KEY`` and ``TEXT_AT`` (:func:`fetch_texts`).
     """
 
     frame: pl.DataFrame
     files: tuple[InputFile, ...]
     extra_columns: tuple[str, ...]
     generated_prompt_ids: bool
+    texts: bool = True
 
 
 def discover(paths: Sequence[str | Path], fmt: str = "auto") -> list[tuple[Path, str]]:
@@ -601,6 +608,7 @@ def read_logs(
     cfg: IngestConfig,
     map_files: Callable[[Callable[..., Any], list[Any]], list[Any]] | None = None,
     whole_lines: bool = False,
+    texts: bool = True,
 ) -> Prompts:
     """Read and validate one day of logs from files; ``map_files(read_file, items)`` reads them (an engine's
     workers; in this process when None).
@@ -610,7 +618,9 @@ def read_logs(
     ``cfg.null_timestamps`` says whether null timestamps are an error or rows left unclustered. A CSV file
     whose last line has no line break may be a part file still being written, cut inside its last field (it
     would read as a shorter row): with ``whole_lines`` (a watch reading a live day) it is an error, so it is
-    read again later; otherwise a warning.
+    read again later; otherwise a warning. Without ``texts`` each file's texts are dropped once read, each row
+    keeping their key and place (``Prompts`` above): the day held in memory is its rows' metadata, and
+    :func:`fetch_texts` reads the texts of the rows a step needs back from the files.
 
     Raises:
         InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,
@@ -630,15 +640,17 @@ def read_logs(
                     "then renamed), or end the file with a line break"
                 )
             log.warning("%s; if the file was complete, end it with a line break to silence this", what)
-    items = [(fi, path, kind, cfg) for fi, (path, kind) in enumerate(files)]
+    items = [(fi, path, kind, cfg, texts) for fi, (path, kind) in enumerate(files)]
     read = map_files(read_file, items) if map_files is not None else [read_file(*item) for item in items]
     frames = [df for df, _ in read if df is not None]
-    return _validate(frames, [info for _, info in read], [str(p) for p, _ in files], cfg)
+    return _validate(frames, [info for _, info in read], [str(p) for p, _ in files], cfg, texts)
 
 
-def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.DataFrame | None, InputFile]:
-    """One input file's selected columns (with ``_file`` = ``fi`` and ``_file_row``) and its description;
-    None for an empty file.
+def read_file(
+    fi: int, path: Path, kind: str, cfg: IngestConfig, texts: bool = True
+) -> tuple[pl.DataFrame | None, InputFile]:
+    """One input file's selected columns (with ``_file`` = ``fi`` and ``_file_row``; without ``texts``, the
+    texts' keys in place of the texts) and its description; None for an empty file.
 
     Raises:
         InputError: as :func:`read_logs`, for this file.
@@ -656,6 +668,8 @@ def read_file(fi: int, path: Path, kind: str, cfg: IngestConfig) -> tuple[pl.Dat
     df = df.with_columns(
         pl.lit(fi, pl.UInt32).alias("_file"), pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_file_row")
     )
+    if not texts:
+        df = df.with_columns(text_key(df["__text"]).alias(TEXT_KEY)).drop("__text")
     return df, InputFile(str(path.absolute()), kind, path.stat().st_size, _fingerprint(path), df.height)
 
 
@@ -722,7 +736,7 @@ def _as_lazy(table: Any) -> tuple[str, pl.LazyFrame]:
     )
 
 
-def _concat(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig) -> pl.DataFrame:
+def _concat(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig, texts: bool = True) -> pl.DataFrame:
     """The sources' frames as one (an empty frame of the selected columns when there are none)."""
     if frames:
         # datetimes of any zone (or none) are one type once in UTC: parts written in other zones concatenate
@@ -737,7 +751,7 @@ def _concat(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig) -
             ) from err
     return pl.DataFrame(
         schema={
-            "__text": pl.String,
+            **({"__text": pl.String} if texts else {TEXT_KEY: pl.UInt64}),
             "__account": pl.String,
             "__ts": pl.Datetime("us", "UTC"),
             "_file": pl.UInt32,
@@ -746,9 +760,11 @@ def _concat(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfig) -
     )
 
 
-def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig) -> Prompts:
+def _validate(
+    frames: list[pl.DataFrame], infos: list[InputFile], sources: list[str], cfg: IngestConfig, texts: bool = True
+) -> Prompts:
     """The shared checks of :func:`read_logs` and :func:`read_frame` over the collected sources."""
-    df = _concat(frames, sources, cfg)
+    df = _concat(frames, sources, cfg, texts)
     df = df.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_row"))
 
     # accounts
@@ -797,16 +813,72 @@ def _validate(frames: list[pl.DataFrame], infos: list[InputFile], sources: list[
                 "de-duplicate the logs or pass --new-prompt-ids"
             )
     extras = [c for c in df.columns if not c.startswith("_")]
+    text = {"text": df["__text"].alias("text")} if texts else {c: df[c] for c in (TEXT_KEY, *TEXT_AT)}
     frame = pl.DataFrame(
         {
             "_row": df["_row"],
             "prompt_id": pid.alias("prompt_id"),
             "account_id": acc.alias("account_id"),
             "timestamp": ts.alias("timestamp"),
-            "text": df["__text"].alias("text"),
+            **text,
         }
     ).hstack(df.select(extras))
-    return Prompts(frame=frame, files=tuple(infos), extra_columns=tuple(extras), generated_prompt_ids=generated)
+    return Prompts(
+        frame=frame, files=tuple(infos), extra_columns=tuple(extras), generated_prompt_ids=generated, texts=texts
+    )
+
+
+def text_key(texts: pl.Series) -> pl.Series:
+    """Each text's stable xxh3-64 key (null for a null text): what a frame read without texts keeps of them."""
+    from ..text.normalise import text_keys
+
+    keys = pl.DataFrame({"t": texts, "k": pl.Series(text_keys(texts.fill_null("")), dtype=pl.UInt64)})
+    return keys.select(pl.when(pl.col("t").is_null()).then(None).otherwise(pl.col("k")).alias(TEXT_KEY)).to_series()
+
+
+class LogsChanged(InputError):
+    """An input file no longer holds, at a row read before, the text it held then (rewritten or replaced)."""
+
+
+def fetch_texts(prompts: Prompts, rows: pl.DataFrame, cfg: IngestConfig) -> pl.Series:
+    """The texts of ``rows`` (rows of ``prompts.frame`` read without texts: ``TEXT_AT`` and ``TEXT_KEY``), in
+    their order, read back from their files — each file once, only those rows collected — and checked
+    against the keys read before.
+
+    Raises:
+        LogsChanged: a file that no longer holds those texts at those rows (or no longer reads).
+    """
+    out: list[pl.Series] = []
+    order: list[pl.Series] = []
+    at = rows.select(*TEXT_AT, TEXT_KEY).with_row_index("__at")
+    for (fi,), part in at.sort(*TEXT_AT).group_by("_file", maintain_order=True):
+        info = prompts.files[int(fi)]
+        path = Path(info.path)
+        wanted = part["_file_row"].implode()
+        try:
+            lf = _scan_one(path, info.format, cfg)
+            if lf is None:
+                raise InputError(f"{path}: it has no rows now")
+            lf = lf.with_row_index("__file_row").filter(pl.col("__file_row").is_in(wanted)).drop("__file_row")
+            got = _select(lf, str(path), info.format, cfg)["__text"]
+        except (InputError, OSError) as err:
+            raise LogsChanged(
+                f"{path}: the texts of {part.height:,} of its rows read before cannot be read back ({err}); "
+                "the file changed while the day was clustered: input files must stay as they are once read "
+                "(write part files atomically, and new ones beside them)"
+            ) from err
+        if got.len() != part.height or not text_key(got).eq_missing(part[TEXT_KEY]).all():
+            raise LogsChanged(
+                f"{path}: {part.height:,} of its rows read before hold other texts now (or are gone): the file "
+                "changed while the day was clustered; input files must stay as they are once read (write part "
+                "files atomically, and new ones beside them)"
+            )
+        out.append(got)
+        order.append(part["__at"])
+    if not out:
+        return pl.Series("text", [], pl.String)
+    texts = pl.concat(out).alias("text")
+    return texts.gather(pl.concat(order).arg_sort())
 
 
 def rows_of(frame: pl.DataFrame, ids: pl.Series) -> pl.DataFrame | None:

@@ -48,6 +48,10 @@ The logs may grow between runs (a day's part files as they arrive; ``clusterer w
 every few minutes, :class:`Live`): ``stream.json`` records per done window the digest of its rows, which
 must still be in the logs unchanged (:func:`done_rows`); rows that arrived after their window was done go
 with the next window to run (:func:`_windows_to_run`).
+
+Memory: a day read from log files is held without its texts (each row's key of its text and its place in
+the files, :class:`DayTexts`); a window's texts and its accounts' earlier prompts are read back from the
+files when the window runs, so what a stream holds grows with the day's rows' metadata, not their texts.
 """
 
 from __future__ import annotations
@@ -66,11 +70,16 @@ from ..campaigns.earlier import Earlier
 from ..campaigns.open import KEY, OpenFamilies, next_open
 from ..config import RunConfig
 from ..errors import InputError
-from ..io.ingest import Prompts, content_digest
+from ..io.ingest import TEXT_AT, TEXT_KEY, LogsChanged, Prompts, content_digest, fetch_texts, text_key
 from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA, Registry, aliases, apply_merges, campaign_stats
 from .stages import Carried
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+    from numpy.typing import NDArray
+
     from ..result import Result
 
 log = logging.getLogger(__name__)
@@ -510,7 +519,7 @@ def _one_window(
     part, n_carry, anchors, opened = _with_context(tables.get(CARRY), win, tables.get(OPEN))
     check_out(target, None, registry_dir, None)
     keep = frozenset(prev.daily.filter(pl.col("day") == day)["campaign_id"].to_list()) | frozenset(anchors.values())
-    sub = dataclasses.replace(prompts, frame=part)
+    sub = dataclasses.replace(prompts, frame=part, texts=True)
     root = aliases(prev.campaigns)
     accounts = tables.get(OPEN_ACCOUNTS, pl.DataFrame(schema={KEY: pl.String, "account_id": pl.String}))
     open_families = OpenFamilies(opened, accounts) if opened.height else None
@@ -601,13 +610,14 @@ def day_so_far(
     held: pl.Series | None,
     cfg: RunConfig,
     opened: pl.Series | None = None,
+    texts: Callable[[NDArray[np.int64]], pl.Series] | None = None,
 ) -> Earlier | None:
     """The earlier prompts today of window ``w``'s accounts (``frame``: the day's rows with ``_window``;
     ``win``: the window's rows), the carried exemplars left out (``held``, their prompt IDs: the window holds
     them already): the latest
     ``EARLIER_PER_ACCOUNT`` of each with their normalised texts, and each account's count
-    (:class:`~clusterer.campaigns.earlier.Earlier`). Only those rows' texts are read; None in a day's first
-    window."""
+    (:class:`~clusterer.campaigns.earlier.Earlier`). Only those rows' texts are read, by ``texts`` (row
+    indices of ``frame`` → texts; ``frame["text"]`` when None); None in a day's first window."""
     from ..campaigns.earlier import earlier_prompts
     from ..text.normalise import normalise
 
@@ -623,25 +633,64 @@ def day_so_far(
     rows = rows.select("_i", "account_id", "timestamp", is_held.alias("held")).collect()
     if rows.height == 0:
         return None
-    text = frame["text"]
     return earlier_prompts(
         rows.cast({"_i": pl.Int64}),
         EARLIER_PER_ACCOUNT,
-        text.gather,
+        texts if texts is not None else frame["text"].gather,
         lambda t: normalise(t, cfg.normalise).text,
     )
 
 
 def window_columns(rows: pl.DataFrame) -> list[str]:
     """The columns a window's rows carry values in (a later part file may add an optional column, null in the
-    rows read before: that changes none of them)."""
-    return [c for c in rows.columns if not c.startswith("_") and rows[c].null_count() < rows.height]
+    rows read before: that changes none of them); ``text`` for the texts' keys of rows held without texts."""
+    named = [TEXT_KEY if c == "text" else c for c in rows.columns]
+    return [
+        "text" if c == TEXT_KEY else c
+        for c in named
+        if (c == TEXT_KEY or not c.startswith("_")) and rows[c].null_count() < rows.height
+    ]
 
 
 def window_digest(rows: pl.DataFrame, columns: list[str]) -> str:
     """The digest of a window's rows in ``columns`` whatever their order in the logs (a day's part files are
-    read again as more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID."""
-    return content_digest(rows.select(columns).sort("prompt_id"))
+    read again as more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID,
+    a text by its key (so rows held without their texts digest the same)."""
+    key = rows[TEXT_KEY] if TEXT_KEY in rows.columns else text_key(rows["text"])
+    cols = [key.alias("text") if c == "text" else pl.col(c) for c in columns]
+    return content_digest(rows.select(cols).sort("prompt_id"))
+
+
+class DayTexts:
+    """The texts of the day's rows as a stream holds them: a day read from log files without its texts
+    (:func:`~clusterer.io.ingest.read_logs`), each read back from its file when a window needs it and checked
+    against its key (:func:`~clusterer.io.ingest.fetch_texts`); a table given in memory keeps its texts,
+    gathered from it. ``frame``: the day's rows with the texts' keys in place of the texts."""
+
+    def __init__(self, prompts: Prompts, cfg: RunConfig) -> None:
+        self.prompts, self.cfg = prompts, cfg.ingest
+        frame = prompts.frame
+        self.held = frame["text"] if "text" in frame.columns else None
+        if self.held is not None:
+            frame = frame.select(text_key(self.held) if c == "text" else pl.col(c) for c in frame.columns)
+        self.frame = frame
+
+    def of(self, rows: pl.DataFrame) -> pl.Series:
+        """The texts of ``rows`` (rows of ``frame``), in their order.
+
+        Raises:
+            LogsChanged: a file that no longer holds them (read back from the files only).
+        """
+        if self.held is not None:
+            return self.held.gather(rows["_row"]).alias("text")
+        return fetch_texts(self.prompts, rows, self.cfg)
+
+    def window(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` (a window's, of ``frame``) with their texts in place of the keys, the day's own columns
+        (``_window``, ``_row``, the texts' places) dropped: the rows a window clusters."""
+        text = self.of(rows)
+        cols = [text if c == TEXT_KEY else pl.col(c) for c in rows.columns if c not in ("_window", "_row", *TEXT_AT)]
+        return rows.select(cols)
 
 
 def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: bool = False) -> pl.Series:
@@ -674,7 +723,7 @@ def done_rows(frame: pl.DataFrame, out: Path, state: dict[str, Any], numbered: b
     for i, w in enumerate(windows):
         n = int((held["_done"] == i).sum())
         rows = found.get((i,))
-        missing = [c for c in w["digest_columns"] if c not in frame.columns]
+        missing = [c for c in w["digest_columns"] if (TEXT_KEY if c == "text" else c) not in frame.columns]
         if rows is not None and rows.height == n and not missing:
             if window_digest(rows, w["digest_columns"]) == w["digest"]:
                 continue
@@ -847,7 +896,8 @@ def stream(
     from .engines import make_engine
 
     reporter = reporter or Reporter(quiet=True)
-    frame = prompts.frame
+    texts = DayTexts(prompts, cfg)
+    frame = texts.frame
     if frame["timestamp"].null_count():
         null = frame.filter(pl.col("timestamp").is_null())
         raise InputError(
@@ -872,13 +922,20 @@ def stream(
     try:
         for w in todo:
             start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
-            win = frame.filter(pl.col("_window") == w).drop("_window", "_row")
+            rows = frame.filter(pl.col("_window") == w)
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             tables = _open_today(tables, target.name)
-            _begin_window(out, state, w, reg, tables)
             carry_ids, open_ids = (tables[k]["prompt_id"] if k in tables else None for k in (CARRY, OPEN))
-            earlier = day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids)
+            try:  # the texts read back before the window begins: a file changed since leaves the state as it was
+                win = texts.window(rows)
+                earlier = day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids, lambda idx: texts.of(frame[idx]))
+            except LogsChanged as err:
+                if live is None:
+                    raise
+                log.warning("watch: %s; reading the logs again at the next poll", err)
+                break
+            _begin_window(out, state, w, reg, tables)
             entry, assignments, reg, opened = _one_window(
                 prompts, win, tables, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
             )
@@ -887,7 +944,7 @@ def stream(
             entry.update(
                 index=w,
                 start=start.isoformat(),
-                digest=window_digest(win, cols := window_columns(win)),
+                digest=window_digest(rows, cols := window_columns(rows)),
                 digest_columns=cols,
                 late_rows=late if w == todo[0] else 0,
                 seconds=round(time.perf_counter() - t0, 2),

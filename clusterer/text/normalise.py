@@ -182,7 +182,9 @@ def normalise_expr(col: str, cfg: NormaliseConfig) -> pl.Expr:
 def text_keys(texts: pl.Series) -> NDArray[np.uint64]:
     """Stable 64-bit xxh3 key of each string (the same across runs, machines and polars versions)."""
     h = xxhash.xxh3_64_intdigest
-    return np.fromiter((h(t.encode("utf-8")) for t in texts.to_list()), dtype=np.uint64, count=len(texts))
+    step = 1 << 16  # a slice's Python strings at a time, not the whole column's
+    each = (h(t.encode("utf-8")) for i in range(0, len(texts), step) for t in texts.slice(i, step).to_list())
+    return np.fromiter(each, dtype=np.uint64, count=len(texts))
 
 
 def _in_chunks(texts: pl.Series) -> pl.Series:

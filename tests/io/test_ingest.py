@@ -441,3 +441,43 @@ def test_a_csv_cut_inside_its_last_field_waits_in_a_watch_and_is_named_elsewhere
     assert whole.frame["text"].to_list() == ["hello world", "a long prompt"] and "line break" not in caplog.text
     path.write_text(full.replace("\n", "\r\n"))  # Windows line ends
     assert read_logs([tmp_path], IngestConfig(), whole_lines=True).frame["text"].to_list()[-1] == "a long prompt"
+
+
+def test_a_day_read_without_texts_reads_them_back_from_its_files(tmp_path):
+    """A stream holds the day without its texts: each row keeps its text's key and its place, and
+    ``fetch_texts`` reads any rows' texts back — from parquet, CSV and chat JSONL alike, in the order asked —
+    the same as a read with texts; a file rewritten since is named, not read as other texts."""
+    from clusterer.io.ingest import TEXT_AT, TEXT_KEY, LogsChanged, fetch_texts
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _rows(6, text=["α one", None, "two", "three", "four", "five"], region=["eu", "us"] * 3).write_parquet(
+        logs / "a.parquet"
+    )
+    _rows(5, prompt_id=[f"c{i}" for i in range(5)]).write_csv(logs / "b.csv")
+    chat = _rows(4, prompt_id=[f"j{i}" for i in range(4)]).drop("text")
+    chat = chat.with_columns(
+        pl.Series("messages", [[{"role": "user", "content": f"chat {i}"}] for i in range(4)]),
+    )
+    chat.write_ndjson(logs / "c.jsonl")
+    cfg = IngestConfig()
+    full = read_logs([logs], cfg)
+    lean = read_logs([logs], cfg, texts=False)
+    assert full.texts and not lean.texts and "text" not in lean.frame.columns
+    assert {TEXT_KEY, *TEXT_AT} <= set(lean.frame.columns)
+    assert lean.frame.drop(TEXT_KEY, *TEXT_AT).equals(full.frame.drop("text"))
+    assert lean.frame[TEXT_KEY].null_count() == 1  # the null text stays null
+    order = [13, 0, 7, 1, 14, 6, 2, 10]
+    got = fetch_texts(lean, lean.frame[order], cfg)
+    assert got.to_list() == full.frame["text"].gather(order).to_list()
+    assert got.to_list()[:4] == ["chat 2", "α one", "prompt number 1", None]
+    # a part file rewritten with another text at a row read before: named, never read as that row's text
+    _rows(5, prompt_id=[f"c{i}" for i in range(5)], text=[f"prompt number {i}" for i in range(4)] + ["x"]).write_csv(
+        logs / "b.csv"
+    )
+    with pytest.raises(LogsChanged, match="b.csv"):
+        fetch_texts(lean, lean.frame[[6, 10]], cfg)
+    assert fetch_texts(lean, lean.frame[[6, 9]], cfg).to_list() == ["prompt number 0", "prompt number 3"]
+    (logs / "a.parquet").unlink()
+    with pytest.raises(LogsChanged, match="a.parquet"):
+        fetch_texts(lean, lean.frame[[0]], cfg)

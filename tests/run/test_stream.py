@@ -783,3 +783,40 @@ def test_a_live_window_closes_when_later_rows_come_or_its_end_has_settled():
     assert not live.closed(w, hour, newest=w)  # its hour ended 10 min ago, no later row yet
     assert live.closed(w, hour, newest=w + 1)  # rows of the next hour are in
     assert Live(end + dt.timedelta(minutes=15), dt.timedelta(minutes=15)).closed(w, hour, newest=w)
+
+
+def test_a_day_held_without_its_texts_streams_as_one_held_whole(streamed, tmp_path, caplog):
+    """`stream` holds a day read from files without its texts (each window's texts and its accounts' earlier
+    prompts read back from the files): its outputs are those of the same day given as a table in memory. A
+    part file rewritten after it was read is refused before its window begins (a watch reads again at the
+    next poll), the state left as it was."""
+    from clusterer import api
+    from clusterer.io.ingest import LogsChanged
+    from clusterer.run.windows import Live, stream
+
+    src, traffic, _, _ = streamed
+    cfg = api.resolve_config(None, model="hashing", device="cpu", quiet=True, cache_dir=str(src / "cache"))
+    held = api.read_input(traffic, cfg)
+    state = stream(held, tmp_path / "mem", cfg, dt.timedelta(hours=12), tmp_path / "mem-reg")
+    _, mem = _windows(tmp_path / "mem")
+    _, files = _windows(src / "out")
+    assert len(state["windows"]) == 2
+    assert mem.drop("run_id").sort("prompt_id").equals(files.drop("run_id").sort("prompt_id"))
+    assert load_registry(tmp_path / "mem-reg").daily.equals(load_registry(src / "reg").daily)
+    assert [w["digest"] for w in state["windows"]] == [
+        w["digest"] for w in json.loads((src / "out" / "stream.json").read_text())["windows"]
+    ]
+
+    path = tmp_path / "day.parquet"
+    traffic.write_parquet(path)
+    lean = api.read_input(str(path), cfg, texts=False)
+    assert "text" not in lean.frame.columns
+    traffic.with_columns(pl.col("text") + "!").write_parquet(path)
+    out, reg = tmp_path / "out", tmp_path / "reg"
+    with pytest.raises(LogsChanged, match="day.parquet"):
+        stream(lean, out, cfg, dt.timedelta(hours=12), reg)
+    assert not (out / "stream.json").is_file() or json.loads((out / "stream.json").read_text())["windows"] == []
+    assert not (out / "before").exists() and not reg.exists()
+    live = Live(dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc), dt.timedelta(minutes=15))
+    state = stream(lean, out, cfg, dt.timedelta(hours=12), reg, live=live)
+    assert state["windows"] == [] and "pending" not in state and "reading the logs again" in caplog.text
