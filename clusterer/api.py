@@ -129,12 +129,20 @@ def _paths(logs: Any) -> list[str | Path]:
     )
 
 
-def read_input(logs: Any, cfg: RunConfig, engine: Any = None, whole_lines: bool = False, texts: bool = True) -> Prompts:
+def read_input(
+    logs: Any,
+    cfg: RunConfig,
+    engine: Any = None,
+    whole_lines: bool = False,
+    texts: bool = True,
+    cache: dict[Any, Any] | None = None,
+) -> Prompts:
     """Validated prompts from a table or from log paths (what ``clusterer run`` accepts); ``engine`` (a
     :class:`clusterer.run.engine.LocalEngine`) reads the files where it runs its stages; ``whole_lines``: a
     CSV file whose last line has no line break (one still being written) is an error, not a warning;
     ``texts`` False: log files are read without their texts, which are read back as needed (a table is held
-    whole) (:func:`~clusterer.io.ingest.read_logs`).
+    whole); ``cache``: the files' rows kept between reads, a file unchanged not read again
+    (:func:`~clusterer.io.ingest.read_logs`).
 
     Raises:
         TypeError: ``logs`` is neither a table nor paths.
@@ -142,7 +150,8 @@ def read_input(logs: Any, cfg: RunConfig, engine: Any = None, whole_lines: bool 
     """
     if _is_table(logs):
         return read_frame(logs, cfg.ingest)
-    return read_logs(_paths(logs), cfg.ingest, engine.map_files if engine is not None else None, whole_lines, texts)
+    map_files = engine.map_files if engine is not None else None
+    return read_logs(_paths(logs), cfg.ingest, map_files, whole_lines, texts, cache)
 
 
 def _inside(a: Path, b: Path) -> bool:

@@ -280,10 +280,11 @@ def watch(
             shown = len(json.loads((Path(out) / "stream.json").read_text())["windows"])
         except (OSError, ValueError, KeyError, TypeError):
             shown = 0
+        seen: dict[Any, Any] = {}  # the part files' rows read so far: one unchanged since is not read again
         for n in itertools.count(1):
             try:  # a directory still empty, or a part file not readable yet: read again at the next poll
                 # a CSV part cut short waits too; the texts are read back window by window
-                prompts = api.read_input(logs, cfg, whole_lines=True, texts=False)
+                prompts = api.read_input(logs, cfg, whole_lines=True, texts=False, cache=seen)
             except (InputError, OSError) as err:  # OSError: a part file renamed or removed while being read
                 log.warning("watch: the logs cannot be read now (%s); reading again in %s", err, every)
             else:

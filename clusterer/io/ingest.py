@@ -609,6 +609,7 @@ def read_logs(
     map_files: Callable[[Callable[..., Any], list[Any]], list[Any]] | None = None,
     whole_lines: bool = False,
     texts: bool = True,
+    cache: dict[Any, Any] | None = None,
 ) -> Prompts:
     """Read and validate one day of logs from files; ``map_files(read_file, items)`` reads them (an engine's
     workers; in this process when None).
@@ -620,7 +621,9 @@ def read_logs(
     would read as a shorter row): with ``whole_lines`` (a watch reading a live day) it is an error, so it is
     read again later; otherwise a warning. Without ``texts`` each file's texts are dropped once read, each row
     keeping their key and place (``Prompts`` above): the day held in memory is its rows' metadata, and
-    :func:`fetch_texts` reads the texts of the rows a step needs back from the files.
+    :func:`fetch_texts` reads the texts of the rows a step needs back from the files. ``cache`` (a dict the
+    caller keeps between reads of a growing day: ``clusterer watch``) holds each file's rows as read, by its
+    path, size and modification time: a file unchanged since the last read is not read again.
 
     Raises:
         InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,
@@ -641,9 +644,30 @@ def read_logs(
                 )
             log.warning("%s; if the file was complete, end it with a line break to silence this", what)
     items = [(fi, path, kind, cfg, texts) for fi, (path, kind) in enumerate(files)]
-    read = map_files(read_file, items) if map_files is not None else [read_file(*item) for item in items]
+    known = cache if cache is not None else {}
+    stamps = [_stamp(path, kind, cfg, texts) if cache is not None else None for path, kind in files]
+    todo = [item for item, stamp in zip(items, stamps, strict=True) if stamp not in known]
+    got = map_files(read_file, todo) if map_files is not None else [read_file(*item) for item in todo]
+    fresh = {item[0]: r for item, r in zip(todo, got, strict=True)}
+    read = [fresh[fi] if fi in fresh else _renumbered(known[stamp], fi) for fi, stamp in enumerate(stamps)]
+    if cache is not None:  # the files read now, and only those: a file gone or changed leaves it
+        cache.clear()
+        cache.update(zip(stamps, read, strict=True))
     frames = [df for df, _ in read if df is not None]
     return _validate(frames, [info for _, info in read], [str(p) for p, _ in files], cfg, texts)
+
+
+def _stamp(path: Path, kind: str, cfg: IngestConfig, texts: bool) -> tuple[Any, ...]:
+    """What says a file is the one read before: its path, size and modification time (ns), and how it was
+    read."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, kind, cfg, texts)
+
+
+def _renumbered(read: tuple[pl.DataFrame | None, InputFile], fi: int) -> tuple[pl.DataFrame | None, InputFile]:
+    """A file's rows read before, as the ``fi``-th file now (a part file that sorts before it shifts it)."""
+    df, info = read
+    return (df.with_columns(pl.lit(fi, pl.UInt32).alias("_file")) if df is not None else None), info
 
 
 def read_file(

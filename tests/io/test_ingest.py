@@ -481,3 +481,44 @@ def test_a_day_read_without_texts_reads_them_back_from_its_files(tmp_path):
     (logs / "a.parquet").unlink()
     with pytest.raises(LogsChanged, match="a.parquet"):
         fetch_texts(lean, lean.frame[[0]], cfg)
+
+
+def test_a_growing_day_read_again_reads_only_its_new_and_changed_files(tmp_path, monkeypatch):
+    """`watch` keeps the files' rows between polls: a file unchanged since is not read again, a changed one
+    and a new one are (one that sorts before the others shifts their places), a removed one leaves; the
+    result is a fresh read's."""
+    import os
+
+    import clusterer.io.ingest as ingest
+    from clusterer.io.ingest import fetch_texts
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("b", "c", "d"):
+        _rows(4, prompt_id=[f"{name}{i}" for i in range(4)]).write_parquet(logs / f"{name}.parquet")
+    opened: list[str] = []
+    real = ingest.read_file
+
+    def counted(fi, path, *rest):
+        opened.append(path.name)
+        return real(fi, path, *rest)
+
+    monkeypatch.setattr(ingest, "read_file", counted)
+    cfg, cache = IngestConfig(), {}
+    read_logs([logs], cfg, texts=False, cache=cache)
+    assert opened == ["b.parquet", "c.parquet", "d.parquet"]
+    opened.clear()
+    read_logs([logs], cfg, texts=False, cache=cache)
+    assert opened == []
+    changed = _rows(4, prompt_id=[f"c{i}" for i in range(4)], text=["new", "texts", "in", "c"])
+    changed.write_parquet(logs / "c.parquet")
+    os.utime(logs / "c.parquet", ns=(1, 1))  # whatever its clock: another modification time
+    _rows(2, prompt_id=["a0", "a1"]).write_parquet(logs / "a.parquet")
+    (logs / "d.parquet").unlink()
+    opened.clear()
+    got = read_logs([logs], cfg, texts=False, cache=cache)
+    assert sorted(opened) == ["a.parquet", "c.parquet"] and len(cache) == 3
+    fresh = read_logs([logs], cfg, texts=False)
+    assert got.frame.equals(fresh.frame) and got.files == fresh.files
+    assert fetch_texts(got, got.frame, cfg).to_list() == read_logs([logs], cfg).frame["text"].to_list()
+    assert got.frame.filter(pl.col("prompt_id") == "b0")["_file"].item() == 1  # b shifted by a
