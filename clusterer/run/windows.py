@@ -872,6 +872,34 @@ def _windows_to_run(
     return frame, todo, late.height
 
 
+def _window_texts(
+    texts: DayTexts,
+    frame: pl.DataFrame,
+    rows: pl.DataFrame,
+    w: int,
+    sec: int,
+    tables: dict[str, pl.DataFrame],
+    cfg: RunConfig,
+    live: Live | None,
+) -> tuple[pl.DataFrame, Earlier | None] | None:
+    """Window ``w``'s rows with their texts and its accounts' day so far (:func:`day_so_far`), read back before
+    the window begins, so a file changed since leaves the state as it was: None in a watch (``live``), which
+    reads the logs again at its next poll.
+
+    Raises:
+        LogsChanged: such a file, in a stream of a finished day.
+    """
+    carry_ids, open_ids = (tables[k]["prompt_id"] if k in tables else None for k in (CARRY, OPEN))
+    try:
+        win = texts.window(rows)
+        return win, day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids, lambda idx: texts.of(frame[idx]))
+    except LogsChanged as err:
+        if live is None:
+            raise
+        log.warning("watch: %s; reading the logs again at the next poll", err)
+        return None
+
+
 def stream(
     prompts: Prompts,
     out: Path,
@@ -926,15 +954,10 @@ def stream(
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             tables = _open_today(tables, target.name)
-            carry_ids, open_ids = (tables[k]["prompt_id"] if k in tables else None for k in (CARRY, OPEN))
-            try:  # the texts read back before the window begins: a file changed since leaves the state as it was
-                win = texts.window(rows)
-                earlier = day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids, lambda idx: texts.of(frame[idx]))
-            except LogsChanged as err:
-                if live is None:
-                    raise
-                log.warning("watch: %s; reading the logs again at the next poll", err)
+            got = _window_texts(texts, frame, rows, w, sec, tables, cfg, live)
+            if got is None:
                 break
+            win, earlier = got
             _begin_window(out, state, w, reg, tables)
             entry, assignments, reg, opened = _one_window(
                 prompts, win, tables, reg, target, cfg, registry_dir, start.date(), reporter, engine, earlier
