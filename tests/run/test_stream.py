@@ -593,7 +593,8 @@ def test_stream_windows_count_shared_templates_unless_turned_off(streamed, tmp_p
         return real(*a, **k)
 
     monkeypatch.setattr(stages, "shared_template", counted)
-    for on, n in ((True, 2), (False, 0)):
+    # on: the second window only (the day's first has no campaign flagged earlier, whose families the rule reads)
+    for on, n in ((True, 1), (False, 0)):
         out, reg, cfg = tmp_path / f"out{on}", tmp_path / f"reg{on}", tmp_path / f"c{on}.toml"
         cfg.write_text(f"[campaign]\nprompt_shared_in_windows = {str(on).lower()}\n")
         run = [*args[:2], "--out", str(out), "--registry", str(reg), *args[6:], "--config", str(cfg), *OPTS]
