@@ -275,9 +275,7 @@ def cluster_stage(
     attached, grouping = _attach_to_families(attached, grouping, sk, cfg, members)
     fit = core_share(attached, sk.indptr, sk.hashes, c.attach_template_shingles, members)
     least = c.min_cluster_size if carried is None else cfg.campaign.window_variant_members  # a real part's members
-    # a window reads them only in families holding a campaign flagged earlier in the day (window_shared): none
-    # before the day's first flag
-    shared = (
+    shared = (  # a window reads them only in families holding a campaign flagged earlier that day (window_shared)
         shared_template(attached, sk.indptr, sk.hashes, cfg.campaign.prompt_variant_share, least, members)
         if carried is None or (cfg.campaign.prompt_shared_in_windows and carried.keep)
         else None
