@@ -291,6 +291,8 @@ def watch(
                 live = Live(dt.datetime.now(dt.timezone.utc), grace)
                 state = stream(prompts, Path(out), cfg, length, Path(registry), per_campaign=carry, live=live)
                 del prompts
+                if live.changed:  # a file changed under its kept rows (same size and time): read every one again
+                    seen.clear()
                 if not quiet:
                     _echo_windows(state["windows"][shown:])
                 shown = len(state["windows"])

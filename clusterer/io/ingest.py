@@ -345,9 +345,10 @@ def _is_chat(dtype: pl.DataType) -> bool:
     return isinstance(inner, pl.Struct) and {"role", "content"} <= {f.name for f in inner.fields}
 
 
-def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.DataFrame:
+def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig, only_text: bool = False) -> pl.DataFrame:
     """Collect the columns a run needs from one source as ``__text``, ``__account``, ``__ts``, ``__pid``
-    (when present) and the extra columns.
+    (when present) and the extra columns; ``only_text``: ``__text`` alone (texts read back,
+    :func:`fetch_texts`).
 
     Raises:
         InputError: missing columns, a text column of structures, malformed chat messages, invalid UTF-8.
@@ -385,6 +386,8 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig) -> pl.Da
     sel += [pl.col(c).alias(carried_name(c, names, (*meta, cfg.payment_col))) for c in extras]
     # a log with both: a row whose text is null or blank is read from its chat messages
     fallback = chat_col is None and cfg.messages_col in names and _is_chat(schema[cfg.messages_col])
+    if only_text:
+        sel = sel[:1]
     if fallback:
         sel.append(pl.col(cfg.messages_col).alias("__msgs"))
     try:
@@ -864,45 +867,56 @@ class LogsChanged(InputError):
     """An input file no longer holds, at a row read before, the text it held then (rewritten or replaced)."""
 
 
+def _read_back(path: Path, kind: str, at: pl.Series, cfg: IngestConfig) -> pl.Series:
+    """The texts at rows ``at`` (sorted, distinct) of one file, read as the first read read them (its text
+    column alone, only those rows collected).
+
+    Raises:
+        InputError: the file no longer reads, or has no rows.
+    """
+    lf = _scan_one(path, kind, cfg)
+    if lf is None:
+        raise InputError(f"{path}: it has no rows now")
+    sel = lf.with_row_index("__file_row").filter(pl.col("__file_row").is_in(at.implode())).drop("__file_row")
+    return _select(sel, str(path), kind, cfg, only_text=True)["__text"]
+
+
 def fetch_texts(prompts: Prompts, rows: pl.DataFrame, cfg: IngestConfig) -> pl.Series:
     """The texts of ``rows`` (rows of ``prompts.frame`` read without texts: ``TEXT_AT`` and ``TEXT_KEY``), in
-    their order, read back from their files — each file once, only those rows collected — and checked
+    their order, read back from their files — each file once, its text column alone and only those rows
+    collected (polars still decodes the file's whole text column: the peak is one file's texts) — and checked
     against the keys read before.
 
     Raises:
         LogsChanged: a file that no longer holds those texts at those rows (or no longer reads).
     """
-    out: list[pl.Series] = []
-    order: list[pl.Series] = []
-    at = rows.select(*TEXT_AT, TEXT_KEY).with_row_index("__at")
-    for (fi,), part in at.sort(*TEXT_AT).group_by("_file", maintain_order=True):
+    want = rows.select(*TEXT_AT, TEXT_KEY).unique(TEXT_AT).sort(*TEXT_AT)
+    got: list[pl.DataFrame] = []
+    for (fi,), part in want.group_by("_file", maintain_order=True):
         info = prompts.files[int(fi)]
         path = Path(info.path)
-        wanted = part["_file_row"].implode()
+        fix = (
+            "the file changed while the day was clustered: input files must stay as they are once read (write "
+            "part files atomically, and new ones beside them)"
+        )
         try:
-            lf = _scan_one(path, info.format, cfg)
-            if lf is None:
-                raise InputError(f"{path}: it has no rows now")
-            lf = lf.with_row_index("__file_row").filter(pl.col("__file_row").is_in(wanted)).drop("__file_row")
-            got = _select(lf, str(path), info.format, cfg)["__text"]
+            text = _read_back(path, info.format, part["_file_row"], cfg)
         except (InputError, OSError) as err:
             raise LogsChanged(
-                f"{path}: the texts of {part.height:,} of its rows read before cannot be read back ({err}); "
-                "the file changed while the day was clustered: input files must stay as they are once read "
-                "(write part files atomically, and new ones beside them)"
+                f"{path}: the texts of {part.height:,} of its rows read before cannot be read back ({err}); {fix}"
             ) from err
-        if got.len() != part.height or not text_key(got).eq_missing(part[TEXT_KEY]).all():
+        same = text_key(text).eq_missing(part[TEXT_KEY]) if text.len() == part.height else None
+        if same is None or not same.all():
+            bad = part.height - text.len() if same is None else int((~same).sum())
+            eg = part["_file_row"][0 if same is None else int(same.arg_min() or 0)]
             raise LogsChanged(
-                f"{path}: {part.height:,} of its rows read before hold other texts now (or are gone): the file "
-                "changed while the day was clustered; input files must stay as they are once read (write part "
-                "files atomically, and new ones beside them)"
+                f"{path}: {bad:,} of the {part.height:,} rows read back hold other texts now or are gone (e.g. its "
+                f"row {eg + 1:,}); {fix}"
             )
-        out.append(got)
-        order.append(part["__at"])
-    if not out:
+        got.append(part.select(*TEXT_AT).with_columns(text.alias("text")))
+    if not got:
         return pl.Series("text", [], pl.String)
-    texts = pl.concat(out).alias("text")
-    return texts.gather(pl.concat(order).arg_sort())
+    return rows.select(*TEXT_AT).join(pl.concat(got), on=list(TEXT_AT), how="left", maintain_order="left")["text"]
 
 
 def rows_of(frame: pl.DataFrame, ids: pl.Series) -> pl.DataFrame | None:

@@ -685,10 +685,11 @@ class DayTexts:
             return self.held.gather(rows["_row"]).alias("text")
         return fetch_texts(self.prompts, rows, self.cfg)
 
-    def window(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """``rows`` (a window's, of ``frame``) with their texts in place of the keys, the day's own columns
-        (``_window``, ``_row``, the texts' places) dropped: the rows a window clusters."""
-        text = self.of(rows)
+    def window(self, rows: pl.DataFrame, text: pl.Series | None = None) -> pl.DataFrame:
+        """``rows`` (a window's, of ``frame``) with their texts (``text``, read here when None) in place of the
+        keys, the day's own columns (``_window``, ``_row``, the texts' places) dropped: the rows a window
+        clusters."""
+        text = self.of(rows) if text is None else text
         cols = [text if c == TEXT_KEY else pl.col(c) for c in rows.columns if c not in ("_window", "_row", *TEXT_AT)]
         return rows.select(cols)
 
@@ -829,6 +830,7 @@ class Live:
 
     now: dt.datetime
     settle: dt.timedelta
+    changed: list[str] = dataclasses.field(default_factory=list)  # files found changed while read back
 
     def closed(self, w: int, sec: int, newest: int) -> bool:
         end = dt.datetime.fromtimestamp((w + 1) * sec, dt.timezone.utc)
@@ -882,21 +884,29 @@ def _window_texts(
     cfg: RunConfig,
     live: Live | None,
 ) -> tuple[pl.DataFrame, Earlier | None] | None:
-    """Window ``w``'s rows with their texts and its accounts' day so far (:func:`day_so_far`), read back before
-    the window begins, so a file changed since leaves the state as it was: None in a watch (``live``), which
-    reads the logs again at its next poll.
+    """Window ``w``'s rows with their texts and its accounts' day so far (:func:`day_so_far`), the texts of
+    both read back in one pass over the files before the window begins, so a file changed since leaves the
+    state as it was: None in a watch (``live``, which notes it), which reads the logs again at its next poll.
 
     Raises:
         LogsChanged: such a file, in a stream of a finished day.
     """
     carry_ids, open_ids = (tables[k]["prompt_id"] if k in tables else None for k in (CARRY, OPEN))
+    own: list[pl.Series] = []
+
+    def with_own(idx: NDArray[np.int64]) -> pl.Series:  # the earlier prompts' texts, read with the window's
+        both = texts.of(pl.concat([rows.select(frame.columns), frame[idx]]))
+        own.append(both.head(rows.height))
+        return both.slice(rows.height)
+
     try:
-        win = texts.window(rows)
-        return win, day_so_far(frame, w, sec, win, carry_ids, cfg, open_ids, lambda idx: texts.of(frame[idx]))
+        earlier = day_so_far(frame, w, sec, rows, carry_ids, cfg, open_ids, with_own)
+        return texts.window(rows, own[0] if own else None), earlier
     except LogsChanged as err:
         if live is None:
             raise
-        log.warning("watch: %s; reading the logs again at the next poll", err)
+        live.changed.append(str(err))
+        log.warning("%s; reading the logs again at the next poll", err)
         return None
 
 

@@ -821,3 +821,4 @@ def test_a_day_held_without_its_texts_streams_as_one_held_whole(streamed, tmp_pa
     live = Live(dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc), dt.timedelta(minutes=15))
     state = stream(lean, out, cfg, dt.timedelta(hours=12), reg, live=live)
     assert state["windows"] == [] and "pending" not in state and "reading the logs again" in caplog.text
+    assert len(live.changed) == 1 and "day.parquet" in live.changed[0]  # the watch reads every file again
