@@ -642,22 +642,20 @@ def day_so_far(
 
 
 def window_columns(rows: pl.DataFrame) -> list[str]:
-    """The columns a window's rows carry values in (a later part file may add an optional column, null in the
-    rows read before: that changes none of them); ``text`` for the texts' keys of rows held without texts."""
-    named = [TEXT_KEY if c == "text" else c for c in rows.columns]
+    """The columns a window's rows (of :attr:`DayTexts.frame`) carry values in (a later part file may add an
+    optional column, null in the rows read before: that changes none of them); ``text`` for the texts' keys."""
     return [
         "text" if c == TEXT_KEY else c
-        for c in named
+        for c in rows.columns
         if (c == TEXT_KEY or not c.startswith("_")) and rows[c].null_count() < rows.height
     ]
 
 
 def window_digest(rows: pl.DataFrame, columns: list[str]) -> str:
-    """The digest of a window's rows in ``columns`` whatever their order in the logs (a day's part files are
-    read again as more arrive): :func:`~clusterer.io.ingest.content_digest` of the rows sorted by prompt ID,
-    a text by its key (so rows held without their texts digest the same)."""
-    key = rows[TEXT_KEY] if TEXT_KEY in rows.columns else text_key(rows["text"])
-    cols = [key.alias("text") if c == "text" else pl.col(c) for c in columns]
+    """The digest of a window's rows (of :attr:`DayTexts.frame`) in ``columns`` whatever their order in the
+    logs (a day's part files are read again as more arrive): :func:`~clusterer.io.ingest.content_digest` of
+    the rows sorted by prompt ID, a text by its key."""
+    cols = [pl.col(TEXT_KEY).alias("text") if c == "text" else pl.col(c) for c in columns]
     return content_digest(rows.select(cols).sort("prompt_id"))
 
 
@@ -670,7 +668,7 @@ class DayTexts:
     def __init__(self, prompts: Prompts, cfg: RunConfig) -> None:
         self.prompts, self.cfg = prompts, cfg.ingest
         frame = prompts.frame
-        self.held = frame["text"] if "text" in frame.columns else None
+        self.held = frame["text"] if prompts.texts else None
         if self.held is not None:
             frame = frame.select(text_key(self.held) if c == "text" else pl.col(c) for c in frame.columns)
         self.frame = frame
@@ -895,7 +893,7 @@ def _window_texts(
     own: list[pl.Series] = []
 
     def with_own(idx: NDArray[np.int64]) -> pl.Series:  # the earlier prompts' texts, read with the window's
-        both = texts.of(pl.concat([rows.select(frame.columns), frame[idx]]))
+        both = texts.of(pl.concat([rows, frame[idx]]))
         own.append(both.head(rows.height))
         return both.slice(rows.height)
 
