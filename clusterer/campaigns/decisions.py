@@ -479,6 +479,25 @@ class Decisions:
     signals: Signals
 
 
+def operator_table(per: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """One row per operator group: ``per`` (a prompt per row: ``account_id``, ``flagged_prompt``,
+    ``campaign_id``, ``timestamp``) over ``groups`` (``account_id``, ``operator_group``; −1 = none): its
+    accounts, flagged prompts, campaigns and the first and last of its flagged prompts."""
+    return (
+        per.join(groups, on="account_id")
+        .filter(pl.col("operator_group") >= 0)
+        .group_by("operator_group")
+        .agg(
+            pl.col("account_id").n_unique().alias("accounts"),
+            pl.col("flagged_prompt").sum().alias("flagged_prompts"),
+            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+            pl.col("timestamp").filter(pl.col("flagged_prompt")).min().alias("first_seen"),
+            pl.col("timestamp").filter(pl.col("flagged_prompt")).max().alias("last_seen"),
+        )
+        .sort("operator_group")
+    )
+
+
 def decide(
     frame: pl.DataFrame,
     labels: NDArray[np.int64],
@@ -616,20 +635,7 @@ def decide(
     accounts = accounts.join(
         pl.DataFrame({"account_id": acc_codes.astype(str), "operator_group": groups}), on="account_id", how="left"
     )
-    grouped = per.join(accounts.select("account_id", "operator_group"), on="account_id").filter(
-        pl.col("operator_group") >= 0
-    )
-    operators = (
-        grouped.group_by("operator_group")
-        .agg(
-            pl.col("account_id").n_unique().alias("accounts"),
-            pl.col("flagged_prompt").sum().alias("flagged_prompts"),
-            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
-            pl.col("timestamp").filter(pl.col("flagged_prompt")).min().alias("first_seen"),
-            pl.col("timestamp").filter(pl.col("flagged_prompt")).max().alias("last_seen"),
-        )
-        .sort("operator_group")
-    )
+    operators = operator_table(per, accounts.select("account_id", "operator_group"))
     return Decisions(
         clusters=scored,
         prompt_score=prompt_score,

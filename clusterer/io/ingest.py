@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 import glob as globlib
 import io
 import json
@@ -139,7 +140,16 @@ def _fingerprint(path: Path) -> str:
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
-    """(line number, byte offset) of the first invalid UTF-8 sequence, or None. Streams the file."""
+    """(line number, byte offset) of the first invalid UTF-8 sequence, or None; a file scanned before with the
+    same size, mtime and inode is not scanned again (a stream reads a part's texts back in every window)."""
+    st = path.stat()
+    return _bad_utf8_at(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bad_utf8_at(path: str, size: int, mtime_ns: int, inode: int) -> tuple[int, int] | None:
+    """:func:`_first_bad_utf8` of the file at ``path`` as it is now (``size``, ``mtime_ns``, ``inode``: the
+    cache key). Streams the file."""
     dec = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
     with open(path, "rb") as fh:
@@ -404,7 +414,8 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig, only_tex
             try:
                 chat = _messages_text(df["__msgs"].gather(blank), where, cfg.messages_col)
             except InputError as err:  # messages it cannot read leave those rows empty, as they came
-                log.warning("%s; rows with null or blank text stay empty_text", err)
+                if not only_text:  # said when the file is read, not again each time its texts are read back
+                    log.warning("%s; rows with null or blank text stay empty_text", err)
             else:
                 df = df.with_columns(df["__text"].scatter(blank, chat.fill_null(df["__text"].gather(blank))))
         df = df.drop("__msgs")

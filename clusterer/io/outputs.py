@@ -78,6 +78,7 @@ CLUSTER_SCHEMA = {
     "account_focus": pl.Float64,
     "effective_accounts": pl.Float64,
     "earlier_accounts": pl.UInt32,  # a stream window: the senders of the open families it holds (campaigns.open)
+    "exemplars": pl.UInt32,  # a stream window: its rows that are carried exemplars, context not output
     "single_prompt_account_share": pl.Float64,
     "slot_variety": pl.Float64,
     "hour_profile_divergence": pl.Float64,

@@ -538,6 +538,9 @@ def _one_window(
     own_context = context.with_row_index("_row").join(opened, on="_row", how="anti")
     held = own_context["campaign_id"].drop_nulls().value_counts(name="n")
     result.assignments = result.assignments.slice(n_carry)
+    result.clusters, result.accounts, result.operators = own_tables(
+        result.clusters, result.accounts, result.assignments, context
+    )
     result.vector_of_row = result.vector_of_row[n_carry:]
     _count_own_rows(result.manifest["rows"], result.assignments, win.height)
     result.manifest["stream"] = {
@@ -568,6 +571,55 @@ def _one_window(
         cfg.campaign,
     )
     return entry, result.assignments, merged, after
+
+
+def own_tables(
+    clusters: pl.DataFrame, accounts: pl.DataFrame, own: pl.DataFrame, context: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A window's clusters, accounts and operators tables read with its own prompts (``own``: its assignments,
+    the carried exemplars sliced off; ``context``: the exemplars' assignments). The window clustered and scored
+    its families with the exemplars, so a cluster keeps their counts and says how many of its rows they are
+    (``exemplars``: ``size`` less it is the cluster's prompts in the window's ``assignments.parquet``); the
+    accounts and operators count the window's own prompts only: an account none of whose prompts is the
+    window's is not listed, and an account's prompts, first and last seen and flags are the window's, so the
+    windows' tables add up to the day's."""
+    from ..campaigns.decisions import operator_table
+    from ..io.outputs import ACCOUNT_SCHEMA, OPERATOR_SCHEMA
+
+    ex = context.filter(pl.col("cluster_id") >= 0).group_by("cluster_id").agg(pl.len().cast(pl.UInt32).alias("_ex"))
+    clusters = (
+        clusters.join(ex, on="cluster_id", how="left")
+        .with_columns(pl.col("_ex").fill_null(0).alias("exemplars"))
+        .select(clusters.columns)
+    )
+    fam = clusters.select("cluster_id", pl.col("flagged").alias("_in"))
+    rows = own.join(fam, on="cluster_id", how="left").with_columns(pl.col("_in").fill_null(False))
+    run = [pl.col("run_id").first(), pl.col("day").first()]
+    acc = (
+        rows.group_by("account_id")
+        .agg(
+            *run,
+            pl.len().alias("prompts"),
+            (pl.col("cluster_id") >= 0).sum().alias("clustered_prompts"),
+            pl.col("cluster_id").filter(pl.col("cluster_id") >= 0).unique().sort().alias("cluster_ids"),
+            pl.col("timestamp").min().alias("first_seen"),
+            pl.col("timestamp").max().alias("last_seen"),
+            pl.col("flagged").any().alias("flagged"),
+            pl.col("_in").mean().alias("flagged_share"),
+            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+        )
+        .with_columns(pl.col("cluster_ids").list.len().alias("n_clusters"))
+        .join(accounts.select("account_id", "operator_group"), on="account_id", how="left")
+        .with_columns(pl.col("operator_group").fill_null(-1))
+    )
+    acc = acc.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]).sort("account_id")
+    per = rows.select(
+        "run_id", "day", "account_id", pl.col("flagged").alias("flagged_prompt"), "campaign_id", "timestamp"
+    )
+    ops = operator_table(per, acc.select("account_id", "operator_group"))
+    ops = ops.join(per.select("run_id", "day").head(1), how="cross")
+    ops = ops.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()]).sort("operator_group")
+    return clusters, acc, ops
 
 
 def _window_entry(

@@ -100,7 +100,15 @@ def test_messages_beside_a_full_text_column_are_not_read(tmp_path, caplog):
     assert read_logs([path], IngestConfig()).frame["text"].to_list() == [f"prompt number {i}" for i in range(3)]
     _rows(3, text=["a", None, "c"], messages=odd).write_parquet(path)
     assert read_logs([path], IngestConfig()).frame["text"].to_list() == ["a", None, "c"]
-    assert "stay empty_text" in caplog.text
+    assert caplog.text.count("stay empty_text") == 1
+    # a stream reads the texts back in every window: the read said it, the read back does not again
+    from clusterer.io.ingest import fetch_texts
+
+    caplog.clear()
+    lean = read_logs([path], IngestConfig(), texts=False)
+    for _ in range(3):
+        assert fetch_texts(lean, lean.frame, IngestConfig()).to_list() == ["a", None, "c"]
+    assert caplog.text.count("stay empty_text") == 1
 
 
 def test_epoch_seconds_timestamps(tmp_path):
@@ -483,6 +491,14 @@ def test_a_day_read_without_texts_reads_them_back_from_its_files(tmp_path):
     (logs / "a.parquet").unlink()
     with pytest.raises(LogsChanged, match="a.parquet"):
         fetch_texts(lean, lean.frame[[0]], cfg)
+    # a text part is scanned for invalid UTF-8 once per version of the file, not in every read back
+    from clusterer.io import ingest
+
+    before = ingest._bad_utf8_at.cache_info()
+    for _ in range(3):
+        fetch_texts(lean, lean.frame[[13, 6]], cfg)
+    after = ingest._bad_utf8_at.cache_info()
+    assert after.misses - before.misses <= 2 and after.hits - before.hits >= 4
 
 
 def test_a_growing_day_read_again_reads_only_its_new_and_changed_files(tmp_path, monkeypatch):

@@ -172,6 +172,47 @@ def test_every_prompt_once_and_a_campaign_keeps_one_id(streamed):
         assert set(m["stream"]["merged_by_lines"]) <= set(m["stream"]["merged_campaigns"])
 
 
+def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
+    tmp, traffic, _, _ = streamed
+    state, asg = _windows(tmp / "out")
+    accounts, operators = [], []
+    for w in state["windows"]:
+        d = tmp / "out" / w["dir"]
+        own = pl.read_parquet(d / "assignments.parquet")
+        cl = pl.read_parquet(d / "clusters.parquet")
+        acc = pl.read_parquet(d / "accounts.parquet")
+        ops = pl.read_parquet(d / "operators.parquet")
+        # a cluster's size less its exemplars is its prompts in the window's assignments
+        per = own.filter(pl.col("cluster_id") >= 0).group_by("cluster_id").len()
+        got = cl.join(per, on="cluster_id", how="left").with_columns(pl.col("len").fill_null(0))
+        assert (got["size"] - got["exemplars"] == got["len"]).all()
+        if w["carried_exemplars"] + w["open_exemplars"] == 0:
+            assert cl["exemplars"].sum() == 0
+        # the accounts are the window's senders, counted and flagged by their prompts in the window
+        mine = own.group_by("account_id").agg(
+            pl.len().alias("n"), pl.col("flagged").any().alias("f"), pl.col("timestamp").min().alias("t")
+        )
+        both = acc.join(mine, on="account_id", how="full", coalesce=True)
+        assert both.height == acc.height == mine.height
+        assert (both["prompts"] == both["n"]).all() and (both["flagged"] == both["f"]).all()
+        assert (both["first_seen"] == both["t"]).all()
+        # an operator group counts its accounts' flagged prompts in the window
+        grouped = own.join(acc.filter(pl.col("operator_group") >= 0), on="account_id")
+        assert ops["flagged_prompts"].sum() == grouped["flagged"].sum()
+        assert (ops["run_id"] == own["run_id"][0]).all()
+        accounts.append(acc)
+        operators.append(ops)
+    # the second window clustered the first one's exemplars with its own prompts
+    later = pl.read_parquet(tmp / "out" / state["windows"][1]["dir"] / "clusters.parquet")
+    assert state["windows"][1]["carried_exemplars"] > 0 and later["exemplars"].sum() > 0
+    # summed over the windows, the accounts' prompts are the day's
+    day = pl.concat(accounts).group_by("account_id").agg(pl.col("prompts").sum())
+    sent = traffic.group_by("account_id").len()
+    assert day.join(sent, on="account_id", how="full", coalesce=True).select(
+        (pl.col("prompts") == pl.col("len")).all()
+    ).item()
+
+
 def test_restart_goes_on_after_the_windows_done(streamed):
     tmp, _, _, args = streamed
     out = tmp / "out"
