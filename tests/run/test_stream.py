@@ -208,9 +208,11 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
     # summed over the windows, the accounts' prompts are the day's
     day = pl.concat(accounts).group_by("account_id").agg(pl.col("prompts").sum())
     sent = traffic.group_by("account_id").len()
-    assert day.join(sent, on="account_id", how="full", coalesce=True).select(
-        (pl.col("prompts") == pl.col("len")).all()
-    ).item()
+    assert (
+        day.join(sent, on="account_id", how="full", coalesce=True)
+        .select((pl.col("prompts") == pl.col("len")).all())
+        .item()
+    )
 
 
 def test_restart_goes_on_after_the_windows_done(streamed):
