@@ -581,8 +581,8 @@ def own_tables(
     its families with the exemplars, so a cluster keeps their counts and says how many of its rows they are
     (``exemplars``: ``size`` less it is the cluster's prompts in the window's ``assignments.parquet``); the
     accounts and operators count the window's own prompts only: an account none of whose prompts is the
-    window's is not listed, and an account's prompts, first and last seen and flags are the window's, so the
-    windows' tables add up to the day's."""
+    window's is not listed, nor an operator group none of whose flagged prompts is, and an account's prompts,
+    first and last seen and flags are the window's, so the windows' tables add up to the day's."""
     from ..campaigns.decisions import operator_table
     from ..io.outputs import ACCOUNT_SCHEMA, OPERATOR_SCHEMA
 
@@ -616,7 +616,8 @@ def own_tables(
     per = rows.select(
         "run_id", "day", "account_id", pl.col("flagged").alias("flagged_prompt"), "campaign_id", "timestamp"
     )
-    ops = operator_table(per, acc.select("account_id", "operator_group"))
+    # a group is its accounts' flagged prompts: one whose flagged prompts here were all exemplars is not the window's
+    ops = operator_table(per, acc.select("account_id", "operator_group")).filter(pl.col("flagged_prompts") > 0)
     ops = ops.join(per.select("run_id", "day").head(1), how="cross")
     ops = ops.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()]).sort("operator_group")
     return clusters, acc, ops

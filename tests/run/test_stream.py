@@ -215,6 +215,36 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
     )
 
 
+def test_an_account_or_operator_group_known_only_by_its_exemplars_is_not_the_windows():
+    """``own_tables`` on a window whose flagged family holds two exemplars: one of an account that sent nothing
+    in the window, whose operator group's flagged prompts here are all exemplars."""
+    from clusterer.run.windows import own_tables
+
+    t = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
+    run = {"run_id": "r", "day": dt.date(2026, 11, 1)}
+    own = pl.DataFrame(
+        {
+            "account_id": ["a1", "a1", "a2"],
+            "cluster_id": [0, 0, -1],
+            "timestamp": [t, t + dt.timedelta(minutes=5), t],
+            "flagged": [True, False, False],
+            "campaign_id": ["cmp-x", "cmp-x", None],
+        }
+    ).with_columns(pl.lit(run["run_id"]).alias("run_id"), pl.lit(run["day"]).alias("day"))
+    context = pl.DataFrame({"account_id": ["a3", "a1", "a3"], "cluster_id": [0, 0, -1]})
+    clusters = pl.DataFrame({"cluster_id": [0, 1], "size": [4, 3], "flagged": [True, False], "exemplars": [None, None]})
+    accounts = pl.DataFrame({"account_id": ["a1", "a2", "a3"], "operator_group": [0, 1, 1]})
+    cl, acc, ops = own_tables(clusters, accounts, own, context)
+    assert cl["exemplars"].to_list() == [2, 0] and cl.columns == clusters.columns
+    assert acc["account_id"].to_list() == ["a1", "a2"]  # a3 sent nothing in the window
+    a1 = acc.row(0, named=True)
+    assert (a1["prompts"], a1["flagged"], a1["flagged_share"], a1["campaigns"]) == (2, True, 1.0, ["cmp-x"])
+    assert a1["first_seen"] == t and a1["operator_group"] == 0 and not acc.row(1, named=True)["flagged"]
+    # group 1's flagged prompt here was a3's exemplar: the window has none of it
+    assert ops["operator_group"].to_list() == [0] and ops["flagged_prompts"].to_list() == [1]
+    assert ops["first_seen"].to_list() == [t] and ops["run_id"].to_list() == ["r"]
+
+
 def test_restart_goes_on_after_the_windows_done(streamed):
     tmp, _, _, args = streamed
     out = tmp / "out"
