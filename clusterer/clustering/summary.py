@@ -43,8 +43,17 @@ class Summary:
     exemplar: NDArray[np.int64]
 
 
-def summarise(labels: NDArray[np.int64], emb: RowVectors, rows: NDArray[np.int64], k: int) -> Summary:
-    """:class:`Summary` of clusters 0..k-1; ``labels[i]`` and ``emb`` row i belong to input row ``rows[i]``."""
+def summarise(
+    labels: NDArray[np.int64],
+    emb: RowVectors,
+    rows: NDArray[np.int64],
+    k: int,
+    context: NDArray[np.bool_] | None = None,
+) -> Summary:
+    """:class:`Summary` of clusters 0..k-1; ``labels[i]`` and ``emb`` row i belong to input row ``rows[i]``.
+    ``context`` (a stream window): bool per embedded row, a carried exemplar — clustered with the window, not
+    output; a cluster's exemplar is one of its own rows when it has any, so that it joins the window's
+    assignments (its centroid and cohesion read every row)."""
     centroid = centroids(labels, emb, k)
     pos_m = np.flatnonzero(labels >= 0)
     lab_m, rows_m = labels[pos_m], rows[pos_m]
@@ -53,8 +62,9 @@ def summarise(labels: NDArray[np.int64], emb: RowVectors, rows: NDArray[np.int64
         sl = slice(s, s + 65536)
         cos[sl] = np.einsum("ij,ij->i", emb.take(pos_m[sl]), centroid[lab_m[sl]])
     cohesion = np.bincount(lab_m, weights=cos, minlength=k) / np.maximum(np.bincount(lab_m, minlength=k), 1)
-    # exemplar: highest cosine per cluster, ties to the earliest row
-    order = fastops.lexsort(rows_m, -cos, lab_m)
+    # exemplar: highest cosine per cluster (own rows before carried ones), ties to the earliest row
+    carried = context[pos_m] if context is not None else np.zeros(len(pos_m), bool)
+    order = fastops.lexsort(rows_m, -cos, carried, lab_m)
     first = np.searchsorted(lab_m[order], np.arange(k))
     exemplar = rows_m[order][first] if k else np.zeros(0, np.int64)
     return Summary(centroid=centroid, cohesion=cohesion, exemplar=exemplar.astype(np.int64))

@@ -216,6 +216,14 @@ class Carried:
     day: dt.date | None = None
     open_families: OpenFamilies | None = None
 
+    def context(self, rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Per embedded row (``rows``: its input row), whether it is a carried exemplar — a campaign's or an
+        open family's — clustered with the window as context, not output."""
+        held = list(self.anchors)
+        if self.open_families is not None:
+            held += self.open_families.rows["_row"].to_list()
+        return np.isin(rows, np.asarray(held, np.int64))
+
 
 def cluster_stage(
     day: Day,
@@ -370,7 +378,19 @@ def decisions_stage(
     window = carried is not None
     opened = carried.open_families if carried is not None else None
     a.camp = campaigns_stage(
-        a.day, cfg, engine, a.clustering, a.tmpl, a.vec, registry, known, a.sk, earlier, window, opened
+        a.day,
+        cfg,
+        engine,
+        a.clustering,
+        a.tmpl,
+        a.vec,
+        registry,
+        known,
+        a.sk,
+        earlier,
+        window,
+        opened,
+        carried.context(a.day.rows) if carried is not None else None,
     )
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
@@ -721,6 +741,7 @@ def campaigns_stage(
     earlier: Earlier | None = None,
     window: bool = False,
     open_families: OpenFamilies | None = None,
+    context: NDArray[np.bool_] | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
@@ -730,11 +751,12 @@ def campaigns_stage(
     of the window's accounts, matched to its families (:func:`~clusterer.campaigns.earlier.earlier_in_families`)
     for the account-focus and one-shot terms; ``window``: a stream window (:func:`window_shared`);
     ``open_families``: the open families it holds, whose earlier senders the spread counts
-    (:mod:`~clusterer.campaigns.open`)."""
+    (:mod:`~clusterer.campaigns.open`); ``context``: per embedded row, a carried exemplar (a family's exemplar
+    prompt is one of the window's own rows when it has any: :func:`~clusterer.clustering.summary.summarise`)."""
     k = len(tmpl.text)
     labels = day.scatter(clu.labels, -1, np.int64)
     day_so_far = _day_so_far(day, cfg, clu, labels, sk, earlier) if earlier is not None and sk is not None else None
-    summary = summarise(clu.labels, vec.emb, day.rows, k)
+    summary = summarise(clu.labels, vec.emb, day.rows, k, context)
     naming = None
     if registry is not None:
         naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)

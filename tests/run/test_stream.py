@@ -188,6 +188,10 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
         assert (got["size"] - got["exemplars"] == got["len"]).all()
         if w["carried_exemplars"] + w["open_exemplars"] == 0:
             assert cl["exemplars"].sum() == 0
+        # a cluster's exemplar prompt is one of its own prompts in the window (it joins the assignments)
+        ex = cl.filter(pl.col("size") > pl.col("exemplars")).select("cluster_id", pl.col("exemplar_prompt_id"))
+        hit = ex.join(own.select("prompt_id", "cluster_id"), left_on="exemplar_prompt_id", right_on="prompt_id")
+        assert (hit["cluster_id"] == hit["cluster_id_right"]).all() and hit.height == ex.height
         # the accounts are the window's senders, counted and flagged by their prompts in the window
         mine = own.group_by("account_id").agg(
             pl.len().alias("n"), pl.col("flagged").any().alias("f"), pl.col("timestamp").min().alias("t")
