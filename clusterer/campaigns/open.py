@@ -27,7 +27,7 @@ do all at the end of a day.
 Only the spread reads them: the exemplars link the window's family to the open family, and the score's
 features read the family's own rows alone (an exemplar's account reads it among its earlier prompts today,
 :mod:`~clusterer.campaigns.earlier`); like the campaigns' exemplars, they count in the window's
-``clusters.parquet`` and ``accounts.parquet`` and are not output. The gate of ``min_effective_accounts``
+``clusters.parquet`` (its ``exemplars`` column) and are not output. The gate of ``min_effective_accounts``
 reads the window's own senders: a family needs them to be scored at all.
 """
 

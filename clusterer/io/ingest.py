@@ -142,14 +142,20 @@ def _fingerprint(path: Path) -> str:
 def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
     """(line number, byte offset) of the first invalid UTF-8 sequence, or None; a file scanned before with the
     same size, mtime and inode is not scanned again (a stream reads a part's texts back in every window)."""
+    return _bad_utf8_at(*_version(path))
+
+
+def _version(path: Path) -> tuple[str, int, int, int, int, int]:
+    """What tells one version of a file from another: its resolved path, size, modification and change times
+    (ns: a copy that keeps the modification time still changes the change time) and its device and inode."""
     st = path.stat()
-    return _bad_utf8_at(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
 
 
 @functools.lru_cache(maxsize=4096)
-def _bad_utf8_at(path: str, size: int, mtime_ns: int, inode: int) -> tuple[int, int] | None:
-    """:func:`_first_bad_utf8` of the file at ``path`` as it is now (``size``, ``mtime_ns``, ``inode``: the
-    cache key). Streams the file."""
+def _bad_utf8_at(path: str, *version: int) -> tuple[int, int] | None:
+    """:func:`_first_bad_utf8` of the file at ``path`` as it is now (``version``: :func:`_version`'s numbers,
+    the cache key). Streams the file."""
     dec = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
     with open(path, "rb") as fh:
@@ -672,10 +678,8 @@ def read_logs(
 
 
 def _stamp(path: Path, kind: str, cfg: IngestConfig, texts: bool) -> tuple[Any, ...]:
-    """What says a file is the one read before: its path, size and modification time (ns), and how it was
-    read."""
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, kind, cfg, texts)
+    """What says a file is the one read before: its version (:func:`_version`) and how it was read."""
+    return (*_version(path), kind, cfg, texts)
 
 
 def _renumbered(read: tuple[pl.DataFrame | None, InputFile], fi: int) -> tuple[pl.DataFrame | None, InputFile]:

@@ -531,18 +531,13 @@ def _one_window(
     )
     reg_new = result.registry_update
     result.registry_update = None
-    # the set holds the window's own prompts; clusters and accounts count the carried exemplars too
+    # the set holds the window's own prompts; its clusters count the carried exemplars too (own_tables)
     context = result.assignments.head(n_carry)
     # the campaigns' exemplars its flagged families count as rows (an earlier window counted them); the open
     # families' exemplars are no family's rows (campaigns.open)
     own_context = context.with_row_index("_row").join(opened, on="_row", how="anti")
     held = own_context["campaign_id"].drop_nulls().value_counts(name="n")
-    result.assignments = result.assignments.slice(n_carry)
-    result.clusters, result.accounts, result.operators = own_tables(
-        result.clusters, result.accounts, result.assignments, context
-    )
-    result.vector_of_row = result.vector_of_row[n_carry:]
-    _count_own_rows(result.manifest["rows"], result.assignments, win.height)
+    _own_set(result, context, win.height)
     result.manifest["stream"] = {
         "window": target.name,
         "carried_exemplars": n_carry - opened.height,
@@ -573,6 +568,23 @@ def _one_window(
     return entry, result.assignments, merged, after
 
 
+def _own_set(result: Result, context: pl.DataFrame, n: int) -> None:
+    """``result`` (a window's run, its first ``context.height`` rows the carried exemplars) as the window's own
+    ``n`` prompts make it: the exemplars sliced off the assignments and vectors, the other tables and the
+    manifest's counts read with its own prompts (:func:`own_tables`)."""
+    result.assignments = result.assignments.slice(context.height)
+    result.vector_of_row = result.vector_of_row[context.height :]
+    result.clusters, result.accounts, result.operators = own_tables(
+        result.clusters, result.accounts, result.assignments, context
+    )
+    _count_own_rows(result.manifest["rows"], result.assignments, n)
+    result.manifest["campaigns"].update(
+        flagged_prompts=int(result.assignments["flagged"].sum()),
+        flagged_accounts=int(result.accounts["flagged"].sum()),
+        operator_groups=result.operators.height,
+    )
+
+
 def own_tables(
     clusters: pl.DataFrame, accounts: pl.DataFrame, own: pl.DataFrame, context: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -581,14 +593,15 @@ def own_tables(
     its families with the exemplars, so a cluster keeps their counts and says how many of its rows they are
     (``exemplars``: ``size`` less it is the cluster's prompts in the window's ``assignments.parquet``); the
     accounts and operators count the window's own prompts only: an account none of whose prompts is the
-    window's is not listed, nor an operator group none of whose flagged prompts is, and an account's prompts,
-    first and last seen and flags are the window's, so the windows' tables add up to the day's."""
+    window's is not listed, nor an operator group none of whose flagged prompts is (its accounts here name
+    none), and an account's prompts, first and last seen and flags are the window's, so the accounts' prompts
+    over the windows add up to the day's (operator groups are numbered per window)."""
     from ..campaigns.decisions import operator_table
     from ..io.outputs import ACCOUNT_SCHEMA, OPERATOR_SCHEMA
 
     ex = context.filter(pl.col("cluster_id") >= 0).group_by("cluster_id").agg(pl.len().cast(pl.UInt32).alias("_ex"))
     clusters = (
-        clusters.join(ex, on="cluster_id", how="left")
+        clusters.join(ex, on="cluster_id", how="left", maintain_order="left")
         .with_columns(pl.col("_ex").fill_null(0).alias("exemplars"))
         .select(clusters.columns)
     )
@@ -616,8 +629,12 @@ def own_tables(
     per = rows.select(
         "run_id", "day", "account_id", pl.col("flagged").alias("flagged_prompt"), "campaign_id", "timestamp"
     )
-    # a group is its accounts' flagged prompts: one whose flagged prompts here were all exemplars is not the window's
+    # a group is its accounts' flagged prompts: one whose flagged prompts here were all exemplars is not the
+    # window's, and its accounts here belong to no group listed (as in a batch run, every group an account
+    # names has its row)
     ops = operator_table(per, acc.select("account_id", "operator_group")).filter(pl.col("flagged_prompts") > 0)
+    listed = pl.col("operator_group").is_in(ops["operator_group"].implode())
+    acc = acc.with_columns(pl.when(listed).then(pl.col("operator_group")).otherwise(-1).alias("operator_group"))
     ops = ops.join(per.select("run_id", "day").head(1), how="cross")
     ops = ops.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()]).sort("operator_group")
     return clusters, acc, ops

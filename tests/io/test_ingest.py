@@ -218,6 +218,16 @@ def test_non_utf8_bytes(tmp_path):
         read_logs([path], IngestConfig())
     got = read_logs([path], IngestConfig(on_bad_utf8="replace"))
     assert got.frame["text"].to_list() == ["hello", "caf\ufffd au lait"]
+    # the scan is kept per version of the file: one rewritten in place with the same size and its old
+    # modification time restored (as `cp -p` leaves it) is scanned again, by its change time
+    import os
+    import time
+
+    before = path.stat().st_mtime_ns
+    time.sleep(0.05)  # file times tick in jiffies: the rewrite's change time is a later one
+    path.write_bytes(good.encode() + b"2,a,2026-11-01T00:00:00Z,cafe au lait\n")
+    os.utime(path, ns=(before, before))
+    assert read_logs([path], IngestConfig()).frame["text"].to_list() == ["hello", "cafe au lait"]
 
 
 def test_non_utf8_bytes_jsonl_replace(tmp_path):

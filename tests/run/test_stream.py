@@ -203,7 +203,11 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
         # an operator group counts its accounts' flagged prompts in the window
         grouped = own.join(acc.filter(pl.col("operator_group") >= 0), on="account_id")
         assert ops["flagged_prompts"].sum() == grouped["flagged"].sum()
-        assert (ops["run_id"] == own["run_id"][0]).all()
+        assert set(acc.filter(pl.col("operator_group") >= 0)["operator_group"]) == set(ops["operator_group"])
+        # ... and the manifest says what the tables hold
+        got = json.loads((d / "manifest.json").read_text())["campaigns"]
+        assert got["flagged_prompts"] == own["flagged"].sum() and got["operator_groups"] == ops.height
+        assert got["flagged_accounts"] == acc["flagged"].sum()
         accounts.append(acc)
         operators.append(ops)
     # the second window clustered the first one's exemplars with its own prompts
@@ -244,9 +248,25 @@ def test_an_account_or_operator_group_known_only_by_its_exemplars_is_not_the_win
     a1 = acc.row(0, named=True)
     assert (a1["prompts"], a1["flagged"], a1["flagged_share"], a1["campaigns"]) == (2, True, 1.0, ["cmp-x"])
     assert a1["first_seen"] == t and a1["operator_group"] == 0 and not acc.row(1, named=True)["flagged"]
-    # group 1's flagged prompt here was a3's exemplar: the window has none of it
+    # group 1's flagged prompt here was a3's exemplar: the window has none of it, and a2 names no group
     assert ops["operator_group"].to_list() == [0] and ops["flagged_prompts"].to_list() == [1]
-    assert ops["first_seen"].to_list() == [t] and ops["run_id"].to_list() == ["r"]
+    assert ops["first_seen"].to_list() == [t] and acc.row(1, named=True)["operator_group"] == -1
+
+
+def test_a_windows_context_rows_are_its_campaigns_and_open_families_exemplars():
+    """``Carried.context``: the campaigns' exemplars (``anchors``) and the open families' rows, by input row."""
+    import numpy as np
+
+    from clusterer.campaigns.open import KEY, OpenFamilies
+    from clusterer.run.stages import Carried
+
+    open_rows = pl.DataFrame({"_row": [4], KEY: ["w/3"]}, schema={"_row": pl.UInt32, KEY: pl.String})
+    accounts = pl.DataFrame({KEY: ["w/3"], "account_id": ["a"]})
+    carried = Carried(frozenset({"c"}), {0: "c", 2: "c"}, {}, {}, open_families=OpenFamilies(open_rows, accounts))
+    rows = np.array([0, 1, 2, 4, 5, 7], np.int64)  # the embedded rows' input rows (3 and 6: empty texts)
+    assert carried.context(rows).tolist() == [True, False, True, True, False, False]
+    alone = Carried(frozenset(), {}, {}, {})
+    assert not alone.context(rows).any()
 
 
 def test_restart_goes_on_after_the_windows_done(streamed):

@@ -45,7 +45,7 @@ AGE_BINS: tuple[tuple[float, float, str], ...] = (
     (365, math.inf, "> 1 y"),
 )
 # clusters.parquet columns that are structure, not evidence (everything else numeric is shown as a feature)
-_NOT_FEATURES = {"cluster_id", "size", "n_accounts", "campaign_score"}
+_NOT_FEATURES = {"cluster_id", "size", "n_accounts", "campaign_score", "exemplars"}
 
 
 @dataclass(frozen=True, slots=True)
