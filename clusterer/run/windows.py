@@ -645,9 +645,10 @@ def _window_entry(
 ) -> dict[str, Any]:
     """A done window's entry in ``stream.json`` (``result``: its run, the carried exemplars sliced off): its
     flagged clusters and prompts, its campaigns (new ones, those of earlier windows it kept, those merged in
-    it), the exemplars it held, the registry after it (``merged``; ``prev`` before it) and the peak RSS."""
+    it), the exemplars it held, the registry after it (``merged``; ``prev`` before it) and the peak RSS. A
+    flagged cluster of carried exemplars alone holds none of the window's prompts: it is not the window's."""
     assignments, m = result.assignments, result.manifest
-    c = result.clusters.filter(pl.col("flagged").fill_null(False))
+    c = result.clusters.filter(pl.col("flagged").fill_null(False) & (pl.col("size") > pl.col("exemplars")))
     ids = set(c["campaign_id"].drop_nulls().to_list())
     was_merged = prev.campaigns.filter(pl.col("merged_into").is_not_null())["campaign_id"].implode()
     return {

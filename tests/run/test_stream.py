@@ -204,6 +204,10 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
         grouped = own.join(acc.filter(pl.col("operator_group") >= 0), on="account_id")
         assert ops["flagged_prompts"].sum() == grouped["flagged"].sum()
         assert set(acc.filter(pl.col("operator_group") >= 0)["operator_group"]) == set(ops["operator_group"])
+        # stream.json lists the campaigns the window's own prompts were flagged with
+        mine = own.filter("flagged")["campaign_id"].drop_nulls().unique().sort().to_list()
+        named = cl.filter(pl.col("flagged") & (pl.col("size") > pl.col("exemplars")))["campaign_id"]
+        assert w["campaigns"] == sorted(set(named.drop_nulls())) and set(mine) <= set(w["campaigns"])
         # ... and the manifest says what the tables hold
         got = json.loads((d / "manifest.json").read_text())["campaigns"]
         assert got["flagged_prompts"] == own["flagged"].sum() and got["operator_groups"] == ops.height
