@@ -140,8 +140,8 @@ def _fingerprint(path: Path) -> str:
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
-    """(line number, byte offset) of the first invalid UTF-8 sequence, or None; a file scanned before with the
-    same size, mtime and inode is not scanned again (a stream reads a part's texts back in every window)."""
+    """(line number, byte offset) of the first invalid UTF-8 sequence, or None; a file scanned before in the
+    same version (:func:`_version`) is not scanned again (a stream reads a part's texts back in every window)."""
     return _bad_utf8_at(*_version(path))
 
 
@@ -643,7 +643,7 @@ def read_logs(
     keeping their key and place (``Prompts`` above): the day held in memory is its rows' metadata, and
     :func:`fetch_texts` reads the texts of the rows a step needs back from the files. ``cache`` (a dict the
     caller keeps between reads of a growing day: ``clusterer watch``) holds each file's rows as read, by its
-    path, size and modification time: a file unchanged since the last read is not read again.
+    version (:func:`_version`) and read options: a file unchanged since the last read is not read again.
 
     Raises:
         InputError: missing column, duplicate prompt IDs, null accounts, null or unparseable timestamps,

@@ -346,9 +346,14 @@ def clusters_frame(
 
 def operators_frame(dec: Decisions, *, run_id: str, day: Any) -> pl.DataFrame:
     """One row per operator group (accounts that share flagged template families)."""
-    if dec.operators.height == 0:
+    return operators_table(dec.operators, run_id=run_id, day=day)
+
+
+def operators_table(operators: pl.DataFrame, *, run_id: str | None, day: Any) -> pl.DataFrame:
+    """``operators`` (:func:`~clusterer.campaigns.decisions.operator_table`) as ``operators.parquet`` holds it."""
+    if operators.height == 0:
         return pl.DataFrame(schema=OPERATOR_SCHEMA)
-    out = dec.operators.select([pl.col(c).cast(t) for c, t in _body(OPERATOR_SCHEMA).items()])
+    out = operators.select([pl.col(c).cast(t) for c, t in _body(OPERATOR_SCHEMA).items()])
     return with_run_columns(out, run_id, day)
 
 
@@ -363,8 +368,15 @@ def accounts_frame(
             "cluster_id": pl.Series(labels, dtype=pl.Int64),
         }
     )
+    return accounts_table(df, dec.accounts, run_id=run_id, day=day)
+
+
+def accounts_table(rows: pl.DataFrame, decided: pl.DataFrame, *, run_id: str | None, day: Any) -> pl.DataFrame:
+    """``accounts.parquet`` from ``rows`` (a prompt per row: ``account_id``, ``timestamp``, ``cluster_id``, −1
+    none) and ``decided`` (per account: ``flagged``, ``flagged_share``, ``campaigns``, ``operator_group``;
+    an account it leaves out has none of them)."""
     out = (
-        df.group_by("account_id")
+        rows.group_by("account_id")
         .agg(
             pl.len().cast(pl.UInt32).alias("prompts"),
             (pl.col("cluster_id") >= 0).sum().cast(pl.UInt32).alias("clustered_prompts"),
@@ -373,7 +385,7 @@ def accounts_frame(
             pl.col("timestamp").max().alias("last_seen"),
         )
         .with_columns(pl.col("cluster_ids").list.len().cast(pl.UInt32).alias("n_clusters"))
-        .join(dec.accounts, on="account_id", how="left")
+        .join(decided, on="account_id", how="left")
         .with_columns(
             pl.col("flagged").fill_null(False),
             pl.col("operator_group").fill_null(-1),

@@ -597,7 +597,7 @@ def own_tables(
     none), and an account's prompts, first and last seen and flags are the window's, so the accounts' prompts
     over the windows add up to the day's (operator groups are numbered per window)."""
     from ..campaigns.decisions import operator_table
-    from ..io.outputs import ACCOUNT_SCHEMA, OPERATOR_SCHEMA
+    from ..io.outputs import accounts_table, operators_table
 
     ex = context.filter(pl.col("cluster_id") >= 0).group_by("cluster_id").agg(pl.len().cast(pl.UInt32).alias("_ex"))
     clusters = (
@@ -607,36 +607,25 @@ def own_tables(
     )
     fam = clusters.select("cluster_id", pl.col("flagged").alias("_in"))
     rows = own.join(fam, on="cluster_id", how="left").with_columns(pl.col("_in").fill_null(False))
-    run = [pl.col("run_id").first(), pl.col("day").first()]
-    acc = (
-        rows.group_by("account_id")
-        .agg(
-            *run,
-            pl.len().alias("prompts"),
-            (pl.col("cluster_id") >= 0).sum().alias("clustered_prompts"),
-            pl.col("cluster_id").filter(pl.col("cluster_id") >= 0).unique().sort().alias("cluster_ids"),
-            pl.col("timestamp").min().alias("first_seen"),
-            pl.col("timestamp").max().alias("last_seen"),
-            pl.col("flagged").any().alias("flagged"),
-            pl.col("_in").mean().alias("flagged_share"),
-            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
-        )
-        .with_columns(pl.col("cluster_ids").list.len().alias("n_clusters"))
-        .join(accounts.select("account_id", "operator_group"), on="account_id", how="left")
-        .with_columns(pl.col("operator_group").fill_null(-1))
-    )
-    acc = acc.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]).sort("account_id")
-    per = rows.select(
-        "run_id", "day", "account_id", pl.col("flagged").alias("flagged_prompt"), "campaign_id", "timestamp"
-    )
+    run_id, day = (own["run_id"][0], own["day"][0]) if own.height else (None, None)
+    per = rows.select("account_id", pl.col("flagged").alias("flagged_prompt"), "campaign_id", "timestamp")
     # a group is its accounts' flagged prompts: one whose flagged prompts here were all exemplars is not the
     # window's, and its accounts here belong to no group listed (as in a batch run, every group an account
     # names has its row)
-    ops = operator_table(per, acc.select("account_id", "operator_group")).filter(pl.col("flagged_prompts") > 0)
+    ops = operator_table(per, accounts.select("account_id", "operator_group")).filter(pl.col("flagged_prompts") > 0)
     listed = pl.col("operator_group").is_in(ops["operator_group"].implode())
-    acc = acc.with_columns(pl.when(listed).then(pl.col("operator_group")).otherwise(-1).alias("operator_group"))
-    ops = ops.join(per.select("run_id", "day").head(1), how="cross")
-    ops = ops.select([pl.col(c).cast(t) for c, t in OPERATOR_SCHEMA.items()]).sort("operator_group")
+    decided = (
+        rows.group_by("account_id")
+        .agg(
+            pl.col("flagged").any(),
+            pl.col("_in").mean().alias("flagged_share"),
+            pl.col("campaign_id").drop_nulls().unique().sort().alias("campaigns"),
+        )
+        .join(accounts.select("account_id", "operator_group"), on="account_id", how="left")
+        .with_columns(pl.when(listed).then(pl.col("operator_group")).otherwise(-1).alias("operator_group"))
+    )
+    acc = accounts_table(rows.select("account_id", "timestamp", "cluster_id"), decided, run_id=run_id, day=day)
+    ops = operators_table(ops, run_id=run_id, day=day)
     return clusters, acc, ops
 
 
