@@ -184,6 +184,8 @@ class Clustering:
     shared: NDArray[np.int32] | None
     copies: NDArray[np.bool_]
     carried: list[str | None] | None = None  # stream window: the campaign each row carries (None: none)
+    # stream window: the campaign each row carries or holds one variant's scaffold of (carried_campaigns)
+    attach: list[str | None] | None = None
     # stream window: the earlier prompts today that hold a fragment's core (campaigns.earlier.earlier_hits) of
     # the accounts read (those with a row in a fragment before the families took noise), and the cores
     earlier: EarlierRead | None = None
@@ -239,9 +241,9 @@ def cluster_stage(
     window, with the day so far in the rhythm evidence: :class:`~clusterer.clustering.families.DayRhythm`,
     and the campaign each row carries kept for :func:`known_stage`)."""
     c = cfg.cluster
-    rhythm, ids = None, None
+    rhythm, ids, attach = None, None, None
     if registry is not None and carried is not None and carried.keep:
-        ids = carried_campaigns(day, cfg, registry, carried)
+        ids, attach = carried_campaigns(day, cfg, registry, carried)
         if carried.rhythm:
             names = sorted(carried.rhythm)
             code = {x: k for k, x in enumerate(names)}
@@ -304,7 +306,7 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, ids, read)
+    return Clustering(clusters, grouping, fit, shared, copies, carried=ids, attach=attach, earlier=read)
 
 
 def _earlier_hits(cores: Cores, cfg: RunConfig, earlier: Earlier, accounts: pl.Series) -> pl.DataFrame:
@@ -437,7 +439,7 @@ def variants_stage(
 def templates_stage(
     day: Day, cfg: RunConfig, engine: LocalEngine, clu: Clustering, sk: Skeletons, sigs: Signatures
 ) -> Templates:
-    return describe_templates(clu.labels, day.texts, sk, sigs, cfg.skeleton, cfg.seed)
+    return describe_templates(clu.labels, day.texts, sk, sigs, cfg.skeleton, cfg.seed, clu.grouping.template_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,29 +471,60 @@ def _holders(df: pl.DataFrame, min_share: float, min_count: int) -> dict[int, li
     return {int(c): list(ids) for c, ids in zip(per["c"], per["id"], strict=True)}
 
 
-def carried_campaigns(day: Day, cfg: RunConfig, registry: Registry, carried: Carried) -> list[str | None]:
+def carried_campaigns(
+    day: Day, cfg: RunConfig, registry: Registry, carried: Carried
+) -> tuple[list[str | None], list[str | None]]:
     """The campaign of ``carried.keep`` (flagged earlier in the day) each embedded row carries (None: none): a
     carried exemplar (``carried.anchors``: input row → the campaign it was flagged with) carries its
-    campaign, any other row the campaign whose scaffold it holds by the ``assign`` rule (≥
+    campaign, any other row the campaign whose scaffold set it holds by the ``assign`` rule (≥
     ``assign_min_shingles`` of the campaign's scaffold shingles and ≥ ``assign_min_containment`` of the set);
-    a merged campaign counts as the one it was merged into."""
+    a merged campaign counts as the one it was merged into. And the same with a row that carries none taking
+    the campaign one of whose variants' scaffolds it holds by that rule (``scaffold_variants``): it may only
+    join a cluster holding that campaign (:func:`attach_known`), never name one — a window's family can
+    group two jobs of the same accounts, and the registry then keeps the second job's scaffold among the
+    first's variants."""
     from ..text.skeleton import shingle_sets
 
     known = Registry(
         campaigns=registry.campaigns.filter(pl.col("campaign_id").is_in(sorted(carried.keep))), daily=registry.daily
     )
     ids: list[str | None] = [None] * len(day.rows)
+    attach: list[str | None] = [None] * len(day.rows)
     if known.campaigns.height and len(day.rows):
         indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
-        ids, _ = assign_to_known(
-            known, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
-        )
+        rc = cfg.registry
+        ids, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles, False)
+        attach, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles)
     if carried.anchors:
         row_of = {int(r): e for e, r in enumerate(day.rows.tolist())}
         for r, cid in carried.anchors.items():
             if r in row_of:
                 ids[row_of[r]] = carried.root.get(cid, cid)
-    return ids
+    return ids, [x if x is not None else a for x, a in zip(ids, attach, strict=True)]
+
+
+def variant_owners(clu: Clustering, tmpl: Templates) -> list[list[str | None]] | None:
+    """Per family and each of its variants (``tmpl.variant_groups``), the campaign at least half of the
+    variant's rows in the family carry (:func:`carried_campaigns`; None: none). A stream window keeps a
+    variant's scaffold in the registry only as the variant of the campaign its rows already carry: a family
+    can group two jobs of the same accounts, and a variant kept under the other job's ID would carry that ID
+    into later windows. None outside a stream window (every variant of a family is its campaign's)."""
+    tg = clu.grouping.template_groups
+    if clu.carried is None or tg is None:
+        return None
+    df = pl.DataFrame({"c": clu.labels, "g": tg, "id": pl.Series(clu.carried, dtype=pl.String)}).filter(
+        pl.col("c") >= 0
+    )
+    top = (
+        df.group_by("c", "g", "id")
+        .len()
+        .with_columns(pl.col("len").sum().over("c", "g").alias("n"))
+        .filter(pl.col("id").is_not_null() & (2 * pl.col("len") >= pl.col("n")))
+        .sort("c", "g", "len", "id", descending=[False, False, True, False])
+        .unique(["c", "g"], keep="first")
+    )
+    owner = {(int(c), int(g)): i for c, g, i in zip(top["c"], top["g"], top["id"], strict=True)}
+    return [[owner.get((c, g)) for g in groups] for c, groups in enumerate(tmpl.variant_groups)]
 
 
 def held_campaigns(labels: NDArray[np.int64], ids: list[str | None], min_share: float) -> dict[int, list[str]]:
@@ -506,8 +539,9 @@ def held_campaigns(labels: NDArray[np.int64], ids: list[str | None], min_share: 
 
 def attach_known(labels: NDArray[np.int64], ids: list[str | None], held: dict[int, list[str]]) -> NDArray[np.int64]:
     """Rows no cluster took (-1) that carry a campaign a cluster holds (``ids``: per row the campaign it
-    carries, :func:`carried_campaigns`; ``held``: :func:`held_campaigns`) join that cluster (the largest, when
-    several hold it; ties: the smaller cluster number)."""
+    carries or holds a variant's scaffold of, the second list of :func:`carried_campaigns`; ``held``:
+    :func:`held_campaigns`) join that cluster (the largest, when several hold it; ties: the smaller cluster
+    number)."""
     out = labels.copy()
     noise = np.flatnonzero(labels < 0)
     if not held or len(noise) == 0:
@@ -543,8 +577,9 @@ def known_stage(
 ) -> tuple[Clustering, Known | None]:
     """In a ``clusterer stream`` window (``carried``: :class:`Carried`): the clusters holding campaigns
     flagged earlier in the day by their scaffold or by the carried exemplars, and the window's clustering
-    with the rows no cluster took that carry such a campaign's scaffold joined to the cluster holding it (a
-    variant a window has too few prompts of to cluster, the batch run of the day clusters). Elsewhere:
+    with the rows no cluster took that carry such a campaign's scaffold, or one of its variants' scaffolds,
+    joined to the cluster holding it (a variant a window has too few prompts of to cluster, the batch run of
+    the day clusters). Elsewhere:
     ``clu`` as it is, and None."""
     if registry is None or carried is None or not carried.keep:
         return clu, None
@@ -556,7 +591,7 @@ def known_stage(
     for cid, n in zip(today["campaign_id"], today["prompts"], strict=True):
         weight[root.get(cid, cid)] = weight.get(root.get(cid, cid), 0.0) + float(n)
     pairs = variant_pairs(clu.grouping, ids, held, carried.scheduled)
-    labels = attach_known(clu.labels, ids, held)
+    labels = attach_known(clu.labels, clu.attach if clu.attach is not None else ids, held)
     attached = int(((labels >= 0) & (clu.labels < 0)).sum())
     if attached:
         clu = dataclasses.replace(clu, grouping=dataclasses.replace(clu.grouping, labels=labels))
@@ -759,7 +794,16 @@ def campaigns_stage(
     summary = summarise(clu.labels, vec.emb, day.rows, k, context)
     naming = None
     if registry is not None:
-        naming = Naming(registry, cfg.registry, summary.centroid, tmpl.frequent, tmpl.common, tmpl.text)
+        naming = Naming(
+            registry,
+            cfg.registry,
+            summary.centroid,
+            tmpl.frequent,
+            tmpl.common,
+            tmpl.text,
+            tmpl.variants,
+            variant_owners(clu, tmpl),
+        )
         if known is not None:
             cc = cfg.cluster
             tg = clu.grouping.template_groups

@@ -71,7 +71,16 @@ from ..campaigns.open import KEY, OpenFamilies, next_open
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.ingest import TEXT_AT, TEXT_KEY, LogsChanged, Prompts, content_digest, fetch_texts, text_key
-from ..store.registry import CAMPAIGN_SCHEMA, DAILY_SCHEMA, Registry, aliases, apply_merges, campaign_stats
+from ..store.registry import (
+    CAMPAIGN_SCHEMA,
+    CONTENT_COLUMNS,
+    DAILY_SCHEMA,
+    Registry,
+    aliases,
+    apply_merges,
+    campaign_stats,
+    gather_variants,
+)
 from .stages import Carried
 
 if TYPE_CHECKING:
@@ -134,6 +143,43 @@ def window_index(ts: pl.Series, every: dt.timedelta) -> pl.Series:
     return (us // int(every.total_seconds() * 1_000_000)).alias("_window")
 
 
+def _content(prev: Registry, new: Registry) -> pl.DataFrame:
+    """Each campaign's content columns (``CONTENT_COLUMNS`` and ``merged_into``) after a window: from the
+    window's registry (``new``) where it has them, else as before it (``prev``)."""
+    content_cols = [*CONTENT_COLUMNS, "merged_into"]
+    # several fragments of one campaign in a window share its ID: their scaffold shingles together, the rest
+    # from the first; and a campaign keeps the scaffold shingles and variants of every window (the variants
+    # it ran), so a later window's variant still finds it
+    fresh = new.campaigns.group_by("campaign_id", maintain_order=True).agg(
+        pl.col("template").first(),
+        pl.col("centroid").first(),
+        pl.col("shingles").first(),
+        pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False),
+        pl.col("scaffold_variants").drop_nulls().list.explode(keep_nulls=False, empty_as_null=False),
+        pl.col("merged_into").drop_nulls().first(),
+    )
+    earlier = prev.campaigns.select(
+        "campaign_id", pl.col("scaffold_shingles").alias("_old"), pl.col("scaffold_variants").alias("_old_v")
+    )
+    fresh = fresh.join(earlier, on="campaign_id", how="left").with_columns(
+        pl.concat_list(pl.col("scaffold_shingles"), pl.col("_old").fill_null(pl.lit([], pl.List(pl.UInt64))))
+        .list.unique()
+        .list.sort()
+        .alias("scaffold_shingles")
+    )
+    old_v, new_v = fresh["_old_v"].to_list(), fresh["scaffold_variants"].to_list()
+    variants = [gather_variants(o, v) for o, v in zip(old_v, new_v, strict=True)]
+    fresh = fresh.drop("_old", "_old_v").with_columns(
+        pl.Series("scaffold_variants", variants, CAMPAIGN_SCHEMA["scaffold_variants"])
+    )
+    return pl.concat(
+        [
+            fresh.select(content_cols),
+            prev.campaigns.select(content_cols).filter(~pl.col("campaign_id").is_in(fresh["campaign_id"].implode())),
+        ]
+    )
+
+
 def merge_day(
     prev: Registry,
     new: Registry,
@@ -181,34 +227,7 @@ def merge_day(
         [prev.daily.filter(pl.col("day") != day), today.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)]
     ).sort(["day", "campaign_id"])
     stats = campaign_stats(daily)
-    content_cols = ["campaign_id", "template", "centroid", "shingles", "scaffold_shingles", "merged_into"]
-    # several fragments of one campaign in a window share its ID: their scaffold shingles together, the rest
-    # from the first; and a campaign keeps the scaffold shingles of every window (the variants it ran),
-    # so a later window's variant still finds it
-    fresh = new.campaigns.group_by("campaign_id", maintain_order=True).agg(
-        pl.col("template").first(),
-        pl.col("centroid").first(),
-        pl.col("shingles").first(),
-        pl.col("scaffold_shingles").list.explode(keep_nulls=False, empty_as_null=False),
-        pl.col("merged_into").drop_nulls().first(),
-    )
-    earlier = prev.campaigns.select("campaign_id", pl.col("scaffold_shingles").alias("_old"))
-    fresh = (
-        fresh.join(earlier, on="campaign_id", how="left")
-        .with_columns(
-            pl.concat_list(pl.col("scaffold_shingles"), pl.col("_old").fill_null(pl.lit([], pl.List(pl.UInt64))))
-            .list.unique()
-            .list.sort()
-            .alias("scaffold_shingles")
-        )
-        .drop("_old")
-    )
-    content = pl.concat(
-        [
-            fresh.select(content_cols),
-            prev.campaigns.select(content_cols).filter(~pl.col("campaign_id").is_in(fresh["campaign_id"].implode())),
-        ]
-    )
+    content = _content(prev, new)
     campaigns = content.join(stats, on="campaign_id", how="inner").select(list(CAMPAIGN_SCHEMA)).sort("campaign_id")
     return Registry(campaigns=campaigns, daily=daily)
 

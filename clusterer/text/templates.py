@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -20,6 +20,8 @@ PAIRS_PER_CLUSTER = 256  # sampled member pairs for rigidity
 TEMPLATE_CHARS = 600
 COMMON_SHARE = 0.1
 MAX_COMMON = 4000
+VARIANT_MIN_ROWS = 3  # a template group (variant) of a cluster with fewer rows has no scaffold set of its own
+MAX_VARIANTS = 16  # per cluster, its largest template groups
 
 
 _UNSPACED = re.compile(f"(?<=[{NO_SPACE_CHARS}]) (?=[{NO_SPACE_CHARS}])")
@@ -45,6 +47,10 @@ class Templates:
     fit: NDArray[np.float32]  # mean share of the frequent shingles each member carries (see _core)
     frequent: list[NDArray[np.uint64]]  # shingles in at least half the members, per cluster (sorted)
     common: list[NDArray[np.uint64]]  # shingles in at least a tenth of the members: every variant's scaffold
+    # per cluster, the scaffold of each of its template groups (variants) with at least VARIANT_MIN_ROWS rows:
+    # the shingles in at least half of the group's rows (largest groups first, at most MAX_VARIANTS)
+    variants: list[list[NDArray[np.uint64]]] = field(default_factory=list)
+    variant_groups: list[list[int]] = field(default_factory=list)  # per cluster, the template group of each
 
 
 def _members(labels: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -84,10 +90,40 @@ def core_texts(labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram
     return [_core(rows_sorted[bounds[c] : bounds[c + 1]], texts, sk, ngram)[2] for c in range(k)]
 
 
+def _variants(
+    groups: NDArray[np.int64] | None, member_hashes: NDArray[np.uint64], mem: NDArray[np.int64], sk: Skeletons
+) -> tuple[list[int], list[NDArray[np.uint64]]]:
+    """The scaffold of each template group among one cluster's members ``mem`` (``groups``: the group of each
+    member, −1 none; None: one group; ``member_hashes``: their skeleton shingles concatenated): the
+    shingles in at least half of the group's rows, for the groups of at least ``VARIANT_MIN_ROWS`` rows,
+    largest first (ties: the lower group), at most ``MAX_VARIANTS``; empty scaffolds are left out. Returns
+    the groups and their scaffolds."""
+    groups = np.zeros(len(mem), np.int64) if groups is None else groups
+    lens = sk.indptr[mem + 1] - sk.indptr[mem]
+    g, n = np.unique(groups[groups >= 0], return_counts=True)
+    keep = g[n >= VARIANT_MIN_ROWS][np.argsort(-n[n >= VARIANT_MIN_ROWS], kind="stable")][:MAX_VARIANTS]
+    owner = np.repeat(groups, lens)
+    out_g, out = [], []
+    for x in keep.tolist():
+        s = frequent_shingles(member_hashes[owner == x], int((groups == x).sum()))
+        if len(s):
+            out_g.append(int(x))
+            out.append(s)
+    return out_g, out
+
+
 def describe_templates(
-    labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, sigs: Signatures, cfg: SkeletonConfig, seed: int
+    labels: NDArray[np.int64],
+    texts: pl.Series,
+    sk: Skeletons,
+    sigs: Signatures,
+    cfg: SkeletonConfig,
+    seed: int,
+    groups: NDArray[np.int64] | None = None,
 ) -> Templates:
-    """Template text, rigidity and coverage of each cluster (``labels`` aligned with ``texts``).
+    """Template text, rigidity and coverage of each cluster (``labels`` aligned with ``texts``), and the
+    scaffold of each of its variants (``groups``: the template group of each row, −1 none; None: each
+    cluster is one variant).
 
     The template is rendered from the member carrying most of the cluster's frequent shingles (those in
     at least half of the members); tokens outside them become ``{…}``.
@@ -106,6 +142,7 @@ def describe_templates(
     out_key: list[str] = []
     out_freq: list[NDArray[np.uint64]] = []
     out_common: list[NDArray[np.uint64]] = []
+    out_variants: list[tuple[list[int], list[NDArray[np.uint64]]]] = []
     seen: dict[str, int] = {}  # keys are made unique in cluster order (clusters are numbered by first row)
     out_fit: list[float] = []
     for c in range(k):
@@ -123,6 +160,7 @@ def describe_templates(
         out_fit.append(fit)
         out_freq.append(freq)
         out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
+        out_variants.append(_variants(None if groups is None else groups[mem], member_hashes, mem, sk))
         out_text.append(_join_unspaced(text))
         if len(freq):
             key = xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes())
@@ -147,4 +185,6 @@ def describe_templates(
         fit=np.asarray(out_fit, np.float32),
         frequent=out_freq,
         common=out_common,
+        variants=[v for _, v in out_variants],
+        variant_groups=[g for g, _ in out_variants],
     )

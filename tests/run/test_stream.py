@@ -62,6 +62,7 @@ def _reg(rows: list[tuple[str, dt.date, int]]) -> Registry:
             "shingles": [[1, 2]] * len(ids),
             "scaffold_shingles": [[1, 2]] * len(ids),
             "merged_into": [None] * len(ids),
+            "scaffold_variants": [None] * len(ids),  # as in a registry of an earlier version
         },
         schema=CAMPAIGN_SCHEMA,
     )
@@ -96,6 +97,20 @@ def test_merge_day_sums_the_windows_and_keeps_earlier_campaigns():
     )
     c = {r["campaign_id"]: r for r in merge_day(prev, new, d1).campaigns.iter_rows(named=True)}
     assert c["a"]["scaffold_shingles"] == [1, 2, 3] and c["c"]["scaffold_shingles"] == [9]
+    # and each variant's scaffold apart: earlier windows' first, one found again not kept twice
+    v = pl.List(pl.List(pl.UInt64))
+    short, long = list(range(10, 18)), list(range(100, 140))
+    prev = Registry(
+        campaigns=prev.campaigns.with_columns(pl.Series("scaffold_variants", [[long], None], v)), daily=prev.daily
+    )
+    again = list(range(100, 139))  # Jaccard 39/40 with the kept one
+    new = Registry(
+        campaigns=new.campaigns.with_columns(pl.Series("scaffold_variants", [[again, short, []], [[9]]], v)),
+        daily=new.daily,
+    )
+    c = {r["campaign_id"]: r for r in merge_day(prev, new, d1).campaigns.iter_rows(named=True)}
+    assert c["a"]["scaffold_variants"] == [long, short] and c["b"]["scaffold_variants"] is None
+    assert c["c"]["scaffold_variants"] == [[9]]
 
 
 @pytest.fixture(scope="module")
@@ -502,7 +517,7 @@ def test_a_campaign_flagged_in_two_windows_of_the_day_has_a_schedule():
     groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
     ids = ["a", "a", "a", "c", "c", "c", "d", "d", "d"]
     g = Grouping(labels, 3, 1, 0, 2, ["en"], groups, ["en", "en", "en"])
-    clu = SimpleNamespace(labels=labels, grouping=g, carried=ids)
+    clu = SimpleNamespace(labels=labels, grouping=g, carried=ids, attach=None)
     carried = Carried(frozenset("acd"), {}, {}, {}, None, scheduled(rhythm, today, {"c0": "c"}))
     reg = Registry(pl.DataFrame(schema=CAMPAIGN_SCHEMA), pl.DataFrame(schema=DAILY_SCHEMA))
     _, known = known_stage(SimpleNamespace(date=None), RunConfig(), clu, reg, carried)
@@ -923,3 +938,50 @@ def test_a_day_held_without_its_texts_streams_as_one_held_whole(streamed, tmp_pa
     state = stream(lean, out, cfg, dt.timedelta(hours=12), reg, live=live)
     assert state["windows"] == [] and "pending" not in state and "reading the logs again" in caplog.text
     assert len(live.changed) == 1 and "day.parquet" in live.changed[0]  # the watch reads every file again
+
+
+def test_a_window_keeps_a_variant_only_for_the_campaign_its_rows_already_carry():
+    import numpy as np
+
+    from clusterer.clustering.families import Grouping
+    from clusterer.config import RegistryConfig
+    from clusterer.run.stages import Clustering, variant_owners
+    from clusterer.store.registry import Naming
+    from clusterer.text.templates import Templates
+
+    labels = np.array([0] * 11 + [1] * 3 + [-1], np.int64)
+    groups = np.array([5] * 4 + [6] * 3 + [7] * 4 + [8] * 3 + [-1], np.int64)
+    carried = ["a"] * 4 + ["b", None, None] + ["b", "b", "b", "a"] + [None] * 3 + ["a"]
+    grouping = Grouping(labels, 3, 2, 0, 0, ["en", "en"], groups)
+    clu = Clustering(None, grouping, None, None, None, carried)
+    v = [np.array([1, 2, 3], np.uint64), np.array([4, 5], np.uint64), np.array([6, 7], np.uint64)]
+    tmpl = Templates(["t", "u"], None, None, ["k", "l"], None, [], [], [v, [v[0]]], [[5, 6, 7], [8]])
+    # group 6: one of three rows carries b, not half; group 7: three of four carry b
+    assert variant_owners(clu, tmpl) == [["a", None, "b"], [None]]
+    assert variant_owners(Clustering(None, grouping, None, None, None, None), tmpl) is None
+
+    def named(owners):
+        reg = _reg([("z", dt.date(2026, 10, 31), 1)])
+        cent = np.eye(2, dtype=np.float32)
+        sets = [np.array([1], np.uint64), np.array([9], np.uint64)]
+        naming = Naming(reg, RegistryConfig(), cent, sets, sets, ["t", "u"], tmpl.variants, owners)
+        naming([0, 1], ["a", "n"])
+        clusters = pl.DataFrame(
+            {
+                "cluster_id": [0, 1],
+                "flagged": [True, True],
+                "prompts": [11, 3],
+                "accounts": [3, 2],
+                "campaign_score": [1.0, 1.0],
+                "campaign_id": ["a", "n"],
+            }
+        )
+        out = naming.updated(clusters, dt.date(2026, 11, 1)).campaigns
+        return dict(zip(out["campaign_id"].to_list(), out["scaffold_variants"].to_list(), strict=True))
+
+    # a window: a keeps the variant its rows carry, not b's; a campaign new this window keeps none yet
+    got = named(variant_owners(clu, tmpl))
+    assert got["a"] == [[1, 2, 3]] and got["n"] == [] and got["z"] is None
+    # a batch run keeps every variant of the family
+    got = named(None)
+    assert got["a"] == [[1, 2, 3], [4, 5], [6, 7]] and got["n"] == [[1, 2, 3]]

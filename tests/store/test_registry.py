@@ -125,3 +125,67 @@ def test_a_registry_refuses_another_model_of_the_same_dimension(tmp_path, fast_c
         api.run([p2], tmp_path / "r2", fast_cfg(**{"embed.max_tokens": 32}), registry=reg)
     api.run([p2], tmp_path / "r3", fast_cfg(), registry=reg)  # the same model goes on
     assert json.loads((reg / "manifest.json").read_text())["model_key"] == key
+
+
+def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_of_the_whole_set(tmp_path):
+    import datetime as dt
+
+    import numpy as np
+
+    from clusterer.store.registry import (
+        CAMPAIGN_SCHEMA,
+        DAILY_SCHEMA,
+        Registry,
+        assign_to_known,
+        save_registry,
+    )
+
+    long_a, short_a, b = list(range(100)), list(range(200, 208)), list(range(300, 340))
+    camps = pl.DataFrame(
+        {
+            "campaign_id": ["a", "b"],
+            "first_seen": [dt.date(2026, 11, 1)] * 2,
+            "last_seen": [dt.date(2026, 11, 1)] * 2,
+            "days_seen": [1, 1],
+            "prompts_total": [9, 9],
+            "template": ["t", "u"],
+            "centroid": [[1.0, 0.0]] * 2,
+            "shingles": [[1], [2]],
+            "scaffold_shingles": [long_a + short_a, b],
+            "merged_into": [None, None],
+            "scaffold_variants": [[long_a, short_a], None],
+        },
+        schema=CAMPAIGN_SCHEMA,
+    )
+    daily = pl.DataFrame(
+        {
+            "campaign_id": ["a", "b"],
+            "day": [dt.date(2026, 11, 1)] * 2,
+            "prompts": [9, 9],
+            "accounts": [3, 3],
+            "campaign_score": [1.0, 1.0],
+        },
+        schema=DAILY_SCHEMA,
+    )
+    reg = Registry(campaigns=camps, daily=daily)
+    rows = [
+        short_a + [999],  # the short variant: 8 of a's 108 shingles (7%), all of its own scaffold
+        short_a[:7] + b[:10],  # holds 10 of b's 40 and 7 of a's short 8: the most shared wins
+        long_a[:5] + [998],  # too few shingles of any scaffold
+        [5000, 5001],  # nothing known
+        long_a[:15] + b[:9],  # shares most with a (15 of 100 and of 108: too few) and qualifies for b: neither
+    ]
+    indptr = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    hashes = np.concatenate([np.unique(np.asarray(r, np.uint64)) for r in rows])
+    ids, cont = assign_to_known(reg, indptr, hashes, 0.2, 6)
+    assert ids == ["a", "b", None, None, None]
+    assert cont[0] == 1.0 and cont[1] == 0.25 and cont[3] == 0.0
+    # without the variants (a registry of an earlier version) the short variant holds too small a share
+    old = Registry(
+        campaigns=camps.with_columns(pl.lit(None, CAMPAIGN_SCHEMA["scaffold_variants"]).alias("scaffold_variants")),
+        daily=daily,
+    )
+    assert assign_to_known(old, indptr, hashes, 0.2, 6)[0] == [None, "b", None, None, None]
+    # the variants are written and read back
+    save_registry(tmp_path / "reg", reg)
+    assert load_registry(tmp_path / "reg").campaigns["scaffold_variants"].to_list() == [[long_a, short_a], None]
