@@ -493,8 +493,8 @@ def carried_campaigns(
     if known.campaigns.height and len(day.rows):
         indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
         rc = cfg.registry
-        ids, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles, False)
-        attach, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles)
+        ids, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles)
+        attach, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles, True)
     if carried.anchors:
         row_of = {int(r): e for e, r in enumerate(day.rows.tolist())}
         for r, cid in carried.anchors.items():

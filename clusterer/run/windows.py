@@ -590,14 +590,17 @@ def _one_window(
 def _own_set(result: Result, context: pl.DataFrame, n: int) -> None:
     """``result`` (a window's run, its first ``context.height`` rows the carried exemplars) as the window's own
     ``n`` prompts make it: the exemplars sliced off the assignments and vectors, the other tables and the
-    manifest's counts read with its own prompts (:func:`own_tables`)."""
+    manifest's counts read with its own prompts (:func:`own_tables`; its flagged clusters those holding own
+    prompts, as ``stream.json`` counts them)."""
     result.assignments = result.assignments.slice(context.height)
     result.vector_of_row = result.vector_of_row[context.height :]
     result.clusters, result.accounts, result.operators = own_tables(
         result.clusters, result.accounts, result.assignments, context
     )
     _count_own_rows(result.manifest["rows"], result.assignments, n)
+    own_flagged = result.clusters["flagged"].fill_null(False) & (result.clusters["size"] > result.clusters["exemplars"])
     result.manifest["campaigns"].update(
+        flagged_clusters=int(own_flagged.sum()),  # a flagged cluster of carried exemplars alone is not the window's
         flagged_prompts=int(result.assignments["flagged"].sum()),
         flagged_accounts=int(result.accounts["flagged"].sum()),
         operator_groups=result.operators.height,

@@ -227,6 +227,7 @@ def test_a_windows_tables_count_its_own_prompts_and_add_up_to_the_day(streamed):
         got = json.loads((d / "manifest.json").read_text())["campaigns"]
         assert got["flagged_prompts"] == own["flagged"].sum() and got["operator_groups"] == ops.height
         assert got["flagged_accounts"] == acc["flagged"].sum()
+        assert got["flagged_clusters"] == w["flagged_clusters"] == named.len()
         accounts.append(acc)
         operators.append(ops)
     # the second window clustered the first one's exemplars with its own prompts

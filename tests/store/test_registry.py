@@ -177,7 +177,7 @@ def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_o
     ]
     indptr = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
     hashes = np.concatenate([np.unique(np.asarray(r, np.uint64)) for r in rows])
-    ids, cont = assign_to_known(reg, indptr, hashes, 0.2, 6)
+    ids, cont = assign_to_known(reg, indptr, hashes, 0.2, 6, variants=True)
     assert ids == ["a", "b", None, None, None]
     assert cont[0] == 1.0 and cont[1] == 0.25 and cont[3] == 0.0
     # without the variants (a registry of an earlier version) the short variant holds too small a share
@@ -185,7 +185,9 @@ def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_o
         campaigns=camps.with_columns(pl.lit(None, CAMPAIGN_SCHEMA["scaffold_variants"]).alias("scaffold_variants")),
         daily=daily,
     )
-    assert assign_to_known(old, indptr, hashes, 0.2, 6)[0] == [None, "b", None, None, None]
+    assert assign_to_known(old, indptr, hashes, 0.2, 6, variants=True)[0] == [None, "b", None, None, None]
+    # and `clusterer assign` reads the whole sets alone (a variant's scaffold can be generic)
+    assert assign_to_known(reg, indptr, hashes, 0.2, 6)[0] == [None, "b", None, None, None]
     # the variants are written and read back
     save_registry(tmp_path / "reg", reg)
     assert load_registry(tmp_path / "reg").campaigns["scaffold_variants"].to_list() == [[long_a, short_a], None]
