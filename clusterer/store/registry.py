@@ -6,9 +6,10 @@ unit after a run (:func:`clusterer.artifacts.replace_set`) and checked before th
 - ``campaigns.parquet``: one row per known campaign: ``campaign_id``, ``first_seen`` / ``last_seen``
   (dates), ``days_seen``, ``prompts_total``, ``template``, ``centroid`` (the family's mean embedding
   direction, list[f32]), ``shingles`` (the family's frequent template shingles, list[u64], for matching
-  families across days), ``scaffold_shingles`` (shingles of every scaffold variant together) and
-  ``scaffold_variants`` (each variant's scaffold apart: the shingles in at least half of one template group's
-  prompts; null in a registry of an earlier version), both for ``assign``.
+  families across days), ``scaffold_shingles`` (shingles of every scaffold variant together, for ``assign``)
+  and ``scaffold_variants`` (each variant's scaffold apart, for a stream window's rows joining a family that
+  holds the campaign: the shingles in at least half of one template group's prompts; null in a registry of
+  an earlier version).
   ``merged_into``: null, or the campaign this one was found to be part of (``clusterer stream``: one window
   clustered two campaigns of earlier windows as one family, e.g. an English and a French variant sent from
   separate accounts); a merged campaign keeps its row (earlier outputs carry its ID) and everything that
