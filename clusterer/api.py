@@ -333,8 +333,8 @@ ASSIGN_NOT_NULL = frozenset({"run_id", "day", "prompt_id", "account_id", "contai
 @dataclass
 class Assignment:
     """``labels``: one row per input prompt, in input order (``run_id``, ``day``, ``prompt_id``,
-    ``account_id``, ``campaign_id`` or null, ``containment``: the share of the best campaign's scaffold set,
-    or of the variant's scaffold it qualifies by, that the prompt holds)."""
+    ``account_id``, ``campaign_id`` or null, ``containment``: the share of the best campaign's scaffold set
+    that the prompt holds)."""
 
     labels: pl.DataFrame
     manifest: dict[str, Any]

@@ -59,7 +59,7 @@ CAMPAIGN_SCHEMA = {
 # columns a registry written by an earlier version may lack (read as null)
 OPTIONAL_COLUMNS = frozenset({"merged_into", "scaffold_variants"})
 NULLABLE = frozenset({"template", "merged_into", "scaffold_variants"})
-# what a day's family sets of a campaign (the rest is counted from the daily table or kept)
+# the columns a day's family sets for its campaign (the others are counted from the daily table or kept)
 CONTENT_COLUMNS = ("campaign_id", "template", "centroid", "shingles", "scaffold_shingles", "scaffold_variants")
 DAILY_SCHEMA = {
     "campaign_id": pl.String,
