@@ -55,7 +55,7 @@ from ..graph.lsh import Signatures, signatures
 from ..io import outputs
 from ..io.ingest import Prompts
 from ..store.history import annotate_clusters
-from ..store.registry import Naming, Registry, assign_to_known, check_dim
+from ..store.registry import Naming, Registry, assign_to_known_both, check_dim
 from ..text.normalise import text_keys, unspace
 from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
@@ -493,8 +493,7 @@ def carried_campaigns(
     if known.campaigns.height and len(day.rows):
         indptr, hashes = shingle_sets(day.texts, cfg.skeleton.ngram)
         rc = cfg.registry
-        ids, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles)
-        attach, _ = assign_to_known(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles, True)
+        ids, attach = assign_to_known_both(known, indptr, hashes, rc.assign_min_containment, rc.assign_min_shingles)
     if carried.anchors:
         row_of = {int(r): e for e, r in enumerate(day.rows.tolist())}
         for r, cid in carried.anchors.items():

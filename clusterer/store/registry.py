@@ -416,21 +416,46 @@ def assign_to_known(
     campaign's Japanese variant's phrasing). Returns the campaign ID per prompt (None when none qualifies)
     and the containment (of the qualifying scaffold, or of the one it shares most with).
     """
+    pairs = _known_pairs(reg, indptr, hashes, min_containment, min_shingles, variants)
+    return _pick_known(reg, pairs, len(indptr) - 1)
+
+
+def assign_to_known_both(
+    reg: Registry, indptr: NDArray[np.int64], hashes: NDArray[np.uint64], min_containment: float, min_shingles: int
+) -> tuple[list[str | None], list[str | None]]:
+    """:func:`assign_to_known` by the whole sets and with the variants, from one lookup of the prompts'
+    shingles: (the campaign IDs by the whole sets, the campaign IDs with the variants)."""
+    pairs = _known_pairs(reg, indptr, hashes, min_containment, min_shingles, True)
     n = len(indptr) - 1
-    best = np.zeros(n, np.float32)
-    ids: list[str | None] = [None] * n
+    whole = _pick_known(reg, None if pairs is None else pairs.filter(pl.col("whole")), n)[0]
+    return whole, _pick_known(reg, pairs, n)[0]
+
+
+def _known_pairs(
+    reg: Registry,
+    indptr: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+    min_containment: float,
+    min_shingles: int,
+    variants: bool,
+) -> pl.DataFrame | None:
+    """Per prompt (``r``) and scaffold of a campaign (``c``: its row in the registry; ``whole``: its whole
+    scaffold set, else one variant's scaffold): the shingles it shares (``n``), their share of the scaffold
+    (``cont``) and whether it qualifies (``ok``); None when no prompt shares any."""
+    n = len(indptr) - 1
     if reg.campaigns.height == 0 or n == 0:
-        return ids, best
+        return None
     apart = (
         reg.campaigns["scaffold_variants"].to_list()
         if variants and "scaffold_variants" in reg.campaigns.columns
         else [None] * reg.campaigns.height
     )
-    sets, owner = [], []
-    for c, whole in enumerate(reg.campaigns["scaffold_shingles"].to_list()):
-        for s in [whole, *(apart[c] or [])]:
+    sets, owner, whole = [], [], []
+    for c, full in enumerate(reg.campaigns["scaffold_shingles"].to_list()):
+        for v, s in enumerate([full, *(apart[c] or [])]):
             sets.append(np.asarray(s, dtype=np.uint64))
             owner.append(c)
+            whole.append(v == 0)
     camp = np.concatenate([np.full(len(s), e, np.int64) for e, s in enumerate(sets)])
     h = np.concatenate(sets)
     order = np.argsort(h, kind="stable")
@@ -444,23 +469,33 @@ def assign_to_known(
     starts = np.repeat(lo - np.r_[0, np.cumsum(reps)[:-1]], reps)
     pcamp = camp[starts + np.arange(int(reps.sum()))]
     if len(prow) == 0:
-        return ids, best
+        return None
     k = len(sets)
     code, counts = np.unique(prow * k + pcamp, return_counts=True)
     r, e = code // k, code % k
     size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
-    pairs = (
-        pl.DataFrame({"r": r, "c": np.asarray(owner, np.int64)[e], "n": counts, "cont": counts / size[e]})
-        .with_columns(((pl.col("cont") >= min_containment) & (pl.col("n") >= min_shingles)).alias("ok"))
-        .group_by("r", "c")
-        .agg(  # per prompt and campaign: the most shingles it shares with one of its scaffolds, whether one qualifies
-            pl.col("n").max(),
-            pl.col("ok").any(),
-            pl.when(pl.col("ok").any()).then(pl.col("cont").filter(pl.col("ok")).max()).otherwise(pl.col("cont").max()),
-        )
+    c = np.asarray(owner, np.int64)[e]
+    return pl.DataFrame(
+        {"r": r, "c": c, "whole": np.asarray(whole)[e], "n": counts, "cont": counts / size[e]}
+    ).with_columns(((pl.col("cont") >= min_containment) & (pl.col("n") >= min_shingles)).alias("ok"))
+
+
+def _pick_known(reg: Registry, pairs: pl.DataFrame | None, n: int) -> tuple[list[str | None], NDArray[np.float32]]:
+    """Per prompt of ``n`` the campaign it shares the most shingles with (with one of its scaffolds in
+    ``pairs``, :func:`_known_pairs`; ties: the campaign first in the registry) when one of that campaign's
+    scaffolds qualifies (None otherwise), and the containment (of the qualifying scaffold, or of the one it
+    shares most with)."""
+    best = np.zeros(n, np.float32)
+    ids: list[str | None] = [None] * n
+    if pairs is None or pairs.height == 0:
+        return ids, best
+    pairs = pairs.group_by("r", "c").agg(  # per prompt and campaign: the most shingles it shares with one of its
+        pl.col("n").max(),  # scaffolds, whether one qualifies
+        pl.col("ok").any(),
+        pl.when(pl.col("ok").any()).then(pl.col("cont").filter(pl.col("ok")).max()).otherwise(pl.col("cont").max()),
     )
-    r, c, n = (pairs[x].to_numpy() for x in ("r", "c", "n"))
-    sel = fastops.best_per_group(r, n, c)  # per prompt: the most shared shingles, ties to the lower campaign
+    r, c, shared = (pairs[x].to_numpy() for x in ("r", "c", "n"))
+    sel = fastops.best_per_group(r, shared, c)  # per prompt: the most shared shingles, ties to the lower campaign
     best[r[sel]] = pairs["cont"].to_numpy()[sel]
     ok = pairs["ok"].to_numpy()[sel]
     root = aliases(reg.campaigns)

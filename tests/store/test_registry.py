@@ -137,6 +137,7 @@ def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_o
         DAILY_SCHEMA,
         Registry,
         assign_to_known,
+        assign_to_known_both,
         save_registry,
     )
 
@@ -188,6 +189,12 @@ def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_o
     assert assign_to_known(old, indptr, hashes, 0.2, 6, variants=True)[0] == [None, "b", None, None, None]
     # and `clusterer assign` reads the whole sets alone (a variant's scaffold can be generic)
     assert assign_to_known(reg, indptr, hashes, 0.2, 6)[0] == [None, "b", None, None, None]
+    # a stream window reads both answers from one lookup of the shingles
+    assert assign_to_known_both(reg, indptr, hashes, 0.2, 6) == (
+        [None, "b", None, None, None],
+        ["a", "b", None, None, None],
+    )
+    assert assign_to_known_both(old, indptr, hashes, 0.2, 6) == ([None, "b", None, None, None],) * 2
     # the variants are written and read back
     save_registry(tmp_path / "reg", reg)
     assert load_registry(tmp_path / "reg").campaigns["scaffold_variants"].to_list() == [[long_a, short_a], None]
