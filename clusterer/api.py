@@ -173,6 +173,8 @@ def check_out(
     """
     if not isinstance(out, (str, Path)):
         raise TypeError(f"out must be a str or Path (got {type(out).__name__})")
+    if not str(out).strip():  # Path("") is the working directory: an empty flag would replace it
+        raise OutputError("--out is empty; name the output directory (e.g. --out runs/today)")
     out = Path(out)
     held = _input_holding(out, logs)
     if held is not None:
@@ -218,6 +220,8 @@ def check_out_file(out: str | Path, logs: Any = None, keep: Sequence[tuple[str |
     Raises:
         OutputError: it would replace or write into one of them.
     """
+    if not str(out).strip():
+        raise OutputError("--out is empty; name the file to write")
     out = Path(out)
     held = _input_holding(out, logs, files=True)
     if held is not None:

@@ -104,7 +104,17 @@ LogsArg = Annotated[
         help="Log files, globs or directories of part files (.parquet, .jsonl/.ndjson, .csv).", show_default=False
     ),
 ]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (created if missing).")]
+
+
+def _out_path(value: str) -> Path:
+    """An ``--out`` value as a path; an empty one is refused (``Path("")`` is the working directory, which an
+    output set would replace)."""
+    if not str(value).strip():
+        raise typer.BadParameter("is empty; name the directory or file to write")
+    return Path(value)
+
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", parser=_out_path, help="Output directory (created if missing).")]
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Logs on stderr as 'text' or 'json' (one per line).")]
 StreamRegistryOpt = Annotated[
     Path,
@@ -308,7 +318,7 @@ def watch(
 def assign(
     logs: LogsArg,
     registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=_out_path, help="Output parquet file.")],
     config: Annotated[Path | None, typer.Option(help="TOML config file (ingest, normalise, campaign).")] = None,
     log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
@@ -393,7 +403,8 @@ def show(
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of a finished `clusterer run`.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html).")
+        Path | None,
+        typer.Option("--out", "-o", parser=_out_path, help="HTML file to write (default: RUN_DIR/report.html)."),
     ] = None,
     registry: Annotated[
         Path | None, typer.Option(help="Campaign registry of the run, for first-seen / days-seen facts.")
@@ -460,11 +471,11 @@ KeyFileOpt = Annotated[
 @fingerprints_app.command("export")
 def fingerprints_export(
     registry: Annotated[Path, typer.Option(help="Campaign registry directory written by `run --registry`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Fingerprint file to write (JSON).")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=_out_path, help="Fingerprint file to write (JSON).")],
     key_file: KeyFileOpt = None,
     provider: Annotated[str, typer.Option(help="Your name as the peer will see it.")] = "provider",
     config: Annotated[
-        Path | None, typer.Option(help="TOML config the registry's runs used ([skeleton] ngram, [normalise]).")
+        Path | None, typer.Option(help="TOML config the registry's runs used (\\[skeleton] ngram, \\[normalise]).")
     ] = None,
 ) -> None:
     """Write the registry's campaigns as keyed fingerprints: hashed scaffold shingles, MinHash, slot structure,
@@ -525,7 +536,9 @@ def calibrate(
         list[Path],
         typer.Argument(help="Verdict files (CSV / JSON lines / parquet): run, campaign_id or cluster_id, verdict."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="TOML file to write the fitted [campaign] table to.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", parser=_out_path, help="TOML file to write the fitted \\[campaign] table to.")
+    ],
     test: Annotated[
         list[Path] | None, typer.Option(help="Verdict files held out from the fit, to measure it on.")
     ] = None,
@@ -547,7 +560,7 @@ def calibrate(
         ),
     ] = None,
 ) -> None:
-    """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a [campaign]
+    """Fit the campaign score's weights to analysts' verdicts on past runs and write them as a \\[campaign]
     config; prints precision / recall before and after, on the verdicts and on --test ones."""
     from .campaigns import calibrate as cal
     from .config import load_config

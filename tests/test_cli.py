@@ -36,6 +36,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert "Traceback" not in res.output
 
 
+def test_an_empty_out_is_refused_not_read_as_the_working_directory(tmp_path):
+    """``--out ""`` is ``Path("")``, the working directory, which an output set replaces: refused."""
+    res = runner.invoke(app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", "")])
+    assert res.exit_code == 2 and "is empty" in res.output
+    res = runner.invoke(app, ["fingerprints", "export", "--registry", str(tmp_path / "r"), "--out", " "])
+    assert res.exit_code == 2 and "is empty" in res.output
+
+
 def test_bad_option_value_exits_2(tmp_path):
     res = runner.invoke(
         app, [*_args(tmp_path, str(DATA / "sample_day.parquet"), "--out", str(tmp_path / "o"), "--k", "1")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import datetime as dt
 import functools
 import glob as globlib
 import io
@@ -224,7 +225,7 @@ def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
             # identifiers are text: type inference would read "0012" as 12 (merging accounts "012" and "12")
             # and "1e3" as a float, and the IDs would no longer join back to the source
             names = pl.scan_csv(path, encoding=enc, n_rows=0, infer_schema=False).collect_schema().names()
-            ids = {c: pl.String for c in _id_columns(cfg) if c in names}
+            ids = {c: pl.String for c in (*_id_columns(cfg), cfg.text_col) if c in names}
             return pl.scan_csv(path, encoding=enc, infer_schema_length=10000, schema_overrides=ids or None)
         # chat logs: read message content as text whatever its shape (a string or a list of parts, in any
         # mix); _messages_text takes the text parts out of the JSON of a list
@@ -341,8 +342,10 @@ _TEXT_TYPES = (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)
 
 
 def _check_text_type(lf: pl.LazyFrame, dtype: pl.DataType, where: str, cfg: IngestConfig) -> None:
-    """Refuse a text column that holds structures instead of strings (it would be stringified silently)."""
-    if isinstance(dtype, _TEXT_TYPES) or dtype in _TEXT_TYPES or dtype.is_numeric() or dtype == pl.Boolean:
+    """Refuse a text column that holds structures, numbers or booleans instead of strings (it would be
+    stringified silently: a ``--text-col`` naming a length or flag column clusters every row as one text).
+    A CSV's text column is read as text, so a prompt that is a number stays a prompt."""
+    if isinstance(dtype, _TEXT_TYPES) or dtype in _TEXT_TYPES:
         return
     try:
         sample = lf.select(pl.col(cfg.text_col)).head(_EXAMPLES).collect()[cfg.text_col].to_list()
@@ -460,6 +463,9 @@ def _first_line(err: Exception) -> str:
 
 
 _INT64_MIN = -(2**63)
+# the times a prompt log can hold: anything outside is an epoch in a wrong unit or a corrupt value
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
 _FORMAT_PASSES = 4  # timestamp string formats inferred in turn before the rest are reported unparseable
 
 
@@ -504,6 +510,28 @@ def _raise_bad_rows(df: pl.DataFrame, bad: pl.Series, name: str, files: list[str
         f"{files[f]} row {r}: {v!r}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex["__ts"], strict=True)
     )
     raise InputError(f"column '{name}' has {int(bad.sum())} {what} (e.g. {shown}); expected {expected}")
+
+
+def _far_timestamps(df: pl.DataFrame, ts: pl.Series, cfg: IngestConfig, files: list[str]) -> pl.Series:
+    """``ts`` with the times no prompt log holds (before ``EARLIEST`` or from ``LATEST`` on: an epoch in a
+    wrong unit, a corrupt value) refused, naming them; with ``--null-timestamps skip`` they are null, kept
+    unclustered as a null timestamp is. One such row would otherwise date a stream window decades away and
+    make every later row of the day late."""
+    far = ts.is_not_null() & ((ts < EARLIEST) | (ts >= LATEST))
+    if not far.any():
+        return ts
+    if cfg.null_timestamps == "error":
+        ex = df.with_columns(ts.alias("__parsed")).filter(far).head(_EXAMPLES)
+        shown = "; ".join(
+            f"{files[f]} row {r}: {v!r} read as {p:%Y-%m-%d %H:%M:%S}"
+            for f, r, v, p in zip(ex["_file"], ex["_file_row"], ex["__ts"], ex["__parsed"], strict=True)
+        )
+        raise InputError(
+            f"column '{cfg.timestamp_col}' has {int(far.sum())} times before {EARLIEST:%Y} or from {LATEST:%Y} on "
+            f"(e.g. {shown}): a wrong epoch unit or a corrupt value, not a prompt's time; fix or drop them, or "
+            "pass --null-timestamps skip to keep them unclustered (status 'no_timestamp')"
+        )
+    return pl.select(pl.when(far).then(None).otherwise(ts).alias("timestamp")).to_series()
 
 
 def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Series:
@@ -819,7 +847,7 @@ def _validate(
                 f"(e.g. {_rows_example(df, missing, sources)}); drop them or pass --fill-account"
             )
         acc = pl.select(pl.when(missing).then(pl.lit(cfg.fill_account)).otherwise(acc)).to_series()
-    ts = _parse_timestamps(df, cfg.timestamp_col, sources)
+    ts = _far_timestamps(df, _parse_timestamps(df, cfg.timestamp_col, sources), cfg, sources)
     null_ts = ts.is_null()
     if len(ts) and null_ts.all():
         raise InputError(
@@ -850,8 +878,8 @@ def _validate(
             vals = pid.filter(dup).unique(maintain_order=True).head(_EXAMPLES).to_list()
             raise InputError(
                 f"column '{cfg.prompt_id_col}' has {int(dup.sum())} rows sharing "
-                f"{pid.filter(dup).n_unique()} duplicated IDs (e.g. {', '.join(map(repr, vals))} at "
-                f"{_rows_example(df, dup, sources)}); IDs must be unique to join on; "
+                f"{pid.filter(dup).n_unique()} duplicated IDs (e.g. {', '.join(map(repr, vals))}; {vals[0]!r} at "
+                f"{_rows_example(df, pid == vals[0], sources)}); IDs must be unique to join on; "
                 "de-duplicate the logs or pass --new-prompt-ids"
             )
     extras = [c for c in df.columns if not c.startswith("_")]

@@ -244,7 +244,7 @@ def test_duplicate_prompt_ids(tmp_path):
     with pytest.raises(
         InputError,
         match=r"column 'prompt_id' has 4 rows sharing 2 duplicated IDs "
-        r"\(e.g. 'x', 'y' at .*d.parquet row 0.*--new-prompt-ids",
+        r"\(e.g. 'x', 'y'; 'x' at \S*d.parquet row 0, \S*d.parquet row 2\).*--new-prompt-ids",
     ):
         read_logs([path], IngestConfig())
     got = read_logs([path], IngestConfig(new_prompt_ids=True))
@@ -292,6 +292,48 @@ def test_csv_identifiers_are_text_not_numbers(tmp_path):
     assert got["account_id"].to_list() == ["012", "12", "0012", "12"]
     assert got["org_id"].to_list() == ["007", "7", "007", "0"]
     assert got["tokens"].dtype.is_integer()
+
+
+def test_a_duplicate_in_another_part_file_is_named_where_it_is(tmp_path):
+    """The second copy of an ID re-sent in another part file is named with the first (file and row)."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    _rows(3).write_parquet(parts / "p1.parquet")
+    _rows(1).with_columns(pl.lit("id2").alias("prompt_id")).write_parquet(parts / "p2.parquet")
+    with pytest.raises(InputError, match=r"'id2' at \S*p1.parquet row 2, \S*p2.parquet row 0"):
+        read_logs([parts], IngestConfig())
+
+
+def test_times_no_prompt_log_holds_are_named_or_skipped(tmp_path):
+    """An epoch in a wrong unit or a corrupt value (9e18 read as nanoseconds: 2255; -5: 1969) is refused with
+    its file, row, raw value and the time it was read as — one such row would date a stream window centuries
+    away and make the rest of the day late; with --null-timestamps skip it is null (kept unclustered)."""
+    path = tmp_path / "far.parquet"
+    _rows(4).with_columns(
+        pl.Series("timestamp", [1_764_000_000, 9_000_000_000_000_000_000, -5, 1_764_000_060])
+    ).write_parquet(path)
+    with pytest.raises(
+        InputError,
+        match=r"column 'timestamp' has 2 times before 1990 or from 2100 on \(e.g. \S*far.parquet row 1: "
+        r"9000000000000000000 read as 2255-03-14 .*far.parquet row 2: -5 read as 1969-12-31 23:59:55\).*"
+        r"--null-timestamps skip",
+    ):
+        read_logs([path], IngestConfig())
+    got = read_logs([path], IngestConfig(null_timestamps="skip")).frame["timestamp"]
+    assert got.is_null().to_list() == [False, True, True, False]
+    assert got[3] - got[0] == dt.timedelta(seconds=60)
+
+
+def test_a_text_column_of_numbers_is_refused_but_a_csv_prompt_that_is_a_number_is_text(tmp_path):
+    """A --text-col naming a numeric column (a length, a flag) would cluster every row as its number: refused
+    with examples. A CSV's text column is read as text, so prompts that look like numbers stay prompts."""
+    path = tmp_path / "n.parquet"
+    _rows(3).with_columns(pl.col("text").str.len_chars().alias("text")).write_parquet(path)
+    with pytest.raises(InputError, match=r"column 'text' holds UInt32 values, not text \(e.g. row 0: '15'.*--text-col"):
+        read_logs([path], IngestConfig())
+    csv = tmp_path / "n.csv"
+    _rows(3).with_columns(pl.Series("text", ["0012", "3.50", "42"])).write_csv(csv)
+    assert read_logs([csv], IngestConfig()).frame["text"].to_list() == ["0012", "3.50", "42"]
 
 
 def test_epoch_timestamps_out_of_range_show_rows(tmp_path):
