@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from .config import SECTIONS, RunConfig, load_config, options
 from .errors import ConfigError, InputError, OutputError
 from .io import artifacts
-from .io.ingest import Prompts, read_frame, read_logs
+from .io.ingest import Prompts, id_order, read_frame, read_logs
 
 if TYPE_CHECKING:
     from .progress import Reporter
@@ -309,7 +311,12 @@ def cluster(
             prompts = read_input(logs, cfg, engine)
         from .run import pipeline  # the heavy imports, after every cheap check
 
-        return pipeline.compute(
+        # the day clustered in prompt-ID order whatever order its rows came in (kNN and HDBSCAN break ties by
+        # position), its rows given back in input order (a stream window's rows come in that order already)
+        order = id_order(prompts)
+        if order is not None:
+            prompts = dataclasses.replace(prompts, frame=prompts.frame[order])
+        result = pipeline.compute(
             prompts,
             cfg,
             reporter=reporter,
@@ -318,6 +325,7 @@ def cluster(
             history=Path(history) if history is not None else None,
             engine=engine,
         )
+        return result if order is None else result.rows_in(np.argsort(order))
     finally:
         if engine is not None:
             engine.close()

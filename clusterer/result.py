@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -55,6 +56,10 @@ class Result:
     # ... and those of them found to be one by the scaffold lines their families lend each other
     campaign_line_merges: frozenset[str] = field(default_factory=frozenset, repr=False)
     reporter: Reporter | None = field(default=None, repr=False, compare=False)
+
+    def rows_in(self, order: NDArray[np.int64]) -> Result:
+        """The result with its per-row outputs (``assignments``, ``vector_of_row``) in ``order``."""
+        return dataclasses.replace(self, assignments=self.assignments[order], vector_of_row=self.vector_of_row[order])
 
     @property
     def run_id(self) -> str:

@@ -45,6 +45,23 @@ def test_polars_and_pandas_frames_give_the_cli_assignments(cli_run, day, fast_cf
     assert expected["run_id"].n_unique() == 1  # the run ID derives from content: file or frame alike
 
 
+def test_the_same_rows_in_any_order_give_the_same_results_each_in_its_own_order(day, fast_cfg):
+    """kNN and HDBSCAN break ties by position: a day is clustered in prompt-ID order, so the same rows in
+    another order (part files listed otherwise, an export sorted by account) give the same run ID, clusters,
+    flags and campaign IDs, and each run's assignments follow its own input order."""
+    frame = day[0]
+    a = clusterer.cluster(frame, fast_cfg())
+    for other in (frame.sample(fraction=1.0, shuffle=True, seed=3), frame.sort("account_id", "text")):
+        b = clusterer.cluster(other, fast_cfg())
+        assert b.assignments["prompt_id"].equals(other["prompt_id"])
+        assert_frame_equal(b.assignments.sort("prompt_id"), a.assignments.sort("prompt_id"))
+        assert_frame_equal(b.clusters, a.clusters, check_exact=False)
+        assert b.accounts.equals(a.accounts) and b.operators.equals(a.operators)
+        back = {p: i for i, p in enumerate(other["prompt_id"].to_list())}
+        rows = [back[p] for p in frame["prompt_id"].to_list()]
+        assert (b.vectors[b.vector_of_row[rows]] == a.vectors[a.vector_of_row]).all()
+
+
 def test_result_write_is_what_run_writes(tmp_path, cli_run, day, fast_cfg):
     res = clusterer.cluster(day[0], fast_cfg())
     manifest = res.write(tmp_path / "api")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import xxhash
+from numpy.typing import NDArray
 
 from ..config import IngestConfig
 from ..errors import InputError
@@ -972,6 +973,15 @@ def rows_of(frame: pl.DataFrame, ids: pl.Series) -> pl.DataFrame | None:
         frame.with_row_index("__at"), on="prompt_id", how="left", maintain_order="left"
     )
     return None if got["__at"].null_count() else got.drop("__at")
+
+
+def id_order(prompts: Prompts) -> NDArray[np.int64] | None:
+    """The rows of ``prompts`` in prompt-ID order (IDs are unique: checked above), None when they are in it
+    already or the IDs were numbered from the row order (no order but that one)."""
+    if prompts.generated_prompt_ids or prompts.frame.height < 2:
+        return None
+    order = prompts.frame["prompt_id"].arg_sort().to_numpy().astype(np.int64)
+    return None if bool((np.diff(order) > 0).all()) else order
 
 
 def content_digest(frame: pl.DataFrame) -> str:

@@ -1040,7 +1040,7 @@ def stream(
     try:
         for w in todo:
             start = dt.datetime.fromtimestamp(w * sec, dt.timezone.utc)
-            rows = frame.filter(pl.col("_window") == w)
+            rows = frame.filter(pl.col("_window") == w).sort("prompt_id")  # whatever order the rows came in
             target = _window_dir(out, w, sec)
             t0 = time.perf_counter()
             tables = _open_today(tables, target.name)

@@ -766,6 +766,21 @@ def test_a_window_reads_its_own_rows_back_from_any_directory(streamed, tmp_path,
     assert got["prompt_id"].to_list() == ids
 
 
+def test_a_window_gives_the_same_results_whatever_order_its_rows_came_in(streamed, tmp_path):
+    """A window clusters its rows in prompt-ID order: the day's rows shuffled stream to the same windows."""
+    src, traffic, _, args = streamed
+    path = tmp_path / "shuffled.parquet"
+    traffic.sample(fraction=1.0, shuffle=True, seed=5).write_parquet(path)
+    out = tmp_path / "out"
+    again = ["stream", str(path), "--out", str(out), "--registry", str(tmp_path / "reg"), *args[6:]]
+    res = CliRunner().invoke(app, [*again, *OPTS, "--cache-dir", str(src / "cache")])
+    assert res.exit_code == 0, res.output
+    cols = ["prompt_id", "cluster_id", "status", "flagged", "campaign_id"]
+    (first, a), (then, b) = _windows(src / "out"), _windows(out)
+    assert [w["dir"] for w in first["windows"]] == [w["dir"] for w in then["windows"]]
+    assert a.select(cols).sort("prompt_id").equals(b.select(cols).sort("prompt_id"))
+
+
 def test_an_empty_log_is_a_stream_of_no_windows(tmp_path, day):
     path = tmp_path / "empty.parquet"
     day[0].head(0).write_parquet(path)
