@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__
-from .errors import ClustererError
+from .errors import ClustererError, InputError
 
 log = logging.getLogger("clusterer")
 
@@ -275,7 +275,6 @@ def watch(
     import time
 
     from . import api
-    from .errors import InputError
     from .progress import setup_logging
     from .run.windows import Live, check_stream_out, parse_duration, parse_every, stream
 
@@ -491,6 +490,9 @@ def fingerprints_export(
             check_out_file(out, keep=[(key_file, "the key file")])
         key = fp.load_key(key_file)
         reg = load_registry(registry_folder(registry, out))
+        if reg.campaigns.height == 0:  # as `assign` refuses it: an empty file would tell a peer nothing
+            raise InputError(f"registry {registry} holds no campaigns; run `clusterer run --registry {registry}` first")
+        out.parent.mkdir(parents=True, exist_ok=True)
         doc = fp.export_fingerprints(reg.campaigns, key, provider, fp.shingling_settings(load_config(config).to_dict()))
         write_bytes_atomic(out, (json.dumps(doc, indent=1) + "\n").encode())
     except ClustererError as err:

@@ -263,7 +263,10 @@ def _run_prompts(run_dir: Path, manifest: dict[str, Any], ids: pl.Series, logs: 
 
     inputs = [i for i in manifest.get("inputs") or [] if isinstance(i, dict)]
     paths = [Path(p) for p in logs] if logs else [Path(i["path"]) for i in inputs if i.get("path")]
-    if not paths or not all(p.exists() for p in paths):
+    missing = [str(p) for p in paths if not p.exists()]
+    if logs and missing:
+        raise InputError(f"--logs: {', '.join(missing[:3])} does not exist")
+    if not paths or missing:
         raise InputError(
             f"{run_dir}: the run's input files are not at their recorded paths; pass them with --logs "
             "(they are read back to shingle the prompts)"

@@ -151,6 +151,25 @@ def test_outputs_are_not_written_into_the_registry_and_a_file_is_not_a_registry(
     assert res.exit_code == 2 and "is a file, not a registry folder" in res.output, res.output
 
 
+def test_export_of_an_empty_registry_is_refused_and_its_out_folder_is_made(shared):
+    """An empty registry folder exported an empty file (a peer learns nothing; `assign` refuses such a
+    folder): refused. A missing folder of --out is made, as `assign` makes its own; --logs naming a file that
+    does not exist says so."""
+    tmp = shared["tmp"]
+    (tmp / "empty_reg").mkdir()
+    args = ["fingerprints", "export", "--registry", str(tmp / "empty_reg"), "--out", str(tmp / "e.json")]
+    res = CliRunner().invoke(app, args, env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 2 and "holds no campaigns" in res.output and not (tmp / "e.json").exists()
+    deep = tmp / "new" / "folder" / "peer.json"
+    args = ["fingerprints", "export", "--registry", str(tmp / "reg"), "--out", str(deep)]
+    res = CliRunner().invoke(app, args, env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 0, res.output
+    assert json.loads(deep.read_text())["campaigns"] == json.loads(shared["export"].read_text())["campaigns"]
+    args = ["fingerprints", "match", str(deep), str(shared["rb"]), "--logs", str(tmp / "nope.parquet")]
+    res = CliRunner().invoke(app, args, env={fp.KEY_ENV: KEY})
+    assert res.exit_code == 2 and "nope.parquet does not exist" in res.output, res.output
+
+
 def test_a_damaged_file_or_a_registry_as_the_run_is_a_clear_error(shared):
     """A fingerprint file without its campaigns list was read as no campaigns and wiped the run's earlier
     marks; one without a key check was reported as another key; a registry given as the run gave a
