@@ -214,6 +214,9 @@ def _scan_one(path: Path, kind: str, cfg: IngestConfig) -> pl.LazyFrame | None:
     try:
         if kind == "parquet":
             return pl.scan_parquet(path)
+        with path.open("rb") as fh:
+            if fh.read(4) == b"PAR1":  # read as text, its bytes would be named invalid UTF-8
+                raise InputError(f"{path}: is a parquet file, read as {kind}; drop --format or pass --format parquet")
         bad = _first_bad_utf8(path)
         if bad is not None and cfg.on_bad_utf8 == "error":
             line, off = bad
@@ -342,6 +345,15 @@ def _messages_text(msgs: pl.Series, where: str, col: str) -> pl.Series:
 _TEXT_TYPES = (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)
 
 
+def _separator_hint(names: list[str], kind: str) -> str:
+    """A hint for a CSV whose one column name holds another separator (a ``;``- or tab-separated export)."""
+    if kind != "csv" or len(names) != 1:
+        return ""
+    sep = next((c for c in (";", "\t", "|") if c in names[0]), None)
+    shown = "tab" if sep == "\t" else repr(sep)
+    return "" if sep is None else f" (the header reads as one column holding {shown}: CSV is read comma-separated)"
+
+
 def _check_text_type(lf: pl.LazyFrame, dtype: pl.DataType, where: str, cfg: IngestConfig) -> None:
     """Refuse a text column that holds structures, numbers or booleans instead of strings (it would be
     stringified silently: a ``--text-col`` naming a length or flag column clusters every row as one text).
@@ -382,7 +394,7 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig, only_tex
     if not has_text and cfg.messages_col not in names:
         raise InputError(
             f"{where}: missing column '{cfg.text_col}' (nor a chat '{cfg.messages_col}' column); "
-            f"columns present: {', '.join(names) or '(none)'}; pass --text-col NAME"
+            f"columns present: {', '.join(names) or '(none)'}; pass --text-col NAME{_separator_hint(names, kind)}"
         )
     for col, flag in ((cfg.account_col, "--account-col"), (cfg.timestamp_col, "--timestamp-col")):
         if col not in names:

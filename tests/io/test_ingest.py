@@ -304,6 +304,19 @@ def test_a_duplicate_in_another_part_file_is_named_where_it_is(tmp_path):
         read_logs([parts], IngestConfig())
 
 
+def test_a_semicolon_csv_and_a_parquet_file_read_as_csv_are_told_apart(tmp_path):
+    """A ';'-separated export reads as one column: the error says so. A parquet file given --format csv was
+    named invalid UTF-8 (with --on-bad-utf8 as the fix): it is named a parquet file."""
+    semi = tmp_path / "semi.csv"
+    _rows(3).write_csv(semi, separator=";")
+    with pytest.raises(InputError, match=r"missing column 'text'.*one column holding ';': CSV is read comma-separated"):
+        read_logs([semi], IngestConfig())
+    pq = tmp_path / "p.parquet"
+    _rows(3).write_parquet(pq)
+    with pytest.raises(InputError, match=r"p.parquet: is a parquet file, read as csv; drop --format"):
+        read_logs([pq], IngestConfig(format="csv"))
+
+
 def test_times_no_prompt_log_holds_are_named_or_skipped(tmp_path):
     """An epoch in a wrong unit or a corrupt value (9e18 read as nanoseconds: 2255; -5: 1969) is refused with
     its file, row, raw value and the time it was read as — one such row would date a stream window centuries
