@@ -119,7 +119,13 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
             "line_joins": g.line_joins,
         },
         **(
-            {"known": {"rows_attached": a.camp.known.attached, "clusters_holding": len(a.camp.known.held)}}
+            {
+                "known": {
+                    "rows_attached": a.camp.known.attached,
+                    "clusters_holding": len(a.camp.known.held),
+                    "rows_split": a.clustering.split,
+                }
+            }
             if a.camp.known is not None
             else {}
         ),

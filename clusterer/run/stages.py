@@ -189,6 +189,7 @@ class Clustering:
     # stream window: the earlier prompts today that hold a fragment's core (campaigns.earlier.earlier_hits) of
     # the accounts read (those with a row in a fragment before the families took noise), and the cores
     earlier: EarlierRead | None = None
+    split: int = 0  # stream window: rows moved out of fragments of several campaigns and no template (split_mixed)
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -244,11 +245,7 @@ def cluster_stage(
     rhythm, ids, attach = None, None, None
     if registry is not None and carried is not None and carried.keep:
         ids, attach = carried_campaigns(day, cfg, registry, carried)
-        if carried.rhythm:
-            names = sorted(carried.rhythm)
-            code = {x: k for k, x in enumerate(names)}
-            rows = np.array([code.get(x, -1) for x in ids], np.int64)
-            rhythm = DayRhythm(rows, np.stack([carried.rhythm[x] for x in names]).astype(np.float64))
+        rhythm = _carried_rhythm(carried, ids)
     clusters = cluster_edges(day.m, edges.i, edges.j, distance(edges.sim), c)
     attached = attach_noise(clusters.labels, edges.i, edges.j, edges.sim, c.attach_min_sim)
     attached = propagate_labels(
@@ -258,6 +255,7 @@ def cluster_stage(
     attached = rehome_by_template(
         attached, sk.indptr, sk.hashes, c.attach_template, c.attach_template_shingles, c.rehome_size_ratio
     )
+    attached, split = split_mixed(attached, attach, sk.indptr, sk.hashes, c.attach_template_shingles)
     read, senders = None, None
     if carried is not None and carried.earlier is not None:
         accounts = day.frame["account_id"].gather(day.rows[attached >= 0]).unique()
@@ -306,7 +304,17 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, carried=ids, attach=attach, earlier=read)
+    return Clustering(clusters, grouping, fit, shared, copies, carried=ids, attach=attach, earlier=read, split=split)
+
+
+def _carried_rhythm(carried: Carried, ids: list[str | None]) -> DayRhythm | None:
+    """The day's rhythm so far of the campaign each row carries (``ids``; None: no campaign has one)."""
+    if not carried.rhythm:
+        return None
+    names = sorted(carried.rhythm)
+    code = {x: k for k, x in enumerate(names)}
+    rows = np.array([code.get(x, -1) for x in ids], np.int64)
+    return DayRhythm(rows, np.stack([carried.rhythm[x] for x in names]).astype(np.float64))
 
 
 def _earlier_hits(cores: Cores, cfg: RunConfig, earlier: Earlier, accounts: pl.Series) -> pl.DataFrame:
@@ -556,6 +564,71 @@ def attach_known(labels: NDArray[np.int64], ids: list[str | None], held: dict[in
         if x is not None and x in owner:
             out[r] = owner[x]
     return out
+
+
+def split_mixed(
+    labels: NDArray[np.int64],
+    ids: list[str | None] | None,
+    sk_indptr: NDArray[np.int64],
+    sk_hashes: NDArray[np.uint64],
+    min_shingles: int,
+    min_rows: int = 3,
+) -> tuple[NDArray[np.int64], int]:
+    """Fragments of a stream window that hold no template of their own but several campaigns flagged earlier
+    that day, split by campaign (``labels``: fragment per row, -1 noise; ``ids``: per row the campaign it
+    carries or holds a variant's scaffold of, the second list of :func:`carried_campaigns`).
+
+    Several campaigns of one operator drawing their payloads from one pool in the same hour are linked by
+    their shared payloads: inside a window, where each has a hundred-odd prompts, HDBSCAN can take a chain of
+    them as one fragment, which then reads as one new campaign (the blind 100k day's window 14: 146 rows of
+    the rubric, extraction and memo campaigns and a few ordinary prompts, flagged under a fourth ID). Over the
+    whole day each campaign's scaffold is dense enough to stand apart. Such a fragment has no core — no
+    skeleton shingle held by half its members (fewer than ``min_shingles``: :func:`~..clustering.refine._cores`)
+    — and its rows carry two or more campaigns, each by ≥ ``min_rows`` rows, together most of them. Its rows
+    carrying a campaign join the largest other fragment most of whose carrying rows carry it; the rest of
+    that campaign's rows make a fragment of their own; rows carrying none stay (their fragment keeps its
+    number). A fragment of one campaign, or with a core, is left as it is. Returns the labels and how many
+    rows moved (``ids`` None, outside a stream window: the labels as they are)."""
+    from ..clustering.refine import _cores
+
+    k = n_labels(labels)
+    if ids is None or k == 0 or not any(x is not None for x in ids):
+        return labels, 0
+    _, core_size, _, _ = _cores(labels, sk_indptr, sk_hashes, min_shingles)
+    df = pl.DataFrame({"r": np.arange(len(labels)), "c": labels, "id": pl.Series(ids, dtype=pl.String)}).filter(
+        pl.col("c") >= 0
+    )
+    size = df.group_by("c").len().rename({"len": "n"})
+    per = df.filter(pl.col("id").is_not_null()).group_by("c", "id").len().join(size, on="c")
+    mixed = (
+        per.filter(pl.col("len") >= min_rows)
+        .group_by("c")
+        .agg(pl.len().alias("ids"), pl.col("len").sum().alias("held"), pl.col("n").first())
+        .filter((pl.col("ids") >= 2) & (2 * pl.col("held") > pl.col("n")))
+    )
+    mixed = mixed.filter(pl.Series([core_size[c] == 0 for c in mixed["c"].to_list()], dtype=pl.Boolean))
+    if mixed.height == 0:
+        return labels, 0
+    bad = set(mixed["c"].to_list())
+    # the other fragments holding each campaign: most of their carrying rows carry it; the largest takes them
+    home: dict[str, tuple[int, int]] = {}
+    top = per.filter(~pl.col("c").is_in(list(bad))).with_columns(pl.col("len").sum().over("c").alias("carrying"))
+    for c, x, n in top.filter(2 * pl.col("len") > pl.col("carrying")).select("c", "id", "n").iter_rows():
+        if x not in home or (n, -c) > (home[x][1], -home[x][0]):
+            home[x] = (c, n)
+    out, moved = labels.copy(), 0
+    nxt = k
+    moving = df.filter(pl.col("c").is_in(list(bad)) & pl.col("id").is_not_null())
+    for x, rows in moving.group_by("id").agg(pl.col("r").sort()).sort("id").iter_rows():
+        at = np.asarray(rows, np.int64)
+        if x in home:
+            out[at], moved = home[x][0], moved + len(at)
+        elif len(at) >= min_rows:
+            out[at], moved, nxt = nxt, moved + len(at), nxt + 1
+    # fragments numbered 0.. again in order of their first number (an emptied one leaves no gap)
+    used = np.unique(out[out >= 0])
+    out[out >= 0] = np.searchsorted(used, out[out >= 0])
+    return out, moved
 
 
 @dataclass(frozen=True, slots=True)

@@ -435,6 +435,44 @@ def test_rows_no_cluster_took_join_the_cluster_holding_their_campaign():
     assert attach_known(labels, ids, {}).tolist() == labels.tolist()
 
 
+def test_a_fragment_without_a_template_holding_several_campaigns_is_split_by_campaign():
+    import numpy as np
+
+    from clusterer.run.stages import split_mixed
+
+    def skeletons(rows):
+        sets = [np.array(sorted(r), np.uint64) for r in rows]
+        return np.r_[0, np.cumsum([len(s) for s in sets])].astype(np.int64), np.concatenate(sets)
+
+    core = {1, 2, 3, 4, 5}
+    # fragment 0: campaign a's template (a core of 5 shingles); fragment 1: rows of campaigns a and b and two
+    # ordinary prompts, each with shingles of its own (no core); fragment 2: an ordinary topic, no core
+    rows = [core | {100 + r} for r in range(6)] + [{200 + 3 * r, 201 + 3 * r, 202 + 3 * r} for r in range(12)]
+    rows += [{400 + r} for r in range(4)]
+    labels = np.array([0] * 6 + [1] * 12 + [2] * 4)
+    ids = ["a"] * 6 + ["a"] * 5 + ["b"] * 5 + [None, None] + [None] * 4
+    indptr, hashes = skeletons(rows)
+    out, moved = split_mixed(labels, ids, indptr, hashes, 4)
+    # a's rows join the fragment holding a, b's make a fragment of their own, the ordinary prompts stay
+    assert out.tolist() == [0] * 11 + [3] * 5 + [1, 1] + [2] * 4
+    assert moved == 10
+    # fewer than 3 rows of b: one campaign only, nothing moves
+    ids_one = ["a"] * 6 + ["a"] * 5 + ["b"] * 2 + [None] * 5 + [None] * 4
+    assert split_mixed(labels, ids_one, indptr, hashes, 4)[0].tolist() == labels.tolist()
+    # the mixed fragment has a template of its own (a core every row holds): nothing moves
+    rows_t = rows[:6] + [r | {900, 901, 902, 903} for r in rows[6:18]] + rows[18:]
+    assert split_mixed(labels, ids, *skeletons(rows_t), 4)[0].tolist() == labels.tolist()
+    # the campaigns are not most of its rows: nothing moves
+    ids_few = ["a"] * 6 + ["a"] * 3 + ["b"] * 3 + [None] * 6 + [None] * 4
+    assert split_mixed(labels, ids_few, indptr, hashes, 4)[0].tolist() == labels.tolist()
+    # every row of the mixed fragment moves: it is gone, and the fragments after it are numbered down
+    ids_all = ["a"] * 6 + ["a"] * 6 + ["b"] * 6 + [None] * 4
+    out, moved = split_mixed(labels, ids_all, indptr, hashes, 4)
+    assert (out.tolist(), moved) == ([0] * 12 + [2] * 6 + [1] * 4, 12)
+    # outside a stream window nothing is carried: the labels as they are
+    assert split_mixed(labels, None, indptr, hashes, 4)[0].tolist() == labels.tolist()
+
+
 class _Naming:
     """A registry naming that names each flagged cluster from a fixed table."""
 
