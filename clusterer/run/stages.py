@@ -585,8 +585,9 @@ def split_mixed(
     whole day each campaign's scaffold is dense enough to stand apart. Such a fragment has no core — no
     skeleton shingle held by half its members (fewer than ``min_shingles``: :func:`~..clustering.refine._cores`)
     — and its rows carry two or more campaigns, each by ≥ ``min_rows`` rows, together most of them. Its rows
-    carrying a campaign join the largest other fragment most of whose carrying rows carry it; the rest of
-    that campaign's rows make a fragment of their own; rows carrying none stay (their fragment keeps its
+    carrying a campaign join the largest other fragment most of whose carrying rows carry it, or, when none
+    holds it, make a fragment of their own (numbered after the others); rows carrying none stay, and when
+    none would, the campaign with the most rows stays (no fragment is emptied, and every fragment keeps its
     number). A fragment of one campaign, or with a core, is left as it is. Returns the labels and how many
     rows moved (``ids`` None, outside a stream window: the labels as they are)."""
     from ..clustering.refine import _cores
@@ -617,17 +618,24 @@ def split_mixed(
         if x not in home or (n, -c) > (home[x][1], -home[x][0]):
             home[x] = (c, n)
     out, moved = labels.copy(), 0
-    nxt = k
+    nxt = k  # new fragments are numbered after HDBSCAN's: the earlier prompts' hits read fragments by number
     moving = df.filter(pl.col("c").is_in(list(bad)) & pl.col("id").is_not_null())
-    for x, rows in moving.group_by("id").agg(pl.col("r").sort()).sort("id").iter_rows():
-        at = np.asarray(rows, np.int64)
-        if x in home:
-            out[at], moved = home[x][0], moved + len(at)
-        elif len(at) >= min_rows:
-            out[at], moved, nxt = nxt, moved + len(at), nxt + 1
-    # fragments numbered 0.. again in order of their first number (an emptied one leaves no gap)
-    used = np.unique(out[out >= 0])
-    out[out >= 0] = np.searchsorted(used, out[out >= 0])
+    groups = moving.group_by("c", "id").agg(pl.col("r").sort()).sort("c", "id")
+    for (c,), part in groups.group_by(["c"], maintain_order=True):
+        go = [
+            (x, np.asarray(rows, np.int64))
+            for x, rows in zip(part["id"], part["r"], strict=True)
+            if x in home or len(rows) >= min_rows
+        ]
+        if sum(len(at) for _, at in go) == int(size.filter(pl.col("c") == c)["n"][0]):
+            # every row would leave: the campaign with the most rows stays (no fragment is emptied)
+            go.pop(max(range(len(go)), key=lambda e: (len(go[e][1]), go[e][0] not in home)))
+        for x, at in go:
+            if x in home:
+                out[at] = home[x][0]
+            else:
+                out[at], nxt = nxt, nxt + 1
+            moved += len(at)
     return out, moved
 
 

@@ -465,10 +465,14 @@ def test_a_fragment_without_a_template_holding_several_campaigns_is_split_by_cam
     # the campaigns are not most of its rows: nothing moves
     ids_few = ["a"] * 6 + ["a"] * 3 + ["b"] * 3 + [None] * 6 + [None] * 4
     assert split_mixed(labels, ids_few, indptr, hashes, 4)[0].tolist() == labels.tolist()
-    # every row of the mixed fragment moves: it is gone, and the fragments after it are numbered down
-    ids_all = ["a"] * 6 + ["a"] * 6 + ["b"] * 6 + [None] * 4
+    # every row of the mixed fragment carries a campaign: the one with the most rows stays, so no fragment is
+    # emptied and none is numbered again
+    ids_all = ["a"] * 6 + ["a"] * 5 + ["b"] * 7 + [None] * 4
     out, moved = split_mixed(labels, ids_all, indptr, hashes, 4)
-    assert (out.tolist(), moved) == ([0] * 12 + [2] * 6 + [1] * 4, 12)
+    assert (out.tolist(), moved) == ([0] * 11 + [1] * 7 + [2] * 4, 5)
+    ids_all = ["a"] * 6 + ["a"] * 7 + ["b"] * 5 + [None] * 4
+    out, moved = split_mixed(labels, ids_all, indptr, hashes, 4)
+    assert (out.tolist(), moved) == ([0] * 6 + [1] * 7 + [3] * 5 + [2] * 4, 5)
     # outside a stream window nothing is carried: the labels as they are
     assert split_mixed(labels, None, indptr, hashes, 4)[0].tolist() == labels.tolist()
 
