@@ -584,10 +584,11 @@ def split_mixed(
     the rubric, extraction and memo campaigns and a few ordinary prompts, flagged under a fourth ID). Over the
     whole day each campaign's scaffold is dense enough to stand apart. Such a fragment has no core — no
     skeleton shingle held by half its members (fewer than ``min_shingles``: :func:`~..clustering.refine._cores`)
-    — and its rows carry two or more campaigns, each by ≥ ``min_rows`` rows, together most of them. Its rows
-    carrying a campaign join the largest other fragment most of whose carrying rows carry it, or, when none
-    holds it, make a fragment of their own (numbered after the others); rows carrying none stay, and when
-    none would, the campaign with the most rows stays (no fragment is emptied, and every fragment keeps its
+    — and its rows carry two or more campaigns, each by ≥ ``min_rows`` rows, together most of them. The rows
+    of each such campaign make a fragment of their own (numbered after the others), which the family
+    grouping joins to the campaign's other fragments as it joins any variant: no row is put into another
+    fragment, whose core it would thin. Rows carrying none, or a campaign by fewer rows, stay; when none
+    would, the campaign with the most rows stays (no fragment is emptied, and every fragment keeps its
     number). A fragment of one campaign, or with a core, is left as it is. Returns the labels and how many
     rows moved (``ids`` None, outside a stream window: the labels as they are)."""
     from ..clustering.refine import _cores
@@ -611,31 +612,17 @@ def split_mixed(
     if mixed.height == 0:
         return labels, 0
     bad = set(mixed["c"].to_list())
-    # the other fragments holding each campaign: most of their carrying rows carry it; the largest takes them
-    home: dict[str, tuple[int, int]] = {}
-    top = per.filter(~pl.col("c").is_in(list(bad))).with_columns(pl.col("len").sum().over("c").alias("carrying"))
-    for c, x, n in top.filter(2 * pl.col("len") > pl.col("carrying")).select("c", "id", "n").iter_rows():
-        if x not in home or (n, -c) > (home[x][1], -home[x][0]):
-            home[x] = (c, n)
     out, moved = labels.copy(), 0
     nxt = k  # new fragments are numbered after HDBSCAN's: the earlier prompts' hits read fragments by number
     moving = df.filter(pl.col("c").is_in(list(bad)) & pl.col("id").is_not_null())
     groups = moving.group_by("c", "id").agg(pl.col("r").sort()).sort("c", "id")
     for (c,), part in groups.group_by(["c"], maintain_order=True):
-        go = [
-            (x, np.asarray(rows, np.int64))
-            for x, rows in zip(part["id"], part["r"], strict=True)
-            if x in home or len(rows) >= min_rows
-        ]
-        if sum(len(at) for _, at in go) == int(size.filter(pl.col("c") == c)["n"][0]):
+        go = [np.asarray(rows, np.int64) for rows in part["r"] if len(rows) >= min_rows]
+        if sum(len(at) for at in go) == int(size.filter(pl.col("c") == c)["n"][0]):
             # every row would leave: the campaign with the most rows stays (no fragment is emptied)
-            go.pop(max(range(len(go)), key=lambda e: (len(go[e][1]), go[e][0] not in home)))
-        for x, at in go:
-            if x in home:
-                out[at] = home[x][0]
-            else:
-                out[at], nxt = nxt, nxt + 1
-            moved += len(at)
+            go.pop(max(range(len(go)), key=lambda e: len(go[e])))
+        for at in go:
+            out[at], nxt, moved = nxt, nxt + 1, moved + len(at)
     return out, moved
 
 

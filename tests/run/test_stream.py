@@ -444,35 +444,34 @@ def test_a_fragment_without_a_template_holding_several_campaigns_is_split_by_cam
         sets = [np.array(sorted(r), np.uint64) for r in rows]
         return np.r_[0, np.cumsum([len(s) for s in sets])].astype(np.int64), np.concatenate(sets)
 
+    def own(n, at):  # n rows, each with shingles of its own
+        return [{at + 3 * r, at + 1 + 3 * r, at + 2 + 3 * r} for r in range(n)]
+
     core = {1, 2, 3, 4, 5}
-    # fragment 0: campaign a's template (a core of 5 shingles); fragment 1: rows of campaigns a and b and two
-    # ordinary prompts, each with shingles of its own (no core); fragment 2: an ordinary topic, no core
-    rows = [core | {100 + r} for r in range(6)] + [{200 + 3 * r, 201 + 3 * r, 202 + 3 * r} for r in range(12)]
-    rows += [{400 + r} for r in range(4)]
-    labels = np.array([0] * 6 + [1] * 12 + [2] * 4)
-    ids = ["a"] * 6 + ["a"] * 5 + ["b"] * 5 + [None, None] + [None] * 4
+    # fragment 0: campaign a's template (a core of 5 shingles); fragment 1: rows of campaigns a, b and c (two
+    # rows) and no core; fragment 2: an ordinary topic, no core; fragment 3: a and b, four rows each, nothing
+    # else; two noise rows carrying a
+    rows = [core | {100 + r} for r in range(6)] + own(12, 200) + own(4, 400) + own(8, 500) + own(2, 600)
+    labels = np.array([0] * 6 + [1] * 12 + [2] * 4 + [3] * 8 + [-1] * 2)
+    ids = ["a"] * 6 + ["a"] * 5 + ["b"] * 5 + ["c"] * 2 + [None] * 4 + ["a"] * 4 + ["b"] * 4 + ["a"] * 2
     indptr, hashes = skeletons(rows)
     out, moved = split_mixed(labels, ids, indptr, hashes, 4)
-    # a's rows join the fragment holding a, b's make a fragment of their own, the ordinary prompts stay
-    assert out.tolist() == [0] * 11 + [3] * 5 + [1, 1] + [2] * 4
-    assert moved == 10
-    # fewer than 3 rows of b: one campaign only, nothing moves
-    ids_one = ["a"] * 6 + ["a"] * 5 + ["b"] * 2 + [None] * 5 + [None] * 4
+    # each campaign's rows make a fragment of their own, numbered after HDBSCAN's (no row joins another
+    # fragment, whose core it would thin); c's two rows stay; fragment 3 would be emptied, so a (the first of
+    # the two largest) stays in it; the template fragment, the ordinary one and the noise are left alone
+    want = [0] * 6 + [4] * 5 + [5] * 5 + [1, 1] + [2] * 4 + [3] * 4 + [6] * 4 + [-1, -1]
+    assert (out.tolist(), moved) == (want, 14)
+    # one campaign by 3 rows or more: nothing moves
+    ids_one = ids[:11] + ["b"] * 2 + [None] * 5 + ids[18:22] + ["a"] * 8 + ids[30:]
     assert split_mixed(labels, ids_one, indptr, hashes, 4)[0].tolist() == labels.tolist()
-    # the mixed fragment has a template of its own (a core every row holds): nothing moves
-    rows_t = rows[:6] + [r | {900, 901, 902, 903} for r in rows[6:18]] + rows[18:]
-    assert split_mixed(labels, ids, *skeletons(rows_t), 4)[0].tolist() == labels.tolist()
-    # the campaigns are not most of its rows: nothing moves
-    ids_few = ["a"] * 6 + ["a"] * 3 + ["b"] * 3 + [None] * 6 + [None] * 4
-    assert split_mixed(labels, ids_few, indptr, hashes, 4)[0].tolist() == labels.tolist()
-    # every row of the mixed fragment carries a campaign: the one with the most rows stays, so no fragment is
-    # emptied and none is numbered again
-    ids_all = ["a"] * 6 + ["a"] * 5 + ["b"] * 7 + [None] * 4
-    out, moved = split_mixed(labels, ids_all, indptr, hashes, 4)
-    assert (out.tolist(), moved) == ([0] * 11 + [1] * 7 + [2] * 4, 5)
-    ids_all = ["a"] * 6 + ["a"] * 7 + ["b"] * 5 + [None] * 4
-    out, moved = split_mixed(labels, ids_all, indptr, hashes, 4)
-    assert (out.tolist(), moved) == ([0] * 6 + [1] * 7 + [3] * 5 + [2] * 4, 5)
+    # the mixed fragments have a template of their own (a core every row holds): nothing moves
+    tagged = rows[:6] + [r | {900, 901, 902, 903} for r in rows[6:18]] + rows[18:22]
+    tagged += [r | {950, 951, 952, 953} for r in rows[22:30]] + rows[30:]
+    assert split_mixed(labels, ids, *skeletons(tagged), 4)[0].tolist() == labels.tolist()
+    # the campaigns are not most of a fragment's rows: it stays whole
+    ids_few = ids[:6] + ["a"] * 3 + ["b"] * 3 + [None] * 6 + ids[18:]
+    out, moved = split_mixed(labels, ids_few, indptr, hashes, 4)
+    assert out[:22].tolist() == labels[:22].tolist() and moved == 4
     # outside a stream window nothing is carried: the labels as they are
     assert split_mixed(labels, None, indptr, hashes, 4)[0].tolist() == labels.tolist()
 
