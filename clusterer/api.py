@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from .config import SECTIONS, RunConfig, load_config, options
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, OutputError
 from .io import artifacts
 from .io.ingest import Prompts, id_order, read_frame, read_logs
 
@@ -378,16 +378,14 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     """
     import xxhash
 
-    from .store.registry import assign_to_known, load_registry, registry_folder
+    from .store.registry import assign_to_known, load_campaigns
     from .text.normalise import normalise
     from .text.skeleton import shingle_sets
 
     cfg = resolve_config(config, **overrides)
     if not isinstance(registry, (str, Path)):
         raise TypeError(f"registry must be a str or Path (got {type(registry).__name__})")
-    reg = load_registry(registry_folder(Path(registry)))
-    if reg.campaigns.height == 0:
-        raise InputError(f"registry {registry} holds no campaigns; run `clusterer run --registry {registry}` first")
+    reg = load_campaigns(Path(registry))
     prompts = read_input(logs, cfg)
     norm = normalise(prompts.frame["text"], cfg.normalise)
     indptr, hashes = shingle_sets(norm.text, cfg.skeleton.ngram)

@@ -483,15 +483,13 @@ def fingerprints_export(
     from .config import load_config
     from .io.artifacts import write_bytes_atomic
     from .store import fingerprints as fp
-    from .store.registry import load_registry, registry_folder
+    from .store.registry import load_campaigns
 
     try:
         if key_file is not None:
             check_out_file(out, keep=[(key_file, "the key file")])
         key = fp.load_key(key_file)
-        reg = load_registry(registry_folder(registry, out))
-        if reg.campaigns.height == 0:  # as `assign` refuses it: an empty file would tell a peer nothing
-            raise InputError(f"registry {registry} holds no campaigns; run `clusterer run --registry {registry}` first")
+        reg = load_campaigns(registry, out)  # an empty registry is refused: its file would tell a peer nothing
         out.parent.mkdir(parents=True, exist_ok=True)
         doc = fp.export_fingerprints(reg.campaigns, key, provider, fp.shingling_settings(load_config(config).to_dict()))
         write_bytes_atomic(out, (json.dumps(doc, indent=1) + "\n").encode())

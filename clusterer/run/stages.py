@@ -596,7 +596,6 @@ def split_mixed(
     k = n_labels(labels)
     if ids is None or k == 0 or not any(x is not None for x in ids):
         return labels, 0
-    _, core_size, _, _ = _cores(labels, sk_indptr, sk_hashes, min_shingles)
     df = pl.DataFrame({"r": np.arange(len(labels)), "c": labels, "id": pl.Series(ids, dtype=pl.String)}).filter(
         pl.col("c") >= 0
     )
@@ -608,17 +607,20 @@ def split_mixed(
         .agg(pl.len().alias("ids"), pl.col("len").sum().alias("held"), pl.col("n").first())
         .filter((pl.col("ids") >= 2) & (2 * pl.col("held") > pl.col("n")))
     )
-    mixed = mixed.filter(pl.Series([core_size[c] == 0 for c in mixed["c"].to_list()], dtype=pl.Boolean))
-    if mixed.height == 0:
+    if mixed.height == 0:  # most windows: the cores below are read only for fragments that hold several
         return labels, 0
-    bad = set(mixed["c"].to_list())
+    cand = np.isin(labels, mixed["c"].to_numpy())
+    _, core_size, _, _ = _cores(np.where(cand, labels, -1), sk_indptr, sk_hashes, min_shingles)
+    n_of = {c: n for c, n in zip(mixed["c"].to_list(), mixed["n"].to_list(), strict=True) if core_size[c] == 0}
+    if not n_of:
+        return labels, 0
     out, moved = labels.copy(), 0
     nxt = k  # new fragments are numbered after HDBSCAN's: the earlier prompts' hits read fragments by number
-    moving = df.filter(pl.col("c").is_in(list(bad)) & pl.col("id").is_not_null())
+    moving = df.filter(pl.col("c").is_in(list(n_of)) & pl.col("id").is_not_null())
     groups = moving.group_by("c", "id").agg(pl.col("r").sort()).sort("c", "id")
     for (c,), part in groups.group_by(["c"], maintain_order=True):
         go = [np.asarray(rows, np.int64) for rows in part["r"] if len(rows) >= min_rows]
-        if sum(len(at) for at in go) == int(size.filter(pl.col("c") == c)["n"][0]):
+        if sum(len(at) for at in go) == n_of[c]:
             # every row would leave: the campaign with the most rows stays (no fragment is emptied)
             go.pop(max(range(len(go)), key=lambda e: len(go[e])))
         for at in go:

@@ -173,6 +173,19 @@ def load_registry(path: Path) -> Registry:
     return reg
 
 
+def load_campaigns(path: Path, out: Path | None = None) -> Registry:
+    """:func:`load_registry` of the folder ``path`` names (:func:`registry_folder`) for a command that reads its
+    campaigns (``clusterer assign``, ``fingerprints export``): one without any is refused.
+
+    Raises:
+        InputError: a missing, damaged or empty registry.
+    """
+    reg = load_registry(registry_folder(path, out))
+    if reg.campaigns.height == 0:
+        raise InputError(f"registry {path} holds no campaigns; run `clusterer run --registry {path}` first")
+    return reg
+
+
 def registry_dim(reg: Registry) -> int | None:
     """Embedding dimension of the registry's centroids (None when it holds no campaigns)."""
     if reg.campaigns.height == 0:
