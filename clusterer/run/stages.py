@@ -682,12 +682,18 @@ def variant_pairs(
     grows, but never starts with it). Two campaigns in one
     language that only behaviour joined (shared senders and payloads), one not yet flagged in two windows, are
     not merged: inside one window a second job of the same accounts looks like that too, and an hour holds no
-    schedule to tell them apart (the batch run of the day has one)."""
+    schedule to tell them apart (the batch run of the day has one). Whatever the evidence, the cluster must
+    hold most of each campaign's rows in the window (its prompts and exemplars): a merge is for the rest of
+    the day, and two campaigns that draw payloads from one pool meet in a small family of shared payloads
+    while most of their rows sit apart."""
     tg, lang = grouping.template_groups, grouping.group_language
     multi = {c: h for c, h in held.items() if len(h) > 1}
     if tg is None or lang is None or not multi:
         return frozenset()
     df = pl.DataFrame({"c": grouping.labels, "g": tg, "id": pl.Series(ids, dtype=pl.String)})
+    rows = df.filter(pl.col("id").is_not_null()).group_by("c", "id").len()
+    rows = rows.with_columns(pl.col("len").sum().over("id").alias("all"))
+    bulk = {(int(c), i) for c, i, k, n in rows.iter_rows() if 2 * k > n}
     main = (
         df.filter(pl.col("c").is_in(list(multi)) & pl.col("id").is_not_null() & (pl.col("g") >= 0))
         .group_by("c", "id", "g")
@@ -711,7 +717,7 @@ def variant_pairs(
         for x in h:
             for y in h:
                 gx, gy = group.get((c, x)), group.get((c, y))
-                if x >= y or gx is None or gy is None:
+                if x >= y or gx is None or gy is None or (c, x) not in bulk or (c, y) not in bulk:
                     continue
                 if gx == gy or (lang[gx] != "" and lang[gy] != "" and lang[gx] != lang[gy]) or together(x, y):
                     out.add((x, y))

@@ -528,6 +528,12 @@ def test_only_campaigns_joined_as_variants_are_merged():
     assert variant_pairs(g, ids, held, {"a": 3, "c": 4}) == {("a", "b"), ("a", "c")}
     assert variant_pairs(g, ids, held, {"c": 4}) == {("a", "b")}
     assert variant_pairs(g, ids, held, {"a": 0, "c": 10}) == {("a", "b")}
+    # a cluster that holds a campaign's rows only in part is no evidence: b has as many rows in another
+    # cluster (1) as in this one, and a merge is for the rest of the day
+    labels2 = np.concatenate([labels, np.ones(3, np.int64)])
+    groups2 = np.concatenate([groups, np.full(3, 3)])
+    g2 = Grouping(labels2, 3, 1, 0, 2, ["en"], groups2, ["en", "en", "fr", "en"])
+    assert variant_pairs(g2, [*ids, "b", "b", "b"], held) == {("a", "d"), ("c", "d")}
 
 
 def test_a_campaign_flagged_in_two_windows_of_the_day_has_a_schedule():
