@@ -10,10 +10,10 @@ clustered with what earlier windows learned (:class:`~clusterer.run.stages.Carri
   when their template matches, else a new one), and rows no family took that carry a campaign join the
   family holding it. Flags stay the window's own score;
 - merges: a flagged family holding several campaigns the window joined as variants of one template (one
-  template group, or a translation), and most of each one's rows in the window, merges them, and so do flagged campaigns whose families lend each other
-  scaffold lines (re-worded variants on their own account pools, ``[cluster] join_variants``) — the one
-  with the most prompts so far keeps its ID, the others are marked ``merged_into`` it in the registry and
-  every later match of them takes that ID;
+  template group, or a translation), and most of each one's rows in the window, merges them, and so do
+  flagged campaigns whose families lend each other scaffold lines (re-worded variants on their own account
+  pools, ``[cluster] join_variants``) — the one with the most prompts so far keeps its ID, the others are
+  marked ``merged_into`` it in the registry and every later match of them takes that ID;
 - the day's rhythm (``OUT/rhythm.parquet``): per campaign its flagged prompts per half hour so far, added to
   the time-of-day profile of the family holding it, so the family grouping's rhythm evidence sees the day so
   far (inside one hour a second job of the same accounts looks like a variant);
