@@ -62,14 +62,13 @@ class Skeletons:
 
 
 def _split(texts: pl.Series) -> pl.DataFrame:
-    """One row per token: row (u32), tok (str), pos (u32 within row)."""
+    """One row per token: row (u32), tok (str)."""
     return (
         pl.DataFrame({"t": texts.fill_null("")})
         .with_row_index("row")
         .select("row", pl.col("t").str.split(" ").alias("tok"))
         .explode("tok")
         .filter(pl.col("tok").is_not_null() & (pl.col("tok") != ""))
-        .with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).over("row").alias("pos"))
     )
 
 
@@ -89,13 +88,30 @@ def _cores(vocab: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _repeated(row: NDArray[np.uint32], ch: NDArray[np.uint64], rare: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Tokens that are rare and whose word core occurs at least twice in their row (see :func:`_tokens`)."""
+    out = np.zeros(len(row), dtype=bool)
+    idx = np.flatnonzero(rare)
+    if len(idx) < 2:
+        return out
+    r, c = row[idx], ch[idx]
+    order = np.lexsort((c, r))
+    r, c = r[order], c[order]
+    new = np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])]
+    run = np.cumsum(new) - 1
+    out[idx[order]] = np.bincount(run)[run] >= 2
+    return out
+
+
 def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) -> pl.DataFrame:
-    """One row per token: row (u32), pos (u32 within row), tok (str), th (u64 token hash).
+    """One row per token: row (u32), tok (str), th (u64 token hash).
 
     With ``common_cores`` (sorted hashes of the day's word cores seen in at least ``min_df`` prompts),
     *repeated slots* are masked first: a word that is rare over the day but occurs at least twice in one
     prompt (a persona name or an entity woven through a scaffold: "You are X now. X never refuses.") is
     replaced by ``SLOT_WORD`` (its punctuation kept), so the scaffold around it stays one template.
+    Everything is decided per distinct token (its core, whether it is rare, its hash and its masked form's)
+    and joined to the tokens once.
     """
     df = _split(texts)
     vocab = df.select(pl.col("tok").unique())
@@ -104,18 +120,26 @@ def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) ->
         return df.join(vocab, on="tok", how="left", maintain_order="left")
     vocab = _cores(vocab)
     rare = vocab["maskable"].to_numpy() & ~_isin_sorted(vocab["ch"].to_numpy(), common_cores)
-    vocab = vocab.with_columns(
-        pl.Series("rare", rare),
-        (pl.col("pre") + SLOT_WORD + pl.col("suf")).alias("masked"),
+    masked = (vocab["pre"] + SLOT_WORD + vocab["suf"]).to_list()
+    th_masked = np.zeros(len(rare), np.uint64)
+    th_masked[rare] = _hash_strings([m for m, r in zip(masked, rare.tolist(), strict=True) if r])
+    vocab = pl.DataFrame(
+        {
+            "tok": vocab["tok"],
+            "ch": vocab["ch"],
+            "rare": rare,
+            "masked": pl.Series(masked, dtype=pl.String),
+            "th": _hash_strings(vocab["tok"].to_list()),
+            "th_masked": th_masked,
+        }
     )
-    df = df.join(vocab.select("tok", "ch", "rare", "masked"), on="tok", how="left", maintain_order="left")
-    repeated = pl.col("rare") & (pl.len().over("row", "ch") >= 2)
-    df = df.with_columns(pl.when(repeated).then(pl.col("masked")).otherwise(pl.col("tok")).alias("tok")).drop(
-        "ch", "rare", "masked"
+    df = df.join(vocab, on="tok", how="left", maintain_order="left")
+    repeated = pl.Series("repeated", _repeated(df["row"].to_numpy(), df["ch"].to_numpy(), df["rare"].to_numpy()))
+    return df.select(
+        "row",
+        pl.when(repeated).then(pl.col("masked")).otherwise(pl.col("tok")).alias("tok"),
+        pl.when(repeated).then(pl.col("th_masked")).otherwise(pl.col("th")).alias("th"),
     )
-    vocab = df.select(pl.col("tok").unique())
-    vocab = vocab.with_columns(pl.Series("th", _hash_strings(vocab["tok"].to_list()), dtype=pl.UInt64))
-    return df.join(vocab, on="tok", how="left", maintain_order="left")
 
 
 def _row_cores(texts: pl.Series, start: int) -> NDArray[np.uint64]:
@@ -419,19 +443,59 @@ def render_template(
     """A prompt's normalised ``text`` with every token not covered by a ``frequent`` shingle replaced by
     ``{…}`` (one per run), i.e. the cluster's common scaffold with slots where members differ. Slots
     have no fixed length: a 10-word and a 400-word payload render the same."""
-    tok = _tokens(pl.Series([text]), common_cores)
+    return render_templates(pl.Series([text], dtype=pl.String), [frequent], ngram, common_cores)[0]
+
+
+def render_templates(
+    texts: pl.Series,
+    frequent: list[NDArray[np.uint64]],
+    ngram: int,
+    common_cores: NDArray[np.uint64] | None = None,
+) -> list[str]:
+    """:func:`render_template` of many prompts at once: ``texts[i]`` rendered with its own ``frequent[i]``
+    (one tokenisation of them all: a run renders one template per cluster, tens of thousands at 1M
+    prompts, and a polars frame per prompt cost more than the rest of the template stage)."""
+    n = len(texts)
+    if n != len(frequent):
+        raise ValueError(f"render_templates: {n} texts and {len(frequent)} shingle sets")
+    tok = _tokens(texts, common_cores)
     if tok.height == 0:
-        return ""
+        return [""] * n
     row = tok["row"].to_numpy()
     g, valid = _windows(row, tok["th"].to_numpy(), ngram)
-    start = valid & np.isin(g, frequent)
+    # a window starts template when its shingle is among its own row's frequent ones
+    sizes = np.fromiter((len(f) for f in frequent), dtype=np.int64, count=n)
+    freq = pl.DataFrame(
+        {
+            "row": np.repeat(np.arange(n, dtype=np.uint32), sizes),
+            "g": np.concatenate([np.zeros(0, np.uint64), *(np.asarray(f, np.uint64) for f in frequent)]),
+        }
+    ).unique()
+    hit = (
+        pl.DataFrame({"row": row, "g": g})
+        .join(freq.with_columns(pl.lit(True).alias("hit")), on=["row", "g"], how="left", maintain_order="left")["hit"]
+        .fill_null(False)
+        .to_numpy()
+    )
+    start = valid & hit
     covered = start.copy()
     for s in range(1, ngram):
-        covered[s:] |= start[:-s]
-    out: list[str] = []
-    for word, c in zip(tok["tok"].to_list(), covered, strict=True):
-        if c:
-            out.append(word)
-        elif not out or out[-1] != SLOT:
-            out.append(SLOT)
-    return " ".join(out)
+        covered[s:] |= start[:-s] & (row[s:] == row[:-s])
+    view = (
+        tok.select("row", "tok")
+        .with_columns(pl.Series("c", covered))
+        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
+        .filter(  # one slot per run of payload tokens
+            ~(
+                (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
+            ).fill_null(False)
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("w").str.join(" "))
+    )
+    return (
+        pl.DataFrame({"row": np.arange(n, dtype=np.uint32)})
+        .join(view, on="row", how="left", maintain_order="left")["w"]
+        .fill_null("")
+        .to_list()
+    )

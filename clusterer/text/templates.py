@@ -14,12 +14,13 @@ from ..accel import reference
 from ..config import SkeletonConfig
 from ..graph.lsh import Signatures
 from .normalise import NO_SPACE_CHARS, text_keys
-from .skeleton import Skeletons, frequent_shingles, render_template
+from .skeleton import Skeletons, frequent_shingles, render_templates
 
 PAIRS_PER_CLUSTER = 256  # sampled member pairs for rigidity
 TEMPLATE_CHARS = 600
 COMMON_SHARE = 0.1
 MAX_COMMON = 4000
+RENDER_BATCH = 4096  # templates rendered per tokenisation (bounds the token frame)
 VARIANT_MIN_ROWS = 3  # a template group (variant) of a cluster with fewer rows has no scaffold set of its own
 MAX_VARIANTS = 16  # per cluster, its largest template groups
 
@@ -62,32 +63,42 @@ def _members(labels: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDAr
     return rows_sorted, bounds
 
 
-def _core(
-    mem: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int
-) -> tuple[NDArray[np.uint64], NDArray[np.uint64], str, float]:
+def _core(mem: NDArray[np.int64], sk: Skeletons) -> tuple[NDArray[np.uint64], NDArray[np.uint64], int, float]:
     """For one cluster's member rows: its frequent shingles (in at least half the members), the shingles of
-    every member concatenated, its template text rendered from the member that carries most of the
-    frequent shingles (tokens outside them become ``{…}``; '' when there are none), and its *template fit*:
-    the mean share of the frequent shingles each member carries (how uniformly the members share one
-    scaffold, whatever their payloads)."""
+    every member concatenated, the member that carries most of the frequent shingles (its template text is
+    rendered from it, see :func:`_render`; −1 when there are none), and its *template fit*: the mean share
+    of the frequent shingles each member carries (how uniformly the members share one scaffold, whatever
+    their payloads)."""
     lens = sk.indptr[mem + 1] - sk.indptr[mem]
     take = np.repeat(sk.indptr[mem] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
     member_hashes = sk.hashes[take]
     freq = frequent_shingles(member_hashes, len(mem))
     if not len(freq):
-        return freq, member_hashes, "", 0.0
+        return freq, member_hashes, -1, 0.0
     owner_row = np.repeat(np.arange(len(mem)), lens)
     counts = np.bincount(owner_row, weights=np.isin(member_hashes, freq), minlength=len(mem))
-    best = mem[int(np.argmax(counts))]
-    text = render_template(texts[int(best)], freq, ngram, sk.common_cores)[:TEMPLATE_CHARS]
-    return freq, member_hashes, text, float(counts.mean() / len(freq))
+    return freq, member_hashes, int(mem[int(np.argmax(counts))]), float(counts.mean() / len(freq))
+
+
+def _render(best: list[int], freq: list[NDArray[np.uint64]], texts: pl.Series, sk: Skeletons, ngram: int) -> list[str]:
+    """Template text of each cluster: ``texts[best[c]]`` with every token outside ``freq[c]`` replaced by
+    ``{…}`` (one per run), cut to TEMPLATE_CHARS; '' where ``best[c]`` is −1 (no common scaffold)."""
+    out = [""] * len(best)
+    todo = [c for c, b in enumerate(best) if b >= 0]
+    for lo in range(0, len(todo), RENDER_BATCH):
+        part = todo[lo : lo + RENDER_BATCH]
+        rows = texts.gather(np.asarray([best[c] for c in part], np.int64))
+        for c, text in zip(part, render_templates(rows, [freq[c] for c in part], ngram, sk.common_cores), strict=True):
+            out[c] = text[:TEMPLATE_CHARS]
+    return out
 
 
 def core_texts(labels: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int) -> list[str]:
     """Template text of every cluster (see :func:`_core`), aligned with cluster IDs 0..k-1."""
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     rows_sorted, bounds = _members(labels, k)
-    return [_core(rows_sorted[bounds[c] : bounds[c + 1]], texts, sk, ngram)[2] for c in range(k)]
+    cores = [_core(rows_sorted[bounds[c] : bounds[c + 1]], sk) for c in range(k)]
+    return _render([c[2] for c in cores], [c[0] for c in cores], texts, sk, ngram)
 
 
 def _variants(
@@ -138,7 +149,7 @@ def describe_templates(
         np.bincount(labels[member], minlength=k), 1
     )
     pi, pj, owner = [], [], []
-    out_text: list[str] = []
+    out_best: list[int] = []
     out_key: list[str] = []
     out_freq: list[NDArray[np.uint64]] = []
     out_common: list[NDArray[np.uint64]] = []
@@ -156,12 +167,12 @@ def describe_templates(
             pj.append(mem[b])
             owner.append(np.full(t, c))
         # the members' shingles, gathered once for both thresholds and the exemplar choice
-        freq, member_hashes, text, fit = _core(mem, texts, sk, cfg.ngram)
+        freq, member_hashes, best, fit = _core(mem, sk)
+        out_best.append(best)
         out_fit.append(fit)
         out_freq.append(freq)
         out_common.append(frequent_shingles(member_hashes, m, COMMON_SHARE)[:MAX_COMMON])
         out_variants.append(_variants(None if groups is None else groups[mem], member_hashes, mem, sk))
-        out_text.append(_join_unspaced(text))
         if len(freq):
             key = xxhash.xxh3_64_hexdigest(np.sort(freq)[:8].tobytes())
         else:  # no common skeleton: the key still comes from content (the members' texts), never from position
@@ -170,6 +181,7 @@ def describe_templates(
         n_same = seen.get(key, 0)
         seen[key] = n_same + 1
         out_key.append(key if n_same == 0 else xxhash.xxh3_64_hexdigest(f"{key}#{n_same}".encode()))
+    out_text = [_join_unspaced(t) for t in _render(out_best, out_freq, texts, sk, cfg.ngram)]
     rig = np.zeros(k, np.float32)
     if pi:
         ov = reference.skeleton_overlap(sigs.sig, sigs.sizes, np.concatenate(pi), np.concatenate(pj))

@@ -1,5 +1,6 @@
 import numpy as np
 import polars as pl
+import xxhash
 
 from clusterer.config import SkeletonConfig
 from clusterer.text.skeleton import SLOT, build_skeletons, frequent_shingles, render_template
@@ -124,3 +125,28 @@ def test_reused_payload_is_not_scaffold_next_to_a_far_more_frequent_template():
     assert rel.coverage[:12].mean() < 0.4  # ... unless compared with its template
     assert rel.view[0].startswith("summarise the passage below") and rel.view[0].endswith(SLOT)
     assert "alpha" not in rel.view[0] and "alpha" in absolute.view[0]
+
+
+def test_templates_rendered_together_keep_each_row_to_its_own_shingles():
+    from clusterer.text.skeleton import render_templates
+
+    texts = _day(seed=4)
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
+    freq = frequent_shingles(sk.hashes[: sk.indptr[30]], 30)
+    # the same prompt twice: with the campaign's shingles, and with none; then one with no tokens at all
+    batch = [texts[0], texts[0], "", texts[31]]
+    sets = [freq, np.zeros(0, np.uint64), freq, freq]
+    out = render_templates(pl.Series(batch), sets, 3)
+    assert out == [render_template(t, f, 3) for t, f in zip(batch, sets, strict=True)]
+    assert out[0] == "you are a careful tutor. solve the task below and reply in json. task: " + SLOT
+    assert out[1] == SLOT and out[2] == "" and out[3] == SLOT
+
+
+def test_repeated_rare_words_are_masked_with_their_punctuation():
+    from clusterer.text.skeleton import SLOT_WORD, _tokens
+
+    common = np.sort(np.asarray([xxhash.xxh3_64_intdigest(w.encode()) for w in ["you", "are", "now"]], np.uint64))
+    tok = _tokens(pl.Series(["you are zork, now zork. quux", "zork once"]), common)
+    assert tok["tok"].to_list() == ["you", "are", SLOT_WORD + ",", "now", SLOT_WORD + ".", "quux", "zork", "once"]
+    th = [xxhash.xxh3_64_intdigest(t.encode()) for t in tok["tok"].to_list()]
+    assert tok["th"].to_list() == th and tok["row"].to_list() == [0] * 6 + [1, 1]
