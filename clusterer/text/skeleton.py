@@ -287,6 +287,28 @@ class _ChunkViews:
     slot_tokens: NDArray[np.uint32]
 
 
+def _scaffold_views(tok: pl.DataFrame, covered: NDArray[np.bool_], n: int) -> pl.Series:
+    """Per row 0..n-1 of a token frame (:func:`_tokens`): its tokens with each run of tokens not ``covered``
+    replaced by one ``{…}``, joined by spaces ('' for a row without tokens)."""
+    view = (
+        tok.select("row", "tok")
+        .with_columns(pl.Series("c", covered))
+        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
+        .filter(  # one slot per run of payload tokens (the first token of a frame has no predecessor)
+            ~(
+                (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
+            ).fill_null(False)
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("w").str.join(" "))
+    )
+    return (
+        pl.DataFrame({"row": np.arange(n, dtype=np.uint32)})
+        .join(view, on="row", how="left", maintain_order="left")["w"]
+        .fill_null("")
+    )
+
+
 def _chunk_views(
     texts: pl.Series, start: int, common: NDArray[np.uint64] | None, rec: _Recurring, cfg: SkeletonConfig
 ) -> _ChunkViews:
@@ -303,18 +325,6 @@ def _chunk_views(
     covered = begins.copy()
     for s in range(1, cfg.ngram):
         covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
-    view = (
-        tok.select("row", "tok")
-        .with_columns(pl.Series("c", covered))
-        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
-        .filter(  # one slot per run of payload tokens (the first token of a chunk has no predecessor)
-            ~(
-                (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
-            ).fill_null(False)
-        )
-        .group_by("row", maintain_order=True)
-        .agg(pl.col("w").str.join(" "))
-    )
     # payload words, the first SLOT_SAMPLE of each row: enough for a payload-pool profile, and a day of long
     # documents does not keep every word of them
     slot = ~covered
@@ -323,9 +333,7 @@ def _chunk_views(
     first_idx = np.maximum.accumulate(np.where(row_first, np.arange(len(row)), 0))
     slot &= seen - np.where(first_idx > 0, seen[np.maximum(first_idx - 1, 0)], 0) <= SLOT_SAMPLE
     return _ChunkViews(
-        view=pl.DataFrame({"row": np.arange(length, dtype=np.uint32)})
-        .join(view, on="row", how="left", maintain_order="left")["w"]
-        .fill_null(""),
+        view=_scaffold_views(tok, covered, length),
         slot_counts=np.bincount(row[slot].astype(np.int64), minlength=length),
         slot_tokens=(th[slot] % np.uint64(SLOT_BUCKETS)).astype(np.uint32),
     )
@@ -481,21 +489,4 @@ def render_templates(
     covered = start.copy()
     for s in range(1, ngram):
         covered[s:] |= start[:-s] & (row[s:] == row[:-s])
-    view = (
-        tok.select("row", "tok")
-        .with_columns(pl.Series("c", covered))
-        .with_columns(pl.when(pl.col("c")).then(pl.col("tok")).otherwise(pl.lit(SLOT)).alias("w"))
-        .filter(  # one slot per run of payload tokens
-            ~(
-                (pl.col("w") == SLOT) & (pl.col("w").shift(1) == SLOT) & (pl.col("row").shift(1) == pl.col("row"))
-            ).fill_null(False)
-        )
-        .group_by("row", maintain_order=True)
-        .agg(pl.col("w").str.join(" "))
-    )
-    return (
-        pl.DataFrame({"row": np.arange(n, dtype=np.uint32)})
-        .join(view, on="row", how="left", maintain_order="left")["w"]
-        .fill_null("")
-        .to_list()
-    )
+    return _scaffold_views(tok, covered, n).to_list()
