@@ -380,7 +380,7 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
 
     from .store.registry import assign_to_known, load_campaigns
     from .text.normalise import normalise
-    from .text.skeleton import shingle_sets
+    from .text.skeleton import day_common_cores, shingle_sets
 
     cfg = resolve_config(config, **overrides)
     if not isinstance(registry, (str, Path)):
@@ -388,7 +388,8 @@ def assign(logs: Any, registry: str | Path, config: Any = None, **overrides: Any
     reg = load_campaigns(Path(registry))
     prompts = read_input(logs, cfg)
     norm = normalise(prompts.frame["text"], cfg.normalise)
-    indptr, hashes = shingle_sets(norm.text, cfg.skeleton.ngram)
+    # with repeated rare words masked as the registry's skeletons were (a persona name through a scaffold)
+    indptr, hashes = shingle_sets(norm.text, cfg.skeleton.ngram, day_common_cores(norm.text, cfg.skeleton))
     ids, cont = assign_to_known(
         reg, indptr, hashes, cfg.registry.assign_min_containment, cfg.registry.assign_min_shingles
     )

@@ -294,15 +294,21 @@ def prompt_matches(
 
     Only shingles that recur in the day (in two prompts or more) are keyed: a campaign's prompts share their
     scaffold, and keying each distinct one-off payload shingle would cost most of the time."""
-    from ..config import NormaliseConfig, RegistryConfig
+    import dataclasses
+
+    from ..config import NormaliseConfig, RegistryConfig, SkeletonConfig
     from ..text.normalise import normalise
-    from ..text.skeleton import shingle_sets
+    from ..text.skeleton import day_common_cores, shingle_sets
     from .registry import Registry, assign_to_known
 
     fields = {f: v for f, v in (config.get("normalise") or {}).items() if f in _NORMALISE_FIELDS}
     reg_cfg = RegistryConfig(**{k: v for k, v in (config.get("registry") or {}).items() if k in _REGISTRY_FIELDS})
     norm = normalise(texts, NormaliseConfig(**fields))
-    indptr, hashes = shingle_sets(norm.text, int((config.get("skeleton") or {}).get("ngram", 3)))
+    known = {f.name for f in dataclasses.fields(SkeletonConfig)}
+    sk_cfg = SkeletonConfig(**{k: v for k, v in (config.get("skeleton") or {}).items() if k in known})
+    # repeated rare words (a persona name through the scaffold) masked as the run's skeletons masked them: the
+    # exported scaffold shingles were read off such skeletons
+    indptr, hashes = shingle_sets(norm.text, sk_cfg.ngram, day_common_cores(norm.text, sk_cfg))
     uniq, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
     keep, recurring = counts[inv] >= 2, uniq[counts >= 2]
     # each distinct recurring shingle keyed once (a scaffold shingle recurs in thousands of prompts)

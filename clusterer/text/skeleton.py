@@ -186,15 +186,27 @@ def _windows(row: NDArray[np.uint32], th: NDArray[np.uint64], n: int) -> tuple[N
     return g, full | short_start
 
 
-def shingle_sets(texts: pl.Series, ngram: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+def shingle_sets(
+    texts: pl.Series, ngram: int, common_cores: NDArray[np.uint64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
     """All distinct shingles of each text, no document-frequency filter (for assigning single prompts).
+
+    With ``common_cores`` (:func:`day_common_cores`) each row also gets its shingles with repeated rare words
+    masked as the skeletons mask them (the union of both): a registry's or a peer's scaffold shingles were
+    read off such skeletons, and the words rare in the texts given are not always the words rare in the day
+    they came from (a handful of prompts makes most words rare), so the plain shingles stay too.
 
     Returns CSR ``(indptr int64 (n + 1,), hashes uint64)``, hashes sorted within each row.
     """
-    tok = _tokens(texts)
-    row = tok["row"].to_numpy()
-    g, valid = _windows(row, tok["th"].to_numpy(), ngram)
-    pairs = pl.DataFrame({"row": row[valid], "g": g[valid]}).unique().sort(["row", "g"])
+    rows, hashes = [], []
+    for common in (None, common_cores) if common_cores is not None else (None,):
+        tok = _tokens(texts, common)
+        row = tok["row"].to_numpy()
+        g, valid = _windows(row, tok["th"].to_numpy(), ngram)
+        rows.append(row[valid])
+        hashes.append(g[valid])
+        del tok
+    pairs = pl.DataFrame({"row": np.concatenate(rows), "g": np.concatenate(hashes)}).unique().sort(["row", "g"])
     indptr = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=len(texts)), out=indptr[1:])
     return indptr, pairs["g"].to_numpy().astype(np.uint64)
@@ -382,6 +394,25 @@ def _csr(counts: list[NDArray[np.int64]], n_rows: int) -> NDArray[np.int64]:
     return indptr
 
 
+def _df_bounds(texts: pl.Series, cfg: SkeletonConfig) -> tuple[int, int]:
+    """The least and most prompts a shingle of the day's skeletons is in. What counts as recurring grows
+    with the day: payloads and popular prompts re-sent a few dozen times in a million-prompt day are not a
+    template."""
+    n_docs = max(int((texts.fill_null("").str.len_bytes() > 0).sum()), 1)
+    min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
+    return min_df, max(int(cfg.max_df * n_docs), min_df)
+
+
+def day_common_cores(texts: pl.Series, cfg: SkeletonConfig, executor: Executor = SERIAL) -> NDArray[np.uint64] | None:
+    """The word cores of a day's (normalised) ``texts`` that :func:`build_skeletons` never masks as repeated
+    slots (None when ``mask_repeated_slots`` is off): for shingling single prompts (:func:`shingle_sets`)
+    the way the day's skeletons were, so that a scaffold with a persona name woven through it matches
+    the registry's or a peer's scaffold shingles whatever the name."""
+    if not cfg.mask_repeated_slots:
+        return None
+    return common_word_cores(texts, _df_bounds(texts, cfg)[0], _row_chunks(texts, 16 << 20, 100_000), executor)
+
+
 def build_skeletons(
     texts: pl.Series,
     cfg: SkeletonConfig,
@@ -408,11 +439,7 @@ def build_skeletons(
     """
     n_rows = len(texts)
     chunks = _row_chunks(texts, chunk_bytes, chunk_rows)
-    n_docs = max(int((texts.fill_null("").str.len_bytes() > 0).sum()), 1)
-    # what counts as recurring grows with the day: payloads and popular prompts re-sent a few dozen
-    # times in a million-prompt day are not a template
-    min_df = max(cfg.min_df, int(np.ceil(cfg.min_df_rate * n_docs)))
-    max_df = max(int(cfg.max_df * n_docs), min_df)
+    min_df, max_df = _df_bounds(texts, cfg)
     common = common_word_cores(texts, min_df, chunks, executor) if cfg.mask_repeated_slots else None
     parts = executor.map_chunks(_row_shingles, texts, chunks, common, cfg.ngram)
     prow = np.concatenate([np.zeros(0, np.uint32), *(p[0] for p in parts)])  # sorted by row, then hash
