@@ -186,6 +186,9 @@ def _windows(row: NDArray[np.uint32], th: NDArray[np.uint64], n: int) -> tuple[N
     return g, full | short_start
 
 
+SHINGLE_BLOCK = 50_000  # rows tokenised at a time by shingle_sets
+
+
 def shingle_sets(
     texts: pl.Series, ngram: int, common_cores: NDArray[np.uint64] | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
@@ -198,18 +201,26 @@ def shingle_sets(
 
     Returns CSR ``(indptr int64 (n + 1,), hashes uint64)``, hashes sorted within each row.
     """
-    rows, hashes = [], []
-    for common in (None, common_cores) if common_cores is not None else (None,):
-        tok = _tokens(texts, common)
-        row = tok["row"].to_numpy()
-        g, valid = _windows(row, tok["th"].to_numpy(), ngram)
-        rows.append(row[valid])
-        hashes.append(g[valid])
-        del tok
-    pairs = pl.DataFrame({"row": np.concatenate(rows), "g": np.concatenate(hashes)}).unique().sort(["row", "g"])
-    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=len(texts)), out=indptr[1:])
-    return indptr, pairs["g"].to_numpy().astype(np.uint64)
+    n = len(texts)
+    counts = np.zeros(n, dtype=np.int64)
+    parts: list[NDArray[np.uint64]] = [np.zeros(0, np.uint64)]
+    # a block of rows at a time: a token frame of the whole day (its strings) would hold gigabytes at 1M prompts
+    for start in range(0, n, SHINGLE_BLOCK):
+        block = texts.slice(start, SHINGLE_BLOCK)
+        rows, hashes = [], []
+        for common in (None, common_cores) if common_cores is not None else (None,):
+            tok = _tokens(block, common)
+            row = tok["row"].to_numpy()
+            g, valid = _windows(row, tok["th"].to_numpy(), ngram)
+            rows.append(row[valid])
+            hashes.append(g[valid])
+            del tok, row, g, valid
+        pairs = pl.DataFrame({"row": np.concatenate(rows), "g": np.concatenate(hashes)}).unique().sort(["row", "g"])
+        counts[start : start + len(block)] = np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=len(block))
+        parts.append(pairs["g"].to_numpy().astype(np.uint64))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, np.concatenate(parts)
 
 
 def _row_chunks(texts: pl.Series, max_bytes: int, max_rows: int) -> list[tuple[int, int]]:
