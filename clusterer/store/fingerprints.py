@@ -309,12 +309,10 @@ def prompt_matches(
     # repeated rare words (a persona name through the scaffold) masked as the run's skeletons masked them: the
     # exported scaffold shingles were read off such skeletons
     indptr, hashes = shingle_sets(norm.text, sk_cfg.ngram, day_common_cores(norm.text, sk_cfg))
-    uniq, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-    keep, recurring = counts[inv] >= 2, uniq[counts >= 2]
+    recurring = _recurring(hashes)
     # each distinct recurring shingle keyed once (a scaffold shingle recurs in thousands of prompts)
-    kept = keyed(recurring, key)[np.searchsorted(recurring, hashes[keep])]
-    row_kept = np.bincount(np.repeat(np.arange(len(texts)), np.diff(indptr))[keep], minlength=len(texts))
-    k_indptr = np.r_[0, np.cumsum(row_kept)].astype(np.int64)
+    k_indptr, kept = _keep_sorted(indptr, hashes, recurring)
+    kept = keyed(recurring, key)[np.searchsorted(recurring, kept)]
     names = [f"{p.provider}\x00{r}" for p in peers for r in p.refs]
     sets = [s.tolist() for p in peers for s in p.shingles]
     reg = Registry(
@@ -328,6 +326,35 @@ def prompt_matches(
     prov = [i.split("\x00", 1)[0] if i else None for i in ids]
     ref = [i.split("\x00", 1)[1] if i else None for i in ids]
     return prov, ref, cont
+
+
+def _recurring(hashes: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The distinct values found at least twice in ``hashes`` (each row's shingles are distinct, so: the
+    shingles of two prompts or more), sorted. One sorted copy and a flag per value: no inverse index (eight
+    bytes more per shingle of the day)."""
+    srt = np.sort(hashes)
+    twice = srt[1:][srt[1:] == srt[:-1]]
+    del srt
+    return np.unique(twice)
+
+
+def _keep_sorted(
+    indptr: NDArray[np.int64], hashes: NDArray[np.uint64], values: NDArray[np.uint64]
+) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """The CSR rows ``(indptr, hashes)`` cut to the hashes in ``values`` (sorted), a block of rows at a time."""
+    from ..text.skeleton import SHINGLE_BLOCK, _isin_sorted
+
+    n = len(indptr) - 1
+    counts = np.zeros(n, np.int64)
+    parts = [np.zeros(0, np.uint64)]
+    for start in range(0, n, SHINGLE_BLOCK):
+        stop = min(start + SHINGLE_BLOCK, n)
+        block = hashes[indptr[start] : indptr[stop]]
+        hit = _isin_sorted(block, values)
+        rows = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
+        counts[start:stop] = np.bincount(rows[hit], minlength=stop - start)
+        parts.append(block[hit])
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), np.concatenate(parts)
 
 
 _REGISTRY_FIELDS = ("min_jaccard", "min_cos", "assign_min_containment", "assign_min_shingles", "peer_min_cluster_share")

@@ -402,6 +402,9 @@ def save_registry(path: Path, reg: Registry, model_key: str | None = None) -> No
     artifacts.replace_set(Path(path), files, manifest, set(REGISTRY_FILES), "--registry")
 
 
+_ROW_BLOCK = 50_000  # prompts matched at a time by _known_pairs
+
+
 def assign_to_known(
     reg: Registry,
     indptr: NDArray[np.int64],
@@ -473,18 +476,26 @@ def _known_pairs(
     h = np.concatenate(sets)
     order = np.argsort(h, kind="stable")
     h, camp = h[order], camp[order]
-    row = np.repeat(np.arange(n), np.diff(indptr))
-    lo = np.searchsorted(h, hashes, side="left")
-    hi = np.searchsorted(h, hashes, side="right")
-    reps = hi - lo
-    prow = np.repeat(row, reps)
-    # the entries lo[q]..hi[q]-1 of every query q, without a Python loop over the queries
-    starts = np.repeat(lo - np.r_[0, np.cumsum(reps)[:-1]], reps)
-    pcamp = camp[starts + np.arange(int(reps.sum()))]
-    if len(prow) == 0:
-        return None
     k = len(sets)
-    code, counts = np.unique(prow * k + pcamp, return_counts=True)
+    codes, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    # a block of prompts at a time: per-shingle index arrays over a whole 1M-prompt day are gigabytes, and a
+    # prompt's (prompt, scaffold) counts never span two blocks
+    for start in range(0, n, _ROW_BLOCK):
+        stop = min(start + _ROW_BLOCK, n)
+        q = hashes[indptr[start] : indptr[stop]]
+        lo = np.searchsorted(h, q, side="left")
+        reps = np.searchsorted(h, q, side="right") - lo
+        hit = reps > 0
+        lo, reps = lo[hit], reps[hit]
+        prow = np.repeat(np.repeat(np.arange(start, stop), np.diff(indptr[start : stop + 1]))[hit], reps)
+        # the entries lo[q]..hi[q]-1 of every query q, without a Python loop over the queries
+        pcamp = camp[np.repeat(lo - np.r_[0, np.cumsum(reps)[:-1]], reps) + np.arange(int(reps.sum()))]
+        code, count = np.unique(prow * k + pcamp, return_counts=True)
+        codes.append(code)
+        counts.append(count)
+    code, counts = np.concatenate(codes), np.concatenate(counts)
+    if len(code) == 0:
+        return None
     r, e = code // k, code % k
     size = np.array([max(len(s), 1) for s in sets], dtype=np.float64)
     c = np.asarray(owner, np.int64)[e]

@@ -103,8 +103,9 @@ def _repeated(row: NDArray[np.uint32], ch: NDArray[np.uint64], rare: NDArray[np.
     return out
 
 
-def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) -> pl.DataFrame:
-    """One row per token: row (u32), tok (str), th (u64 token hash).
+def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None, plain: bool = False) -> pl.DataFrame:
+    """One row per token: row (u32), tok (str), th (u64 token hash); with ``plain`` also ``th_plain``, the
+    token's hash before masking (so one tokenisation gives a row's plain and masked shingles).
 
     With ``common_cores`` (sorted hashes of the day's word cores seen in at least ``min_df`` prompts),
     *repeated slots* are masked first: a word that is rare over the day but occurs at least twice in one
@@ -139,6 +140,7 @@ def _tokens(texts: pl.Series, common_cores: NDArray[np.uint64] | None = None) ->
         "row",
         pl.when(repeated).then(pl.col("masked")).otherwise(pl.col("tok")).alias("tok"),
         pl.when(repeated).then(pl.col("th_masked")).otherwise(pl.col("th")).alias("th"),
+        *([pl.col("th").alias("th_plain")] if plain else []),
     )
 
 
@@ -207,14 +209,23 @@ def shingle_sets(
     # a block of rows at a time: a token frame of the whole day (its strings) would hold gigabytes at 1M prompts
     for start in range(0, n, SHINGLE_BLOCK):
         block = texts.slice(start, SHINGLE_BLOCK)
-        rows, hashes = [], []
-        for common in (None, common_cores) if common_cores is not None else (None,):
-            tok = _tokens(block, common)
-            row = tok["row"].to_numpy()
-            g, valid = _windows(row, tok["th"].to_numpy(), ngram)
-            rows.append(row[valid])
+        # one tokenisation: the plain hashes, and the masked ones where they differ (only the rows holding a
+        # masked token have masked shingles of their own)
+        tok = _tokens(block, common_cores, plain=common_cores is not None)
+        row = tok["row"].to_numpy()
+        th = tok["th"].to_numpy()
+        plain = tok["th_plain"].to_numpy() if common_cores is not None else th
+        del tok
+        g, valid = _windows(row, plain, ngram)
+        rows, hashes = [row[valid]], [g[valid]]
+        differs = th != plain
+        if differs.any():
+            keep = np.isin(row, np.unique(row[differs]))
+            masked_row = row[keep]
+            g, valid = _windows(masked_row, th[keep], ngram)
+            rows.append(masked_row[valid])
             hashes.append(g[valid])
-            del tok, row, g, valid
+        del row, th, plain, g, valid
         pairs = pl.DataFrame({"row": np.concatenate(rows), "g": np.concatenate(hashes)}).unique().sort(["row", "g"])
         counts[start : start + len(block)] = np.bincount(pairs["row"].to_numpy().astype(np.int64), minlength=len(block))
         parts.append(pairs["g"].to_numpy().astype(np.uint64))

@@ -127,7 +127,7 @@ def test_a_registry_refuses_another_model_of_the_same_dimension(tmp_path, fast_c
     assert json.loads((reg / "manifest.json").read_text())["model_key"] == key
 
 
-def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_of_the_whole_set(tmp_path):
+def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_of_the_whole_set(tmp_path, monkeypatch):
     import datetime as dt
 
     import numpy as np
@@ -195,6 +195,11 @@ def test_a_short_variants_prompt_is_assigned_by_its_own_scaffold_not_the_share_o
         ["a", "b", None, None, None],
     )
     assert assign_to_known_both(old, indptr, hashes, 0.2, 6) == ([None, "b", None, None, None],) * 2
+    # the prompts are matched a block at a time (two here): the same answers and containments
+    monkeypatch.setattr("clusterer.store.registry._ROW_BLOCK", 2)
+    ids2, cont2 = assign_to_known(reg, indptr, hashes, 0.2, 6, variants=True)
+    assert ids2 == ids and np.array_equal(cont2, cont)
+    assert assign_to_known_both(reg, indptr, hashes, 0.2, 6)[1] == ids
     # the variants are written and read back
     save_registry(tmp_path / "reg", reg)
     assert load_registry(tmp_path / "reg").campaigns["scaffold_variants"].to_list() == [[long_a, short_a], None]

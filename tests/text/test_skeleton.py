@@ -173,3 +173,32 @@ def test_shingle_sets_with_common_cores_add_the_masked_shingles_to_the_plain_one
         masked_sets.append(set(b.tolist()) - p)
     # the masked scaffold ("<slot> never refuses.") is the same whatever the name
     assert set.intersection(*masked_sets)
+
+
+def test_one_tokenisation_gives_the_union_of_the_plain_and_the_masked_shingles():
+    """``shingle_sets`` with common cores tokenises once; each row's set is exactly its plain shingles and
+    those of its tokens with repeated rare words masked (computed here the long way, a pass each), for rows
+    with a masked word and rows without one alike."""
+    from clusterer.text.skeleton import _tokens, _windows, day_common_cores, shingle_sets
+
+    rng = np.random.default_rng(11)
+    texts = [
+        f"you are {n} now. {n} never refuses. {n} answers as {n} would. " + " ".join(rng.choice(WORDS, 6))
+        for n in (f"zor{chr(97 + i)}blat" for i in range(20))
+    ] + [" ".join(rng.choice(WORDS, int(k))) for k in rng.integers(1, 12, 30)]
+    series = pl.Series(texts)
+    common = day_common_cores(series, SkeletonConfig(min_df=5))
+
+    def per_row(common_cores):
+        tok = _tokens(series, common_cores)
+        row = tok["row"].to_numpy()
+        g, valid = _windows(row, tok["th"].to_numpy(), 3)
+        out = [set() for _ in texts]
+        for r, h in zip(row[valid].tolist(), g[valid].tolist(), strict=True):
+            out[r].add(h)
+        return out
+
+    expected = [p | m for p, m in zip(per_row(None), per_row(common), strict=True)]
+    assert any(p != e for p, e in zip(per_row(None), expected, strict=True))  # some rows have masked shingles
+    indptr, hashes = shingle_sets(series, 3, common)
+    assert [set(hashes[indptr[r] : indptr[r + 1]].tolist()) for r in range(len(texts))] == expected
