@@ -111,7 +111,10 @@ def _sibling_counts(
     share = shared.data / np.maximum(size[shared.row], 1.0)
     fwd = coo_matrix((share, (shared.row, shared.col)), shape=(n_cl, n_cl)).tocsr()
     both = fwd.minimum(fwd.T).tocoo()
-    ok = (both.data >= cfg.sibling_min_overlap) & (np.asarray(n_shared[both.row, both.col]).ravel() >= 3)
+    # (no light account at all — one account, or a few, sending the whole day — leaves no pair: scipy then
+    # answers the empty look-up with a sparse matrix, not an array)
+    n_both = np.asarray(n_shared[both.row, both.col]).ravel() if both.nnz else np.zeros(0)
+    ok = (both.data >= cfg.sibling_min_overlap) & (n_both >= 3)
     sib = coo_matrix((np.ones(int(ok.sum())), (both.row[ok], both.col[ok])), shape=(n_cl, n_cl)).tocsr()
     sib.setdiag(1.0)
     outs = []

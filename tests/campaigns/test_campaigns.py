@@ -340,3 +340,22 @@ def test_earlier_prompts_count_for_the_family_whose_variant_they_carry(monkeypat
     # matched in chunks (a busy window's earlier prompts are shingled a few thousand at a time): the same
     monkeypatch.setattr("clusterer.campaigns.earlier._CHUNK", 3)
     assert matched(["x", "y", "z"]) == got
+
+
+def test_sibling_counts_when_one_account_sends_the_whole_day():
+    """Logs with no account data filled with one ID (or a handful of accounts sending everything): every
+    account is spread over more clusters than a light one, so no two clusters are siblings and each row
+    counts its own prompts (this crashed in scipy's empty look-up before 0.2.15)."""
+    from clusterer.campaigns.decisions import _sibling_counts
+    from clusterer.config import CampaignConfig
+
+    n_cl = 100
+    per_acct = pl.DataFrame(
+        {
+            "cluster_id": list(range(n_cl)) * 2,
+            "account_id": ["unknown"] * n_cl + ["other"] * n_cl,
+            "_k": [float(c % 7 + 1) for c in range(n_cl)] * 2,
+        }
+    )
+    (own,) = _sibling_counts(per_acct, CampaignConfig())
+    assert np.array_equal(own, per_acct["_k"].to_numpy())
