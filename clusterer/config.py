@@ -89,7 +89,9 @@ class IngestConfig:
     )
     new_prompt_ids: bool = option(False, "Ignore the input's prompt IDs and number rows instead.", command=_READS)
     null_timestamps: Literal["error", "skip"] = option(
-        "error", "Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp)."
+        "error",
+        "Rows with a null timestamp: 'error' names them; 'skip' keeps them unclustered (status no_timestamp).",
+        command=_READS,
     )
     # optional metadata columns the campaign score and the family grouping use when the log carries them
     org_col: str = "org_id"

@@ -242,3 +242,18 @@ def test_quiet_silences_third_party_output():
         assert logging.getLogger("clusterer").getEffectiveLevel() == logging.WARNING
     finally:
         setup_logging(quiet=False)
+
+
+def test_every_flag_an_input_error_suggests_is_an_option_of_each_command_that_reads_logs():
+    """An ingest error tells the user which flag to pass (`--null-timestamps skip`, `--fill-account`, ...):
+    `run` and `assign` both read logs through it, so both must accept every flag it names."""
+    import re
+
+    import clusterer.io.ingest as ingest
+    from clusterer.config import options
+
+    named = set(re.findall(r"--[a-z][a-z0-9-]*[a-z0-9]", Path(ingest.__file__).read_text(encoding="utf-8")))
+    assert {"--null-timestamps", "--fill-account"} <= named
+    for command in ("run", "assign"):
+        flags = {o.flag for o in options(command)}
+        assert named <= flags, (command, sorted(named - flags))
