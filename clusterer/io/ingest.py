@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import polars as pl
@@ -515,7 +515,9 @@ def _type_clash(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfi
     return "; ".join(parts) or "the column types differ"
 
 
-def _raise_bad_rows(df: pl.DataFrame, bad: pl.Series, name: str, files: list[str], what: str, expected: str) -> None:
+def _raise_bad_rows(
+    df: pl.DataFrame, bad: pl.Series, name: str, files: list[str], what: str, expected: str
+) -> NoReturn:
     """InputError naming how many rows of the raw timestamp column are ``what``, with examples (file, row,
     value)."""
     ex = df.filter(bad).head(_EXAMPLES)
@@ -595,7 +597,15 @@ def _parse_timestamps(df: pl.DataFrame, name: str, files: list[str]) -> pl.Serie
         return pl.select(us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")).to_series()
     if dt == pl.String:
         return _parse_strings(df, s, name, files)
-    raise InputError(f"column '{name}' has type {dt}, expected a datetime, an ISO 8601 string or epoch number")
+    # any other type (a time of day without its date, a duration, a list, ...): the files and rows shown
+    _raise_bad_rows(
+        df,
+        pl.Series([True] * len(s)),
+        name,
+        files,
+        f"values of type {dt}",
+        "a datetime, an ISO 8601 string or epoch number",
+    )
 
 
 def _parse_strings(df: pl.DataFrame, s: pl.Series, name: str, files: list[str]) -> pl.Series:

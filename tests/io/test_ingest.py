@@ -265,6 +265,15 @@ def test_unparseable_timestamps_show_rows(tmp_path):
     )
 
 
+def test_a_timestamp_column_of_another_type_names_the_file_and_rows(tmp_path):
+    """A time of day without its date (or any type that is no time) is refused with the file and rows."""
+    _rejects(
+        tmp_path / "t.parquet",
+        _rows(3).with_columns(timestamp=pl.Series([dt.time(0, 0, 41), dt.time(1, 2, 3), dt.time(4, 5, 6)])),
+        r"column 'timestamp' has 3 values of type Time \(e.g. .*t.parquet row 0: datetime.time\(0, 0, 41\); ",
+    )
+
+
 def test_day_first_and_month_first_dates_are_refused_not_guessed(tmp_path):
     """polars reads a date format off the first value: "11/02/2026 05:00" would be 11 February, and every row
     of a US log would land on another day without a word. Only year-first dates are read."""
