@@ -206,11 +206,35 @@ def _input_holding(path: Path, logs: Any, files: bool = False) -> tuple[str, str
         p = Path(raw)
         if p.exists():
             root, kind = (p, "directory") if p.is_dir() else (p, "file") if files else (None, "")
+        elif _glob_root(str(raw)) is not None:
+            if _glob_reaches(str(raw), path, files):
+                return str(raw), "glob"
+            continue
         else:
-            root, kind = _glob_root(str(raw)), "glob"
+            root, kind = None, ""
         if root is not None and _inside(path, root):
             return str(raw), kind
     return None
+
+
+def _glob_reaches(pattern: str, path: Path, is_file: bool) -> bool:
+    """Whether the glob ``pattern`` could read ``path`` (a file output) or files written in or under ``path``
+    (an output directory). Without ``**`` a glob reads files at one depth, in the directories its leading
+    parts match: an output folder above that depth, or off those parts, is safe (``logs/*.parquet`` never
+    reads ``runs/today/``, nor ``logs/run1/``). With ``**`` anything under its fixed root may be read."""
+    from fnmatch import fnmatchcase
+
+    root = _glob_root(pattern)
+    assert root is not None
+    rest = Path(pattern).parts[len(root.parts) :]
+    if any("**" in p for p in rest):
+        return _inside(path, root)
+    pat = (*root.resolve().parts, *rest)
+    target = path.resolve().parts
+    if is_file:
+        return len(pat) == len(target) and all(fnmatchcase(t, p) for t, p in zip(target, pat, strict=True))
+    dirs = pat[:-1]  # the directories the glob reads files in; outputs go in ``path`` and folders below it
+    return len(dirs) >= len(target) and all(fnmatchcase(t, p) for t, p in zip(target, dirs, strict=False))
 
 
 def check_out_file(out: str | Path, logs: Any = None, keep: Sequence[tuple[str | Path, str]] = ()) -> Path:

@@ -319,6 +319,29 @@ def test_out_inside_an_input_directory_is_refused(tmp_path, day):
     assert sorted(p.name for p in logs.iterdir()) == ["part-0.parquet"]
 
 
+def test_an_output_is_refused_only_where_the_input_glob_could_read_it(tmp_path, monkeypatch):
+    """A glob reads files at the depth its parts give (``**`` anywhere under its fixed root): an output folder
+    the glob cannot reach is allowed, so a glob matching nothing gets its own error, not an --out one."""
+    from clusterer.api import _glob_reaches
+
+    logs = tmp_path / "logs"
+    cases = [
+        (f"{logs}/*.parquet", logs, False, True),
+        (f"{logs}/*.parquet", logs / "run1", False, False),
+        (f"{logs}/*/*.parquet", logs / "run1", False, True),
+        (f"{logs}/h*/*.parquet", logs / "run1", False, False),
+        (f"{logs}/**/*.parquet", logs / "a" / "b", False, True),
+        (f"{logs}/nothing*.parquet", logs / "out" / "x", False, False),
+        (f"{logs}/p*.parquet", logs / "p1.parquet", True, True),
+        (f"{logs}/p*.parquet", logs / "q.parquet", True, False),
+        ("*.parquet", tmp_path, False, True),
+        ("*.parquet", tmp_path / "o", False, False),
+    ]
+    monkeypatch.chdir(tmp_path)
+    for pattern, path, is_file, reaches in cases:
+        assert _glob_reaches(pattern, path, is_file) is reaches, (pattern, path)
+
+
 def test_input_columns_named_like_outputs_are_carried_under_another_name(tmp_path, day):
     """A log's own `cluster_id`, `status`, `run_id` or `_private` column is carried as `input_<name>` with
     its values, not dropped or overwritten by the run's columns of that name."""
