@@ -70,14 +70,33 @@ def merge_pairs(*parts: Pairs, n: int) -> Pairs:
     return pairs_of_codes(fastops.unique(np.concatenate([_codes(p.i, p.j, n) for p in parts])), n)
 
 
+PAIR_BLOCK = 1 << 22  # pairs whose vector pairs are de-duplicated together by pair_cosine
+
+
+def _dots(vec: NDArray[np.float32], a: NDArray[np.int64], b: NDArray[np.int64], chunk: int) -> NDArray[np.float32]:
+    out = np.empty(len(a), np.float32)
+    for s in range(0, len(a), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", vec[a[s : s + chunk]], vec[b[s : s + chunk]])
+    return out
+
+
 def pair_cosine(
     emb: NDArray[np.float32] | RowVectors, i: NDArray[np.int64], j: NDArray[np.int64], chunk: int = 65536
 ) -> NDArray[np.float32]:
-    """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d)."""
-    take = emb.take if isinstance(emb, RowVectors) else emb.__getitem__
+    """Cosine of rows i and j of unit-row ``emb`` for every pair, in chunks so memory stays O(chunk · d).
+
+    With :class:`RowVectors` each distinct pair of vectors is computed once (per ``PAIR_BLOCK`` pairs): a
+    template's prompts share their scaffold view's vector, so many pairs are the same two vectors (on a
+    generated 100k day 31% of the pairs join a vector to itself and 35% are distinct). The same values as
+    one product per pair: each is the same row-wise product of the same two rows."""
+    if not isinstance(emb, RowVectors):
+        return _dots(emb, i, j, chunk)
     out = np.empty(len(i), np.float32)
-    for s in range(0, len(i), chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", take(i[s : s + chunk]), take(j[s : s + chunk]))
+    n_vec = len(emb.vectors)
+    for s in range(0, len(i), PAIR_BLOCK):
+        vi, vj = emb.of_row[i[s : s + PAIR_BLOCK]], emb.of_row[j[s : s + PAIR_BLOCK]]
+        uniq, inv = fastops.unique_inverse(np.minimum(vi, vj) * n_vec + np.maximum(vi, vj))
+        out[s : s + PAIR_BLOCK] = _dots(emb.vectors, uniq // n_vec, uniq % n_vec, chunk)[inv]
     return out
 
 

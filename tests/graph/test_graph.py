@@ -140,3 +140,23 @@ def test_knn_over_distinct_vectors_matches_exact_search_over_rows():
     # copies of one vector link to each other first
     r = int(np.flatnonzero(np.bincount(of_row)[of_row] > k + 1)[0])
     assert (of_row[got.idx[r]] == of_row[r]).all()
+
+
+def test_pair_cosine_over_shared_vectors_is_the_product_of_each_pair(monkeypatch):
+    """Rows sharing vectors: each distinct vector pair is computed once, and every pair gets exactly the
+    value of its own two rows' product (in either order), block by block."""
+    from clusterer.graph import edges
+    from clusterer.vectors.rows import RowVectors
+
+    rng = np.random.default_rng(4)
+    vec = rng.normal(size=(7, 16)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    rows = RowVectors(vec, rng.integers(0, 7, 300).astype(np.int64))
+    i, j = rng.integers(0, 300, 5000), rng.integers(0, 300, 5000)
+    want = np.einsum("ij,ij->i", rows.take(i), rows.take(j))
+    assert np.array_equal(edges.pair_cosine(rows, i, j), want)
+    assert np.array_equal(edges.pair_cosine(rows, j, i), want)
+    monkeypatch.setattr(edges, "PAIR_BLOCK", 333)
+    assert np.array_equal(edges.pair_cosine(rows, i, j, chunk=50), want)
+    dense = rows.take(np.arange(300))
+    assert np.array_equal(edges.pair_cosine(dense, i, j), want)
