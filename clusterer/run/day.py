@@ -29,6 +29,17 @@ def day_of(timestamps: pl.Series) -> dt.date | None:
     return ts[len(ts) // 2].date() if len(ts) else None
 
 
+def day_span(timestamps: pl.Series, day: dt.date | None) -> dict[str, Any]:
+    """The first and last timestamp of a log (ISO 8601, UTC) and how many rows fall outside its ``day``
+    (:func:`day_of`): a run of several days' logs is dated by the median row and its registry rows count
+    every row on that one date."""
+    ts = timestamps.drop_nulls()
+    if ts.len() == 0 or day is None:
+        return {"first": None, "last": None, "rows_outside_day": 0}
+    outside = int((ts.dt.date() != day).sum())
+    return {"first": ts.min().isoformat(), "last": ts.max().isoformat(), "rows_outside_day": outside}
+
+
 @dataclass(frozen=True, slots=True)
 class Day:
     """One day of prompts as the stages see it.

@@ -19,7 +19,7 @@ from ..config import RunConfig
 from ..io import outputs
 from ..io.ingest import NETWORK_SIGNALS, Prompts, content_digest
 from ..store.registry import Registry
-from .day import day_of
+from .day import day_of, day_span
 
 
 def device_name(backend: Backend) -> str:
@@ -105,6 +105,7 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
         "inputs": [dataclasses.asdict(f) for f in a.day.prompts.files],
         "prompt_ids": "generated" if a.day.prompts.generated_prompt_ids else "input",
         "rows": _rows(a, a.tables.status, counts),
+        "span": day_span(a.day.frame["timestamp"], a.day.date),
         "embedding": {"model_key": a.vec.model_key, "from_cache": a.vec.from_cache, "computed": a.vec.computed},
         "graph": {
             "knn_edges": a.n_knn_edges,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,10 @@ from ..text.skeleton import Skeletons, build_skeletons
 from ..text.templates import Templates, describe_templates
 from ..vectors.encoders import load_encoder
 from ..vectors.rows import RowVectors, distinct_rows
-from .day import Day
+from .day import Day, day_span
 from .engine import LocalEngine
+
+log = logging.getLogger(__name__)
 
 # two campaigns of the day a window joins on behaviour alone merge only when both were flagged in two earlier
 # windows and first flagged at most this many windows apart: one job runs its variants together from its start;
@@ -74,8 +77,22 @@ SCHEDULE_MAX_START_GAP = 1
 def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine, carried: Carried | None = None) -> Day:
     """Normalise the text and build the shared day object."""
     day = Day.build(prompts, engine.normalise(prompts.frame["text"], cfg.normalise), cfg.ingest)
+    if carried is None:
+        span = day_span(prompts.frame["timestamp"], day.date)
+        if span["rows_outside_day"]:
+            log.warning(
+                "the logs run from %s to %s: %d of %d rows fall outside %s, the UTC date this run is dated by "
+                "(its median row); its registry rows count them all on that date; run one day's logs at a time "
+                "(or `clusterer stream`, which dates each window by its own day)",
+                span["first"],
+                span["last"],
+                span["rows_outside_day"],
+                day.n,
+                day.date,
+            )
+        return day
     # a stream window is dated by its window (:class:`Carried`), not by its rows' median timestamp
-    return dataclasses.replace(day, date=carried.day) if carried is not None and carried.day is not None else day
+    return dataclasses.replace(day, date=carried.day) if carried.day is not None else day
 
 
 @dataclass(frozen=True, slots=True)
