@@ -372,6 +372,32 @@ def _check_text_type(lf: pl.LazyFrame, dtype: pl.DataType, where: str, cfg: Inge
     )
 
 
+def _csv_problem(where: str, kind: str) -> str:
+    """For a CSV file polars could not parse: where it first breaks its header's shape (the parser's message
+    names no line), as "; line N ..." — a record with another number of fields, or a quote never closed —
+    or "" when the standard library's reader finds nothing wrong (or ``where`` is no CSV file)."""
+    import csv
+
+    path = Path(where)
+    if kind != "csv" or not path.is_file():
+        return ""
+    start = 1
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.reader(fh, strict=True)
+            header = next(reader, None)
+            if header is None:
+                return ""
+            start = reader.line_num + 1
+            for rec in reader:
+                if len(rec) != len(header):
+                    return f"; line {start} has {len(rec)} fields, the header {len(header)}"
+                start = reader.line_num + 1
+    except csv.Error as err:
+        return f"; the record from line {start} on cannot be parsed ({err}: a quote opened there never closes?)"
+    return ""
+
+
 def _is_chat(dtype: pl.DataType) -> bool:
     inner = dtype.inner if isinstance(dtype, pl.List) else None
     return isinstance(inner, pl.Struct) and {"role", "content"} <= {f.name for f in inner.fields}
@@ -388,7 +414,7 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig, only_tex
     try:
         schema = lf.collect_schema()
     except pl.exceptions.PolarsError as err:
-        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}{_csv_problem(where, kind)}") from err
     names = list(schema.names())
     has_text = cfg.text_col in names
     if not has_text and cfg.messages_col not in names:
@@ -425,7 +451,7 @@ def _select(lf: pl.LazyFrame, where: str, kind: str, cfg: IngestConfig, only_tex
     try:
         df = lf.select(sel).collect()
     except pl.exceptions.PolarsError as err:
-        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}") from err
+        raise InputError(f"{where}: cannot be read as {kind}: {_first_line(err)}{_csv_problem(where, kind)}") from err
     if chat_col is not None:
         df = df.with_columns(_messages_text(df["__text"], where, chat_col))
     elif schema[cfg.text_col] == pl.Binary:

@@ -274,6 +274,19 @@ def test_a_timestamp_column_of_another_type_names_the_file_and_rows(tmp_path):
     )
 
 
+def test_a_malformed_csv_names_the_line_that_breaks_it(tmp_path):
+    """polars' CSV parse errors name no line: the error adds where the file first breaks its header's shape."""
+    head = "prompt_id,account_id,timestamp,text\n1,a,2026-11-01T00:00:00Z,hello\n"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(head + "2,b,2026-11-01T00:01:00Z,hi,extra,fields\n3,c,2026-11-01T00:02:00Z,x\n")
+    with pytest.raises(InputError, match=r"ragged.csv: cannot be read as csv: .*; line 3 has 6 fields, the header 4"):
+        read_logs([ragged], IngestConfig())
+    quote = tmp_path / "quote.csv"
+    quote.write_text(head + '2,b,2026-11-01T00:01:00Z,"hi\n3,c,2026-11-01T00:02:00Z,x\n')
+    with pytest.raises(InputError, match=r"quote.csv: cannot be read as csv: .*the record from line 3 on"):
+        read_logs([quote], IngestConfig())
+
+
 def test_day_first_and_month_first_dates_are_refused_not_guessed(tmp_path):
     """polars reads a date format off the first value: "11/02/2026 05:00" would be 11 February, and every row
     of a US log would land on another day without a word. Only year-first dates are read."""
