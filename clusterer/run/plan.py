@@ -42,13 +42,14 @@ CANDIDATES_B_PER_PAIR = 42.0  # per-band codes, per-part pair codes, sorted copy
 CLUSTER_B_PER_PAIR = 38.0  # distances, MST weights, pair codes, CSR graph (transient)
 OUTPUT_B_PER_ROW = 600.0
 # seconds per row of the non-embedding stages on the reference machine (2 cores; the blind 1M-prompt day,
-# static vectors, 0.2.14: 6 min 11 s in all, knn 54 s)
+# static vectors, 0.2.14: 6 min 11 s in all, knn 54 s; overlap re-read at 0.2.15, 24-26 s once each distinct
+# vector pair's cosine is computed once)
 SECONDS_PER_ROW = {
     "ingest+normalise": 20e-6,
     "skeleton": 103e-6,
     "signatures": 3e-6,
     "candidates": 16e-6,
-    "overlap": 33e-6,
+    "overlap": 25e-6,
     "cluster": 99e-6,
     "templates": 5e-6,
     "campaigns+write": 32e-6,
