@@ -65,7 +65,10 @@ from ..vectors.rows import RowVectors, distinct_rows
 from .day import Day, day_span
 from .engine import LocalEngine
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("clusterer")
+# a day's log holds a few stragglers across midnight (clock skew, rotation): more than this share of rows
+# outside the run's date is logs of several days, and is warned about
+SPAN_WARN_SHARE = 0.01
 
 # two campaigns of the day a window joins on behaviour alone merge only when both were flagged in two earlier
 # windows and first flagged at most this many windows apart: one job runs its variants together from its start;
@@ -79,7 +82,7 @@ def normalise_stage(prompts: Prompts, cfg: RunConfig, engine: LocalEngine, carri
     day = Day.build(prompts, engine.normalise(prompts.frame["text"], cfg.normalise), cfg.ingest)
     if carried is None:
         span = day_span(prompts.frame["timestamp"], day.date)
-        if span["rows_outside_day"]:
+        if span["rows_outside_day"] > SPAN_WARN_SHARE * day.n:
             log.warning(
                 "the logs run from %s to %s: %d of %d rows fall outside %s, the UTC date this run is dated by "
                 "(its median row); its registry rows count them all on that date; run one day's logs at a time "
