@@ -205,15 +205,10 @@ def _input_holding(path: Path, logs: Any, files: bool = False) -> tuple[str, str
     for raw in _paths(logs):
         p = Path(raw)
         if p.exists():
-            root, kind = (p, "directory") if p.is_dir() else (p, "file") if files else (None, "")
-        elif _glob_root(str(raw)) is not None:
-            if _glob_reaches(str(raw), path, files):
-                return str(raw), "glob"
-            continue
-        else:
-            root, kind = None, ""
-        if root is not None and _inside(path, root):
-            return str(raw), kind
+            if (p.is_dir() or files) and _inside(path, p):
+                return str(raw), "directory" if p.is_dir() else "file"
+        elif _glob_root(str(raw)) is not None and _glob_reaches(str(raw), path, files):
+            return str(raw), "glob"
     return None
 
 

@@ -321,6 +321,15 @@ class _ChunkViews:
     slot_tokens: NDArray[np.uint32]
 
 
+def _covered(starts: NDArray[np.bool_], row: NDArray[np.uint32], ngram: int) -> NDArray[np.bool_]:
+    """Tokens inside a skeleton shingle: each token whose ``ngram``-window ``starts`` one, and the
+    ``ngram - 1`` tokens after it in its row."""
+    covered = starts.copy()
+    for s in range(1, ngram):
+        covered[s:] |= starts[:-s] & (row[s:] == row[:-s])
+    return covered
+
+
 def _scaffold_views(tok: pl.DataFrame, covered: NDArray[np.bool_], n: int) -> pl.Series:
     """Per row 0..n-1 of a token frame (:func:`_tokens`): its tokens with each run of tokens not ``covered``
     replaced by one ``{…}``, joined by spaces ('' for a row without tokens)."""
@@ -356,9 +365,7 @@ def _chunk_views(
     # a token is template when any skeleton window covers it
     df_g = _lookup_df(g, rec_hash, rec_df)
     begins = valid & (df_g > 0) & (df_g >= thr[row + start])
-    covered = begins.copy()
-    for s in range(1, cfg.ngram):
-        covered[s:] |= begins[:-s] & (row[s:] == row[:-s])
+    covered = _covered(begins, row, cfg.ngram)
     # payload words, the first SLOT_SAMPLE of each row: enough for a payload-pool profile, and a day of long
     # documents does not keep every word of them
     slot = ~covered
@@ -535,7 +542,5 @@ def render_templates(
         .to_numpy()
     )
     start = valid & hit
-    covered = start.copy()
-    for s in range(1, ngram):
-        covered[s:] |= start[:-s] & (row[s:] == row[:-s])
+    covered = _covered(start, row, ngram)
     return _scaffold_views(tok, covered, n).to_list()
