@@ -541,6 +541,14 @@ def _type_clash(frames: list[pl.DataFrame], sources: list[str], cfg: IngestConfi
     return "; ".join(parts) or "the column types differ"
 
 
+def _shown(value: Any) -> str:
+    """A raw timestamp value as an error shows it: a time or date in ISO form (its repr is Python's
+    constructor call), a string quoted, anything else as written."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _raise_bad_rows(
     df: pl.DataFrame, bad: pl.Series, name: str, files: list[str], what: str, expected: str
 ) -> NoReturn:
@@ -548,7 +556,7 @@ def _raise_bad_rows(
     value)."""
     ex = df.filter(bad).head(_EXAMPLES)
     shown = "; ".join(
-        f"{files[f]} row {r}: {v!r}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex["__ts"], strict=True)
+        f"{files[f]} row {r}: {_shown(v)}" for f, r, v in zip(ex["_file"], ex["_file_row"], ex["__ts"], strict=True)
     )
     raise InputError(f"column '{name}' has {int(bad.sum())} {what} (e.g. {shown}); expected {expected}")
 
@@ -562,13 +570,15 @@ def _far_timestamps(df: pl.DataFrame, ts: pl.Series, cfg: IngestConfig, files: l
     if not far.any():
         return ts
     if cfg.null_timestamps == "error":
+        n_far = int(far.sum())
         ex = df.with_columns(ts.alias("__parsed")).filter(far).head(_EXAMPLES)
         shown = "; ".join(
-            f"{files[f]} row {r}: {v!r} read as {p:%Y-%m-%d %H:%M:%S}"
+            f"{files[f]} row {r}: {_shown(v)} read as {p:%Y-%m-%d %H:%M:%S}"
             for f, r, v, p in zip(ex["_file"], ex["_file_row"], ex["__ts"], ex["__parsed"], strict=True)
         )
         raise InputError(
-            f"column '{cfg.timestamp_col}' has {int(far.sum())} times before {EARLIEST:%Y} or from {LATEST:%Y} on "
+            f"column '{cfg.timestamp_col}' has {n_far} time{'s' if n_far != 1 else ''} before {EARLIEST:%Y} or from "
+            f"{LATEST:%Y} on "
             f"(e.g. {shown}): a wrong epoch unit or a corrupt value, not a prompt's time; fix or drop them, or "
             "pass --null-timestamps skip to keep them unclustered (status 'no_timestamp')"
         )

@@ -270,7 +270,7 @@ def test_a_timestamp_column_of_another_type_names_the_file_and_rows(tmp_path):
     _rejects(
         tmp_path / "t.parquet",
         _rows(3).with_columns(timestamp=pl.Series([dt.time(0, 0, 41), dt.time(1, 2, 3), dt.time(4, 5, 6)])),
-        r"column 'timestamp' has 3 values of type Time \(e.g. .*t.parquet row 0: datetime.time\(0, 0, 41\); ",
+        r"column 'timestamp' has 3 values of type Time \(e.g. .*t.parquet row 0: 00:00:41; ",
     )
 
 
@@ -357,6 +357,18 @@ def test_times_no_prompt_log_holds_are_named_or_skipped(tmp_path):
     got = read_logs([path], IngestConfig(null_timestamps="skip")).frame["timestamp"]
     assert got.is_null().to_list() == [False, True, True, False]
     assert got[3] - got[0] == dt.timedelta(seconds=60)
+
+
+def test_a_far_datetime_is_shown_as_a_time(tmp_path):
+    """A datetime column holding an epoch-0 time (a null written as 0 upstream) names the value as a time, not
+    as Python's constructor call."""
+    path = tmp_path / "zero.parquet"
+    times = [dt.datetime(2026, 11, 1, 8, tzinfo=dt.timezone.utc), dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)]
+    _rows(2).with_columns(pl.Series("timestamp", times)).write_parquet(path)
+    shown = r"zero.parquet row 1: 1970-01-01T00:00:00\+00:00 read as 1970-01-01 00:00:00\)"
+    with pytest.raises(InputError, match=r"has 1 time before 1990 .*" + shown) as err:
+        read_logs([path], IngestConfig())
+    assert "datetime.datetime(" not in str(err.value)
 
 
 def test_a_text_column_of_numbers_is_refused_but_a_csv_prompt_that_is_a_number_is_text(tmp_path):
