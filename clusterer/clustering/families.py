@@ -291,6 +291,29 @@ def fragment_languages(labels: NDArray[np.int64], texts: pl.Series, sk: Skeleton
     return out
 
 
+def _group_languages(
+    groups: NDArray[np.int64], grp: NDArray[np.int64], lang0: list[str], texts: pl.Series, sk: Skeletons, ngram: int
+) -> list[str]:
+    """:func:`fragment_languages` of the template groups (``groups``: int64 (n,) per row; ``grp``: each fragment's
+    group; ``lang0``: the fragments' languages). A group of one fragment has that fragment's members in the
+    same order, so the same template text and language: only the groups of several fragments are read."""
+    g = len(grp) and int(grp.max()) + 1
+    n_frag = np.bincount(grp[grp >= 0], minlength=g)
+    out = [""] * g
+    for f, x in enumerate(grp.tolist()):
+        if x >= 0 and n_frag[x] == 1:
+            out[x] = lang0[f]
+    several = np.flatnonzero(n_frag > 1)
+    if len(several):
+        index = np.full(g, -1, np.int64)
+        index[several] = np.arange(len(several))
+        relabelled = np.where(groups >= 0, index[np.maximum(groups, 0)], -1)
+        read = fragment_languages(relabelled, texts, sk, ngram, len(several))
+        for x, lang in zip(several.tolist(), read, strict=True):
+            out[x] = lang
+    return out
+
+
 def average_linkage(
     k: int,
     a: NDArray[np.int64],
@@ -615,7 +638,7 @@ def group_fragments(
     support = coo_matrix((fsim[cross], (ga[cross], gb[cross])), shape=(g, g)).tocsr()
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
-    lang1 = fragment_languages(g1_labels, texts, sk, ngram, g)
+    lang1 = _group_languages(g1_labels, grp, lang0, texts, sk, ngram)
     day, day_times = None, None
     if senders is not None and len(accounts):
         day, day_times = senders.group_counts(grp, g, int(accounts.max()) + 1), senders.group_profiles(grp, g)

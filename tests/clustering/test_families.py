@@ -308,3 +308,37 @@ def test_earlier_prompts_today_are_shared_senders():
         )
 
     assert some(1).tolist() == [0.0] and 0.0 < some(3)[0] < 0.5
+
+
+def test_group_languages_match_reading_every_group():
+    # template groups of one fragment take the fragment's language; groups of several are read: the result is
+    # fragment_languages over the groups
+    import numpy as np
+    import polars as pl
+
+    from clusterer.clustering.families import _group_languages, fragment_languages
+    from clusterer.config import SkeletonConfig
+    from clusterer.text.skeleton import build_skeletons
+
+    scaffolds = [
+        "please translate the following passage into plain english and keep every name as it is: {}",
+        "résume le texte suivant en trois phrases courtes et garde les noms propres tels quels : {}",
+        "fasse den folgenden text in drei kurzen sätzen zusammen und behalte alle namen bei: {}",
+        "write a short poem about the following topic and give it a title of four words: {}",
+    ]
+    texts, frag = [], []
+    for f, s in enumerate(scaffolds):
+        for i in range(12):
+            texts.append(s.format(f"item{f}x{i} alpha{i} beta{f}"))
+            frag.append(f)
+    texts.append("a lone prompt")
+    frag.append(-1)
+    labels = np.array(frag, np.int64)
+    sk = build_skeletons(pl.Series(texts), SkeletonConfig(min_df=5))
+    lang0 = fragment_languages(labels, pl.Series(texts), sk, 3, 4)
+    assert lang0[:3] == ["en", "fr", "de"]
+    for grp in ([0, 1, 2, 3], [0, 0, 1, 2], [1, 0, 1, 0], [0, 0, 0, 0]):
+        grp = np.array(grp, np.int64)
+        groups = np.where(labels >= 0, grp[np.maximum(labels, 0)], -1)
+        want = fragment_languages(groups, pl.Series(texts), sk, 3, int(grp.max()) + 1)
+        assert _group_languages(groups, grp, lang0, pl.Series(texts), sk, 3) == want
