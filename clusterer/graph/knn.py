@@ -110,10 +110,15 @@ def _faiss_search(
     return canonical_topk(idx, sim, kk)
 
 
-def _torch_search(emb: NDArray[np.float32], kk: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _torch_search(
+    emb: NDArray[np.float32], kk: int, device: str = "cuda"
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Exact inner-product top ``kk`` (self included) by torch in blocks of ``_BLOCK`` queries: float16 on a GPU
+    (tensor cores; similarities to about 1e-3), float32 elsewhere (``device`` "cpu": the same blocking and
+    tie order, testable without a GPU)."""
     import torch
 
-    x = torch.from_numpy(emb).to("cuda", dtype=torch.float16)
+    x = torch.from_numpy(emb).to(device, dtype=torch.float16 if device == "cuda" else torch.float32)
     want = min(len(emb), kk + TIE_SLACK)
     idx = np.empty((len(emb), want), dtype=np.int64)
     sim = np.empty((len(emb), want), dtype=np.float32)

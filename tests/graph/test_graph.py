@@ -63,6 +63,23 @@ def test_equal_similarities_are_ordered_by_row_in_every_search():
         assert np.array_equal(knn.idx, want), shards
 
 
+def test_torch_brute_force_matches_the_exact_index(monkeypatch):
+    """The GPU path without faiss-gpu (torch brute force in query blocks), run on the CPU: over several blocks it
+    finds the exact index's neighbours, and ties come back in the same row order."""
+    from clusterer.graph import knn as knn_mod
+
+    monkeypatch.setattr(knn_mod, "_BLOCK", 7)  # 300 rows: 43 blocks, the last one short
+    x = _unit(300, 32, 5)
+    idx, sim = knn_mod._torch_search(x, 9, device="cpu")
+    got = knn_mod.pad_knn(idx, sim, 9, 8)
+    want = knn_graph(x, GraphConfig(k=8), Backend.CPU)
+    assert np.array_equal(got.idx, want.idx)
+    np.testing.assert_allclose(got.sim, want.sim, atol=1e-5)
+    tied = _tied_vectors()
+    idx, sim = knn_mod._torch_search(tied, 6, device="cpu")
+    assert np.array_equal(knn_mod.pad_knn(idx, sim, 6, 5).idx, _by_similarity_then_row(tied, 5))
+
+
 def test_fewer_points_than_k_are_padded():
     knn = knn_graph(_unit(3, 4, 0), GraphConfig(k=5), Backend.CPU)
     assert knn.idx.shape == (3, 5)
