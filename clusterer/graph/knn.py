@@ -17,7 +17,10 @@ from numpy.typing import NDArray
 from ..accel.backend import Backend, faiss_gpu_count
 from ..config import GraphConfig
 
-_BLOCK = 8192  # queries per block: bounds the (block, n) similarity tile on the GPU
+_BLOCK = 8192  # queries per block ...
+# ... against this many vectors at a time: a (block, db block) similarity tile of 2 GB in float16 (4 GB as the
+# float32 topk reads it), whatever the day's size (a (block, n) tile at 10M vectors would be 164 GB)
+_DB_BLOCK = 1 << 17
 # extra neighbours a search returns so that a tie at the k-th place is settled by row, not by the order the
 # library's heap kept (the Ray engine's sharded search must keep the neighbours the local search keeps)
 TIE_SLACK = 8
@@ -113,18 +116,29 @@ def _faiss_search(
 def _torch_search(
     emb: NDArray[np.float32], kk: int, device: str = "cuda"
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    """Exact inner-product top ``kk`` (self included) by torch in blocks of ``_BLOCK`` queries: float16 on a GPU
-    (tensor cores; similarities to about 1e-3), float32 elsewhere (``device`` "cpu": the same blocking and
-    tie order, testable without a GPU)."""
+    """Exact inner-product top ``kk`` (self included) by torch: blocks of ``_BLOCK`` queries, each against
+    ``_DB_BLOCK`` vectors at a time, whose top candidates are merged. float16 on a GPU (tensor cores;
+    similarities to about 1e-3), float32 elsewhere (``device`` "cpu": the same blocking and tie order,
+    testable without a GPU)."""
     import torch
 
+    n = len(emb)
     x = torch.from_numpy(emb).to(device, dtype=torch.float16 if device == "cuda" else torch.float32)
-    want = min(len(emb), kk + TIE_SLACK)
-    idx = np.empty((len(emb), want), dtype=np.int64)
-    sim = np.empty((len(emb), want), dtype=np.float32)
-    for s in range(0, len(emb), _BLOCK):
-        tile = x[s : s + _BLOCK] @ x.T
-        val, ind = torch.topk(tile.float(), want, dim=1)
+    want = min(n, kk + TIE_SLACK)
+    idx = np.empty((n, want), dtype=np.int64)
+    sim = np.empty((n, want), dtype=np.float32)
+    for s in range(0, n, _BLOCK):
+        vals, inds = [], []
+        for t in range(0, n, _DB_BLOCK):
+            tile = (x[s : s + _BLOCK] @ x[t : t + _DB_BLOCK].T).float()
+            val, ind = torch.topk(tile, min(want, tile.shape[1]), dim=1)
+            vals.append(val)
+            inds.append(ind + t)
+            del tile
+        val, ind = torch.cat(vals, dim=1), torch.cat(inds, dim=1)
+        if len(vals) > 1:  # each block's candidates: the best ``want`` of them all
+            val, pos = torch.topk(val, want, dim=1)
+            ind = torch.gather(ind, 1, pos)
         idx[s : s + _BLOCK] = ind.cpu().numpy()
         sim[s : s + _BLOCK] = val.cpu().numpy()
     return canonical_topk(idx, sim, kk)

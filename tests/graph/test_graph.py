@@ -64,20 +64,24 @@ def test_equal_similarities_are_ordered_by_row_in_every_search():
 
 
 def test_torch_brute_force_matches_the_exact_index(monkeypatch):
-    """The GPU path without faiss-gpu (torch brute force in query blocks), run on the CPU: over several blocks it
-    finds the exact index's neighbours, and ties come back in the same row order."""
+    """The GPU path without faiss-gpu (torch brute force in blocks of queries and of vectors), run on the CPU: over
+    any blocking it finds the exact index's neighbours, and ties come back in the same row order."""
     from clusterer.graph import knn as knn_mod
 
-    monkeypatch.setattr(knn_mod, "_BLOCK", 7)  # 300 rows: 43 blocks, the last one short
     x = _unit(300, 32, 5)
-    idx, sim = knn_mod._torch_search(x, 9, device="cpu")
-    got = knn_mod.pad_knn(idx, sim, 9, 8)
     want = knn_graph(x, GraphConfig(k=8), Backend.CPU)
-    assert np.array_equal(got.idx, want.idx)
-    np.testing.assert_allclose(got.sim, want.sim, atol=1e-5)
     tied = _tied_vectors()
-    idx, sim = knn_mod._torch_search(tied, 6, device="cpu")
-    assert np.array_equal(knn_mod.pad_knn(idx, sim, 6, 5).idx, _by_similarity_then_row(tied, 5))
+    # one tile; query blocks (300 rows: 43, the last one short); query and vector blocks (a last one of 20
+    # vectors); vector blocks of 5, fewer than the candidates wanted per row (the tied set's last one of 3)
+    for block, db_block in ((8192, 1 << 17), (7, 1 << 17), (7, 40), (5, 5)):
+        monkeypatch.setattr(knn_mod, "_BLOCK", block)
+        monkeypatch.setattr(knn_mod, "_DB_BLOCK", db_block)
+        idx, sim = knn_mod._torch_search(x, 9, device="cpu")
+        got = knn_mod.pad_knn(idx, sim, 9, 8)
+        assert np.array_equal(got.idx, want.idx), (block, db_block)
+        np.testing.assert_allclose(got.sim, want.sim, atol=1e-5)
+        idx, sim = knn_mod._torch_search(tied, 6, device="cpu")
+        assert np.array_equal(knn_mod.pad_knn(idx, sim, 6, 5).idx, _by_similarity_then_row(tied, 5)), (block, db_block)
 
 
 def test_fewer_points_than_k_are_padded():
