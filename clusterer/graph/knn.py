@@ -117,9 +117,9 @@ def _torch_search(
     emb: NDArray[np.float32], kk: int, device: str = "cuda"
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Exact inner-product top ``kk`` (self included) by torch: blocks of ``_BLOCK`` queries, each against
-    ``_DB_BLOCK`` vectors at a time, whose top candidates are merged. float16 on a GPU (tensor cores;
-    similarities to about 1e-3), float32 elsewhere (``device`` "cpu": the same blocking and tie order,
-    testable without a GPU)."""
+    ``_DB_BLOCK`` vectors at a time, whose top candidates are merged: in float16 on a GPU (tensor cores),
+    float32 elsewhere (``device`` "cpu": the same blocking and tie order, testable without a GPU). The
+    candidates' similarities are then computed in float32."""
     import torch
 
     n = len(emb)
@@ -139,8 +139,12 @@ def _torch_search(
         if len(vals) > 1:  # each block's candidates: the best ``want`` of them all
             val, pos = torch.topk(val, want, dim=1)
             ind = torch.gather(ind, 1, pos)
-        idx[s : s + _BLOCK] = ind.cpu().numpy()
-        sim[s : s + _BLOCK] = val.cpu().numpy()
+        found = ind.cpu().numpy()
+        idx[s : s + _BLOCK] = found
+        # the candidates' similarities again in float32 on the host: float16 rounds them to steps of about
+        # 5e-4, which would make ties of neighbours that differ (settled by row) and edge weights the CPU run
+        # does not have
+        sim[s : s + _BLOCK] = (emb[found] @ emb[s : s + _BLOCK, :, None])[..., 0]
     return canonical_topk(idx, sim, kk)
 
 
