@@ -7,8 +7,9 @@
   a device machine. Reports prompts/s.
 - knn: exact inner-product top-k by torch brute force (the GPU path used without faiss-gpu) over random
   unit vectors; reports seconds, checked against NumPy on a sample of rows.
-- whole_run: the pipeline end to end on generated days (``--whole 1000000 10000000``; beyond 1M the
-  generated day is tiled with fresh prompt and account IDs), with a random-weight MiniLM built from the
+- whole_run: the pipeline end to end on generated days (``--whole 1000000``; beyond 1M the generated day
+  is tiled with fresh prompt and account IDs but the same texts, so its embed and kNN stages see the 1M
+  day's distinct texts: a figure for the other stages only), with a random-weight MiniLM built from the
   packaged model's config and tokenizer (``--minilm-shape``), per-stage seconds from the manifest.
 - overlap / minhash: the CUDA kernels via bench/bench_overlap.py's method (checked against the Numba
   reference first), with GB/s against the card's peak.
