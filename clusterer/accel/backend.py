@@ -58,6 +58,26 @@ def cupy_available() -> bool:
         return False
 
 
+def kernels_on_gpu(backend: Backend) -> bool:
+    """Whether the CuPy kernels (MinHash, pair overlap) run on the GPU: on the GPU backend when CuPy works.
+    A GPU that torch sees without a working CuPy (torch's CUDA build installed without the ``gpu`` extra)
+    runs them on the CPU, through their Numba references, with one warning."""
+    if backend is not Backend.GPU:
+        return False
+    if cupy_available():
+        return True
+    _warn_no_cupy()
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_no_cupy() -> None:
+    log.warning(
+        "a CUDA device is visible but CuPy does not import or see it: the MinHash and overlap kernels run on "
+        "the CPU (the 'gpu' extra installs CuPy)"
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def faiss_gpu_count() -> int:
     """GPUs FAISS can use (0 for faiss-cpu builds)."""

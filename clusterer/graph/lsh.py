@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..accel import fastops, reference
-from ..accel.backend import Backend
+from ..accel.backend import Backend, kernels_on_gpu
 from ..accel.hashing import mix64 as _mix
 from ..accel.hashing import perm_seeds
 from ..config import GraphConfig, SkeletonConfig
@@ -32,7 +32,7 @@ class Signatures:
 def signatures(sk: Skeletons, cfg: SkeletonConfig, seed: int, backend: Backend) -> Signatures:
     """MinHash signatures of the skeletons (seeded: the same seed gives the same signatures)."""
     seeds = perm_seeds(cfg.num_perm, seed)
-    if backend is Backend.GPU:
+    if kernels_on_gpu(backend):
         from ..accel import kernels
 
         sig = kernels.minhash_signatures(sk.indptr, sk.hashes, seeds).get()
@@ -43,7 +43,7 @@ def signatures(sk: Skeletons, cfg: SkeletonConfig, seed: int, backend: Backend) 
 
 def pair_overlap(sigs: Signatures, i: NDArray[np.int64], j: NDArray[np.int64], backend: Backend) -> NDArray[np.float32]:
     """float32 (m, 2): estimated Jaccard and containment of the skeletons of pairs (i, j)."""
-    if backend is Backend.GPU:
+    if kernels_on_gpu(backend):
         from ..accel import kernels
 
         return kernels.skeleton_overlap(sigs.sig, sigs.sizes, i, j).get()

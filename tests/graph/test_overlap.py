@@ -100,3 +100,37 @@ def test_kernels_compile():
     from clusterer.accel import kernels
 
     assert set(kernels.compile_all().values()) == {"ok"}
+
+
+def test_gpu_backend_without_cupy_runs_the_kernels_on_the_cpu(monkeypatch, caplog):
+    """torch sees a GPU but CuPy is missing or broken: signatures and overlaps come from the Numba references
+    (the same values), with one warning, instead of an ImportError halfway through a run."""
+    import logging
+
+    from clusterer.accel import backend
+    from clusterer.accel.backend import Backend
+
+    monkeypatch.setattr(backend, "cupy_available", lambda: False)
+    backend._warn_no_cupy.cache_clear()
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(3, 40, 50)
+    indptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    hashes = np.concatenate([np.sort(rng.choice(500, s, replace=False)) for s in sizes]).astype(np.uint64)
+    sk = Skeletons(
+        indptr=indptr,
+        hashes=hashes,
+        n_shingles=sizes.astype(np.int32),
+        coverage=np.ones(50, np.float32),
+        view=None,
+        slot_indptr=np.zeros(51, np.int64),
+        slot_tokens=np.zeros(0, np.uint32),
+    )
+    cfg = SkeletonConfig()
+    with caplog.at_level(logging.WARNING, logger="clusterer"):
+        gpu = signatures(sk, cfg, 7, Backend.GPU)
+        i, j = np.arange(0, 49, dtype=np.int64), np.arange(1, 50, dtype=np.int64)
+        got = pair_overlap(gpu, i, j, Backend.GPU)
+    cpu = signatures(sk, cfg, 7, Backend.CPU)
+    assert np.array_equal(gpu.sig, cpu.sig)
+    assert np.array_equal(got, pair_overlap(cpu, i, j, Backend.CPU))
+    assert sum("CuPy" in r.getMessage() for r in caplog.records) == 1
