@@ -207,7 +207,7 @@ def _input_holding(path: Path, logs: Any, files: bool = False) -> tuple[str, str
         if p.exists():
             if (p.is_dir() or files) and _inside(path, p):
                 return str(raw), "directory" if p.is_dir() else "file"
-        elif _glob_root(str(raw)) is not None and _glob_reaches(str(raw), path, files):
+        elif _glob_reaches(str(raw), path, files):
             return str(raw), "glob"
     return None
 
@@ -216,11 +216,13 @@ def _glob_reaches(pattern: str, path: Path, is_file: bool) -> bool:
     """Whether the glob ``pattern`` could read ``path`` (a file output) or files written in or under ``path``
     (an output directory). Without ``**`` a glob reads files at one depth, in the directories its leading
     parts match: an output folder above that depth, or off those parts, is safe (``logs/*.parquet`` never
-    reads ``runs/today/``, nor ``logs/run1/``). With ``**`` anything under its fixed root may be read."""
+    reads ``runs/today/``, nor ``logs/run1/``). With ``**`` anything under its fixed root may be read. A
+    pattern without a wildcard (a path that does not exist) reads nothing."""
     from fnmatch import fnmatchcase
 
     root = _glob_root(pattern)
-    assert root is not None
+    if root is None:
+        return False
     rest = Path(pattern).parts[len(root.parts) :]
     if any("**" in p for p in rest):
         return _inside(path, root)

@@ -292,12 +292,17 @@ def fragment_languages(labels: NDArray[np.int64], texts: pl.Series, sk: Skeleton
 
 
 def _group_languages(
-    groups: NDArray[np.int64], grp: NDArray[np.int64], lang0: list[str], texts: pl.Series, sk: Skeletons, ngram: int
+    groups: NDArray[np.int64],
+    grp: NDArray[np.int64],
+    g: int,
+    lang0: list[str],
+    texts: pl.Series,
+    sk: Skeletons,
+    ngram: int,
 ) -> list[str]:
-    """:func:`fragment_languages` of the template groups (``groups``: int64 (n,) per row; ``grp``: each fragment's
-    group; ``lang0``: the fragments' languages). A group of one fragment has that fragment's members in the
-    same order, so the same template text and language: only the groups of several fragments are read."""
-    g = len(grp) and int(grp.max()) + 1
+    """:func:`fragment_languages` of the ``g`` template groups (``groups``: int64 (n,) per row; ``grp``: each
+    fragment's group; ``lang0``: the fragments' languages). A group of one fragment has that fragment's members
+    in the same order, so the same template text and language: only the groups of several fragments are read."""
     n_frag = np.bincount(grp[grp >= 0], minlength=g)
     out = [""] * g
     for f, x in enumerate(grp.tolist()):
@@ -638,7 +643,7 @@ def group_fragments(
     support = coo_matrix((fsim[cross], (ga[cross], gb[cross])), shape=(g, g)).tocsr()
     support.sum_duplicates()
     support = csr_matrix(support.multiply(1.0 / n_frag[:, None]).multiply(1.0 / n_frag[None, :]))
-    lang1 = _group_languages(g1_labels, grp, lang0, texts, sk, ngram)
+    lang1 = _group_languages(g1_labels, grp, g, lang0, texts, sk, ngram)
     day, day_times = None, None
     if senders is not None and len(accounts):
         day, day_times = senders.group_counts(grp, g, int(accounts.max()) + 1), senders.group_profiles(grp, g)

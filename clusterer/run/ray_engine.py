@@ -392,11 +392,9 @@ class _Overlap:
         self.gpu = gpu
 
     def __call__(self, batch: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        from ..graph.lsh import Signatures, pair_overlap
+
+        # the CUDA kernel on a GPU worker (its Numba twin, same numbers, elsewhere or without a working CuPy)
         i, j = batch["i"].astype(np.int64), batch["j"].astype(np.int64)
-        if self.gpu:  # the CUDA kernel on a GPU worker; its Numba twin gives the same numbers
-            from ..accel import kernels
-
-            return {"jac": kernels.skeleton_overlap(self.sig, self.sizes, i, j).get()[:, 0]}
-        from ..accel.reference import skeleton_overlap
-
-        return {"jac": skeleton_overlap(self.sig, self.sizes, i, j)[:, 0]}
+        backend = Backend.GPU if self.gpu else Backend.CPU
+        return {"jac": pair_overlap(Signatures(sig=self.sig, sizes=self.sizes), i, j, backend)[:, 0]}

@@ -341,4 +341,4 @@ def test_group_languages_match_reading_every_group():
         grp = np.array(grp, np.int64)
         groups = np.where(labels >= 0, grp[np.maximum(labels, 0)], -1)
         want = fragment_languages(groups, pl.Series(texts), sk, 3, int(grp.max()) + 1)
-        assert _group_languages(groups, grp, lang0, pl.Series(texts), sk, 3) == want
+        assert _group_languages(groups, grp, int(grp.max()) + 1, lang0, pl.Series(texts), sk, 3) == want
