@@ -108,6 +108,21 @@ def test_a_family_file_replaces_the_generators_templates_customers_and_topics(tm
         gen.read_family_file(path)
 
 
+@pytest.mark.parametrize("name", ["families_fresh.json", "families_fresh2.json"])
+def test_the_shipped_blind_family_sets_generate_every_family_on_its_days(name):
+    """The blind family sets in ``scripts/`` stay readable by the generator, and a day sends every family whose
+    days include it, every legitimate customer and every trending topic the file names."""
+    gen = _script("gen_scenario")
+    path = SCRIPTS / name
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    fam = gen.read_family_file(path)
+    df, _ = gen.generate(6000, 1, 7, True, None, family_file=fam)
+    sent = set(df["group"].unique())
+    first_day = {f["name"] for f in spec["families"] if f.get("days", [1, 1])[0] <= 1 <= f.get("days", [1, 1])[1]}
+    assert first_day and first_day <= sent
+    assert {x[0] for x in spec.get("legit", [])} <= sent and {x[0] for x in spec.get("trending", [])} <= sent
+
+
 def test_eval_stream_pairs_ids_one_to_one_and_reads_them_through_merged_into(tmp_path, monkeypatch, capsys):
     """Two windows name one campaign "a" then "b" (the second window found them one and merged a into b): as
     written, half its prompts carry the batch ID's pair; read through the registry's ``merged_into``, all."""
