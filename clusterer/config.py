@@ -370,6 +370,13 @@ class CampaignConfig:
     # the family (most members hold none of its scaffold, the median member has this share of its shingles in
     # the fragment's core) that differs from that text by one word at most. > 1 = off
     copy_min_contained: float = 0.9
+    # a fragment of a flagged family is read on its own for who sends it: its sender terms (account focus,
+    # fresh accounts, one organisation, the network and payment terms: SENDER_TERMS) summed as contributions
+    # to the logit. A fragment whose sum is negative and at least part_sender_gap below its family's is sent
+    # by ordinary users — a payload pool's problems sent bare, whose wording ("write a python function to")
+    # made them a part of a campaign wrapping the same pool — and its prompts are not flagged. Batch runs
+    # (a stream window reads its accounts' day so far per family, not per fragment). 0 = off
+    part_sender_gap: float = 3.0
     operator_min_shared: int = 1  # operator groups: flagged families two accounts must share ...
     operator_min_jaccard: float = 0.5  # ... and the Jaccard of their flagged-family sets
     crowded_min_senders: int = 3  # a client network (/24 or ASN, with the user agent) crowded by a family: this
@@ -396,6 +403,7 @@ class CampaignConfig:
         _check_range("campaign.window_open_min_cohesion", self.window_open_min_cohesion, -1.0, 1.0)
         _check_range("campaign.window_open_min_coverage", self.window_open_min_coverage, 0.0, 1.0)
         _check_range("campaign.copy_min_contained", self.copy_min_contained, 0.5)
+        _check_range("campaign.part_sender_gap", self.part_sender_gap, 0.0)
         worst = max(getattr(self, f"w_{t}") for t in SCORE_TERMS)
         if any(getattr(self, f"w_{t}") < 0 for t in SCORE_TERMS):
             raise ConfigError("campaign.w_* weights must be >= 0 (each term is oriented towards 'campaign')")

@@ -501,6 +501,93 @@ def operator_table(per: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+# the evidence terms about who sends a cluster, not what it holds or how much of it there is: they read the
+# same whatever the size of the part of a family they are computed on
+SENDER_TERMS = ("focus", "fresh", "one_org", "crowded", "proxy", "rotation", "payment")
+
+
+def sender_evidence(scored: pl.DataFrame) -> pl.Expr:
+    """The sum of a scored cluster's SENDER_TERMS contributions to its logit (``score_campaigns`` columns)."""
+    return pl.sum_horizontal(*[pl.col(f"contrib_{t}") for t in SENDER_TERMS if f"contrib_{t}" in scored.columns])
+
+
+def ordinary_parts(
+    prompts: pl.DataFrame,
+    fragments: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    in_flagged: NDArray[np.bool_],
+    scored: pl.DataFrame,
+    cfg: CampaignConfig,
+) -> NDArray[np.bool_]:
+    """bool (n,): the members of flagged families whose fragment, read on its own, is sent by ordinary users.
+
+    A family's score pools the evidence of all its fragments. A payload pool's problems that ordinary users
+    send bare ("Write a python function to …") can make a fragment that joins the family of a campaign
+    wrapping the same pool: the pool's wording is in both, and a short wrapper adds little to tell them
+    apart. Its members hold their fragment's core (that wording), so the per-prompt rules flag them, while
+    their senders are the day's ordinary users: old accounts that mostly send other things. Each fragment of
+    a flagged family is scored here on its own (:func:`campaign_features`, :func:`score_campaigns`), and one
+    whose sender evidence (:func:`sender_evidence`) is negative and at least ``cfg.part_sender_gap`` below
+    its family's, over at least ``cfg.min_effective_accounts`` effective accounts, is an ordinary part.
+
+    ``prompts``: :func:`decide`'s prompt frame (its ``cluster_id`` is replaced); ``fragments`` / ``labels``:
+    int64 (n,) fragment and family per prompt; ``in_flagged``: bool (n,) members of flagged families;
+    ``scored``: the families' :func:`score_campaigns` table."""
+    n = len(labels)
+    frag = np.where(in_flagged, fragments, -1)
+    if frag.max(initial=-1) < 0:
+        return np.zeros(n, bool)
+    info = pl.DataFrame({"cluster_id": np.unique(frag[frag >= 0])}).with_columns(pl.lit("").alias("template"))
+    feats = campaign_features(prompts.with_columns(pl.Series("cluster_id", frag)), info, cfg)
+    if feats.height == 0:
+        return np.zeros(n, bool)
+    feats = feats.drop("account_focus").join(_part_focus(prompts, frag, labels, cfg), on="cluster_id", how="left")
+    part = score_campaigns(feats, cfg)
+    part = part.select("cluster_id", "effective_accounts", sender_evidence(part).alias("own"))
+    family = scored.select(pl.col("cluster_id").alias("family"), sender_evidence(scored).alias("whole"))
+    # a fragment's members are in one family
+    of = pl.DataFrame({"cluster_id": frag, "family": labels}).filter(pl.col("cluster_id") >= 0).unique("cluster_id")
+    part = part.join(of, on="cluster_id").join(family, on="family", how="left")
+    ordinary = part.filter(
+        (pl.col("effective_accounts") >= cfg.min_effective_accounts)
+        & (pl.col("own") < 0)
+        & (pl.col("own") <= pl.col("whole") - cfg.part_sender_gap)
+    )["cluster_id"].to_numpy()
+    return (frag >= 0) & np.isin(frag, ordinary)
+
+
+def _part_focus(
+    prompts: pl.DataFrame, frag: NDArray[np.int64], labels: NDArray[np.int64], cfg: CampaignConfig
+) -> pl.DataFrame:
+    """Per fragment (``frag`` ≥ 0): the account focus its prompts give their *family* — each prompt's account's
+    prompts in the family and its sibling families over all its prompts, averaged over the fragment's prompts
+    from accounts with two or more (0.5 when none), as :func:`campaign_features` reads it for the family. A
+    campaign account that spreads its prompts over several fragments of its family does little else, though
+    each fragment holds a few of them. Returns ``cluster_id`` (the fragment), ``account_focus``."""
+    rows = pl.DataFrame({"cluster_id": labels, "account_id": prompts["account_id"], "account": prompts["account"]})
+    total = rows.group_by("account_id").agg(pl.len().alias("_total"))
+    per_acct = (
+        rows.filter(pl.col("cluster_id") >= 0)
+        .group_by("cluster_id", "account_id")
+        .agg(pl.len().alias("_k"), pl.col("account").first())
+        .sort("cluster_id", "account_id")
+    )
+    per_acct = per_acct.with_columns(pl.Series("_k_sib", _sibling_counts(per_acct, cfg)[0]))
+    part = (
+        pl.DataFrame({"fragment": frag, "cluster_id": labels, "account_id": prompts["account_id"]})
+        .filter(pl.col("fragment") >= 0)
+        .join(per_acct.select("cluster_id", "account_id", "_k_sib"), on=["cluster_id", "account_id"], how="left")
+        .join(total, on="account_id", how="left")
+    )
+    multi = pl.col("_total") >= 2
+    share = (pl.col("_k_sib") / pl.col("_total")).filter(multi).mean()
+    return (
+        part.group_by("fragment")
+        .agg(pl.when(multi.any()).then(share).otherwise(0.5).alias("account_focus"))
+        .rename({"fragment": "cluster_id"})
+    )
+
+
 def decide(
     frame: pl.DataFrame,
     labels: NDArray[np.int64],
@@ -513,6 +600,7 @@ def decide(
     *,
     shared: NDArray[np.int32] | None = None,
     copies: NDArray[np.bool_] | None = None,
+    fragments: NDArray[np.int64] | None = None,
     accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
@@ -532,7 +620,9 @@ def decide(
     sends other things); ``shared``: int32 (n,) how many of its shingles each prompt shares with a real part
     of its fragment (a prompt sharing fewer than ``prompt_min_shared`` is never flagged: an ordinary text some
     members carry as payload); ``copies``: bool (n,) copies of a popular prompt inside a campaign's family
-    (never flagged; :func:`~clusterer.clustering.refine.payload_copies`). ``namer(flagged cluster ids, proposed
+    (never flagged; :func:`~clusterer.clustering.refine.payload_copies`); ``fragments``: int64 (n,) the fragment
+    of each prompt, whose own senders are read in a batch run (:func:`ordinary_parts`; None: not read).
+    ``namer(flagged cluster ids, proposed
     ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
     ``network``: the optional network and payment columns per prompt (``io.ingest.network_metadata``).
@@ -616,6 +706,10 @@ def decide(
     # ... and it is not a copy of a payload its family's campaign prompts wrap
     if copies is not None:
         prompt_flagged &= ~copies
+    # ... and its part of the family, read on its own, is not sent by ordinary users (batch runs: a window's
+    # focus reads its accounts' day so far per family)
+    if fragments is not None and cfg.part_sender_gap > 0 and earlier is None and extra is None and in_flagged.any():
+        prompt_flagged &= ~ordinary_parts(read, fragments, labels, in_flagged, scored, cfg)
     # an account is flagged when any of its prompts is
     acc_flagged = np.bincount(acc_index, weights=prompt_flagged, minlength=len(acc_codes)) > 0
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)

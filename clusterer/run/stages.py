@@ -210,6 +210,7 @@ class Clustering:
     # the accounts read (those with a row in a fragment before the families took noise), and the cores
     earlier: EarlierRead | None = None
     split: int = 0  # stream window: rows moved out of fragments of several campaigns and no template (split_mixed)
+    fragments: NDArray[np.int64] | None = None  # (m,) the fragment of each row that fit, shared and copies read
 
     @property
     def labels(self) -> NDArray[np.int64]:
@@ -324,7 +325,18 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(clusters, grouping, fit, shared, copies, carried=ids, attach=attach, earlier=read, split=split)
+    return Clustering(
+        clusters,
+        grouping,
+        fit,
+        shared,
+        copies,
+        carried=ids,
+        attach=attach,
+        earlier=read,
+        split=split,
+        fragments=attached,
+    )
 
 
 def _carried_rhythm(carried: Carried, ids: list[str | None]) -> DayRhythm | None:
@@ -926,6 +938,9 @@ def campaigns_stage(
         fit=day.scatter(clu.fit, 0.0, np.float32),
         shared=day.scatter(shared, 0, np.int32) if shared is not None else None,
         copies=day.scatter(clu.copies, False, bool),
+        # a batch run reads each flagged family's parts for who sends them (decisions.ordinary_parts); a window
+        # reads its accounts' day so far per family, not per part
+        fragments=day.scatter(clu.fragments, -1, np.int64) if clu.fragments is not None and not window else None,
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,

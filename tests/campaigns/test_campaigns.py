@@ -170,6 +170,57 @@ def test_a_prompt_that_carries_a_fifth_of_its_scaffold_is_flagged_whatever_its_a
     ).prompt_flagged[row]
 
 
+def test_a_part_of_a_flagged_family_sent_by_ordinary_users_is_not_flagged():
+    """A campaign's family (30 fresh accounts that send nothing else) that took in a fragment of a payload
+    pool's problems sent bare by 40 old accounts, each one prompt there among eight: the family is flagged,
+    and every prompt holds its fragment's core (fit 1), but the ordinary fragment's own senders say ordinary
+    users, so its prompts are not flagged; a small part of the campaign's own (6 fresh accounts) is. With
+    ``part_sender_gap`` 0, or without fragments, every member is flagged, as before."""
+    rng = np.random.default_rng(5)
+    rows = []
+
+    def add(cluster, frag, acct, age_days):
+        rows.append(
+            {
+                "cluster_id": cluster,
+                "frag": frag,
+                "account_id": acct,
+                "key": len(rows),
+                "timestamp": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+                "account_created_at": DAY - dt.timedelta(days=age_days),
+            }
+        )
+
+    for a in range(30):
+        for _ in range(4):
+            add(0, 10, f"c{a}", 5)
+    for a in range(6):
+        add(0, 12, f"v{a}", 3)
+    for a in range(40):
+        add(0, 11, f"u{a}", 800)
+        for _ in range(7):
+            add(-1, -1, f"u{a}", 800)
+    df = pl.DataFrame(rows).with_columns(pl.col("key").cast(pl.UInt64), pl.col("cluster_id").cast(pl.Int64))
+    clusters = pl.DataFrame(
+        {"cluster_id": [0], "rigidity": [0.6], "template_coverage": [0.7], "template": ["solve with tests {…}"]}
+    )
+    labels, frags = df["cluster_id"].to_numpy(), df["frag"].to_numpy().astype(np.int64)
+    args = (df.select("account_id", "timestamp"), labels, df["key"].to_numpy(), clusters, ["k0"])
+    kw = {"fit": np.ones(len(labels), np.float32), "created": df["account_created_at"]}
+    dec = decide(*args, CampaignConfig(), fragments=frags, **kw)
+    assert dec.clusters.filter(pl.col("cluster_id") == 0)["flagged"][0]
+    assert dec.prompt_flagged[frags == 10].all() and dec.prompt_flagged[frags == 12].all()
+    assert not dec.prompt_flagged[frags == 11].any()
+    assert {dec.prompt_campaign[i] for i in np.flatnonzero(frags == 11)} == {"cmp-k0"}  # still members
+    acc = {r["account_id"]: r["flagged"] for r in dec.accounts.iter_rows(named=True)}
+    assert acc["c0"] and acc["v0"] and not acc["u0"]
+    for off in (
+        decide(*args, CampaignConfig(part_sender_gap=0), fragments=frags, **kw),
+        decide(*args, CampaignConfig(), **kw),
+    ):
+        assert off.prompt_flagged[labels == 0].all()
+
+
 def test_tags_of_uses_lexicons():
     assert tags_of("Translate to French, then score 0-10 as JSON") == ["tool_use", "grading", "translation"]
     assert tags_of("hello there") == []
