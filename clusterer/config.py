@@ -371,7 +371,7 @@ class CampaignConfig:
     # the fragment's core) that differs from that text by one word at most. > 1 = off
     copy_min_contained: float = 0.9
     # a fragment of a flagged family is read on its own for who sends it: its sender terms (account focus,
-    # fresh accounts, one organisation, the network and payment terms: SENDER_TERMS) summed as contributions
+    # fresh accounts, one organisation, proxy, rotation, payment: SENDER_TERMS) summed as contributions
     # to the logit. A fragment whose sum is negative and at least part_sender_gap below its family's is sent
     # by ordinary users — a payload pool's problems sent bare, whose wording ("write a python function to")
     # made them a part of a campaign wrapping the same pool — and its prompts are not flagged. Batch runs

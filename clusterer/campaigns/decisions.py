@@ -470,7 +470,9 @@ class Decisions:
     ``clusters``: per-cluster features, ``campaign_score``, ``flagged``, ``campaign_id``; ``prompt_score``:
     float32 (n,) the score of each prompt's cluster (0 for noise); ``prompt_flagged``: bool (n,);
     ``prompt_campaign``: campaign ID per prompt (None unless flagged); ``accounts``: per-account flags and
-    operator groups; ``operators``: one row per operator group; ``signals``: which optional columns were used.
+    operator groups; ``operators``: one row per operator group; ``signals``: which optional columns were used;
+    ``ordinary``: the prompts of ordinary parts of flagged families, not flagged (:func:`ordinary_parts`; None
+    when not read).
     """
 
     clusters: pl.DataFrame
@@ -480,6 +482,7 @@ class Decisions:
     accounts: pl.DataFrame
     operators: pl.DataFrame
     signals: Signals
+    ordinary: NDArray[np.bool_] | None = None  # (n,) prompts of ordinary parts of flagged families (ordinary_parts)
 
 
 def operator_table(per: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
@@ -501,9 +504,12 @@ def operator_table(per: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-# the evidence terms about who sends a cluster, not what it holds or how much of it there is: they read the
-# same whatever the size of the part of a family they are computed on
-SENDER_TERMS = ("focus", "fresh", "one_org", "crowded", "proxy", "rotation", "payment")
+# the evidence terms about who sends a cluster, not what it holds or how much of it there is: shares of its
+# prompts or senders, which a part of a family reads as the whole does (focus read over the family:
+# _part_focus). Left out: variety, spread, one_shot, synchrony and peaked (content and volume), and crowded,
+# which counts senders per network within the cluster (a proxy pool spread over a family's parts falls below
+# crowded_min_senders in each)
+SENDER_TERMS = ("focus", "fresh", "one_org", "proxy", "rotation", "payment")
 
 
 def sender_evidence(scored: pl.DataFrame) -> pl.Expr:
@@ -546,7 +552,11 @@ def ordinary_parts(
     part = part.select("cluster_id", "effective_accounts", sender_evidence(part).alias("own"))
     family = scored.select(pl.col("cluster_id").alias("family"), sender_evidence(scored).alias("whole"))
     # a fragment's members are in one family
-    of = pl.DataFrame({"cluster_id": frag, "family": labels}).filter(pl.col("cluster_id") >= 0).unique("cluster_id")
+    of = (
+        pl.DataFrame({"cluster_id": frag, "family": labels})
+        .filter(pl.col("cluster_id") >= 0)
+        .unique("cluster_id", keep="first", maintain_order=True)
+    )
     part = part.join(of, on="cluster_id").join(family, on="family", how="left")
     ordinary = part.filter(
         (pl.col("effective_accounts") >= cfg.min_effective_accounts)
@@ -578,11 +588,12 @@ def _part_focus(
         .filter(pl.col("fragment") >= 0)
         .join(per_acct.select("cluster_id", "account_id", "_k_sib"), on=["cluster_id", "account_id"], how="left")
         .join(total, on="account_id", how="left")
+        .sort("fragment", "account_id")  # one order for the float sums, run to run
     )
     multi = pl.col("_total") >= 2
     share = (pl.col("_k_sib") / pl.col("_total")).filter(multi).mean()
     return (
-        part.group_by("fragment")
+        part.group_by("fragment", maintain_order=True)
         .agg(pl.when(multi.any()).then(share).otherwise(0.5).alias("account_focus"))
         .rename({"fragment": "cluster_id"})
     )
@@ -601,6 +612,7 @@ def decide(
     shared: NDArray[np.int32] | None = None,
     copies: NDArray[np.bool_] | None = None,
     fragments: NDArray[np.int64] | None = None,
+    ordinary: NDArray[np.bool_] | None = None,
     accounts: tuple[NDArray[Any], NDArray[np.int64]] | None = None,
     orgs: pl.Series | None = None,
     created: pl.Series | None = None,
@@ -621,7 +633,9 @@ def decide(
     of its fragment (a prompt sharing fewer than ``prompt_min_shared`` is never flagged: an ordinary text some
     members carry as payload); ``copies``: bool (n,) copies of a popular prompt inside a campaign's family
     (never flagged; :func:`~clusterer.clustering.refine.payload_copies`); ``fragments``: int64 (n,) the fragment
-    of each prompt, whose own senders are read in a batch run (:func:`ordinary_parts`; None: not read).
+    of each prompt, whose own senders are read in a batch run (:func:`ordinary_parts`; None: not read);
+    ``ordinary``: the prompts of ordinary parts as an earlier decision over the same fragments found them
+    (read instead of ``fragments``: the families joined as variants are decided again).
     ``namer(flagged cluster ids, proposed
     ids)`` may rename the
     flagged families' campaign IDs (the registry does); by default a family's ID is ``cmp-<template key>``.
@@ -708,8 +722,10 @@ def decide(
         prompt_flagged &= ~copies
     # ... and its part of the family, read on its own, is not sent by ordinary users (batch runs: a window's
     # focus reads its accounts' day so far per family)
-    if fragments is not None and cfg.part_sender_gap > 0 and earlier is None and extra is None and in_flagged.any():
-        prompt_flagged &= ~ordinary_parts(read, fragments, labels, in_flagged, scored, cfg)
+    if ordinary is None and fragments is not None and cfg.part_sender_gap > 0 and earlier is None and extra is None:
+        ordinary = ordinary_parts(read, fragments, labels, in_flagged, scored, cfg)
+    if ordinary is not None:
+        prompt_flagged &= ~ordinary
     # an account is flagged when any of its prompts is
     acc_flagged = np.bincount(acc_index, weights=prompt_flagged, minlength=len(acc_codes)) > 0
     groups = operator_groups(acc_index, np.where(prompt_flagged, labels, -1), np.flatnonzero(flag_of), cfg)
@@ -741,4 +757,5 @@ def decide(
         accounts=accounts,
         operators=operators,
         signals=signals,
+        ordinary=ordinary,
     )

@@ -447,8 +447,9 @@ def variants_stage(
     numbered by first row, each keeping the language of the family holding its first row), described and
     decided again; ``a``'s clustering, templates and campaigns as they are when nothing joins (or ``[cluster]
     join_variants`` is false). Everything a prompt's flag reads besides its
-    family's flag — its fragment's core, the copies of what its family's prompts wrap — stays as the family
-    stages left it, and a join that would change any prompt's flag is not kept."""
+    family's flag — its fragment's core, the copies of what its family's prompts wrap, the ordinary parts the
+    first decision found — stays as the family stages left it, and a join that would change any prompt's flag
+    is not kept."""
     c, clu, camp, sk = cfg.cluster, a.clustering, a.camp, a.sk
     unchanged = (clu, a.tmpl, camp)
     groups = clu.grouping.template_groups
@@ -468,7 +469,11 @@ def variants_stage(
     )
     joined_clu = dataclasses.replace(clu, grouping=grouping)
     tmpl = templates_stage(a.day, cfg, engine, joined_clu, sk, a.sigs)
-    joined_camp = campaigns_stage(a.day, cfg, engine, joined_clu, tmpl, a.vec, registry)
+    # the ordinary parts as the first decision found them: the joined families' sender sums are not what
+    # made their parts ordinary or not
+    joined_camp = campaigns_stage(
+        a.day, cfg, engine, joined_clu, tmpl, a.vec, registry, ordinary=camp.decisions.ordinary
+    )
     # the joined families are scored again, and so are the others (a family's focus reads its siblings):
     # should any prompt's flag differ, the join is not kept — it names variants, it does not decide
     if not np.array_equal(joined_camp.decisions.prompt_flagged, camp.decisions.prompt_flagged):
@@ -884,6 +889,7 @@ def campaigns_stage(
     window: bool = False,
     open_families: OpenFamilies | None = None,
     context: NDArray[np.bool_] | None = None,
+    ordinary: NDArray[np.bool_] | None = None,
 ) -> Campaigns:
     """Score the families, flag campaigns, accounts and operator groups; name flagged families from the
     registry when there is one. In a ``clusterer stream`` window (``known``: :func:`known_stage`), a flagged
@@ -941,6 +947,7 @@ def campaigns_stage(
         # a batch run reads each flagged family's parts for who sends them (decisions.ordinary_parts); a window
         # reads its accounts' day so far per family, not per part
         fragments=day.scatter(clu.fragments, -1, np.int64) if clu.fragments is not None and not window else None,
+        ordinary=ordinary,
         accounts=(day.account_ids, day.accounts),
         orgs=day.orgs if day.has_orgs else None,
         created=day.created,

@@ -174,8 +174,9 @@ def test_a_part_of_a_flagged_family_sent_by_ordinary_users_is_not_flagged():
     """A campaign's family (30 fresh accounts that send nothing else) that took in a fragment of a payload
     pool's problems sent bare by 40 old accounts, each one prompt there among eight: the family is flagged,
     and every prompt holds its fragment's core (fit 1), but the ordinary fragment's own senders say ordinary
-    users, so its prompts are not flagged; a small part of the campaign's own (6 fresh accounts) is. With
-    ``part_sender_gap`` 0, or without fragments, every member is flagged, as before."""
+    users, so its prompts are not flagged; a small part of the campaign's own (6 fresh accounts) is, and so
+    are the twelve parts 60 aged campaign accounts spread their day over (their focus is read over the
+    family). With ``part_sender_gap`` 0, or without fragments, every member is flagged, as before."""
     rng = np.random.default_rng(5)
     rows = []
 
@@ -200,6 +201,12 @@ def test_a_part_of_a_flagged_family_sent_by_ordinary_users_is_not_flagged():
         add(0, 11, f"u{a}", 800)
         for _ in range(7):
             add(-1, -1, f"u{a}", 800)
+    # aged campaign accounts that spread their day over a dozen parts of the family and send nothing else: each
+    # part holds a third of an account's prompts (and shares too few accounts with any other part to make it a
+    # sibling), the family all of them
+    for a in range(60):
+        for part in rng.choice(np.arange(13, 25), 3, replace=False):
+            add(0, int(part), f"w{a}", 900)
     df = pl.DataFrame(rows).with_columns(pl.col("key").cast(pl.UInt64), pl.col("cluster_id").cast(pl.Int64))
     clusters = pl.DataFrame(
         {"cluster_id": [0], "rigidity": [0.6], "template_coverage": [0.7], "template": ["solve with tests {…}"]}
@@ -210,7 +217,12 @@ def test_a_part_of_a_flagged_family_sent_by_ordinary_users_is_not_flagged():
     dec = decide(*args, CampaignConfig(), fragments=frags, **kw)
     assert dec.clusters.filter(pl.col("cluster_id") == 0)["flagged"][0]
     assert dec.prompt_flagged[frags == 10].all() and dec.prompt_flagged[frags == 12].all()
+    assert dec.prompt_flagged[frags >= 13].all()  # focus read over the family, not the part
     assert not dec.prompt_flagged[frags == 11].any()
+    assert dec.ordinary is not None and (dec.ordinary == (frags == 11)).all()
+    # a later decision over the same fragments (families joined as variants) reads the first one's parts
+    again = decide(*args, CampaignConfig(), ordinary=dec.ordinary, **kw)
+    assert (again.prompt_flagged == dec.prompt_flagged).all()
     assert {dec.prompt_campaign[i] for i in np.flatnonzero(frags == 11)} == {"cmp-k0"}  # still members
     acc = {r["account_id"]: r["flagged"] for r in dec.accounts.iter_rows(named=True)}
     assert acc["c0"] and acc["v0"] and not acc["u0"]
