@@ -325,18 +325,8 @@ def cluster_stage(
         one_text=one_text,
         row_of=row_of,
     )
-    return Clustering(
-        clusters,
-        grouping,
-        fit,
-        shared,
-        copies,
-        carried=ids,
-        attach=attach,
-        earlier=read,
-        split=split,
-        fragments=attached,
-    )
+    done = {"carried": ids, "attach": attach, "earlier": read, "split": split, "fragments": attached}
+    return Clustering(clusters, grouping, fit, shared, copies, **done)
 
 
 def _carried_rhythm(carried: Carried, ids: list[str | None]) -> DayRhythm | None:
@@ -944,8 +934,6 @@ def campaigns_stage(
         fit=day.scatter(clu.fit, 0.0, np.float32),
         shared=day.scatter(shared, 0, np.int32) if shared is not None else None,
         copies=day.scatter(clu.copies, False, bool),
-        # a batch run reads each flagged family's parts for who sends them (decisions.ordinary_parts); a window
-        # reads its accounts' day so far per family, not per part
         fragments=day.scatter(clu.fragments, -1, np.int64) if clu.fragments is not None and not window else None,
         ordinary=ordinary,
         accounts=(day.account_ids, day.accounts),
