@@ -277,6 +277,10 @@ class ClusterConfig:
     family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
     join_variants: bool = True  # flagged families whose template groups lend each other scaffold lines are
     # joined as one campaign's variants (clustering.lines); in a stream window, their campaigns named as one
+    # a batch run's noise whose first or last this many tokens hold a recurring shingle that many noise
+    # prompts hold there, around differing payloads, is grouped by it, and a group the campaign decision
+    # flags is kept (clustering.wrappers: a one-line scaffold around a whole text; 0 = off)
+    wrapper_edge_tokens: int = 8
 
     def __post_init__(self) -> None:
         _check_range("cluster.min_cluster_size", self.min_cluster_size, 2)
@@ -291,6 +295,7 @@ class ClusterConfig:
         _check_range("cluster.grow_min_share", self.grow_min_share, 0.0, 1.0)
         _check_range("cluster.grow_rounds", self.grow_rounds, 0, 100)
         _check_range("cluster.attach_family", self.attach_family, 0.0)
+        _check_range("cluster.wrapper_edge_tokens", self.wrapper_edge_tokens, 0, 64)
         _check_range("cluster.family_min_sim", self.family_min_sim, 0.0, 1.0)
         _check_range("cluster.family_min_coverage", self.family_min_coverage, 0.0, 1.0)
         _check_range("cluster.family_semantic_floor", self.family_semantic_floor, -1.0, 0.99)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from ..clustering.refine import (
     shared_template,
 )
 from ..clustering.summary import Summary, summarise
+from ..clustering.wrappers import wrapper_groups
 from ..config import RunConfig
 from ..graph.edges import Edges, Pairs, distance, knn_pairs, merge_pairs, score_edges
 from ..graph.knn import Knn, expand_knn
@@ -426,7 +428,8 @@ def decisions_stage(
     )
     if carried is not None:
         return a.clustering, a.tmpl, a.camp
-    return variants_stage(a, cfg, engine, registry)
+    a.clustering, a.tmpl, a.camp = variants_stage(a, cfg, engine, registry)
+    return wrappers_stage(a, cfg, engine, registry)
 
 
 def variants_stage(
@@ -469,6 +472,98 @@ def variants_stage(
     if not np.array_equal(joined_camp.decisions.prompt_flagged, camp.decisions.prompt_flagged):
         return unchanged
     return joined_clu, tmpl, joined_camp
+
+
+def wrappers_stage(
+    a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None
+) -> tuple[Clustering, Templates, Campaigns]:
+    """A batch run's noise grouped by the short wrapper at its edge (:func:`~clusterer.clustering.wrappers.
+    wrapper_groups`), each group a new family, decided with the rest; the groups the decision flags are kept
+    (the others go back to noise and the families are decided again without them). The run's other prompts keep
+    their flags: should any differ, nothing is kept (a group adds campaigns, it does not re-decide others).
+    ``a``'s clustering, templates and campaigns as they are when no group is kept (or ``[cluster]
+    wrapper_edge_tokens`` is 0)."""
+    c, clu, camp, day = cfg.cluster, a.clustering, a.camp, a.day
+    unchanged = (clu, a.tmpl, camp)
+    if c.wrapper_edge_tokens == 0:
+        return unchanged
+    t0 = time.perf_counter()
+    flagged = camp.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
+    groups = wrapper_groups(
+        clu.labels,
+        ~np.isin(clu.labels, flagged),  # noise and the members of families not flagged
+        day.texts,
+        a.sk,
+        day.accounts[day.rows],
+        day.norm.key[day.rows],
+        cfg.skeleton.ngram,
+        c.wrapper_edge_tokens,
+        c.min_cluster_size,
+    )
+    before = camp.decisions.prompt_flagged
+    for _ in range(3):  # all groups, then (when the decision left some) only those it flagged
+        if groups.max(initial=-1) < 0:
+            return unchanged
+        grouped = _with_groups(clu, groups, cfg)
+        tmpl = templates_stage(day, cfg, engine, grouped, a.sk, a.sigs)
+        decided = campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, ordinary=camp.decisions.ordinary)
+        now = decided.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
+        kept = np.unique(groups[(groups >= 0) & np.isin(grouped.labels, now)])
+        if len(kept) == n_labels(groups):
+            break
+        groups = np.where(np.isin(groups, kept), np.searchsorted(kept, groups), -1)
+    else:  # the groups kept lost their flag once the others were gone: none is kept
+        return unchanged
+    # outside the groups: every family flagged as before, and no prompt unflagged (a prompt may gain its
+    # flag: its account now sends more of its prompts to flagged families)
+    outside = day.scatter(groups < 0, True, bool)
+    now = decided.decisions.prompt_flagged
+    lost = int((before & ~now)[outside].sum())
+    moved = int((_in_flagged(camp, day, clu) != _in_flagged(decided, day, grouped))[outside].sum())
+    if lost or moved:
+        log.info("wrapper groups not kept: %d other prompts unflagged, %d in or out of flagged families", lost, moved)
+        return unchanged
+    took = time.perf_counter() - t0
+    log.info("wrapper groups: %d kept, %d rows (%.1f s)", n_labels(groups), int((groups >= 0).sum()), took)
+    return grouped, tmpl, decided
+
+
+def _in_flagged(camp: Campaigns, day: Day, clu: Clustering) -> NDArray[np.bool_]:
+    """bool (n,): the input rows in a family the decision flagged."""
+    flagged = camp.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
+    return day.scatter(np.isin(clu.labels, flagged), False, bool)
+
+
+def _with_groups(clu: Clustering, groups: NDArray[np.int64], cfg: RunConfig) -> Clustering:
+    """``clu`` with each wrapper group (``groups`` ≥ 0, noise rows) a family of one fragment of its own:
+    families renumbered by first row; its members carry its scaffold (``fit`` 1) and share it (``shared`` the
+    prompt rule's minimum: the wrapper is their edge line, not a payload a few members carry)."""
+    member = groups >= 0
+    g = clu.grouping
+    k = n_labels(g.labels)
+    fam, order = by_first_row(np.where(member, k + groups, g.labels))
+    language = [g.language[o] if o < k else "" for o in order.tolist()]
+    frag = clu.fragments if clu.fragments is not None else g.labels
+    frag = np.where(member, n_labels(frag) + groups, frag)
+    tg = g.template_groups
+    grouping = dataclasses.replace(
+        g,
+        labels=fam,
+        families=n_labels(fam),
+        language=language,
+        template_groups=np.where(member, n_labels(tg) + groups, tg) if tg is not None else None,
+        group_language=(g.group_language or []) + [""] * n_labels(groups) if g.group_language is not None else None,
+    )
+    least = np.int32(cfg.campaign.prompt_min_shared)
+    shared = np.where(member, np.maximum(clu.shared, least), clu.shared) if clu.shared is not None else None
+    return dataclasses.replace(
+        clu,
+        grouping=grouping,
+        fit=np.where(member, np.float32(1.0), clu.fit).astype(np.float32),
+        shared=shared.astype(np.int32) if shared is not None else None,
+        copies=np.where(member, False, clu.copies),
+        fragments=frag,
+    )
 
 
 def templates_stage(

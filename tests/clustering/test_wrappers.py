@@ -1,0 +1,164 @@
+"""Short wrappers around whole payloads (clustering.wrappers and the batch run's wrappers stage)."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from clusterer import api
+from clusterer.clustering.wrappers import wrapper_groups
+from clusterer.config import NormaliseConfig, SkeletonConfig
+from clusterer.text.normalise import normalise
+from clusterer.text.skeleton import build_skeletons
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+WORDS = (
+    "apple river garden window market engine planet silver forest music bridge candle winter harbor pencil "
+    "mountain ocean castle rocket meadow lantern desert island thunder violin tiger coffee library painting "
+    "village orbit crystal shadow feather marble compass journey festival puzzle station blanket harvest"
+).split()
+
+
+def _payload(rng: np.random.Generator, lo: int = 14, hi: int = 40) -> str:
+    return " ".join(rng.choice(WORDS, int(rng.integers(lo, hi))))
+
+
+def _groups(texts: list[str], accounts: list[str], edge_tokens: int = 8) -> np.ndarray:
+    norm = normalise(pl.Series(texts), NormaliseConfig())
+    sk = build_skeletons(norm.text, SkeletonConfig())
+    acc = pl.Series(accounts).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    labels = np.full(len(texts), -1, np.int64)
+    return wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, edge_tokens, 10)
+
+
+def test_a_one_line_wrapper_above_or_below_differing_payloads_is_one_group_per_wrapper():
+    """A line of four words above 60 payloads and another below 40 (each prompt from its own account) give two
+    groups, whatever a few re-worded copies add; a phrase that turns up mid-text as often as at an edge (a
+    filler), an opening short prompts share (all edge), and one wrapper sent by three accounts make none."""
+    rng = np.random.default_rng(3)
+    texts, accounts, want = [], [], []
+    for i in range(60):
+        line = "Flashcards, markdown table:" if i % 10 else "flashcards, a markdown table:"
+        tag = f"[req {rng.integers(1 << 30):x}] " if i % 3 == 0 else ""  # a request ID before some
+        texts.append(f"{tag}{line}\n{_payload(rng)}")
+        accounts.append(f"f{i}")
+        want.append("top" if i % 10 else None)  # six re-worded copies share no shingle with the rest
+    for i in range(40):
+        texts.append(f"{_payload(rng)}\n\nTL;DR in five bullets:")
+        accounts.append(f"t{i}")
+        want.append("bottom")
+    for i in range(60):  # a filler phrase, at the start or in the middle
+        pay = _payload(rng).split()
+        at = 0 if i % 2 else len(pay) // 2
+        texts.append(" ".join(pay[:at] + ["keep", "it", "professional."] + pay[at:]))
+        accounts.append(f"k{i}")
+        want.append(None)
+    for i in range(40):  # short questions: the whole prompt is its edge
+        texts.append(f"what is the {' '.join(rng.choice(WORDS, 3))}?")
+        accounts.append(f"q{i}")
+        want.append(None)
+    for i in range(30):  # three accounts
+        texts.append(f"Rate this one, 1-10:\n{_payload(rng)}")
+        accounts.append(f"r{i % 3}")
+        want.append(None)
+    groups = _groups(texts, accounts)
+    want_arr = np.array([w or "" for w in want])
+    for name in ("top", "bottom"):
+        got = np.unique(groups[want_arr == name])
+        assert len(got) == 1 and got[0] >= 0, name
+    assert groups[want_arr == "top"][0] != groups[want_arr == "bottom"][0]
+    assert (groups[want_arr == ""] == -1).all()
+    # the whole rule needs the edge: a window of 1 token holds no three-word shingle
+    assert (_groups(texts, accounts, edge_tokens=1) == -1).all()
+
+
+def test_only_eligible_rows_are_grouped_and_a_family_holding_most_of_them_owns_the_line():
+    """Rows a group may not take (a flagged family's) stay; an eligible family that holds most of the rows with
+    the line has it as its own template, and no group forms; fewer than min_rows eligible rows form none."""
+    rng = np.random.default_rng(4)
+    texts = [f"Solve. Box the final answer.\n{_payload(rng)}" for _ in range(40)]
+    texts += [_payload(rng, 3, 30) for _ in range(160)]  # other traffic (a shingle in 30% of a day is generic)
+    norm = normalise(pl.Series(texts), NormaliseConfig())
+    sk = build_skeletons(norm.text, SkeletonConfig())
+    acc = np.arange(len(texts), dtype=np.int64)
+    labels = np.full(len(texts), -1, np.int64)
+    labels[:25] = 0
+
+    def groups(eligible):
+        return wrapper_groups(labels, eligible, norm.text, sk, acc, norm.key, 3, 8, 10)
+
+    got = groups(labels < 0)
+    assert (got[:25] == -1).all() and (got[25:40] == 0).all() and (got[40:] == -1).all()
+    assert (groups(np.ones(len(texts), bool)) == -1).all()  # family 0 holds 25 of the 40
+    labels[:15] = 1  # two families, neither holding half: the line is a wrapper around both
+    got = groups(np.ones(len(texts), bool))
+    assert (got[:40] == 0).all() and (got[40:] == -1).all()
+    labels[:35] = 0  # five eligible rows left: fewer than min_rows
+    assert (groups(labels < 0) == -1).all()
+
+
+def _day(rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """The bundled sample day's ordinary prompts from aged accounts; 120 of its long prompts sent again by five
+    of them each (popular prompts: their wording recurs over the day); 60 prompts opening "Write a python
+    function to", each from another aged account; and a campaign: 30 fresh accounts that send nothing but one
+    line (three wordings) above one of those popular prompts, each a different one."""
+    sample = pl.read_parquet(DATA / "sample_day.parquet").join(
+        pl.read_parquet(DATA / "sample_labels.parquet").select("prompt_id", "kind"), on="prompt_id"
+    )
+    ordinary = sample.filter(pl.col("kind") == "benign")
+    long = ordinary.filter(pl.col("text").str.split(" ").list.len() >= 14)["text"].unique(maintain_order=True)
+    popular = [long[int(j)] for j in rng.permutation(len(long))[:120]]
+    start = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+    rows = []
+
+    def add(text, acct, age_days, kind):
+        rows.append(
+            {
+                "prompt_id": f"p{len(rows):05d}",
+                "account_id": acct,
+                "timestamp": start + dt.timedelta(seconds=int(rng.integers(86_400))),
+                "text": text,
+                "account_created_at": start - dt.timedelta(days=age_days),
+                "kind": kind,
+            }
+        )
+
+    for text, acct in ordinary.select("text", "account_id").iter_rows():
+        add(text, f"u-{acct}", 700, "benign")
+    for text in popular:
+        for _ in range(5):
+            add(text, f"v{int(rng.integers(400))}", 500, "benign")
+    for a in range(60):
+        add(f"Write a python function to {_payload(rng, 12, 30)}", f"v{a}", 500, "opening")
+    for i, text in enumerate(popular):
+        line = str(rng.choice(["Solve. Box the final answer.", "Solve. Box the last reply.", "solve. box the answer"]))
+        add(f"{line}\n{text}", f"fresh{i % 30}", 2, "wrapper")
+    df = pl.DataFrame(rows).with_columns(
+        pl.col("timestamp").cast(pl.Datetime("us", "UTC")), pl.col("account_created_at").cast(pl.Datetime("us", "UTC"))
+    )
+    kind = df["kind"].to_numpy()
+    return df.drop("kind"), kind == "wrapper", kind == "opening"
+
+
+def test_a_batch_run_flags_a_short_wrapper_campaign_and_leaves_an_ordinary_opening(tmp_path, fast_cfg):
+    """The wrapper campaign's prompts embed as their payloads; the wrappers stage groups them by their first
+    line and the decision flags the group (one campaign ID); the opening aged users share is left unflagged.
+    With ``wrapper_edge_tokens`` 0 the campaign is mostly missed."""
+    traffic, wrapper, opening = _day(np.random.default_rng(9))
+    traffic.write_parquet(tmp_path / "day.parquet")
+    got = {}
+    for name, over in (("on", {}), ("off", {"cluster.wrapper_edge_tokens": 0})):
+        api.run([tmp_path / "day.parquet"], tmp_path / name, fast_cfg(**over))
+        out = pl.read_parquet(tmp_path / name / "assignments.parquet")
+        assert out["prompt_id"].to_list() == traffic["prompt_id"].to_list()
+        got[name] = out
+    on, off = got["on"], got["off"]
+    flagged = on["flagged"].to_numpy()
+    assert flagged[wrapper].mean() > 0.95
+    assert on.filter(pl.Series(wrapper))["campaign_id"].drop_nulls().n_unique() == 1
+    assert not flagged[~wrapper].any()
+    assert not flagged[opening].any()
+    assert off["flagged"].to_numpy()[wrapper].mean() < 0.5
+    clusters = pl.read_parquet(tmp_path / "on" / "clusters.parquet").filter(pl.col("flagged"))
+    assert clusters.height >= 1 and clusters["template"].str.contains("solve. box the").any()
