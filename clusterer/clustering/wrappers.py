@@ -10,18 +10,22 @@ What they keep is position: the wrapper's shingles sit within the first or last 
 prompt that holds them, around text that differs from prompt to prompt. The prompts looked at are the noise
 and the members of families not flagged (where a wrapped popular prompt sits with its other uses). An *edge
 shingle* of such a prompt is a skeleton shingle (recurring over the day) found in its first or last
-``edge_tokens`` tokens, in a prompt that has at least ``edge_tokens + EDGE_MIN_PAYLOAD`` tokens (a short
-question is all edge). A shingle proposes a group when it is an edge shingle of at least ``min_rows`` of
-them, from at least ``EDGE_MIN_ACCOUNTS`` accounts, around payloads that differ (at least
-``EDGE_MIN_VARIETY`` distinct texts), scattered (no family holds more than ``EDGE_MAX_ONE_FAMILY`` of them:
-a family that holds most has the line as its own template), and at an edge in at least ``EDGE_MIN_AT_EDGE``
-of the prompts holding it anywhere (a filler phrase such as "Keep it professional." turns up mid-text as
-well). Each prompt joins the group of its edge shingle held by the most prompts, so every re-wording of one
-wrapper that keeps one shingle ("solve. box the …") is one group.
+``edge_tokens`` tokens (at most half its tokens each: the two edges never overlap), in a prompt that has at
+least ``edge_tokens + EDGE_MIN_PAYLOAD`` tokens (a short question is all edge). A shingle proposes a group
+when it is an edge shingle of at least ``min_rows`` of them, from at least ``EDGE_MIN_ACCOUNTS`` accounts,
+around payloads that differ (at least ``EDGE_MIN_VARIETY`` distinct texts), scattered (no family holds more
+than ``EDGE_MAX_ONE_FAMILY`` of them: a family that holds most has the line as its own template), and at an
+edge in at least ``EDGE_MIN_AT_EDGE`` of the prompts holding it anywhere (a filler phrase such as "Keep it
+professional." turns up mid-text as well). A group on a shingle a flagged family holds in half its members
+joins that family (the prompts are left over from that campaign, not a new one). Each prompt joins the group
+of its edge shingle held by the most prompts, so every re-wording of one wrapper that keeps one shingle
+("solve. box the …") is one group, and the rows each shingle kept must pass the rule again (a shingle whose
+other holders left for a more held one can be left with one account's prompts).
 
-Forming a group decides nothing: it is a family like any other, scored by the campaign decision on who sends
-it. The run keeps only the groups the decision flags (:func:`clusterer.run.stages.wrappers_stage`), so an
-ordinary opening that many users share ("Write a python function to …") is left as noise it was.
+Forming a group decides nothing: it is a family like any other (or part of the flagged family that owns its
+line), scored by the campaign decision on who sends it. The run keeps only the groups the decision flags
+(:func:`clusterer.run.stages.wrappers_stage`), so an ordinary opening that many users share ("Write a python
+function to …") is left where it was.
 """
 
 from __future__ import annotations
@@ -39,27 +43,36 @@ EDGE_MIN_AT_EDGE = 0.9  # share of the noise prompts holding the shingle that ho
 EDGE_MAX_ONE_FAMILY = 0.5  # the most of a group's rows one family may hold (else the wrapper is its template)
 
 
+EDGE_BLOCK = 200_000  # rows tokenised at a time (a token list per row of a whole 1M day would hold gigabytes)
+
+
 def edge_pairs(
     rows: NDArray[np.int64], texts: pl.Series, sk: Skeletons, ngram: int, edge_tokens: int
-) -> tuple[pl.DataFrame, NDArray[np.int64]]:
-    """(``row``, ``h``): the skeleton shingles each of ``rows`` holds within its first or last ``edge_tokens``
-    tokens (unique pairs), for the rows long enough to have a payload beyond them (returned too)."""
-    empty = pl.DataFrame(schema={"row": pl.Int64, "h": pl.UInt64})
-    if len(rows) == 0:
-        return empty, rows
-    words = texts.gather(rows).str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
-    long = (words.list.len() >= edge_tokens + EDGE_MIN_PAYLOAD).to_numpy()
-    rows, words = rows[long], words.filter(pl.Series(long))
-    if len(rows) == 0:
-        return empty, rows
-    parts = []
-    for edge in (words.list.head(edge_tokens), words.list.tail(edge_tokens)):
-        indptr, hashes = shingle_sets(edge.list.join(" "), ngram, sk.common_cores)
-        parts.append(pl.DataFrame({"row": np.repeat(rows, np.diff(indptr)), "h": hashes}))
-    edge_df = pl.concat(parts).unique()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """For the ``rows`` long enough to have a payload beyond their edges (``edge_tokens`` + EDGE_MIN_PAYLOAD
+    tokens): (``row``, ``h``) the skeleton shingles each holds within its first or last ``edge_tokens``
+    tokens — at most half its tokens each, so the two edges never overlap and a phrase in the middle of a
+    short prompt is not at an edge — and (``row``, ``h``) every skeleton shingle of those rows."""
+    edge_parts, held_parts = [pl.DataFrame(schema={"row": pl.Int64, "h": pl.UInt64})], []
+    for start in range(0, len(rows), EDGE_BLOCK):
+        block = rows[start : start + EDGE_BLOCK]
+        words = pl.DataFrame({"w": texts.gather(block).str.split(" ")}).select(
+            pl.col("w").list.eval(pl.element().filter(pl.element() != ""))
+        )
+        n_words = words["w"].list.len().to_numpy()
+        long = n_words >= edge_tokens + EDGE_MIN_PAYLOAD
+        if not long.any():
+            continue
+        block, words = block[long], words.filter(pl.Series(long))
+        width = pl.min_horizontal(pl.lit(edge_tokens), pl.col("w").list.len() // 2)
+        for edge in (pl.col("w").list.head(width), pl.col("w").list.tail(width)):
+            edge_text = words.select(edge.list.join(" "))["w"]
+            indptr, hashes = shingle_sets(edge_text, ngram, sk.common_cores)
+            edge_parts.append(pl.DataFrame({"row": np.repeat(block, np.diff(indptr)), "h": hashes}))
+        held_parts.append(skeleton_pairs(block, sk))
+    held = pl.concat(held_parts) if held_parts else pl.DataFrame(schema={"row": pl.Int64, "h": pl.UInt64})
     # only recurring shingles (the row's skeleton): wording seen once is payload
-    held = skeleton_pairs(rows, sk)
-    return edge_df.join(held, on=["row", "h"], how="semi"), rows
+    return pl.concat(edge_parts).unique().join(held, on=["row", "h"], how="semi"), held
 
 
 def skeleton_pairs(rows: NDArray[np.int64], sk: Skeletons) -> pl.DataFrame:
@@ -80,61 +93,73 @@ def wrapper_groups(
     ngram: int,
     edge_tokens: int,
     min_rows: int,
-) -> NDArray[np.int64]:
+    owners: pl.DataFrame | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """int64 (m,): a wrapper group per ``eligible`` row that joins one, numbered from 0; −1 elsewhere.
 
     ``labels``: int64 (m,) family per row (−1 noise); ``eligible``: bool (m,) the rows a group may take (noise,
     and the members of families not flagged: a short wrapper around a popular prompt sits with the prompt's
-    other uses). A group's rows are scattered: no family holds more than ``EDGE_MAX_ONE_FAMILY`` of the rows
-    holding its shingle at an edge (a family holding most of them has it as its own template). ``texts``: the
-    rows' normalised texts (``sk`` their skeletons); ``accounts`` / ``keys``: int64 account code and uint64
-    text key per row. The rule is the module docstring's."""
+    other uses). A group's rows are scattered: no family holds more than ``EDGE_MAX_ONE_FAMILY`` of them (a
+    family holding most has the line as its own template). ``texts``: the rows' normalised texts (``sk``
+    their skeletons); ``accounts`` / ``keys``: int64 account code and uint64 text key per row; ``owners``
+    (``h``, ``owner``): shingles a flagged family holds in half its members, and that family (one held so
+    by several forms no group). Returns the group per row and, per group, the family that owns its shingle
+    (−1: none): a group on a flagged family's own line is that campaign's left-over prompts, not a new one.
+    The rule is the module docstring's; it is checked on the rows holding a shingle at an edge, and again on
+    those that chose it."""
     out = np.full(len(labels), -1, np.int64)
-    rows = np.flatnonzero(eligible).astype(np.int64)
-    pairs, long = edge_pairs(rows, texts, sk, ngram, edge_tokens)
+    none = (out, np.zeros(0, np.int64))
+    pairs, held = edge_pairs(np.flatnonzero(eligible).astype(np.int64), texts, sk, ngram, edge_tokens)
+    if owners is not None and owners.height:
+        shared_line = owners.filter(pl.len().over("h") > 1)["h"].unique()
+        pairs = pairs.filter(~pl.col("h").is_in(shared_line.implode()))
     if pairs.height == 0:
-        return out
-    anywhere = (  # over every noise row long enough: a filler phrase is mid-text in rows with no edge shingle
-        skeleton_pairs(long, sk)
-        .join(pairs.select("h").unique(), on="h", how="semi")
-        .group_by("h")
-        .agg(pl.len().alias("anywhere"))
-    )
+        return none
+    # over every eligible row long enough: a filler phrase is mid-text in rows with no edge shingle
+    anywhere = held.join(pairs.select("h").unique(), on="h", how="semi").group_by("h").agg(pl.len().alias("anywhere"))
     at = pairs["row"].to_numpy()
+    pairs = pairs.with_columns(pl.Series("acc", accounts[at]), pl.Series("key", keys[at]), pl.Series("fam", labels[at]))
+    stats = (
+        _passing(pairs, min_rows).join(anywhere, on="h").filter(pl.col("n") >= EDGE_MIN_AT_EDGE * pl.col("anywhere"))
+    )
+    if stats.height == 0:
+        return none
+    # each row to its most held candidate (ties: the smaller hash), then the rule again on the rows each kept
+    chosen = (
+        pairs.join(stats.select("h", "n"), on="h")
+        .sort(["row", "n", "h"], descending=[False, True, False])
+        .unique("row", keep="first", maintain_order=True)
+    )
+    chosen = chosen.join(_passing(chosen.drop("n"), min_rows).select("h"), on="h", how="semi")
+    if chosen.height == 0:
+        return none
+    number = chosen.select(pl.col("h").rank("dense") - 1)["h"].to_numpy().astype(np.int64)
+    out[chosen["row"].to_numpy()] = number
+    lines = pl.DataFrame({"h": chosen["h"], "g": number}).unique("g").sort("g")
+    owner = lines.join(owners.unique("h", keep="none"), on="h", how="left")["owner"] if owners is not None else None
+    owned = owner.fill_null(-1).to_numpy().astype(np.int64) if owner is not None else np.full(lines.height, -1)
+    return out, owned
+
+
+def _passing(pairs: pl.DataFrame, min_rows: int) -> pl.DataFrame:
+    """Per shingle ``h`` of ``pairs`` (``row``, ``h``, ``acc``, ``key``, ``fam``) held by enough rows, accounts
+    and distinct texts, scattered over families: ``h``, ``n`` (its rows)."""
     one_family = (
-        pairs.with_columns(pl.Series("fam", labels[at]))
-        .filter(pl.col("fam") >= 0)
+        pairs.filter(pl.col("fam") >= 0)
         .group_by("h", "fam")
         .agg(pl.len().alias("in_one"))
         .group_by("h")
         .agg(pl.col("in_one").max())
     )
-    stats = (
-        pairs.with_columns(pl.Series("acc", accounts[at]), pl.Series("key", keys[at]))
-        .group_by("h")
+    return (
+        pairs.group_by("h")
         .agg(pl.len().alias("n"), pl.col("acc").n_unique().alias("acc"), pl.col("key").n_unique().alias("texts"))
-        .join(anywhere, on="h")
         .join(one_family, on="h", how="left")
         .filter(
             (pl.col("n") >= min_rows)
             & (pl.col("acc") >= EDGE_MIN_ACCOUNTS)
             & (pl.col("texts") >= EDGE_MIN_VARIETY * pl.col("n"))
-            & (pl.col("n") >= EDGE_MIN_AT_EDGE * pl.col("anywhere"))
             & (pl.col("in_one").fill_null(0) <= EDGE_MAX_ONE_FAMILY * pl.col("n"))
         )
         .select("h", "n")
     )
-    if stats.height == 0:
-        return out
-    # each row to its most held candidate (ties: the smaller hash), then groups of min_rows or more
-    chosen = (
-        pairs.join(stats, on="h")
-        .sort(["row", "n", "h"], descending=[False, True, False])
-        .unique("row", keep="first", maintain_order=True)
-    )
-    chosen = chosen.filter(pl.len().over("h") >= min_rows)
-    if chosen.height == 0:
-        return out
-    group = chosen.select(pl.col("h").rank("dense") - 1)["h"].to_numpy().astype(np.int64)
-    out[chosen["row"].to_numpy()] = group
-    return out

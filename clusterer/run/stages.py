@@ -489,7 +489,14 @@ def wrappers_stage(
         return unchanged
     t0 = time.perf_counter()
     flagged = camp.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
-    groups = wrapper_groups(
+    own = [a.tmpl.frequent[f] for f in flagged.tolist()]  # a group on a flagged family's own line joins it
+    owners = pl.DataFrame(
+        {
+            "h": np.concatenate([np.zeros(0, np.uint64), *own]),
+            "owner": np.repeat(flagged.astype(np.int64), [len(x) for x in own]),
+        }
+    )
+    groups, owned = wrapper_groups(
         clu.labels,
         ~np.isin(clu.labels, flagged),  # noise and the members of families not flagged
         day.texts,
@@ -499,32 +506,44 @@ def wrappers_stage(
         cfg.skeleton.ngram,
         c.wrapper_edge_tokens,
         c.min_cluster_size,
+        owners=owners,
     )
     before = camp.decisions.prompt_flagged
     for _ in range(3):  # all groups, then (when the decision left some) only those it flagged
         if groups.max(initial=-1) < 0:
             return unchanged
-        grouped = _with_groups(clu, groups, cfg)
-        tmpl = templates_stage(day, cfg, engine, grouped, a.sk, a.sigs)
+        grouped, order = _with_groups(clu, groups, owned, cfg)
+        tmpl = _owners_keep_keys(templates_stage(day, cfg, engine, grouped, a.sk, a.sigs), a.tmpl, order, owned)
         decided = campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, ordinary=camp.decisions.ordinary)
         now = decided.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
         kept = np.unique(groups[(groups >= 0) & np.isin(grouped.labels, now)])
         if len(kept) == n_labels(groups):
             break
-        groups = np.where(np.isin(groups, kept), np.searchsorted(kept, groups), -1)
+        groups, owned = np.where(np.isin(groups, kept), np.searchsorted(kept, groups), -1), owned[kept]
     else:  # the groups kept lost their flag once the others were gone: none is kept
         return unchanged
-    # outside the groups: every family flagged as before, and no prompt unflagged (a prompt may gain its
-    # flag: its account now sends more of its prompts to flagged families)
+    # outside the groups: every family flagged as before, every campaign ID as before, and no prompt unflagged
+    # (a prompt may gain its flag: its account now sends more of its prompts to flagged families)
     outside = day.scatter(groups < 0, True, bool)
     now = decided.decisions.prompt_flagged
     lost = int((before & ~now)[outside].sum())
     moved = int((_in_flagged(camp, day, clu) != _in_flagged(decided, day, grouped))[outside].sum())
-    if lost or moved:
-        log.info("wrapper groups not kept: %d other prompts unflagged, %d in or out of flagged families", lost, moved)
+    renamed = sum(
+        x != y
+        for x, y, keep in zip(camp.decisions.prompt_campaign, decided.decisions.prompt_campaign, outside, strict=True)
+        if keep and x is not None
+    )
+    if lost or moved or renamed:
+        log.info(
+            "wrapper groups not kept: %d other prompts unflagged, %d in or out of flagged families, %d renamed",
+            lost,
+            moved,
+            renamed,
+        )
         return unchanged
-    took = time.perf_counter() - t0
-    log.info("wrapper groups: %d kept, %d rows (%.1f s)", n_labels(groups), int((groups >= 0).sum()), took)
+    took, joined = time.perf_counter() - t0, int((owned >= 0).sum())
+    rows = int((groups >= 0).sum())
+    log.info("wrapper groups: %d kept (%d joined a flagged family), %d rows (%.1f s)", len(owned), joined, rows, took)
     return grouped, tmpl, decided
 
 
@@ -534,14 +553,36 @@ def _in_flagged(camp: Campaigns, day: Day, clu: Clustering) -> NDArray[np.bool_]
     return day.scatter(np.isin(clu.labels, flagged), False, bool)
 
 
-def _with_groups(clu: Clustering, groups: NDArray[np.int64], cfg: RunConfig) -> Clustering:
-    """``clu`` with each wrapper group (``groups`` ≥ 0, noise rows) a family of one fragment of its own:
-    families renumbered by first row; its members carry its scaffold (``fit`` 1) and share it (``shared`` the
-    prompt rule's minimum: the wrapper is their edge line, not a payload a few members carry)."""
+def _owners_keep_keys(
+    tmpl: Templates, before: Templates, order: NDArray[np.int64], owned: NDArray[np.int64]
+) -> Templates:
+    """``tmpl`` with each family that took a group on its own line (``owned``) keeping its template key from
+    ``before`` (``order``: each family's number before the groups), so its campaign ID stays: the left-over
+    prompts of its wrapper change which shingles half its members hold, not which campaign it is."""
+    keys, owners = list(tmpl.key), set(owned.tolist())
+    taken = set(keys)
+    for j, old in enumerate(order.tolist()):
+        if old in owners and before.key[old] not in taken:
+            taken.discard(keys[j])
+            keys[j] = before.key[old]
+            taken.add(keys[j])
+    return dataclasses.replace(tmpl, key=keys)
+
+
+def _with_groups(
+    clu: Clustering, groups: NDArray[np.int64], owned: NDArray[np.int64], cfg: RunConfig
+) -> tuple[Clustering, NDArray[np.int64]]:
+    """``clu`` with each wrapper group (``groups`` ≥ 0: noise, or rows taken out of families not flagged) a
+    fragment of its own, in the family that owns its line (``owned[g]`` ≥ 0) or as a new family: families
+    renumbered by first row. Its members carry its scaffold (``fit`` 1) and share it (``shared`` the prompt
+    rule's minimum: the wrapper is their edge line, not a payload a few members carry) and are no copies of a
+    payload. Also returns each family's number before (≥ the old count: a new family)."""
     member = groups >= 0
     g = clu.grouping
-    k = n_labels(g.labels)
-    fam, order = by_first_row(np.where(member, k + groups, g.labels))
+    k, n_groups = n_labels(g.labels), len(owned)
+    new = owned < 0
+    family_of = np.where(new, k + np.cumsum(new) - 1, owned)  # per group: its family before renumbering
+    fam, order = by_first_row(np.where(member, family_of[np.maximum(groups, 0)], g.labels))
     language = [g.language[o] if o < k else "" for o in order.tolist()]
     frag = clu.fragments if clu.fragments is not None else g.labels
     frag = np.where(member, n_labels(frag) + groups, frag)
@@ -549,21 +590,26 @@ def _with_groups(clu: Clustering, groups: NDArray[np.int64], cfg: RunConfig) -> 
     grouping = dataclasses.replace(
         g,
         labels=fam,
+        fragments=g.fragments + n_groups,
         families=n_labels(fam),
         language=language,
         template_groups=np.where(member, n_labels(tg) + groups, tg) if tg is not None else None,
-        group_language=(g.group_language or []) + [""] * n_labels(groups) if g.group_language is not None else None,
+        group_language=(g.group_language or []) + [""] * n_groups if g.group_language is not None else None,
     )
+    # a group's rows are not HDBSCAN members of it (membership 0, as rows attached by the template rules)
+    clusters = dataclasses.replace(clu.clusters, labels=np.where(member, -1, clu.clusters.labels))
     least = np.int32(cfg.campaign.prompt_min_shared)
     shared = np.where(member, np.maximum(clu.shared, least), clu.shared) if clu.shared is not None else None
-    return dataclasses.replace(
+    grouped = dataclasses.replace(
         clu,
+        clusters=clusters,
         grouping=grouping,
         fit=np.where(member, np.float32(1.0), clu.fit).astype(np.float32),
         shared=shared.astype(np.int32) if shared is not None else None,
         copies=np.where(member, False, clu.copies),
         fragments=frag,
     )
+    return grouped, order
 
 
 def templates_stage(

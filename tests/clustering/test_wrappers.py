@@ -10,7 +10,7 @@ from clusterer import api
 from clusterer.clustering.wrappers import wrapper_groups
 from clusterer.config import NormaliseConfig, SkeletonConfig
 from clusterer.text.normalise import normalise
-from clusterer.text.skeleton import build_skeletons
+from clusterer.text.skeleton import build_skeletons, frequent_shingles
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 WORDS = (
@@ -29,7 +29,7 @@ def _groups(texts: list[str], accounts: list[str], edge_tokens: int = 8) -> np.n
     sk = build_skeletons(norm.text, SkeletonConfig())
     acc = pl.Series(accounts).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
     labels = np.full(len(texts), -1, np.int64)
-    return wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, edge_tokens, 10)
+    return wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, edge_tokens, 10)[0]
 
 
 def test_a_one_line_wrapper_above_or_below_differing_payloads_is_one_group_per_wrapper():
@@ -86,7 +86,7 @@ def test_only_eligible_rows_are_grouped_and_a_family_holding_most_of_them_owns_t
     labels[:25] = 0
 
     def groups(eligible):
-        return wrapper_groups(labels, eligible, norm.text, sk, acc, norm.key, 3, 8, 10)
+        return wrapper_groups(labels, eligible, norm.text, sk, acc, norm.key, 3, 8, 10)[0]
 
     got = groups(labels < 0)
     assert (got[:25] == -1).all() and (got[25:40] == 0).all() and (got[40:] == -1).all()
@@ -162,3 +162,50 @@ def test_a_batch_run_flags_a_short_wrapper_campaign_and_leaves_an_ordinary_openi
     assert off["flagged"].to_numpy()[wrapper].mean() < 0.5
     clusters = pl.read_parquet(tmp_path / "on" / "clusters.parquet").filter(pl.col("flagged"))
     assert clusters.height >= 1 and clusters["template"].str.contains("solve. box the").any()
+
+
+def test_a_shingle_whose_other_holders_chose_another_is_checked_again_on_what_it_kept():
+    """ "beta gamma delta" is at the edge of 52 prompts from 41 accounts, but 40 of them hold the more held
+    "alpha beta gamma" and go there: it keeps 12 prompts of one account, all in one family, and forms no group."""
+    rng = np.random.default_rng(6)
+    texts, accounts = [], []
+    for i in range(40):
+        texts.append(f"alpha beta gamma delta. {_payload(rng)}")
+        accounts.append(f"a{i}")
+    for i in range(30):
+        texts.append(f"alpha beta gamma omega. {_payload(rng)}")
+        accounts.append(f"b{i}")
+    for _ in range(12):
+        texts.append(f"zeta beta gamma delta. {_payload(rng)}")
+        accounts.append("z")
+    texts += [_payload(rng, 3, 30) for _ in range(200)]
+    accounts += [f"u{i}" for i in range(200)]
+    norm = normalise(pl.Series(texts), NormaliseConfig())
+    sk = build_skeletons(norm.text, SkeletonConfig())
+    acc = pl.Series(accounts).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    labels = np.full(len(texts), -1, np.int64)
+    labels[70:82] = 0  # one family, not flagged
+    got = wrapper_groups(labels, np.ones(len(texts), bool), norm.text, sk, acc, norm.key, 3, 8, 10)[0]
+    assert (got[:70] >= 0).all() and len(np.unique(got[:70])) == 1
+    assert (got[70:] == -1).all()
+
+
+def test_a_group_on_a_flagged_familys_own_line_is_returned_with_that_family():
+    """Prompts of a flagged family's one-line wrapper left as noise group on its line, and the group says
+    whose line it is; without owners it is a group of its own."""
+    rng = np.random.default_rng(8)
+    texts = [f"Solve. Box the final answer.\n{_payload(rng)}" for _ in range(60)]
+    texts += [_payload(rng, 3, 30) for _ in range(200)]
+    norm = normalise(pl.Series(texts), NormaliseConfig())
+    sk = build_skeletons(norm.text, SkeletonConfig())
+    acc = np.arange(len(texts), dtype=np.int64)
+    labels = np.full(len(texts), -1, np.int64)
+    labels[:30] = 3  # the flagged family: not eligible
+    family = np.concatenate([sk.hashes[sk.indptr[r] : sk.indptr[r + 1]] for r in range(30)])
+    own = frequent_shingles(family, 30)
+    owners = pl.DataFrame({"h": own, "owner": np.full(len(own), 3, np.int64)})
+    groups, owned = wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10, owners=owners)
+    assert (groups[30:60] == 0).all() and (groups[:30] == -1).all() and (groups[60:] == -1).all()
+    assert owned.tolist() == [3]
+    groups, owned = wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10)
+    assert (groups[30:60] == 0).all() and owned.tolist() == [-1]
