@@ -6,10 +6,10 @@ word-3-gram shingles of scaffold, while its payload is a whole text: often one t
 too, or one drawn from a public problem set. Such prompts embed as their payloads and stay noise, or join the
 payload's other uses, and no template rule (four shared shingles) reaches them.
 
-What they keep is position: the wrapper's shingles sit within the first or last ``edge_tokens`` tokens of every
-prompt that holds them, around text that differs from prompt to prompt. The prompts looked at are the noise
-and the members of families not flagged (where a wrapped popular prompt sits with its other uses). An *edge
-shingle* of such a prompt is a skeleton shingle (recurring over the day) found in its first or last
+What they keep is position: the wrapper's shingles sit within the first or last ``edge_tokens`` tokens of
+every prompt that holds them, around text that differs from prompt to prompt. The prompts looked at are the
+noise and the members of families not flagged (where a wrapped popular prompt sits with its other uses). An
+*edge shingle* of such a prompt is a skeleton shingle (recurring over the day) found in its first or last
 ``edge_tokens`` tokens (at most half its tokens each: the two edges never overlap), in a prompt that has at
 least ``edge_tokens + EDGE_MIN_PAYLOAD`` tokens (a short question is all edge). A shingle proposes a group
 when it is an edge shingle of at least ``min_rows`` of them, from at least ``EDGE_MIN_ACCOUNTS`` accounts,
@@ -17,10 +17,12 @@ around payloads that differ (at least ``EDGE_MIN_VARIETY`` distinct texts), scat
 than ``EDGE_MAX_ONE_FAMILY`` of them: a family that holds most has the line as its own template), and at an
 edge in at least ``EDGE_MIN_AT_EDGE`` of the prompts holding it anywhere (a filler phrase such as "Keep it
 professional." turns up mid-text as well). A group on a shingle a flagged family holds in half its members
-joins that family (the prompts are left over from that campaign, not a new one). Each prompt joins the group
-of its edge shingle held by the most prompts, so every re-wording of one wrapper that keeps one shingle
-("solve. box the …") is one group, and the rows each shingle kept must pass the rule again (a shingle whose
-other holders left for a more held one can be left with one account's prompts).
+joins that family when ``EDGE_OWNER_SENDERS`` of its prompts come from that family's senders (the prompts are
+left over from that campaign: the family keeps its campaign ID), and is a family of its own when not (another
+campaign's prompts that share a common line the family's paraphrases use). Each prompt joins the group of its
+edge shingle held by the most prompts, so every re-wording of one wrapper that keeps one shingle ("solve. box
+the …") is one group, and the rows each shingle kept must pass the rule again (a shingle whose other holders
+left for a more held one can be left with one account's prompts).
 
 Forming a group decides nothing: it is a family like any other (or part of the flagged family that owns its
 line), scored by the campaign decision on who sends it. The run keeps only the groups the decision flags
@@ -41,6 +43,7 @@ EDGE_MIN_ACCOUNTS = 5  # distinct accounts holding a group's shingle at an edge
 EDGE_MIN_VARIETY = 0.8  # share of distinct texts among them (a wrapper goes around differing payloads)
 EDGE_MIN_AT_EDGE = 0.9  # share of the noise prompts holding the shingle that hold it at an edge
 EDGE_MAX_ONE_FAMILY = 0.5  # the most of a group's rows one family may hold (else the wrapper is its template)
+EDGE_OWNER_SENDERS = 1 / 3  # a group joins the flagged family whose line it is when this share of it is its senders
 
 
 EDGE_BLOCK = 200_000  # rows tokenised at a time (a token list per row of a whole 1M day would hold gigabytes)
@@ -133,12 +136,38 @@ def wrapper_groups(
     chosen = chosen.join(_passing(chosen.drop("n"), min_rows).select("h"), on="h", how="semi")
     if chosen.height == 0:
         return none
+    if owners is not None:
+        owners = owners.unique("h", keep="none")
+        owners = owners.filter(~pl.col("h").is_in(_not_sent_by_owner(chosen, owners, labels, accounts).implode()))
     number = chosen.select(pl.col("h").rank("dense") - 1)["h"].to_numpy().astype(np.int64)
     out[chosen["row"].to_numpy()] = number
     lines = pl.DataFrame({"h": chosen["h"], "g": number}).unique("g").sort("g")
-    owner = lines.join(owners.unique("h", keep="none"), on="h", how="left")["owner"] if owners is not None else None
+    owner = lines.join(owners, on="h", how="left")["owner"] if owners is not None else None
     owned = owner.fill_null(-1).to_numpy().astype(np.int64) if owner is not None else np.full(lines.height, -1)
     return out, owned
+
+
+def _not_sent_by_owner(
+    chosen: pl.DataFrame, owners: pl.DataFrame, labels: NDArray[np.int64], accounts: NDArray[np.int64]
+) -> pl.Series:
+    """The shingles of ``chosen`` (``row``, ``h``) on a flagged family's line (``owners``) fewer than
+    EDGE_OWNER_SENDERS of whose rows come from accounts that sent that family: the left-over prompts of a
+    family's wrapper come from its own pool (single-use accounts aside); other campaigns' prompts that share
+    a common line with it (a filler its paraphrases use) come from theirs."""
+    on_owned = chosen.join(owners, on="h")
+    if on_owned.height == 0:
+        return pl.Series("h", [], dtype=pl.UInt64)
+    fam = np.flatnonzero(labels >= 0)
+    senders = (
+        pl.DataFrame({"acc": accounts[fam], "owner": labels[fam]}).unique().with_columns(pl.lit(True).alias("sent"))
+    )
+    share = (
+        on_owned.with_columns(pl.Series("acc", accounts[on_owned["row"].to_numpy()]))
+        .join(senders, on=["acc", "owner"], how="left")
+        .group_by("h")
+        .agg(pl.col("sent").fill_null(False).mean().alias("share"))
+    )
+    return share.filter(pl.col("share") < EDGE_OWNER_SENDERS)["h"]
 
 
 def _passing(pairs: pl.DataFrame, min_rows: int) -> pl.DataFrame:

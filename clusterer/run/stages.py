@@ -477,12 +477,14 @@ def variants_stage(
 def wrappers_stage(
     a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None
 ) -> tuple[Clustering, Templates, Campaigns]:
-    """A batch run's noise grouped by the short wrapper at its edge (:func:`~clusterer.clustering.wrappers.
-    wrapper_groups`), each group a new family, decided with the rest; the groups the decision flags are kept
-    (the others go back to noise and the families are decided again without them). The run's other prompts keep
-    their flags: should any differ, nothing is kept (a group adds campaigns, it does not re-decide others).
-    ``a``'s clustering, templates and campaigns as they are when no group is kept (or ``[cluster]
-    wrapper_edge_tokens`` is 0)."""
+    """A batch run's noise and unflagged families' prompts grouped by the short wrapper at their edge
+    (:func:`~clusterer.clustering.wrappers.wrapper_groups`), each group a new family, or a part of the flagged
+    family that holds its line in half its members (which keeps its campaign ID: :func:`_owners_keep_keys`),
+    decided with the rest; the groups the decision flags are kept (the others go back where they were and the
+    families are decided again without them). The run's other prompts keep their flags and campaign IDs, and
+    the other families their flags: should any differ, nothing is kept (a group adds campaigns, it does not
+    re-decide others). ``a``'s clustering, templates and campaigns as they are when no group is kept (or
+    ``[cluster] wrapper_edge_tokens`` is 0)."""
     c, clu, camp, day = cfg.cluster, a.clustering, a.camp, a.day
     unchanged = (clu, a.tmpl, camp)
     if c.wrapper_edge_tokens == 0:

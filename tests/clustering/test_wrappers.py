@@ -190,22 +190,35 @@ def test_a_shingle_whose_other_holders_chose_another_is_checked_again_on_what_it
     assert (got[70:] == -1).all()
 
 
-def test_a_group_on_a_flagged_familys_own_line_is_returned_with_that_family():
-    """Prompts of a flagged family's one-line wrapper left as noise group on its line, and the group says
-    whose line it is; without owners it is a group of its own."""
+def test_a_group_on_a_flagged_familys_own_line_from_its_senders_is_returned_with_that_family():
+    """Prompts of a flagged family's one-line wrapper left as noise, sent by the family's own accounts, group on
+    its line, and the group says whose line it is; without owners it is a group of its own; sent by other
+    accounts (another campaign sharing a line the family's paraphrases use), a group of their own."""
     rng = np.random.default_rng(8)
     texts = [f"Solve. Box the final answer.\n{_payload(rng)}" for _ in range(60)]
     texts += [_payload(rng, 3, 30) for _ in range(200)]
     norm = normalise(pl.Series(texts), NormaliseConfig())
     sk = build_skeletons(norm.text, SkeletonConfig())
-    acc = np.arange(len(texts), dtype=np.int64)
+    own_senders = np.concatenate([np.arange(30), np.arange(30), 100 + np.arange(200)]).astype(np.int64)
     labels = np.full(len(texts), -1, np.int64)
     labels[:30] = 3  # the flagged family: not eligible
     family = np.concatenate([sk.hashes[sk.indptr[r] : sk.indptr[r + 1]] for r in range(30)])
     own = frequent_shingles(family, 30)
     owners = pl.DataFrame({"h": own, "owner": np.full(len(own), 3, np.int64)})
-    groups, owned = wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10, owners=owners)
+
+    def run(acc, owners=None):
+        return wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10, owners=owners)
+
+    groups, owned = run(own_senders, owners)
     assert (groups[30:60] == 0).all() and (groups[:30] == -1).all() and (groups[60:] == -1).all()
     assert owned.tolist() == [3]
-    groups, owned = wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10)
+    groups, owned = run(own_senders)
     assert (groups[30:60] == 0).all() and owned.tolist() == [-1]
+    others = np.arange(len(texts), dtype=np.int64)  # every prompt its own account
+    groups, owned = run(others, owners)
+    assert (groups[30:60] == 0).all() and owned.tolist() == [-1]
+    third = own_senders.copy()
+    third[30:60] = np.where(np.arange(30) < 9, np.arange(30), 1000 + np.arange(30))  # 9 of 30 from its senders
+    assert run(third, owners)[1].tolist() == [-1]
+    third[30:60] = np.where(np.arange(30) < 11, np.arange(30), 1000 + np.arange(30))  # 11 of 30
+    assert run(third, owners)[1].tolist() == [3]
