@@ -151,6 +151,9 @@ class Grouping:
     template_groups: NDArray[np.int64] | None = None
     group_language: list[str] | None = None
     line_joins: int = 0  # flagged families joined after the decision (:mod:`.lines`)
+    wrapper_groups: int = 0  # short-wrapper groups kept after the decision (:mod:`.wrappers`) ...
+    wrapper_joined: int = 0  # ... of which joined the flagged family holding their line ...
+    wrapper_rows: int = 0  # ... and the rows they hold
 
 
 def _count_matrix(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int, n_cols: int) -> csr_matrix:

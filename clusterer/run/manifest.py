@@ -118,6 +118,9 @@ def build_manifest(a: Any, *, started: dt.datetime, argv: Sequence[str] | None, 
             "template_joins": g.template_joins,
             "behaviour_joins": g.behaviour_joins,
             "line_joins": g.line_joins,
+            "wrapper_groups": g.wrapper_groups,
+            "wrapper_joined": g.wrapper_joined,
+            "wrapper_rows": g.wrapper_rows,
         },
         **(
             {

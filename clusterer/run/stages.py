@@ -597,6 +597,9 @@ def _with_groups(
         language=language,
         template_groups=np.where(member, n_labels(tg) + groups, tg) if tg is not None else None,
         group_language=(g.group_language or []) + [""] * n_groups if g.group_language is not None else None,
+        wrapper_groups=n_groups,
+        wrapper_joined=int((owned >= 0).sum()),
+        wrapper_rows=int(member.sum()),
     )
     # a group's rows are not HDBSCAN members of it (membership 0, as rows attached by the template rules)
     clusters = dataclasses.replace(clu.clusters, labels=np.where(member, -1, clu.clusters.labels))

@@ -1,6 +1,7 @@
 """Short wrappers around whole payloads (clustering.wrappers and the batch run's wrappers stage)."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,10 @@ def test_a_batch_run_flags_a_short_wrapper_campaign_and_leaves_an_ordinary_openi
     assert not flagged[~wrapper].any()
     assert not flagged[opening].any()
     assert off["flagged"].to_numpy()[wrapper].mean() < 0.5
+    manifest = json.loads((tmp_path / "on" / "manifest.json").read_text())["families"]
+    assert manifest["wrapper_groups"] >= 1 and manifest["wrapper_rows"] >= wrapper.sum() * 0.95
+    off_manifest = json.loads((tmp_path / "off" / "manifest.json").read_text())["families"]
+    assert off_manifest["wrapper_groups"] == 0 and off_manifest["wrapper_rows"] == 0
     clusters = pl.read_parquet(tmp_path / "on" / "clusters.parquet").filter(pl.col("flagged"))
     assert clusters.height >= 1 and clusters["template"].str.contains("solve. box the").any()
 
