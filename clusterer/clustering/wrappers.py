@@ -41,11 +41,9 @@ from ..text.skeleton import Skeletons, shingle_sets
 EDGE_MIN_PAYLOAD = 4  # tokens beyond the edge window a prompt must have (else it is all edge)
 EDGE_MIN_ACCOUNTS = 5  # distinct accounts holding a group's shingle at an edge
 EDGE_MIN_VARIETY = 0.8  # share of distinct texts among them (a wrapper goes around differing payloads)
-EDGE_MIN_AT_EDGE = 0.9  # share of the noise prompts holding the shingle that hold it at an edge
+EDGE_MIN_AT_EDGE = 0.9  # share of the prompts read that hold the shingle anywhere and hold it at an edge
 EDGE_MAX_ONE_FAMILY = 0.5  # the most of a group's rows one family may hold (else the wrapper is its template)
 EDGE_OWNER_SENDERS = 1 / 3  # a group joins the flagged family whose line it is when this share of it is its senders
-
-
 EDGE_BLOCK = 200_000  # rows tokenised at a time (a token list per row of a whole 1M day would hold gigabytes)
 
 
