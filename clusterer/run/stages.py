@@ -406,7 +406,8 @@ def decisions_stage(
     a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None, carried: Carried | None
 ) -> tuple[Clustering, Templates, Campaigns]:
     """The campaigns flagged earlier in the day (a stream window: :func:`known_stage`), the decisions
-    (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`)."""
+    (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`) and short
+    wrappers grouped (:func:`wrappers_stage`)."""
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
     earlier = carried.earlier if carried is not None else None
     window = carried is not None
