@@ -511,9 +511,11 @@ def wrappers_stage(
         c.min_cluster_size,
         owners=owners,
     )
-    before = camp.decisions.prompt_flagged
+    formed = len(owned)
     for _ in range(3):  # all groups, then (when the decision left some) only those it flagged
         if groups.max(initial=-1) < 0:
+            if formed:
+                log.info("wrapper groups: %d formed, none flagged (%.1f s)", formed, time.perf_counter() - t0)
             return unchanged
         grouped, order = _with_groups(clu, groups, owned, cfg)
         tmpl = _owners_keep_keys(templates_stage(day, cfg, engine, grouped, a.sk, a.sigs), a.tmpl, order, owned)
@@ -525,10 +527,31 @@ def wrappers_stage(
         groups, owned = np.where(np.isin(groups, kept), np.searchsorted(kept, groups), -1), owned[kept]
     else:  # the groups kept lost their flag once the others were gone: none is kept
         return unchanged
-    # outside the groups: every family flagged as before, every campaign ID as before, and no prompt unflagged
-    # (a prompt may gain its flag: its account now sends more of its prompts to flagged families)
+    changed = _others_changed(camp, decided, day, clu, grouped, groups)
+    if changed:
+        log.info("wrapper groups not kept: %s", changed)
+        return unchanged
+    took, joined = time.perf_counter() - t0, int((owned >= 0).sum())
+    rows = int((groups >= 0).sum())
+    log.info(
+        "wrapper groups: %d formed, %d kept (%d joined a flagged family), %d rows (%.1f s)",
+        formed,
+        len(owned),
+        joined,
+        rows,
+        took,
+    )
+    return grouped, tmpl, decided
+
+
+def _others_changed(
+    camp: Campaigns, decided: Campaigns, day: Day, clu: Clustering, grouped: Clustering, groups: NDArray[np.int64]
+) -> str:
+    """What the wrapper groups changed outside themselves ('' when nothing): every family outside them keeps
+    its flag, every prompt its campaign ID, and no prompt loses its flag (a prompt may gain it: its account now
+    sends more of its prompts to flagged families)."""
     outside = day.scatter(groups < 0, True, bool)
-    now = decided.decisions.prompt_flagged
+    before, now = camp.decisions.prompt_flagged, decided.decisions.prompt_flagged
     lost = int((before & ~now)[outside].sum())
     moved = int((_in_flagged(camp, day, clu) != _in_flagged(decided, day, grouped))[outside].sum())
     renamed = sum(
@@ -536,18 +559,9 @@ def wrappers_stage(
         for x, y, keep in zip(camp.decisions.prompt_campaign, decided.decisions.prompt_campaign, outside, strict=True)
         if keep and x is not None
     )
-    if lost or moved or renamed:
-        log.info(
-            "wrapper groups not kept: %d other prompts unflagged, %d in or out of flagged families, %d renamed",
-            lost,
-            moved,
-            renamed,
-        )
-        return unchanged
-    took, joined = time.perf_counter() - t0, int((owned >= 0).sum())
-    rows = int((groups >= 0).sum())
-    log.info("wrapper groups: %d kept (%d joined a flagged family), %d rows (%.1f s)", len(owned), joined, rows, took)
-    return grouped, tmpl, decided
+    if not (lost or moved or renamed):
+        return ""
+    return f"{lost} other prompts unflagged, {moved} in or out of flagged families, {renamed} renamed"
 
 
 def _in_flagged(camp: Campaigns, day: Day, clu: Clustering) -> NDArray[np.bool_]:
