@@ -277,9 +277,10 @@ class ClusterConfig:
     family_min_sender_share: float = 0.1  # ... sending at least this share of each group's prompts
     join_variants: bool = True  # flagged families whose template groups lend each other scaffold lines are
     # joined as one campaign's variants (clustering.lines); in a stream window, their campaigns named as one
-    # a batch run's noise whose first or last this many tokens hold a recurring shingle that many noise
-    # prompts hold there, around differing payloads, is grouped by it, and a group the campaign decision
-    # flags is kept (clustering.wrappers: a one-line scaffold around a whole text; 0 = off)
+    # a batch run's noise and unflagged families' prompts whose first or last this many tokens hold a
+    # recurring shingle that many of them hold there, around differing payloads, are grouped by it, and a
+    # group the campaign decision flags is kept (clustering.wrappers: a one-line scaffold around a whole
+    # text; 0 = off)
     wrapper_edge_tokens: int = 8
 
     def __post_init__(self) -> None:

@@ -480,7 +480,8 @@ def wrappers_stage(
 ) -> tuple[Clustering, Templates, Campaigns]:
     """A batch run's noise and unflagged families' prompts grouped by the short wrapper at their edge
     (:func:`~clusterer.clustering.wrappers.wrapper_groups`), each group a new family, or a part of the flagged
-    family that holds its line in half its members (which keeps its campaign ID: :func:`_owners_keep_keys`),
+    family that holds its line in half its members when a third of the group comes from that family's senders
+    (the family keeps its campaign ID: :func:`_owners_keep_keys`),
     decided with the rest; the groups the decision flags are kept (the others go back where they were and the
     families are decided again without them). The run's other prompts keep their flags and campaign IDs, and
     the other families their flags: should any differ, nothing is kept (a group adds campaigns, it does not
