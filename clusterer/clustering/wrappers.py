@@ -13,13 +13,17 @@ noise and the members of families not flagged (where a wrapped popular prompt si
 ``edge_tokens`` tokens (at most half its tokens each: the two edges never overlap), in a prompt that has at
 least ``edge_tokens + EDGE_MIN_PAYLOAD`` tokens (a short question is all edge). A shingle proposes a group
 when it is an edge shingle of at least ``min_rows`` of them, from at least ``EDGE_MIN_ACCOUNTS`` accounts,
-around payloads that differ (at least ``EDGE_MIN_VARIETY`` distinct texts), scattered (no family holds more
+around payloads that differ (at least ``EDGE_MIN_TEXTS`` distinct texts and no text in more than
+``EDGE_MAX_ONE_TEXT`` of them: a scale-free test, since on a day of millions a payload pool of a few thousand
+problems is sent several times over, while copies of one popular prompt are one text), scattered (no family holds more
 than ``EDGE_MAX_ONE_FAMILY`` of them: a family that holds most has the line as its own template), and at an
 edge in at least ``EDGE_MIN_AT_EDGE`` of the prompts holding it anywhere (a filler phrase such as "Keep it
 professional." turns up mid-text as well). A group on a shingle a flagged family holds in half its members
 joins that family when ``EDGE_OWNER_SENDERS`` of its prompts come from that family's senders (the prompts are
 left over from that campaign: the family keeps its campaign ID), and is a family of its own when not (another
-campaign's prompts that share a common line the family's paraphrases use). Each prompt joins the group of its
+campaign's prompts that share a common line the family's paraphrases use). When several flagged families hold
+the line (at a million prompts a wrapper re-worded per prompt, "Note: …", "Thanks. …", can be flagged once per
+re-wording), the group joins the one whose senders sent the most of it, or none. Each prompt joins the group of its
 edge shingle held by the most prompts, so every re-wording of one wrapper that keeps one shingle ("solve. box
 the …") is one group, and the rows each shingle kept must pass the rule again (a shingle whose other holders
 left for a more held one can be left with one account's prompts).
@@ -40,7 +44,8 @@ from ..text.skeleton import Skeletons, shingle_sets
 
 EDGE_MIN_PAYLOAD = 4  # tokens beyond the edge window a prompt must have (else it is all edge)
 EDGE_MIN_ACCOUNTS = 5  # distinct accounts holding a group's shingle at an edge
-EDGE_MIN_VARIETY = 0.8  # share of distinct texts among them (a wrapper goes around differing payloads)
+EDGE_MIN_TEXTS = 8  # distinct texts among them (a wrapper goes around differing payloads) ...
+EDGE_MAX_ONE_TEXT = 0.1  # ... and no one text in more than this share of them (two copies always allowed)
 EDGE_MIN_AT_EDGE = 0.9  # share of the prompts read that hold the shingle anywhere and hold it at an edge
 EDGE_MAX_ONE_FAMILY = 0.5  # the most of a group's rows one family may hold (else the wrapper is its template)
 EDGE_OWNER_SENDERS = 1 / 3  # a group joins the flagged family whose line it is when this share of it is its senders
@@ -103,17 +108,14 @@ def wrapper_groups(
     other uses). A group's rows are scattered: no family holds more than ``EDGE_MAX_ONE_FAMILY`` of them (a
     family holding most has the line as its own template). ``texts``: the rows' normalised texts (``sk``
     their skeletons); ``accounts`` / ``keys``: int64 account code and uint64 text key per row; ``owners``
-    (``h``, ``owner``): shingles a flagged family holds in half its members, and that family (one held so
-    by several forms no group). Returns the group per row and, per group, the family that owns its shingle
+    (``h``, ``owner``): shingles a flagged family holds in half its members, and that family (a shingle may
+    have several). Returns the group per row and, per group, the family that owns its shingle
     (−1: none): a group on a flagged family's own line is that campaign's left-over prompts, not a new one.
     The rule is the module docstring's; it is checked on the rows holding a shingle at an edge, and again on
     those that chose it."""
     out = np.full(len(labels), -1, np.int64)
     none = (out, np.zeros(0, np.int64))
     pairs, held = edge_pairs(np.flatnonzero(eligible).astype(np.int64), texts, sk, ngram, edge_tokens)
-    if owners is not None and owners.height:
-        shared_line = owners.filter(pl.len().over("h") > 1)["h"].unique()
-        pairs = pairs.filter(~pl.col("h").is_in(shared_line.implode()))
     if pairs.height == 0:
         return none
     # over every eligible row long enough: a filler phrase is mid-text in rows with no edge shingle
@@ -135,8 +137,7 @@ def wrapper_groups(
     if chosen.height == 0:
         return none
     if owners is not None:
-        owners = owners.unique("h", keep="none")
-        owners = owners.filter(~pl.col("h").is_in(_not_sent_by_owner(chosen, owners, labels, accounts).implode()))
+        owners = _owner_by_senders(chosen, owners, labels, accounts)
     number = chosen.select(pl.col("h").rank("dense") - 1)["h"].to_numpy().astype(np.int64)
     out[chosen["row"].to_numpy()] = number
     lines = pl.DataFrame({"h": chosen["h"], "g": number}).unique("g").sort("g")
@@ -145,16 +146,18 @@ def wrapper_groups(
     return out, owned
 
 
-def _not_sent_by_owner(
+def _owner_by_senders(
     chosen: pl.DataFrame, owners: pl.DataFrame, labels: NDArray[np.int64], accounts: NDArray[np.int64]
-) -> pl.Series:
-    """The shingles of ``chosen`` (``row``, ``h``) on a flagged family's line (``owners``) fewer than
-    EDGE_OWNER_SENDERS of whose rows come from accounts that sent that family: the left-over prompts of a
-    family's wrapper come from its own pool (single-use accounts aside); other campaigns' prompts that share
-    a common line with it (a filler its paraphrases use) come from theirs."""
+) -> pl.DataFrame:
+    """(``h``, ``owner``): for each shingle of ``chosen`` (``row``, ``h``) on a flagged family's line
+    (``owners``), the owning family that the most of its rows' accounts sent, when at least EDGE_OWNER_SENDERS
+    of them did. The left-over prompts of a family's wrapper come from its own pool (single-use accounts
+    aside); other campaigns' prompts that share a common line with it (a filler its paraphrases use) come
+    from theirs. A line several flagged families hold (one wrapper re-worded per prompt, each re-wording
+    flagged on its own) goes to the one whose senders sent the group, or to none."""
     on_owned = chosen.join(owners, on="h")
     if on_owned.height == 0:
-        return pl.Series("h", [], dtype=pl.UInt64)
+        return pl.DataFrame(schema={"h": pl.UInt64, "owner": pl.Int64})
     fam = np.flatnonzero(labels >= 0)
     senders = (
         pl.DataFrame({"acc": accounts[fam], "owner": labels[fam]}).unique().with_columns(pl.lit(True).alias("sent"))
@@ -162,10 +165,15 @@ def _not_sent_by_owner(
     share = (
         on_owned.with_columns(pl.Series("acc", accounts[on_owned["row"].to_numpy()]))
         .join(senders, on=["acc", "owner"], how="left")
-        .group_by("h")
+        .group_by("h", "owner")
         .agg(pl.col("sent").fill_null(False).mean().alias("share"))
     )
-    return share.filter(pl.col("share") < EDGE_OWNER_SENDERS)["h"]
+    return (
+        share.filter(pl.col("share") >= EDGE_OWNER_SENDERS)
+        .sort(["h", "share", "owner"], descending=[False, True, False])
+        .unique("h", keep="first")
+        .select("h", "owner")
+    )
 
 
 def _passing(pairs: pl.DataFrame, min_rows: int) -> pl.DataFrame:
@@ -178,14 +186,17 @@ def _passing(pairs: pl.DataFrame, min_rows: int) -> pl.DataFrame:
         .group_by("h")
         .agg(pl.col("in_one").max())
     )
+    one_text = pairs.group_by("h", "key").agg(pl.len().alias("top")).group_by("h").agg(pl.col("top").max())
     return (
         pairs.group_by("h")
         .agg(pl.len().alias("n"), pl.col("acc").n_unique().alias("acc"), pl.col("key").n_unique().alias("texts"))
         .join(one_family, on="h", how="left")
+        .join(one_text, on="h")
         .filter(
             (pl.col("n") >= min_rows)
             & (pl.col("acc") >= EDGE_MIN_ACCOUNTS)
-            & (pl.col("texts") >= EDGE_MIN_VARIETY * pl.col("n"))
+            & (pl.col("texts") >= EDGE_MIN_TEXTS)
+            & (pl.col("top") <= pl.max_horizontal(pl.lit(2), EDGE_MAX_ONE_TEXT * pl.col("n")))
             & (pl.col("in_one").fill_null(0) <= EDGE_MAX_ONE_FAMILY * pl.col("n"))
         )
         .select("h", "n")

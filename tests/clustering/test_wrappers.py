@@ -227,3 +227,56 @@ def test_a_group_on_a_flagged_familys_own_line_from_its_senders_is_returned_with
     assert run(third, owners)[1].tolist() == [-1]
     third[30:60] = np.where(np.arange(30) < 11, np.arange(30), 1000 + np.arange(30))  # 11 of 30
     assert run(third, owners)[1].tolist() == [3]
+
+
+def test_a_line_several_flagged_families_hold_groups_and_joins_the_one_whose_senders_sent_it():
+    """A wrapper re-worded per prompt can be flagged once per re-wording ("Note: …", "Thanks. …"), so several
+    flagged families hold its line. Its left-over prompts still form one group: it joins the family whose
+    senders sent the most of it, or none when no family's senders sent a third of it."""
+    rng = np.random.default_rng(9)
+    texts = [f"Note: Solve. Box the final answer.\n{_payload(rng)}" for _ in range(30)]
+    texts += [f"Thanks. Solve. Box the final answer.\n{_payload(rng)}" for _ in range(30)]
+    texts += [f"Solve. Box the final answer.\n{_payload(rng)}" for _ in range(40)]
+    texts += [_payload(rng, 3, 30) for _ in range(400)]  # the line in 20% of the day (skeleton max_df)
+    norm = normalise(pl.Series(texts), NormaliseConfig())
+    sk = build_skeletons(norm.text, SkeletonConfig())
+    labels = np.full(len(texts), -1, np.int64)
+    labels[:30], labels[30:60] = 4, 7  # two flagged families, one per re-wording: not eligible
+    owners = []
+    for fam, rows in ((4, range(30)), (7, range(30, 60))):
+        own = frequent_shingles(np.concatenate([sk.hashes[sk.indptr[r] : sk.indptr[r + 1]] for r in rows]), 30)
+        owners.append(pl.DataFrame({"h": own, "owner": np.full(len(own), fam, np.int64)}))
+    both = pl.concat(owners)
+    line = set(both.filter(pl.col("owner") == 4)["h"]) & set(both.filter(pl.col("owner") == 7)["h"])
+    assert line  # the line is held by both families
+
+    def run(acc):
+        return wrapper_groups(labels, labels < 0, norm.text, sk, acc, norm.key, 3, 8, 10, owners=both)
+
+    acc = np.arange(len(texts), dtype=np.int64)  # one account per prompt: no family's senders
+    groups, owned = run(acc)
+    assert (groups[60:100] == 0).all() and (groups[:60] == -1).all() and (groups[100:] == -1).all()
+    assert owned.tolist() == [-1]
+    acc[60:80] = np.arange(30, 50)  # half the left-overs from the second family's senders
+    assert run(acc)[1].tolist() == [7]
+    acc[80:100] = np.arange(20)  # and half from the first's, which sent fewer of it: still the second's
+    acc[60:62] = 1000 + np.arange(2)
+    assert run(acc)[1].tolist() == [4]
+
+
+def test_payloads_sent_several_times_over_still_group_while_copies_of_a_few_prompts_do_not():
+    """On a day of millions a payload pool is sent several times over: a wrapper around 40 payloads, each sent
+    five times (200 prompts, 20% distinct texts), is still a group. An opening that heads 100 copies of one
+    popular prompt and 11 re-wordings of it (111 prompts from 111 accounts) is not, however many accounts send
+    it: no text may be more than a tenth of a group; nor is one that heads four prompts sent 30 times each (it
+    needs eight different texts)."""
+    rng = np.random.default_rng(12)
+    payloads = [_payload(rng) for _ in range(40)]
+    popular = [f"Act as a chess rival and {_payload(rng, 14, 16)}" for _ in range(12)]
+    four = [f"Pretend you are a pirate captain, {_payload(rng, 14, 16)}" for _ in range(4)]
+    texts = [f"Solve. Box the final answer.\n{payloads[i % 40]}" for i in range(200)]
+    texts += [popular[0]] * 100 + popular[1:] + [four[i % 4] for i in range(120)]
+    texts += [_payload(rng, 3, 30) for _ in range(900)]
+    got = _groups(texts, [f"u{i}" for i in range(len(texts))])
+    assert len(set(got[:200].tolist())) == 1 and got[0] >= 0
+    assert (got[200:] == -1).all()
