@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.18"
+__version__ = "0.2.19"
 __all__ = ["Assignment", "Result", "RunConfig", "__version__", "assign", "cluster", "verify"]
 
 if TYPE_CHECKING:
