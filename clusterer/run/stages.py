@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,7 +408,7 @@ def decisions_stage(
 ) -> tuple[Clustering, Templates, Campaigns]:
     """The campaigns flagged earlier in the day (a stream window: :func:`known_stage`), the decisions
     (:func:`campaigns_stage`) and, in a batch run, flagged variants joined (:func:`variants_stage`) and short
-    wrappers grouped (:func:`wrappers_stage`)."""
+    wrappers grouped (:func:`wrappers_stage`; in a stream window too with ``[cluster] wrappers_in_windows``)."""
     a.clustering, known = known_stage(a.day, cfg, a.clustering, registry, carried)
     earlier = carried.earlier if carried is not None else None
     window = carried is not None
@@ -427,10 +428,11 @@ def decisions_stage(
         opened,
         carried.context(a.day.rows) if carried is not None else None,
     )
-    if carried is not None:
+    if carried is None:
+        a.clustering, a.tmpl, a.camp = variants_stage(a, cfg, engine, registry)
+    elif not cfg.cluster.wrappers_in_windows:
         return a.clustering, a.tmpl, a.camp
-    a.clustering, a.tmpl, a.camp = variants_stage(a, cfg, engine, registry)
-    return wrappers_stage(a, cfg, engine, registry)
+    return wrappers_stage(a, cfg, engine, registry, carried, known)
 
 
 def variants_stage(
@@ -476,17 +478,24 @@ def variants_stage(
 
 
 def wrappers_stage(
-    a: Artefacts, cfg: RunConfig, engine: LocalEngine, registry: Registry | None
+    a: Artefacts,
+    cfg: RunConfig,
+    engine: LocalEngine,
+    registry: Registry | None,
+    carried: Carried | None = None,
+    known: Known | None = None,
 ) -> tuple[Clustering, Templates, Campaigns]:
-    """A batch run's noise and unflagged families' prompts grouped by the short wrapper at their edge
+    """A run's noise and unflagged families' prompts grouped by the short wrapper at their edge
     (:func:`~clusterer.clustering.wrappers.wrapper_groups`), each group a new family, or a part of the flagged
     family that holds its line in half its members when a third of the group comes from that family's senders
     (the family keeps its campaign ID: :func:`_owners_keep_keys`),
     decided with the rest; the groups the decision flags are kept (the others go back where they were and the
     families are decided again without them). The run's other prompts keep their flags and campaign IDs, and
     the other families their flags: should any differ, nothing is kept (a group adds campaigns, it does not
-    re-decide others). ``a``'s clustering, templates and campaigns as they are when no group is kept (or
-    ``[cluster] wrapper_edge_tokens`` is 0)."""
+    re-decide others). In a stream window (``carried``, ``known``: :func:`known_stage`) the carried exemplars
+    join no group and the groups are decided as the window's families are (:func:`_decider`). ``a``'s
+    clustering, templates and campaigns as they are when no group is kept (or ``[cluster]
+    wrapper_edge_tokens`` is 0)."""
     c, clu, camp, day = cfg.cluster, a.clustering, a.camp, a.day
     unchanged = (clu, a.tmpl, camp)
     if c.wrapper_edge_tokens == 0:
@@ -500,9 +509,13 @@ def wrappers_stage(
             "owner": np.repeat(flagged.astype(np.int64), [len(x) for x in own]),
         }
     )
+    eligible = ~np.isin(clu.labels, flagged)  # noise and the members of families not flagged
+    if carried is not None:
+        eligible &= ~carried.context(day.rows)  # a carried exemplar is context, not the window's own prompt
+    decide = _decider(a, cfg, engine, registry, carried, known)
     groups, owned = wrapper_groups(
         clu.labels,
-        ~np.isin(clu.labels, flagged),  # noise and the members of families not flagged
+        eligible,
         day.texts,
         a.sk,
         day.accounts[day.rows],
@@ -520,7 +533,7 @@ def wrappers_stage(
             return unchanged
         grouped, order = _with_groups(clu, groups, owned, cfg)
         tmpl = _owners_keep_keys(templates_stage(day, cfg, engine, grouped, a.sk, a.sigs), a.tmpl, order, owned)
-        decided = campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, ordinary=camp.decisions.ordinary)
+        decided = decide(grouped, tmpl, order)
         now = decided.decisions.clusters.filter(pl.col("flagged"))["cluster_id"].to_numpy()
         kept = np.unique(groups[(groups >= 0) & np.isin(grouped.labels, now)])
         if len(kept) == n_labels(groups):
@@ -543,6 +556,34 @@ def wrappers_stage(
         took,
     )
     return grouped, tmpl, decided
+
+
+def _decider(
+    a: Artefacts,
+    cfg: RunConfig,
+    engine: LocalEngine,
+    registry: Registry | None,
+    carried: Carried | None,
+    known: Known | None,
+) -> Callable[[Clustering, Templates, NDArray[np.int64]], Campaigns]:
+    """How :func:`wrappers_stage` decides a clustering with its groups: as the run decided its families, with
+    the ordinary parts the first decision found. In a stream window, with what the day's earlier windows
+    learned: each family holds the campaigns it held before the groups (``order``: each family's number
+    before; a group is a new family and holds none)."""
+    day, ordinary = a.day, a.camp.decisions.ordinary
+
+    def decide(grouped: Clustering, tmpl: Templates, order: NDArray[np.int64]) -> Campaigns:
+        if carried is None:
+            return campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, ordinary=ordinary)
+        again = None
+        if known is not None:
+            held = {j: known.held[o] for j, o in enumerate(order.tolist()) if o in known.held}
+            again = dataclasses.replace(known, held=held)
+        opened, context = carried.open_families, carried.context(day.rows)
+        window = (again, a.sk, carried.earlier, True, opened, context)
+        return campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, *window, ordinary)
+
+    return decide
 
 
 def _others_changed(

@@ -280,3 +280,35 @@ def test_payloads_sent_several_times_over_still_group_while_copies_of_a_few_prom
     got = _groups(texts, [f"u{i}" for i in range(len(texts))])
     assert len(set(got[:200].tolist())) == 1 and got[0] >= 0
     assert (got[200:] == -1).all()
+
+
+def test_a_stream_window_groups_a_short_wrapper_and_the_campaign_keeps_one_id(tmp_path):
+    """With ``wrappers_in_windows``, streamed in two 12-hour windows, each window groups the wrapper campaign's
+    prompts by their first line and flags them, under one campaign ID for the day; the opening aged users share
+    stays unflagged. Without it (the default) the windows miss most of the campaign."""
+    from typer.testing import CliRunner
+
+    from clusterer.cli import app
+
+    traffic, wrapper, opening = _day(np.random.default_rng(9))
+    traffic.write_parquet(tmp_path / "day.parquet")
+    got = {}
+    for name, on in (("on", "true"), ("off", "false")):
+        (tmp_path / f"{name}.toml").write_text(f"[cluster]\nwrappers_in_windows = {on}\n")
+        args = ["stream", str(tmp_path / "day.parquet"), "--out", str(tmp_path / name), "--window", "12h"]
+        args += ["--registry", str(tmp_path / f"reg-{name}"), "--config", str(tmp_path / f"{name}.toml")]
+        args += ["--model", "hashing", "--device", "cpu", "-q", "--cache-dir", str(tmp_path / "cache")]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        state = json.loads((tmp_path / name / "stream.json").read_text())
+        assert len(state["windows"]) == 2
+        parts = [pl.read_parquet(tmp_path / name / w["dir"] / "assignments.parquet") for w in state["windows"]]
+        out = pl.concat(parts, how="diagonal_relaxed")
+        got[name] = traffic.select("prompt_id").join(out, on="prompt_id", how="left", maintain_order="left")
+        assert got[name]["flagged"].null_count() == 0  # every prompt in one window
+    on = got["on"]
+    flagged = on["flagged"].to_numpy()
+    assert flagged[wrapper].mean() > 0.9
+    assert on.filter(pl.Series(wrapper) & pl.col("flagged"))["campaign_id"].n_unique() == 1
+    assert not flagged[opening].any()
+    assert got["off"]["flagged"].to_numpy()[wrapper].mean() < 0.5
