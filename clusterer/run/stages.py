@@ -510,9 +510,10 @@ def wrappers_stage(
         }
     )
     eligible = ~np.isin(clu.labels, flagged)  # noise and the members of families not flagged
-    if carried is not None:
-        eligible &= ~carried.context(day.rows)  # a carried exemplar is context, not the window's own prompt
-    decide = _decider(a, cfg, engine, registry, carried, known)
+    context = carried.context(day.rows) if carried is not None else None
+    if context is not None:
+        eligible &= ~context  # a carried exemplar is context, not the window's own prompt
+    decide = _decider(a, cfg, engine, registry, carried, known, context)
     groups, owned = wrapper_groups(
         clu.labels,
         eligible,
@@ -565,11 +566,12 @@ def _decider(
     registry: Registry | None,
     carried: Carried | None,
     known: Known | None,
+    context: NDArray[np.bool_] | None,
 ) -> Callable[[Clustering, Templates, NDArray[np.int64]], Campaigns]:
     """How :func:`wrappers_stage` decides a clustering with its groups: as the run decided its families, with
     the ordinary parts the first decision found. In a stream window, with what the day's earlier windows
     learned: each family holds the campaigns it held before the groups (``order``: each family's number
-    before; a group is a new family and holds none)."""
+    before; a group is a new family and holds none; ``context``: :meth:`Carried.context` of the window's rows)."""
     day, ordinary = a.day, a.camp.decisions.ordinary
 
     def decide(grouped: Clustering, tmpl: Templates, order: NDArray[np.int64]) -> Campaigns:
@@ -579,8 +581,7 @@ def _decider(
         if known is not None:
             held = {j: known.held[o] for j, o in enumerate(order.tolist()) if o in known.held}
             again = dataclasses.replace(known, held=held)
-        opened, context = carried.open_families, carried.context(day.rows)
-        window = (again, a.sk, carried.earlier, True, opened, context)
+        window = (again, a.sk, carried.earlier, True, carried.open_families, context)
         return campaigns_stage(day, cfg, engine, grouped, tmpl, a.vec, registry, *window, ordinary)
 
     return decide
@@ -596,11 +597,9 @@ def _others_changed(
     before, now = camp.decisions.prompt_flagged, decided.decisions.prompt_flagged
     lost = int((before & ~now)[outside].sum())
     moved = int((_in_flagged(camp, day, clu) != _in_flagged(decided, day, grouped))[outside].sum())
-    renamed = sum(
-        x != y
-        for x, y, keep in zip(camp.decisions.prompt_campaign, decided.decisions.prompt_campaign, outside, strict=True)
-        if keep and x is not None
-    )
+    was = pl.Series(camp.decisions.prompt_campaign, dtype=pl.String)
+    is_now = pl.Series(decided.decisions.prompt_campaign, dtype=pl.String)
+    renamed = int((was.is_not_null() & was.ne_missing(is_now) & pl.Series(outside)).sum())
     if not (lost or moved or renamed):
         return ""
     return f"{lost} other prompts unflagged, {moved} in or out of flagged families, {renamed} renamed"
